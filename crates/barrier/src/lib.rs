@@ -1,0 +1,586 @@
+//! The encryption barrier: everything Strongroom persists passes through it.
+//!
+//! Three layers of keys, as in OpenBao:
+//! - the **unseal key** (never stored): recombined from Shamir shares ([`shamir`]) or read
+//!   from a static key file ([`seal::StaticSeal`]); it decrypts
+//! - the **root key** (stored at `core/root-key`, wrapped by the unseal key), which decrypts
+//! - the **keyring** (stored at `core/keyring`): AES-256-GCM data keys, one per *term*.
+//!   New data is encrypted with the newest term; `rotate` adds a term; old terms stay to
+//!   decrypt old data.
+//!
+//! Each value is encrypted with its storage path as AAD, so a ciphertext copied to another
+//! key does not decrypt. Sealing drops (and zeroizes) every key held in memory.
+//!
+//! ```
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! use std::sync::Arc;
+//! use strongroom_barrier::{Barrier, UnsealKey};
+//! use strongroom_storage::MemoryStorage;
+//! let barrier = Barrier::new(Arc::new(MemoryStorage::new()));
+//! let unseal = UnsealKey::generate();
+//! barrier.initialize(&unseal).await.unwrap();
+//! barrier.put("secret/a", b"hello").await.unwrap();
+//! assert_eq!(barrier.get("secret/a").await.unwrap().unwrap(), b"hello");
+//! barrier.seal();
+//! assert!(barrier.get("secret/a").await.is_err());
+//! # });
+//! ```
+//!
+//! Architecture invariant: no plaintext leaves this crate toward storage except the seal
+//! configuration (which holds no key). Key material lives in `Zeroizing` buffers or
+//! aws-lc key objects, never in a `Debug`-printable type.
+
+pub mod seal;
+pub mod shamir;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use arc_swap::ArcSwapOption;
+use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
+use serde::{Deserialize, Serialize};
+use strongroom_storage::{Op, Storage, StorageError};
+use zeroize::{Zeroize, Zeroizing};
+
+/// Storage path of the root key, wrapped by the unseal key.
+pub const ROOT_KEY_PATH: &str = "core/root-key";
+/// Storage path of the keyring, encrypted by the root key.
+pub const KEYRING_PATH: &str = "core/keyring";
+/// Storage path of the seal configuration (no key material; stored in clear).
+pub const SEAL_CONFIG_PATH: &str = "core/seal-config";
+
+const CIPHERTEXT_VERSION: u8 = 1;
+const HEADER_LEN: usize = 1 + 4 + NONCE_LEN;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BarrierError {
+    #[error("Vault is sealed")]
+    Sealed,
+    #[error("barrier is already initialized")]
+    AlreadyInitialized,
+    #[error("barrier is not initialized")]
+    NotInitialized,
+    #[error("invalid unseal key")]
+    InvalidKey,
+    #[error("failed to decrypt the value at {0:?}: wrong key or tampered data")]
+    Decrypt(String),
+    #[error("value at {path:?} was encrypted with key term {term}, which this keyring does not have")]
+    UnknownTerm { path: String, term: u32 },
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error("corrupt barrier metadata: {0}")]
+    Corrupt(String),
+}
+
+pub type Result<T, E = BarrierError> = std::result::Result<T, E>;
+
+/// A 256-bit key that unwraps the root key. Zeroized on drop; no `Debug`.
+pub struct UnsealKey(Zeroizing<Vec<u8>>);
+
+impl UnsealKey {
+    pub fn generate() -> Self {
+        UnsealKey(random_key())
+    }
+    pub fn from_bytes(b: Vec<u8>) -> Self {
+        UnsealKey(Zeroizing::new(b))
+    }
+    pub fn expose(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+/// 32 random bytes from aws-lc's DRBG.
+pub fn random_key() -> Zeroizing<Vec<u8>> {
+    let mut k = Zeroizing::new(vec![0u8; 32]);
+    fill_random(&mut k);
+    k
+}
+
+pub fn fill_random(buf: &mut [u8]) {
+    aws_lc_rs::rand::fill(buf).expect("system RNG failed");
+}
+
+fn now_secs() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+/// Seal with `key`, bind to `aad`. Output: version ‖ term ‖ nonce ‖ ciphertext ‖ tag.
+fn seal_with(key: &LessSafeKey, term: u32, aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
+    let mut nonce = [0u8; NONCE_LEN];
+    fill_random(&mut nonce);
+    let mut out = Vec::with_capacity(HEADER_LEN + plaintext.len() + 16);
+    out.push(CIPHERTEXT_VERSION);
+    out.extend_from_slice(&term.to_be_bytes());
+    out.extend_from_slice(&nonce);
+    out.extend_from_slice(plaintext);
+    let mut body = out.split_off(HEADER_LEN);
+    key.seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(aad), &mut body)
+        .expect("AES-GCM seal cannot fail for in-memory buffers");
+    out.extend_from_slice(&body);
+    body.zeroize();
+    out
+}
+
+fn parse_header(ct: &[u8]) -> Option<(u32, [u8; NONCE_LEN], &[u8])> {
+    if ct.len() < HEADER_LEN + 16 || ct[0] != CIPHERTEXT_VERSION {
+        return None;
+    }
+    let term = u32::from_be_bytes(ct[1..5].try_into().ok()?);
+    let nonce: [u8; NONCE_LEN] = ct[5..HEADER_LEN].try_into().ok()?;
+    Some((term, nonce, &ct[HEADER_LEN..]))
+}
+
+fn open_with(key: &LessSafeKey, nonce: [u8; NONCE_LEN], aad: &[u8], body: &[u8]) -> Option<Vec<u8>> {
+    let mut buf = body.to_vec();
+    let len = key
+        .open_in_place(Nonce::assume_unique_for_key(nonce), Aad::from(aad), &mut buf)
+        .ok()?
+        .len();
+    buf.truncate(len);
+    Some(buf)
+}
+
+fn aead_key(bytes: &[u8]) -> LessSafeKey {
+    LessSafeKey::new(UnboundKey::new(&AES_256_GCM, bytes).expect("32-byte AES key"))
+}
+
+/// Encrypt `plaintext` under a raw 32-byte key (used for key-wrapping outside the keyring).
+pub fn wrap(key: &[u8], aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
+    seal_with(&aead_key(key), 0, aad, plaintext)
+}
+
+/// Inverse of [`wrap`]; `None` if the key or AAD is wrong or the data was altered.
+pub fn unwrap(key: &[u8], aad: &[u8], ciphertext: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
+    if key.len() != 32 {
+        return None;
+    }
+    let (_, nonce, body) = parse_header(ciphertext)?;
+    open_with(&aead_key(key), nonce, aad, body).map(Zeroizing::new)
+}
+
+/// Persisted form of one keyring term.
+#[derive(Serialize, Deserialize, Zeroize)]
+#[zeroize(drop)]
+struct StoredTerm {
+    term: u32,
+    key: Vec<u8>,
+    install_time: i64,
+}
+
+#[derive(Serialize, Deserialize, Default, Clone, Debug, PartialEq)]
+pub struct RotationConfig {
+    /// Rotate automatically after this many encryptions with one term (0 = never).
+    #[serde(default)]
+    pub max_operations: u64,
+    /// Rotate automatically after this many seconds (0 = never).
+    #[serde(default)]
+    pub interval_secs: u64,
+    #[serde(default)]
+    pub disabled: bool,
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredKeyring {
+    active: u32,
+    terms: Vec<StoredTerm>,
+    #[serde(default)]
+    rotation: RotationConfig,
+}
+
+struct Term {
+    term: u32,
+    key: LessSafeKey,
+    raw: Zeroizing<Vec<u8>>,
+    install_time: i64,
+    encryptions: AtomicU64,
+}
+
+/// The unsealed key state. Dropping it zeroizes the raw keys (aws-lc cleanses its own
+/// key schedules on free).
+struct Keyring {
+    root_key: Zeroizing<Vec<u8>>,
+    terms: Vec<Term>,
+    rotation: RotationConfig,
+}
+
+impl Keyring {
+    fn active(&self) -> &Term {
+        self.terms.last().expect("keyring has at least one term")
+    }
+    fn term(&self, t: u32) -> Option<&Term> {
+        // Terms are few (one per rotation) and sorted; a reverse scan finds recent ones first.
+        self.terms.iter().rev().find(|x| x.term == t)
+    }
+    fn to_stored(&self) -> StoredKeyring {
+        StoredKeyring {
+            active: self.active().term,
+            terms: self
+                .terms
+                .iter()
+                .map(|t| StoredTerm { term: t.term, key: t.raw.to_vec(), install_time: t.install_time })
+                .collect(),
+            rotation: self.rotation.clone(),
+        }
+    }
+    fn from_stored(root_key: Zeroizing<Vec<u8>>, s: &StoredKeyring) -> Result<Keyring> {
+        let mut terms: Vec<Term> = s
+            .terms
+            .iter()
+            .map(|t| {
+                if t.key.len() != 32 {
+                    return Err(BarrierError::Corrupt(format!("term {} key has wrong length", t.term)));
+                }
+                Ok(Term {
+                    term: t.term,
+                    key: aead_key(&t.key),
+                    raw: Zeroizing::new(t.key.clone()),
+                    install_time: t.install_time,
+                    encryptions: AtomicU64::new(0),
+                })
+            })
+            .collect::<Result<_>>()?;
+        terms.sort_by_key(|t| t.term);
+        if terms.is_empty() {
+            return Err(BarrierError::Corrupt("keyring has no terms".into()));
+        }
+        Ok(Keyring { root_key, terms, rotation: s.rotation.clone() })
+    }
+}
+
+/// Status of the active key, for `sys/key-status`.
+#[derive(Debug, Clone, Serialize)]
+pub struct KeyStatus {
+    pub term: u32,
+    pub install_time: i64,
+    pub encryptions: u64,
+}
+
+/// A step of a barrier transaction. `Check` compares the *stored ciphertext* (as returned
+/// by [`Barrier::get_versioned`]), which changes on every write because nonces are random.
+#[derive(Clone)]
+pub enum BarrierOp {
+    Put(String, Vec<u8>),
+    Delete(String),
+    DeletePrefix(String),
+    Check(String, Option<Vec<u8>>),
+}
+
+/// The encryption barrier over a storage backend.
+pub struct Barrier {
+    storage: Arc<dyn Storage>,
+    keyring: ArcSwapOption<Keyring>,
+}
+
+impl Barrier {
+    pub fn new(storage: Arc<dyn Storage>) -> Self {
+        Barrier { storage, keyring: ArcSwapOption::empty() }
+    }
+
+    /// The backend beneath (for operations that copy raw, still-encrypted entries).
+    pub fn storage(&self) -> &Arc<dyn Storage> {
+        &self.storage
+    }
+
+    pub async fn is_initialized(&self) -> Result<bool> {
+        Ok(self.storage.get(ROOT_KEY_PATH).await?.is_some())
+    }
+
+    pub fn is_sealed(&self) -> bool {
+        self.keyring.load().is_none()
+    }
+
+    /// Create the root key and the first keyring term, wrap the root key with `unseal`,
+    /// and leave the barrier unsealed.
+    pub async fn initialize(&self, unseal: &UnsealKey) -> Result<()> {
+        if self.is_initialized().await? {
+            return Err(BarrierError::AlreadyInitialized);
+        }
+        let root_key = random_key();
+        let data_key = random_key();
+        let keyring = Keyring {
+            root_key: root_key.clone(),
+            terms: vec![Term {
+                term: 1,
+                key: aead_key(&data_key),
+                raw: data_key,
+                install_time: now_secs(),
+                encryptions: AtomicU64::new(0),
+            }],
+            rotation: RotationConfig::default(),
+        };
+        let stored = Zeroizing::new(serde_json::to_vec(&keyring.to_stored()).expect("serialize keyring"));
+        let wrapped_root = wrap(unseal.expose(), ROOT_KEY_PATH.as_bytes(), &root_key);
+        let wrapped_ring = wrap(&root_key, KEYRING_PATH.as_bytes(), &stored);
+        self.storage
+            .transact(vec![
+                Op::Check(ROOT_KEY_PATH.into(), None),
+                Op::Put(KEYRING_PATH.into(), wrapped_ring),
+                Op::Put(ROOT_KEY_PATH.into(), wrapped_root),
+            ])
+            .await
+            .map_err(|e| match e {
+                StorageError::Conflict(_) => BarrierError::AlreadyInitialized,
+                e => e.into(),
+            })?;
+        self.keyring.store(Some(Arc::new(keyring)));
+        Ok(())
+    }
+
+    /// Decrypt the root key with `unseal` and load the keyring.
+    pub async fn unseal(&self, unseal: &UnsealKey) -> Result<()> {
+        let wrapped = self.storage.get(ROOT_KEY_PATH).await?.ok_or(BarrierError::NotInitialized)?;
+        let root_key = unwrap(unseal.expose(), ROOT_KEY_PATH.as_bytes(), &wrapped).ok_or(BarrierError::InvalidKey)?;
+        let ring = self.load_keyring(root_key).await?;
+        self.keyring.store(Some(Arc::new(ring)));
+        Ok(())
+    }
+
+    /// Check that `unseal` opens the root key, without unsealing.
+    pub async fn verify_unseal_key(&self, unseal: &UnsealKey) -> Result<bool> {
+        let wrapped = self.storage.get(ROOT_KEY_PATH).await?.ok_or(BarrierError::NotInitialized)?;
+        Ok(unwrap(unseal.expose(), ROOT_KEY_PATH.as_bytes(), &wrapped).is_some())
+    }
+
+    /// Re-wrap the root key under a new unseal key (seal migration, static key rotation).
+    pub async fn rewrap_root_key(&self, new_unseal: &UnsealKey) -> Result<()> {
+        let ring = self.keyring.load_full().ok_or(BarrierError::Sealed)?;
+        let wrapped = wrap(new_unseal.expose(), ROOT_KEY_PATH.as_bytes(), &ring.root_key);
+        self.storage.put(ROOT_KEY_PATH, wrapped).await?;
+        Ok(())
+    }
+
+    async fn load_keyring(&self, root_key: Zeroizing<Vec<u8>>) -> Result<Keyring> {
+        let ct = self
+            .storage
+            .get(KEYRING_PATH)
+            .await?
+            .ok_or_else(|| BarrierError::Corrupt("keyring missing".into()))?;
+        let plain = unwrap(&root_key, KEYRING_PATH.as_bytes(), &ct).ok_or(BarrierError::InvalidKey)?;
+        let stored: StoredKeyring =
+            serde_json::from_slice(&plain).map_err(|e| BarrierError::Corrupt(format!("keyring: {e}")))?;
+        Keyring::from_stored(root_key, &stored)
+    }
+
+    /// Forget every key. Reads and writes fail with `Sealed` until the next unseal.
+    pub fn seal(&self) {
+        self.keyring.store(None);
+    }
+
+    fn ring(&self) -> Result<Arc<Keyring>> {
+        self.keyring.load_full().ok_or(BarrierError::Sealed)
+    }
+
+    fn encrypt(&self, ring: &Keyring, path: &str, plaintext: &[u8]) -> Vec<u8> {
+        let t = ring.active();
+        t.encryptions.fetch_add(1, Ordering::Relaxed);
+        seal_with(&t.key, t.term, path.as_bytes(), plaintext)
+    }
+
+    fn decrypt(&self, ring: &Keyring, path: &str, ct: &[u8]) -> Result<Vec<u8>> {
+        let (term, nonce, body) = parse_header(ct).ok_or_else(|| BarrierError::Decrypt(path.into()))?;
+        let t = ring.term(term).ok_or_else(|| BarrierError::UnknownTerm { path: path.into(), term })?;
+        open_with(&t.key, nonce, path.as_bytes(), body).ok_or_else(|| BarrierError::Decrypt(path.into()))
+    }
+
+    pub async fn get(&self, path: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self.get_versioned(path).await?.map(|(p, _)| p))
+    }
+
+    /// The plaintext and the stored ciphertext (a version token for [`BarrierOp::Check`]).
+    pub async fn get_versioned(&self, path: &str) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
+        let ring = self.ring()?;
+        match self.storage.get(path).await? {
+            None => Ok(None),
+            Some(ct) => Ok(Some((self.decrypt(&ring, path, &ct)?, ct))),
+        }
+    }
+
+    pub async fn put(&self, path: &str, plaintext: &[u8]) -> Result<()> {
+        let ring = self.ring()?;
+        let ct = self.encrypt(&ring, path, plaintext);
+        self.storage.put(path, ct).await?;
+        Ok(())
+    }
+
+    pub async fn delete(&self, path: &str) -> Result<()> {
+        self.ring()?;
+        self.storage.delete(path).await?;
+        Ok(())
+    }
+
+    pub async fn list(&self, prefix: &str, after: Option<&str>, limit: Option<usize>) -> Result<Vec<String>> {
+        self.ring()?;
+        Ok(self.storage.list(prefix, after, limit).await?)
+    }
+
+    /// Decrypted entries under `prefix` in key order (for listings that need values).
+    pub async fn scan(&self, prefix: &str, after: Option<&str>, limit: usize) -> Result<Vec<(String, Vec<u8>)>> {
+        let ring = self.ring()?;
+        self.storage
+            .scan(prefix, after, limit)
+            .await?
+            .into_iter()
+            .map(|(k, ct)| {
+                let p = self.decrypt(&ring, &k, &ct)?;
+                Ok((k, p))
+            })
+            .collect()
+    }
+
+    pub async fn transact(&self, ops: Vec<BarrierOp>) -> Result<()> {
+        let ring = self.ring()?;
+        let ops = ops
+            .into_iter()
+            .map(|op| match op {
+                BarrierOp::Put(k, v) => {
+                    let ct = self.encrypt(&ring, &k, &v);
+                    Op::Put(k, ct)
+                }
+                BarrierOp::Delete(k) => Op::Delete(k),
+                BarrierOp::DeletePrefix(k) => Op::DeletePrefix(k),
+                BarrierOp::Check(k, v) => Op::Check(k, v),
+            })
+            .collect();
+        self.storage.transact(ops).await?;
+        Ok(())
+    }
+
+    /// Add a new keyring term and make it active (`sys/rotate`).
+    pub async fn rotate(&self) -> Result<KeyStatus> {
+        let ring = self.ring()?;
+        // Re-read the stored keyring so a rotation on another node is not lost.
+        let current = self.load_keyring(ring.root_key.clone()).await?;
+        let mut stored = current.to_stored();
+        let next = stored.terms.iter().map(|t| t.term).max().unwrap_or(0) + 1;
+        let key = random_key();
+        stored.terms.push(StoredTerm { term: next, key: key.to_vec(), install_time: now_secs() });
+        stored.active = next;
+        self.persist_keyring(&ring.root_key, &stored).await?;
+        let new_ring = Keyring::from_stored(ring.root_key.clone(), &stored)?;
+        let status = KeyStatus { term: next, install_time: new_ring.active().install_time, encryptions: 0 };
+        self.keyring.store(Some(Arc::new(new_ring)));
+        Ok(status)
+    }
+
+    async fn persist_keyring(&self, root_key: &[u8], stored: &StoredKeyring) -> Result<()> {
+        let plain = Zeroizing::new(serde_json::to_vec(stored).expect("serialize keyring"));
+        self.storage.put(KEYRING_PATH, wrap(root_key, KEYRING_PATH.as_bytes(), &plain)).await?;
+        Ok(())
+    }
+
+    /// Reload the keyring from storage (another node may have rotated it).
+    pub async fn reload_keyring(&self) -> Result<()> {
+        let ring = self.ring()?;
+        let fresh = self.load_keyring(ring.root_key.clone()).await?;
+        self.keyring.store(Some(Arc::new(fresh)));
+        Ok(())
+    }
+
+    pub fn key_status(&self) -> Result<KeyStatus> {
+        let ring = self.ring()?;
+        let t = ring.active();
+        Ok(KeyStatus { term: t.term, install_time: t.install_time, encryptions: t.encryptions.load(Ordering::Relaxed) })
+    }
+
+    pub fn rotation_config(&self) -> Result<RotationConfig> {
+        Ok(self.ring()?.rotation.clone())
+    }
+
+    pub async fn set_rotation_config(&self, cfg: RotationConfig) -> Result<()> {
+        let ring = self.ring()?;
+        let current = self.load_keyring(ring.root_key.clone()).await?;
+        let mut stored = current.to_stored();
+        stored.rotation = cfg;
+        self.persist_keyring(&ring.root_key, &stored).await?;
+        self.keyring.store(Some(Arc::new(Keyring::from_stored(ring.root_key.clone(), &stored)?)));
+        Ok(())
+    }
+
+    /// Rotate if the rotation config says the active term is due. Returns whether it did.
+    pub async fn rotate_if_due(&self) -> Result<bool> {
+        let ring = self.ring()?;
+        let cfg = &ring.rotation;
+        if cfg.disabled {
+            return Ok(false);
+        }
+        let t = ring.active();
+        let by_ops = cfg.max_operations > 0 && t.encryptions.load(Ordering::Relaxed) >= cfg.max_operations;
+        let by_time = cfg.interval_secs > 0 && now_secs() - t.install_time >= cfg.interval_secs as i64;
+        if by_ops || by_time {
+            self.rotate().await?;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use strongroom_storage::MemoryStorage;
+
+    fn rt() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread().build().unwrap()
+    }
+
+    #[test]
+    fn path_is_bound_as_aad() {
+        rt().block_on(async {
+            let store = Arc::new(MemoryStorage::new());
+            let b = Barrier::new(store.clone());
+            let k = UnsealKey::generate();
+            b.initialize(&k).await.unwrap();
+            b.put("a", b"secret-a").await.unwrap();
+            let ct = store.get("a").await.unwrap().unwrap();
+            assert!(!ct.windows(8).any(|w| w == b"secret-a"), "ciphertext must not contain plaintext");
+            store.put("b", ct).await.unwrap();
+            assert!(matches!(b.get("b").await, Err(BarrierError::Decrypt(_))));
+        });
+    }
+
+    #[test]
+    fn rotate_keeps_old_data_readable_and_survives_unseal() {
+        rt().block_on(async {
+            let store = Arc::new(MemoryStorage::new());
+            let b = Barrier::new(store.clone());
+            let k = UnsealKey::generate();
+            b.initialize(&k).await.unwrap();
+            b.put("old", b"1").await.unwrap();
+            assert_eq!(b.rotate().await.unwrap().term, 2);
+            b.put("new", b"2").await.unwrap();
+            assert_eq!(store.get("new").await.unwrap().unwrap()[1..5], 2u32.to_be_bytes());
+            b.seal();
+            assert!(matches!(b.get("old").await, Err(BarrierError::Sealed)));
+            assert!(matches!(b.unseal(&UnsealKey::generate()).await, Err(BarrierError::InvalidKey)));
+            b.unseal(&k).await.unwrap();
+            assert_eq!(b.get("old").await.unwrap().unwrap(), b"1");
+            assert_eq!(b.get("new").await.unwrap().unwrap(), b"2");
+            assert_eq!(b.key_status().unwrap().term, 2);
+        });
+    }
+
+    #[test]
+    fn tampering_is_detected() {
+        rt().block_on(async {
+            let store = Arc::new(MemoryStorage::new());
+            let b = Barrier::new(store.clone());
+            b.initialize(&UnsealKey::generate()).await.unwrap();
+            b.put("a", b"value").await.unwrap();
+            let mut ct = store.get("a").await.unwrap().unwrap();
+            let last = ct.len() - 1;
+            ct[last] ^= 1;
+            store.put("a", ct).await.unwrap();
+            assert!(matches!(b.get("a").await, Err(BarrierError::Decrypt(_))));
+        });
+    }
+
+    #[test]
+    fn initialize_twice_is_refused() {
+        rt().block_on(async {
+            let b = Barrier::new(Arc::new(MemoryStorage::new()));
+            b.initialize(&UnsealKey::generate()).await.unwrap();
+            assert!(matches!(b.initialize(&UnsealKey::generate()).await, Err(BarrierError::AlreadyInitialized)));
+        });
+    }
+}

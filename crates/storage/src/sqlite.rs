@@ -1,0 +1,409 @@
+//! SQLite backend: one table of (key BLOB, value BLOB), WAL mode, `synchronous=FULL`.
+//!
+//! Reads run on a small pool of read-only connections and never wait for writers (WAL).
+//! All writes go to one writer thread that *group-commits*: it takes every transaction
+//! queued while the previous commit was syncing, applies each inside its own savepoint
+//! (so one failed check aborts only its own transaction) and commits them with a single
+//! fsync. A write is acknowledged only after its commit is durable, so an acknowledged
+//! write survives `kill -9` and power loss.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::thread;
+
+use async_trait::async_trait;
+use parking_lot::Mutex;
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+use tokio::sync::oneshot;
+
+use crate::{child_of, prefix_end, Op, Result, Storage, StorageError};
+
+/// Tuning for [`SqliteStorage`].
+#[derive(Debug, Clone)]
+pub struct SqliteOptions {
+    /// At most this many transactions share one commit.
+    pub max_batch: usize,
+    /// Read connections kept open.
+    pub read_pool: usize,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        SqliteOptions { max_batch: 256, read_pool: 8 }
+    }
+}
+
+type Reply = oneshot::Sender<Result<()>>;
+
+enum WriterMsg {
+    Txn(Vec<Op>, Reply),
+    Close(oneshot::Sender<()>),
+}
+
+pub struct SqliteStorage {
+    path: PathBuf,
+    writer: Mutex<Option<mpsc::Sender<WriterMsg>>>,
+    readers: Mutex<Vec<Connection>>,
+    read_pool: usize,
+}
+
+fn backend(e: rusqlite::Error) -> StorageError {
+    StorageError::Backend(e.to_string())
+}
+
+impl SqliteStorage {
+    /// Open (creating if needed) the database file at `path`.
+    pub fn open(path: impl AsRef<Path>, opts: SqliteOptions) -> Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        if let Some(dir) = path.parent() {
+            if !dir.as_os_str().is_empty() {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| StorageError::Unavailable(format!("creating {}: {e}", dir.display())))?;
+            }
+        }
+        let conn = Connection::open(&path)
+            .map_err(|e| StorageError::Unavailable(format!("opening {}: {e}", path.display())))?;
+        conn.execute_batch(
+            "PRAGMA journal_mode=WAL;
+             PRAGMA synchronous=FULL;
+             PRAGMA busy_timeout=5000;
+             CREATE TABLE IF NOT EXISTS kv (key BLOB PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;",
+        )
+        .map_err(backend)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
+        }
+        let (tx, rx) = mpsc::channel();
+        let max_batch = opts.max_batch.max(1);
+        thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn(move || writer_loop(conn, rx, max_batch))
+            .map_err(|e| StorageError::Backend(e.to_string()))?;
+        Ok(SqliteStorage {
+            path,
+            writer: Mutex::new(Some(tx)),
+            readers: Mutex::new(Vec::new()),
+            read_pool: opts.read_pool.max(1),
+        })
+    }
+
+    fn with_reader<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
+        let conn = self.readers.lock().pop();
+        let conn = match conn {
+            Some(c) => c,
+            None => {
+                let c = Connection::open_with_flags(
+                    &self.path,
+                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )
+                .map_err(|e| StorageError::Unavailable(e.to_string()))?;
+                c.busy_timeout(std::time::Duration::from_secs(5)).map_err(backend)?;
+                c
+            }
+        };
+        let out = f(&conn).map_err(backend);
+        let mut pool = self.readers.lock();
+        if pool.len() < self.read_pool {
+            pool.push(conn);
+        }
+        out
+    }
+}
+
+fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<WriterMsg>, max_batch: usize) {
+    let mut close_reply = None;
+    while let Ok(first) = rx.recv() {
+        let mut batch: Vec<(Vec<Op>, Reply)> = Vec::new();
+        match first {
+            WriterMsg::Txn(ops, reply) => batch.push((ops, reply)),
+            WriterMsg::Close(r) => {
+                close_reply = Some(r);
+                break;
+            }
+        }
+        while batch.len() < max_batch {
+            match rx.try_recv() {
+                Ok(WriterMsg::Txn(ops, reply)) => batch.push((ops, reply)),
+                Ok(WriterMsg::Close(r)) => {
+                    close_reply = Some(r);
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        commit_batch(&mut conn, batch);
+        if close_reply.is_some() {
+            break;
+        }
+    }
+    // Fold the WAL back into the main file so a clean stop leaves one file.
+    let _ = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);");
+    drop(conn);
+    if let Some(r) = close_reply {
+        let _ = r.send(());
+    }
+}
+
+fn commit_batch(conn: &mut Connection, batch: Vec<(Vec<Op>, Reply)>) {
+    let tx = match conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate) {
+        Ok(tx) => tx,
+        Err(e) => {
+            for (_, reply) in batch {
+                let _ = reply.send(Err(StorageError::Unavailable(e.to_string())));
+            }
+            return;
+        }
+    };
+    let mut results = Vec::with_capacity(batch.len());
+    let mut replies = Vec::with_capacity(batch.len());
+    for (ops, reply) in batch {
+        let r = (|| -> Result<()> {
+            let mut sp = tx.unchecked_transaction_savepoint()?;
+            apply(&sp, &ops)?;
+            sp.commit().map_err(backend)
+        })();
+        results.push(r);
+        replies.push(reply);
+    }
+    let committed = tx.commit();
+    for (reply, r) in replies.into_iter().zip(results) {
+        let r = match &committed {
+            Ok(()) => r,
+            Err(e) => Err(StorageError::Unavailable(format!("commit failed: {e}"))),
+        };
+        let _ = reply.send(r);
+    }
+}
+
+/// rusqlite only offers savepoints on `&mut Transaction`; we hold `&Transaction` while
+/// iterating, so name savepoints by hand.
+trait SavepointExt {
+    fn unchecked_transaction_savepoint(&self) -> Result<Savepoint<'_>>;
+}
+
+struct Savepoint<'a> {
+    conn: &'a Connection,
+    done: bool,
+}
+
+impl SavepointExt for rusqlite::Transaction<'_> {
+    fn unchecked_transaction_savepoint(&self) -> Result<Savepoint<'_>> {
+        self.execute_batch("SAVEPOINT txn").map_err(backend)?;
+        Ok(Savepoint { conn: self, done: false })
+    }
+}
+
+impl Savepoint<'_> {
+    fn commit(&mut self) -> rusqlite::Result<()> {
+        self.done = true;
+        self.conn.execute_batch("RELEASE txn")
+    }
+}
+
+impl std::ops::Deref for Savepoint<'_> {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        self.conn
+    }
+}
+
+impl Drop for Savepoint<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = self.conn.execute_batch("ROLLBACK TO txn; RELEASE txn");
+        }
+    }
+}
+
+fn apply(conn: &Connection, ops: &[Op]) -> Result<()> {
+    for op in ops {
+        if let Op::Check(k, expect) = op {
+            let cur: Option<Vec<u8>> = conn
+                .query_row("SELECT value FROM kv WHERE key = ?1", [k.as_bytes()], |r| r.get(0))
+                .optional()
+                .map_err(backend)?;
+            if cur.as_ref() != expect.as_ref() {
+                return Err(StorageError::Conflict(k.clone()));
+            }
+        }
+    }
+    for op in ops {
+        match op {
+            Op::Put(k, v) => {
+                conn.prepare_cached("INSERT INTO kv (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value")
+                    .and_then(|mut s| s.execute(params![k.as_bytes(), v]))
+                    .map_err(backend)?;
+            }
+            Op::Delete(k) => {
+                conn.prepare_cached("DELETE FROM kv WHERE key = ?1")
+                    .and_then(|mut s| s.execute([k.as_bytes()]))
+                    .map_err(backend)?;
+            }
+            Op::DeletePrefix(p) => {
+                match prefix_end(p.as_bytes()) {
+                    Some(end) => conn.execute(
+                        "DELETE FROM kv WHERE key >= ?1 AND key < ?2",
+                        params![p.as_bytes(), end],
+                    ),
+                    None => conn.execute("DELETE FROM kv WHERE key >= ?1", [p.as_bytes()]),
+                }
+                .map_err(backend)?;
+            }
+            Op::Check(..) => {}
+        }
+    }
+    Ok(())
+}
+
+/// The first key `>= from` (or `> from` when `exclusive`) that is still below `end`.
+fn next_key(conn: &Connection, from: &[u8], exclusive: bool, end: Option<&[u8]>) -> rusqlite::Result<Option<Vec<u8>>> {
+    let op = if exclusive { ">" } else { ">=" };
+    match end {
+        Some(end) => conn
+            .prepare_cached(&format!("SELECT key FROM kv WHERE key {op} ?1 AND key < ?2 ORDER BY key LIMIT 1"))?
+            .query_row(params![from, end], |r| r.get(0))
+            .optional(),
+        None => conn
+            .prepare_cached(&format!("SELECT key FROM kv WHERE key {op} ?1 ORDER BY key LIMIT 1"))?
+            .query_row([from], |r| r.get(0))
+            .optional(),
+    }
+}
+
+#[async_trait]
+impl Storage for SqliteStorage {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        self.with_reader(|c| {
+            c.prepare_cached("SELECT value FROM kv WHERE key = ?1")?
+                .query_row([key.as_bytes()], |r| r.get(0))
+                .optional()
+        })
+    }
+
+    async fn list(&self, prefix: &str, after: Option<&str>, limit: Option<usize>) -> Result<Vec<String>> {
+        // Skip-scan: one index seek per child, however many descendants each child has.
+        self.with_reader(|c| {
+            let end = prefix_end(prefix.as_bytes());
+            let mut out = Vec::new();
+            let (mut cursor, mut exclusive) = match after {
+                Some(a) if a.ends_with('/') => (prefix_end(format!("{prefix}{a}").as_bytes()).unwrap_or_default(), false),
+                Some(a) => (format!("{prefix}{a}").into_bytes(), true),
+                None => (prefix.as_bytes().to_vec(), false),
+            };
+            while limit.is_none_or(|l| out.len() < l) {
+                let Some(key) = next_key(c, &cursor, exclusive, end.as_deref())? else { break };
+                let key = String::from_utf8(key).map_err(|e| rusqlite::Error::Utf8Error(e.utf8_error()))?;
+                let child = child_of(prefix, &key).to_owned();
+                if child.ends_with('/') {
+                    match prefix_end(format!("{prefix}{child}").as_bytes()) {
+                        Some(next) => {
+                            cursor = next;
+                            exclusive = false;
+                        }
+                        None => {
+                            out.push(child);
+                            break;
+                        }
+                    }
+                } else {
+                    cursor = key.into_bytes();
+                    exclusive = true;
+                }
+                out.push(child);
+            }
+            Ok(out)
+        })
+    }
+
+    async fn scan(&self, prefix: &str, after: Option<&str>, limit: usize) -> Result<Vec<(String, Vec<u8>)>> {
+        self.with_reader(|c| {
+            let end = prefix_end(prefix.as_bytes());
+            let (from, op) = match after {
+                Some(a) => (a.as_bytes(), ">"),
+                None => (prefix.as_bytes(), ">="),
+            };
+            let sql = match end {
+                Some(_) => format!("SELECT key, value FROM kv WHERE key {op} ?1 AND key < ?2 ORDER BY key LIMIT ?3"),
+                None => format!("SELECT key, value FROM kv WHERE key {op} ?1 AND ?2 IS NULL ORDER BY key LIMIT ?3"),
+            };
+            let mut stmt = c.prepare_cached(&sql)?;
+            let rows = stmt.query_map(params![from, end, limit as i64], |r| {
+                let k: Vec<u8> = r.get(0)?;
+                Ok((String::from_utf8_lossy(&k).into_owned(), r.get::<_, Vec<u8>>(1)?))
+            })?;
+            rows.collect()
+        })
+    }
+
+    async fn transact(&self, ops: Vec<Op>) -> Result<()> {
+        let (tx, rx) = oneshot::channel();
+        {
+            let writer = self.writer.lock();
+            let w = writer.as_ref().ok_or_else(|| StorageError::Unavailable("storage is closed".into()))?;
+            w.send(WriterMsg::Txn(ops, tx))
+                .map_err(|_| StorageError::Unavailable("storage writer stopped".into()))?;
+        }
+        rx.await.map_err(|_| StorageError::Unavailable("storage writer stopped".into()))?
+    }
+
+    async fn close(&self) {
+        let w = self.writer.lock().take();
+        if let Some(w) = w {
+            let (tx, rx) = oneshot::channel();
+            if w.send(WriterMsg::Close(tx)).is_ok() {
+                let _ = rx.await;
+            }
+        }
+        self.readers.lock().clear();
+    }
+
+    fn kind(&self) -> &'static str {
+        "sqlite"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    fn tmp(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("strongroom-sqlite-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir.join("db.sqlite")
+    }
+
+    #[tokio::test]
+    async fn conformance() {
+        let p = tmp("conf");
+        let s = SqliteStorage::open(&p, SqliteOptions::default()).unwrap();
+        crate::conformance::run(&s).await;
+        s.close().await;
+        assert!(s.get("x").await.is_ok(), "reads after close reopen lazily");
+        assert!(matches!(s.put("x", vec![]).await, Err(StorageError::Unavailable(_))));
+        let _ = std::fs::remove_dir_all(p.parent().unwrap());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_cas() {
+        let p = tmp("cas");
+        let s = Arc::new(SqliteStorage::open(&p, SqliteOptions::default()).unwrap());
+        crate::conformance::concurrent_cas(s.clone()).await;
+        s.close().await;
+        let _ = std::fs::remove_dir_all(p.parent().unwrap());
+    }
+
+    #[tokio::test]
+    async fn reopen_keeps_data() {
+        let p = tmp("reopen");
+        let s = SqliteStorage::open(&p, SqliteOptions::default()).unwrap();
+        s.put("k", b"v".to_vec()).await.unwrap();
+        s.close().await;
+        let s = SqliteStorage::open(&p, SqliteOptions::default()).unwrap();
+        assert_eq!(s.get("k").await.unwrap().as_deref(), Some(&b"v"[..]));
+        s.close().await;
+        let _ = std::fs::remove_dir_all(p.parent().unwrap());
+    }
+}
