@@ -369,6 +369,30 @@ impl Acl {
         self.check(op, path, data).allowed
     }
 
+    /// Whether any rule grants something at or below `prefix` (or above it, by a glob):
+    /// the check OpenBao applies before telling a client which engine serves a mount.
+    pub fn any_access_under(&self, prefix: &str) -> bool {
+        if self.root {
+            return true;
+        }
+        let grants = |p: &Permissions| p.capabilities != 0 && p.capabilities & cap::DENY == 0;
+        self.exact
+            .iter()
+            .any(|(k, p)| k.starts_with(prefix) && grants(p))
+            || self.prefix.iter().any(|(k, p)| {
+                (k.starts_with(prefix) || prefix.starts_with(k.as_str())) && grants(p)
+            })
+            || self.segment.iter().any(|(k, p)| {
+                grants(p)
+                    && k.trim_end_matches('*')
+                        .split('/')
+                        .zip(prefix.trim_end_matches('/').split('/'))
+                        .all(|(pat, seg)| {
+                            pat == "+" || pat == seg || seg.starts_with(pat) || pat.starts_with(seg)
+                        })
+            })
+    }
+
     /// Capability names on `path`, sorted, as `sys/capabilities-self` reports them:
     /// `["root"]` for root, `["deny"]` when nothing is granted.
     pub fn capabilities(&self, path: &str) -> Vec<&'static str> {

@@ -65,7 +65,9 @@ pub enum BarrierError {
     InvalidKey,
     #[error("failed to decrypt the value at {0:?}: wrong key or tampered data")]
     Decrypt(String),
-    #[error("value at {path:?} was encrypted with key term {term}, which this keyring does not have")]
+    #[error(
+        "value at {path:?} was encrypted with key term {term}, which this keyring does not have"
+    )]
     UnknownTerm { path: String, term: u32 },
     #[error(transparent)]
     Storage(#[from] StorageError),
@@ -102,7 +104,10 @@ pub fn fill_random(buf: &mut [u8]) {
 }
 
 fn now_secs() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
 /// Seal with `key`, bind to `aad`. Output: version ‖ term ‖ nonce ‖ ciphertext ‖ tag.
@@ -115,8 +120,12 @@ fn seal_with(key: &LessSafeKey, term: u32, aad: &[u8], plaintext: &[u8]) -> Vec<
     out.extend_from_slice(&nonce);
     out.extend_from_slice(plaintext);
     let mut body = out.split_off(HEADER_LEN);
-    key.seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(aad), &mut body)
-        .expect("AES-GCM seal cannot fail for in-memory buffers");
+    key.seal_in_place_append_tag(
+        Nonce::assume_unique_for_key(nonce),
+        Aad::from(aad),
+        &mut body,
+    )
+    .expect("AES-GCM seal cannot fail for in-memory buffers");
     out.extend_from_slice(&body);
     body.zeroize();
     out
@@ -131,10 +140,19 @@ fn parse_header(ct: &[u8]) -> Option<(u32, [u8; NONCE_LEN], &[u8])> {
     Some((term, nonce, &ct[HEADER_LEN..]))
 }
 
-fn open_with(key: &LessSafeKey, nonce: [u8; NONCE_LEN], aad: &[u8], body: &[u8]) -> Option<Vec<u8>> {
+fn open_with(
+    key: &LessSafeKey,
+    nonce: [u8; NONCE_LEN],
+    aad: &[u8],
+    body: &[u8],
+) -> Option<Vec<u8>> {
     let mut buf = body.to_vec();
     let len = key
-        .open_in_place(Nonce::assume_unique_for_key(nonce), Aad::from(aad), &mut buf)
+        .open_in_place(
+            Nonce::assume_unique_for_key(nonce),
+            Aad::from(aad),
+            &mut buf,
+        )
         .ok()?
         .len();
     buf.truncate(len);
@@ -218,7 +236,11 @@ impl Keyring {
             terms: self
                 .terms
                 .iter()
-                .map(|t| StoredTerm { term: t.term, key: t.raw.to_vec(), install_time: t.install_time })
+                .map(|t| StoredTerm {
+                    term: t.term,
+                    key: t.raw.to_vec(),
+                    install_time: t.install_time,
+                })
                 .collect(),
             rotation: self.rotation.clone(),
         }
@@ -229,7 +251,10 @@ impl Keyring {
             .iter()
             .map(|t| {
                 if t.key.len() != 32 {
-                    return Err(BarrierError::Corrupt(format!("term {} key has wrong length", t.term)));
+                    return Err(BarrierError::Corrupt(format!(
+                        "term {} key has wrong length",
+                        t.term
+                    )));
                 }
                 Ok(Term {
                     term: t.term,
@@ -244,7 +269,11 @@ impl Keyring {
         if terms.is_empty() {
             return Err(BarrierError::Corrupt("keyring has no terms".into()));
         }
-        Ok(Keyring { root_key, terms, rotation: s.rotation.clone() })
+        Ok(Keyring {
+            root_key,
+            terms,
+            rotation: s.rotation.clone(),
+        })
     }
 }
 
@@ -274,7 +303,10 @@ pub struct Barrier {
 
 impl Barrier {
     pub fn new(storage: Arc<dyn Storage>) -> Self {
-        Barrier { storage, keyring: ArcSwapOption::empty() }
+        Barrier {
+            storage,
+            keyring: ArcSwapOption::empty(),
+        }
     }
 
     /// The backend beneath (for operations that copy raw, still-encrypted entries).
@@ -309,7 +341,8 @@ impl Barrier {
             }],
             rotation: RotationConfig::default(),
         };
-        let stored = Zeroizing::new(serde_json::to_vec(&keyring.to_stored()).expect("serialize keyring"));
+        let stored =
+            Zeroizing::new(serde_json::to_vec(&keyring.to_stored()).expect("serialize keyring"));
         let wrapped_root = wrap(unseal.expose(), ROOT_KEY_PATH.as_bytes(), &root_key);
         let wrapped_ring = wrap(&root_key, KEYRING_PATH.as_bytes(), &stored);
         self.storage
@@ -329,8 +362,13 @@ impl Barrier {
 
     /// Decrypt the root key with `unseal` and load the keyring.
     pub async fn unseal(&self, unseal: &UnsealKey) -> Result<()> {
-        let wrapped = self.storage.get(ROOT_KEY_PATH).await?.ok_or(BarrierError::NotInitialized)?;
-        let root_key = unwrap(unseal.expose(), ROOT_KEY_PATH.as_bytes(), &wrapped).ok_or(BarrierError::InvalidKey)?;
+        let wrapped = self
+            .storage
+            .get(ROOT_KEY_PATH)
+            .await?
+            .ok_or(BarrierError::NotInitialized)?;
+        let root_key = unwrap(unseal.expose(), ROOT_KEY_PATH.as_bytes(), &wrapped)
+            .ok_or(BarrierError::InvalidKey)?;
         let ring = self.load_keyring(root_key).await?;
         self.keyring.store(Some(Arc::new(ring)));
         Ok(())
@@ -338,14 +376,22 @@ impl Barrier {
 
     /// Check that `unseal` opens the root key, without unsealing.
     pub async fn verify_unseal_key(&self, unseal: &UnsealKey) -> Result<bool> {
-        let wrapped = self.storage.get(ROOT_KEY_PATH).await?.ok_or(BarrierError::NotInitialized)?;
+        let wrapped = self
+            .storage
+            .get(ROOT_KEY_PATH)
+            .await?
+            .ok_or(BarrierError::NotInitialized)?;
         Ok(unwrap(unseal.expose(), ROOT_KEY_PATH.as_bytes(), &wrapped).is_some())
     }
 
     /// Re-wrap the root key under a new unseal key (seal migration, static key rotation).
     pub async fn rewrap_root_key(&self, new_unseal: &UnsealKey) -> Result<()> {
         let ring = self.keyring.load_full().ok_or(BarrierError::Sealed)?;
-        let wrapped = wrap(new_unseal.expose(), ROOT_KEY_PATH.as_bytes(), &ring.root_key);
+        let wrapped = wrap(
+            new_unseal.expose(),
+            ROOT_KEY_PATH.as_bytes(),
+            &ring.root_key,
+        );
         self.storage.put(ROOT_KEY_PATH, wrapped).await?;
         Ok(())
     }
@@ -356,9 +402,10 @@ impl Barrier {
             .get(KEYRING_PATH)
             .await?
             .ok_or_else(|| BarrierError::Corrupt("keyring missing".into()))?;
-        let plain = unwrap(&root_key, KEYRING_PATH.as_bytes(), &ct).ok_or(BarrierError::InvalidKey)?;
-        let stored: StoredKeyring =
-            serde_json::from_slice(&plain).map_err(|e| BarrierError::Corrupt(format!("keyring: {e}")))?;
+        let plain =
+            unwrap(&root_key, KEYRING_PATH.as_bytes(), &ct).ok_or(BarrierError::InvalidKey)?;
+        let stored: StoredKeyring = serde_json::from_slice(&plain)
+            .map_err(|e| BarrierError::Corrupt(format!("keyring: {e}")))?;
         Keyring::from_stored(root_key, &stored)
     }
 
@@ -378,9 +425,27 @@ impl Barrier {
     }
 
     fn decrypt(&self, ring: &Keyring, path: &str, ct: &[u8]) -> Result<Vec<u8>> {
-        let (term, nonce, body) = parse_header(ct).ok_or_else(|| BarrierError::Decrypt(path.into()))?;
-        let t = ring.term(term).ok_or_else(|| BarrierError::UnknownTerm { path: path.into(), term })?;
-        open_with(&t.key, nonce, path.as_bytes(), body).ok_or_else(|| BarrierError::Decrypt(path.into()))
+        let (term, nonce, body) =
+            parse_header(ct).ok_or_else(|| BarrierError::Decrypt(path.into()))?;
+        let t = ring.term(term).ok_or_else(|| BarrierError::UnknownTerm {
+            path: path.into(),
+            term,
+        })?;
+        open_with(&t.key, nonce, path.as_bytes(), body)
+            .ok_or_else(|| BarrierError::Decrypt(path.into()))
+    }
+
+    /// Encrypt a value that is not stored (a batch token): bound to `aad`, sealed with the
+    /// active term, verifiable by any node holding the keyring.
+    pub fn seal_blob(&self, aad: &str, plaintext: &[u8]) -> Result<Vec<u8>> {
+        let ring = self.ring()?;
+        Ok(self.encrypt(&ring, aad, plaintext))
+    }
+
+    /// Inverse of [`Barrier::seal_blob`].
+    pub fn open_blob(&self, aad: &str, ciphertext: &[u8]) -> Result<Vec<u8>> {
+        let ring = self.ring()?;
+        self.decrypt(&ring, aad, ciphertext)
     }
 
     pub async fn get(&self, path: &str) -> Result<Option<Vec<u8>>> {
@@ -409,13 +474,23 @@ impl Barrier {
         Ok(())
     }
 
-    pub async fn list(&self, prefix: &str, after: Option<&str>, limit: Option<usize>) -> Result<Vec<String>> {
+    pub async fn list(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: Option<usize>,
+    ) -> Result<Vec<String>> {
         self.ring()?;
         Ok(self.storage.list(prefix, after, limit).await?)
     }
 
     /// Decrypted entries under `prefix` in key order (for listings that need values).
-    pub async fn scan(&self, prefix: &str, after: Option<&str>, limit: usize) -> Result<Vec<(String, Vec<u8>)>> {
+    pub async fn scan(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>> {
         let ring = self.ring()?;
         self.storage
             .scan(prefix, after, limit)
@@ -454,18 +529,31 @@ impl Barrier {
         let mut stored = current.to_stored();
         let next = stored.terms.iter().map(|t| t.term).max().unwrap_or(0) + 1;
         let key = random_key();
-        stored.terms.push(StoredTerm { term: next, key: key.to_vec(), install_time: now_secs() });
+        stored.terms.push(StoredTerm {
+            term: next,
+            key: key.to_vec(),
+            install_time: now_secs(),
+        });
         stored.active = next;
         self.persist_keyring(&ring.root_key, &stored).await?;
         let new_ring = Keyring::from_stored(ring.root_key.clone(), &stored)?;
-        let status = KeyStatus { term: next, install_time: new_ring.active().install_time, encryptions: 0 };
+        let status = KeyStatus {
+            term: next,
+            install_time: new_ring.active().install_time,
+            encryptions: 0,
+        };
         self.keyring.store(Some(Arc::new(new_ring)));
         Ok(status)
     }
 
     async fn persist_keyring(&self, root_key: &[u8], stored: &StoredKeyring) -> Result<()> {
         let plain = Zeroizing::new(serde_json::to_vec(stored).expect("serialize keyring"));
-        self.storage.put(KEYRING_PATH, wrap(root_key, KEYRING_PATH.as_bytes(), &plain)).await?;
+        self.storage
+            .put(
+                KEYRING_PATH,
+                wrap(root_key, KEYRING_PATH.as_bytes(), &plain),
+            )
+            .await?;
         Ok(())
     }
 
@@ -480,7 +568,11 @@ impl Barrier {
     pub fn key_status(&self) -> Result<KeyStatus> {
         let ring = self.ring()?;
         let t = ring.active();
-        Ok(KeyStatus { term: t.term, install_time: t.install_time, encryptions: t.encryptions.load(Ordering::Relaxed) })
+        Ok(KeyStatus {
+            term: t.term,
+            install_time: t.install_time,
+            encryptions: t.encryptions.load(Ordering::Relaxed),
+        })
     }
 
     pub fn rotation_config(&self) -> Result<RotationConfig> {
@@ -493,7 +585,10 @@ impl Barrier {
         let mut stored = current.to_stored();
         stored.rotation = cfg;
         self.persist_keyring(&ring.root_key, &stored).await?;
-        self.keyring.store(Some(Arc::new(Keyring::from_stored(ring.root_key.clone(), &stored)?)));
+        self.keyring.store(Some(Arc::new(Keyring::from_stored(
+            ring.root_key.clone(),
+            &stored,
+        )?)));
         Ok(())
     }
 
@@ -505,8 +600,10 @@ impl Barrier {
             return Ok(false);
         }
         let t = ring.active();
-        let by_ops = cfg.max_operations > 0 && t.encryptions.load(Ordering::Relaxed) >= cfg.max_operations;
-        let by_time = cfg.interval_secs > 0 && now_secs() - t.install_time >= cfg.interval_secs as i64;
+        let by_ops =
+            cfg.max_operations > 0 && t.encryptions.load(Ordering::Relaxed) >= cfg.max_operations;
+        let by_time =
+            cfg.interval_secs > 0 && now_secs() - t.install_time >= cfg.interval_secs as i64;
         if by_ops || by_time {
             self.rotate().await?;
             return Ok(true);
@@ -521,7 +618,9 @@ mod tests {
     use strongroom_storage::MemoryStorage;
 
     fn rt() -> tokio::runtime::Runtime {
-        tokio::runtime::Builder::new_current_thread().build().unwrap()
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
     }
 
     #[test]
@@ -533,7 +632,10 @@ mod tests {
             b.initialize(&k).await.unwrap();
             b.put("a", b"secret-a").await.unwrap();
             let ct = store.get("a").await.unwrap().unwrap();
-            assert!(!ct.windows(8).any(|w| w == b"secret-a"), "ciphertext must not contain plaintext");
+            assert!(
+                !ct.windows(8).any(|w| w == b"secret-a"),
+                "ciphertext must not contain plaintext"
+            );
             store.put("b", ct).await.unwrap();
             assert!(matches!(b.get("b").await, Err(BarrierError::Decrypt(_))));
         });
@@ -549,10 +651,16 @@ mod tests {
             b.put("old", b"1").await.unwrap();
             assert_eq!(b.rotate().await.unwrap().term, 2);
             b.put("new", b"2").await.unwrap();
-            assert_eq!(store.get("new").await.unwrap().unwrap()[1..5], 2u32.to_be_bytes());
+            assert_eq!(
+                store.get("new").await.unwrap().unwrap()[1..5],
+                2u32.to_be_bytes()
+            );
             b.seal();
             assert!(matches!(b.get("old").await, Err(BarrierError::Sealed)));
-            assert!(matches!(b.unseal(&UnsealKey::generate()).await, Err(BarrierError::InvalidKey)));
+            assert!(matches!(
+                b.unseal(&UnsealKey::generate()).await,
+                Err(BarrierError::InvalidKey)
+            ));
             b.unseal(&k).await.unwrap();
             assert_eq!(b.get("old").await.unwrap().unwrap(), b"1");
             assert_eq!(b.get("new").await.unwrap().unwrap(), b"2");
@@ -580,7 +688,10 @@ mod tests {
         rt().block_on(async {
             let b = Barrier::new(Arc::new(MemoryStorage::new()));
             b.initialize(&UnsealKey::generate()).await.unwrap();
-            assert!(matches!(b.initialize(&UnsealKey::generate()).await, Err(BarrierError::AlreadyInitialized)));
+            assert!(matches!(
+                b.initialize(&UnsealKey::generate()).await,
+                Err(BarrierError::AlreadyInitialized)
+            ));
         });
     }
 }

@@ -12,7 +12,9 @@ pub enum ShamirError {
     BadThreshold,
     #[error("secret_shares must be between 1 and 255")]
     BadShares,
-    #[error("secret_shares and secret_threshold must both be greater than 1 to split a key, or both 1")]
+    #[error(
+        "secret_shares and secret_threshold must both be greater than 1 to split a key, or both 1"
+    )]
     ThresholdOfOne,
     #[error("a key share is malformed")]
     Malformed,
@@ -22,7 +24,11 @@ pub enum ShamirError {
 
 /// Split `secret` into `shares` shares of which any `threshold` recombine it.
 /// With `shares == 1` the single "share" is the key itself, as in OpenBao.
-pub fn split(secret: &[u8], shares: u8, threshold: u8) -> Result<Vec<Zeroizing<Vec<u8>>>, ShamirError> {
+pub fn split(
+    secret: &[u8],
+    shares: u8,
+    threshold: u8,
+) -> Result<Vec<Zeroizing<Vec<u8>>>, ShamirError> {
     if shares == 0 {
         return Err(ShamirError::BadShares);
     }
@@ -35,12 +41,19 @@ pub fn split(secret: &[u8], shares: u8, threshold: u8) -> Result<Vec<Zeroizing<V
     if threshold == 1 {
         return Err(ShamirError::ThresholdOfOne);
     }
-    Ok(Sharks(threshold).dealer(secret).take(shares as usize).map(|s| Zeroizing::new(Vec::from(&s))).collect())
+    Ok(Sharks(threshold)
+        .dealer(secret)
+        .take(shares as usize)
+        .map(|s| Zeroizing::new(Vec::from(&s)))
+        .collect())
 }
 
 /// Recombine shares; duplicates (same x) count once. With `threshold == 1` the one share
 /// is the key.
-pub fn combine(shares: &[Zeroizing<Vec<u8>>], threshold: u8) -> Result<Zeroizing<Vec<u8>>, ShamirError> {
+pub fn combine(
+    shares: &[Zeroizing<Vec<u8>>],
+    threshold: u8,
+) -> Result<Zeroizing<Vec<u8>>, ShamirError> {
     if threshold <= 1 {
         return shares.first().cloned().ok_or(ShamirError::NotEnough);
     }
@@ -58,7 +71,10 @@ pub fn combine(shares: &[Zeroizing<Vec<u8>>], threshold: u8) -> Result<Zeroizing
     if parsed.len() < threshold as usize {
         return Err(ShamirError::NotEnough);
     }
-    Sharks(threshold).recover(&parsed).map(Zeroizing::new).map_err(|_| ShamirError::NotEnough)
+    Sharks(threshold)
+        .recover(&parsed)
+        .map(Zeroizing::new)
+        .map_err(|_| ShamirError::NotEnough)
 }
 
 #[cfg(test)]
@@ -71,12 +87,22 @@ mod tests {
         let shares = split(&secret, 5, 3).unwrap();
         assert_eq!(shares.len(), 5);
         for (a, b, c) in [(0, 1, 2), (0, 2, 4), (4, 3, 1)] {
-            let got = combine(&[shares[a].clone(), shares[b].clone(), shares[c].clone()], 3).unwrap();
+            let got = combine(
+                &[shares[a].clone(), shares[b].clone(), shares[c].clone()],
+                3,
+            )
+            .unwrap();
             assert_eq!(&got[..], &secret);
         }
         assert_eq!(combine(&shares[..2], 3), Err(ShamirError::NotEnough));
         // a duplicate does not count twice
-        assert_eq!(combine(&[shares[0].clone(), shares[0].clone(), shares[1].clone()], 3), Err(ShamirError::NotEnough));
+        assert_eq!(
+            combine(
+                &[shares[0].clone(), shares[0].clone(), shares[1].clone()],
+                3
+            ),
+            Err(ShamirError::NotEnough)
+        );
     }
 
     #[test]

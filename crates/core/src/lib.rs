@@ -1,1 +1,462 @@
-//! placeholder
+//! The Strongroom core: everything between the HTTP edge and the barrier.
+//!
+//! A [`Request`] (already stripped of HTTP) goes through [`Core::handle`], which
+//! 1. answers the few endpoints that work while sealed (`sys/init`, `sys/seal-status`,
+//!    `sys/unseal`, `sys/health`, `sys/leader`), else refuses with [`CoreError::Sealed`];
+//! 2. resolves the namespace (header and path prefix), lazily loading it from storage;
+//! 3. authenticates the token (hashed lookup, cached; batch tokens are decrypted);
+//! 4. routes to the system backend, the token store or a mounted engine, deciding
+//!    create-vs-update by existence;
+//! 5. asks the ACL ([`strongroom_acl`]) — the one place that allows or denies — and only
+//!    then dispatches.
+//!
+//! Architecture invariant: nothing here knows about HTTP; every persistent byte goes
+//! through the barrier via a [`view::View`]; no handler decides access on its own.
+
+mod cache;
+pub mod error;
+mod kv;
+mod mounts;
+mod namespace;
+mod policy;
+pub mod request;
+mod sys;
+mod token;
+pub mod util;
+mod view;
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwapOption;
+use serde_json::Value;
+use strongroom_acl::Acl;
+use strongroom_barrier::seal::{SealConfig, StaticSeal};
+use strongroom_barrier::{Barrier, UnsealKey};
+use strongroom_storage::Storage;
+use zeroize::Zeroizing;
+
+pub use error::{CoreError, Result};
+pub use request::{Operation, Request, Response};
+pub use token::TokenEntry;
+
+use cache::Cache;
+use namespace::{NsState, Registry};
+
+/// Server-wide settings the core needs.
+#[derive(Clone, Debug)]
+pub struct CoreConfig {
+    pub default_lease_ttl: i64,
+    pub max_lease_ttl: i64,
+    pub cluster_name: String,
+    /// Mount a kv-v2 engine at `secret/` right after `sys/init` (dev mode).
+    pub dev_mount_secret: bool,
+    pub api_addr: Option<String>,
+}
+
+impl Default for CoreConfig {
+    fn default() -> Self {
+        CoreConfig {
+            default_lease_ttl: 768 * 3600,
+            max_lease_ttl: 768 * 3600,
+            cluster_name: format!("strongroom-cluster-{}", &util::uuid4()[..8]),
+            dev_mount_secret: false,
+            api_addr: None,
+        }
+    }
+}
+
+/// Where the unseal key comes from.
+pub enum Seal {
+    Shamir,
+    Static(StaticSeal),
+}
+
+/// Shares typed in through `sys/unseal` so far. Zeroized when dropped or reset.
+#[derive(Default)]
+struct UnsealProgress {
+    shares: Vec<Zeroizing<Vec<u8>>>,
+    nonce: String,
+}
+
+/// State that exists only while unsealed; dropping it forgets every cached secret.
+pub(crate) struct Active {
+    pub token_salt: Zeroizing<Vec<u8>>,
+    pub namespaces: Registry,
+    pub tokens: Cache<String, Arc<TokenEntry>>,
+    pub acls: Cache<String, Arc<Acl>>,
+    pub cluster_id: String,
+}
+
+pub struct Core {
+    pub(crate) barrier: Arc<Barrier>,
+    pub(crate) cfg: CoreConfig,
+    pub(crate) seal: Seal,
+    unseal: parking_lot::Mutex<UnsealProgress>,
+    pub(crate) active: ArcSwapOption<Active>,
+    lifecycle: tokio::sync::Mutex<()>,
+    pub(crate) version: &'static str,
+}
+
+/// The result of authenticating a request's token.
+pub(crate) struct Caller {
+    pub entry: Arc<TokenEntry>,
+    /// The token as presented (returned by lookup-self as `id`). Never logged.
+    pub token_id: String,
+    pub acl: Arc<Acl>,
+    /// The namespace the token belongs to.
+    pub ns: Arc<NsState>,
+}
+
+/// Where a request goes.
+pub(crate) enum Route {
+    Sys(String),
+    Token(String),
+    Logical(mounts::MountEntry, String),
+}
+
+/// `sys/` paths (relative to `sys/`) that need `sudo` as well as the operation's capability.
+fn sys_needs_sudo(rest: &str) -> bool {
+    rest == "rotate"
+        || rest == "rotate/config"
+        || rest == "seal"
+        || rest == "step-down"
+        || rest.starts_with("auth/")
+        || rest == "audit"
+        || rest.starts_with("audit/")
+        || rest.starts_with("raw")
+        || rest.starts_with("config/")
+}
+
+impl Core {
+    pub fn new(storage: Arc<dyn Storage>, cfg: CoreConfig, seal: Seal) -> Arc<Core> {
+        Arc::new(Core {
+            barrier: Arc::new(Barrier::new(storage)),
+            cfg,
+            seal,
+            unseal: parking_lot::Mutex::new(UnsealProgress::default()),
+            active: ArcSwapOption::empty(),
+            lifecycle: tokio::sync::Mutex::new(()),
+            version: env!("CARGO_PKG_VERSION"),
+        })
+    }
+
+    pub fn barrier(&self) -> &Arc<Barrier> {
+        &self.barrier
+    }
+
+    pub fn is_sealed(&self) -> bool {
+        self.active.load().is_none()
+    }
+
+    pub async fn is_initialized(&self) -> Result<bool> {
+        Ok(self.barrier.is_initialized().await?)
+    }
+
+    pub(crate) fn active(&self) -> Result<Arc<Active>> {
+        self.active.load_full().ok_or(CoreError::Sealed)
+    }
+
+    /// Initialize: create keys, split the unseal key, create the root token.
+    /// Returns (key shares, root token). With a static seal there are no shares.
+    pub async fn initialize(
+        &self,
+        shares: u8,
+        threshold: u8,
+        root_token_id: Option<String>,
+    ) -> Result<(Vec<Zeroizing<Vec<u8>>>, Zeroizing<String>)> {
+        let _g = self.lifecycle.lock().await;
+        if self.barrier.is_initialized().await? {
+            return Err(CoreError::bad("Vault is already initialized"));
+        }
+        let (unseal_key, key_shares, seal_cfg) = match &self.seal {
+            Seal::Shamir => {
+                let key = UnsealKey::generate();
+                let parts = strongroom_barrier::shamir::split(key.expose(), shares, threshold)
+                    .map_err(|e| CoreError::bad(e.to_string()))?;
+                (
+                    key,
+                    parts,
+                    SealConfig {
+                        kind: "shamir".into(),
+                        secret_shares: shares,
+                        secret_threshold: threshold,
+                    },
+                )
+            }
+            Seal::Static(s) => (
+                UnsealKey::from_bytes(s.current.expose().to_vec()),
+                Vec::new(),
+                SealConfig {
+                    kind: "static".into(),
+                    secret_shares: 1,
+                    secret_threshold: 1,
+                },
+            ),
+        };
+        self.barrier.initialize(&unseal_key).await?;
+        self.barrier
+            .storage()
+            .put(
+                strongroom_barrier::SEAL_CONFIG_PATH,
+                serde_json::to_vec(&seal_cfg).expect("json"),
+            )
+            .await?;
+        // Fresh install: salt, root namespace defaults, root token.
+        let mut salt = strongroom_barrier::random_key();
+        self.barrier.put("core/token-salt", &salt).await?;
+        salt.iter_mut().for_each(|b| *b = 0);
+        self.barrier
+            .put("core/cluster-id", util::uuid4().as_bytes())
+            .await?;
+        self.activate().await?;
+        let active = self.active()?;
+        let root = active.namespaces.root();
+        policy::install_defaults(&root).await?;
+        if self.cfg.dev_mount_secret {
+            mounts::enable_mount(
+                self,
+                &root,
+                "secret/",
+                "kv",
+                "key/value secret storage",
+                [("version".to_owned(), "2".to_owned())].into(),
+                Default::default(),
+            )
+            .await?;
+        }
+        let root_token = token::create_root_token(self, &active, root_token_id).await?;
+        Ok((key_shares, root_token))
+    }
+
+    /// Load what unsealed operation needs (salt, cluster id) and open for requests.
+    async fn activate(&self) -> Result<()> {
+        let salt = self
+            .barrier
+            .get("core/token-salt")
+            .await?
+            .ok_or_else(|| CoreError::Internal("token salt missing".into()))?;
+        let cluster_id = self
+            .barrier
+            .get("core/cluster-id")
+            .await?
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default();
+        let active = Active {
+            token_salt: Zeroizing::new(salt),
+            namespaces: Registry::new(self.barrier.clone()),
+            tokens: Cache::new(100_000),
+            acls: Cache::new(10_000),
+            cluster_id,
+        };
+        active.namespaces.load_root().await?;
+        self.active.store(Some(Arc::new(active)));
+        Ok(())
+    }
+
+    /// The stored seal configuration (shares/threshold), if initialized.
+    pub async fn seal_config(&self) -> Result<Option<SealConfig>> {
+        match self
+            .barrier
+            .storage()
+            .get(strongroom_barrier::SEAL_CONFIG_PATH)
+            .await?
+        {
+            None => Ok(None),
+            Some(b) => Ok(serde_json::from_slice(&b).ok()),
+        }
+    }
+
+    /// Add one Shamir share. Returns `true` once unsealed. Duplicate shares are ignored.
+    pub async fn submit_unseal_share(&self, share: Zeroizing<Vec<u8>>) -> Result<bool> {
+        let _g = self.lifecycle.lock().await;
+        if !self.is_sealed() {
+            return Ok(true);
+        }
+        let cfg = self
+            .seal_config()
+            .await?
+            .ok_or_else(|| CoreError::bad("Vault is not initialized"))?;
+        let keys = {
+            let mut p = self.unseal.lock();
+            if p.shares.is_empty() {
+                p.nonce = util::uuid4();
+            }
+            if !p.shares.iter().any(|s| s[..] == share[..]) {
+                p.shares.push(share);
+            }
+            if p.shares.len() < cfg.secret_threshold as usize {
+                return Ok(false);
+            }
+            std::mem::take(&mut p.shares)
+        };
+        self.unseal.lock().nonce.clear();
+        let key = strongroom_barrier::shamir::combine(&keys, cfg.secret_threshold)
+            .map_err(|e| CoreError::bad(format!("failed to combine key shares: {e}")))?;
+        match self
+            .barrier
+            .unseal(&UnsealKey::from_bytes(key.to_vec()))
+            .await
+        {
+            Ok(()) => {}
+            Err(strongroom_barrier::BarrierError::InvalidKey) => {
+                return Err(CoreError::bad(
+                    "Error unsealing: cipher: message authentication failed",
+                ))
+            }
+            Err(e) => return Err(e.into()),
+        }
+        self.activate().await?;
+        Ok(true)
+    }
+
+    /// Unseal with the configured static key (auto-unseal). Rewraps from the previous key.
+    pub async fn auto_unseal(&self) -> Result<()> {
+        let _g = self.lifecycle.lock().await;
+        let Seal::Static(s) = &self.seal else {
+            return Err(CoreError::bad("not an auto-unseal seal"));
+        };
+        let rewrapped = s.unseal(&self.barrier).await.map_err(CoreError::from)?;
+        if rewrapped {
+            tracing::info!(key_id = %s.current_key_id, "root key rewrapped under the current static seal key");
+        }
+        self.activate().await
+    }
+
+    pub fn unseal_progress(&self) -> (usize, String) {
+        let p = self.unseal.lock();
+        (p.shares.len(), p.nonce.clone())
+    }
+
+    pub fn reset_unseal(&self) {
+        let mut p = self.unseal.lock();
+        p.shares.clear();
+        p.nonce.clear();
+    }
+
+    /// Drop every key and cache. Requests answer 503 until unsealed again.
+    pub async fn seal(&self) {
+        let _g = self.lifecycle.lock().await;
+        self.active.store(None);
+        self.barrier.seal();
+        self.reset_unseal();
+    }
+
+    /// Handle one request end to end.
+    pub async fn handle(&self, req: Request) -> Result<Response> {
+        let path = req.path.trim_start_matches('/');
+        if let Some(rest) = path.strip_prefix("sys/") {
+            if let Some(resp) = sys::unauthenticated(self, rest, &req).await? {
+                return Ok(resp);
+            }
+        }
+        let active = self.active()?;
+        let (ns, rel) = active.namespaces.resolve(&req.namespace, path).await?;
+        let caller = token::authenticate(self, &active, req.token.as_deref()).await?;
+        if !ns.is_within(&caller.ns) {
+            return Err(CoreError::PermissionDenied);
+        }
+        let acl_path = format!("{}{}", ns.relative_to(&caller.ns), rel);
+        let route = self.route(&ns, &rel)?;
+        let mut op = req.op();
+        if req.is_write {
+            op = match self.exists(&ns, &route, &req).await? {
+                Some(false) => Operation::Create,
+                _ => Operation::Update,
+            };
+        }
+        // `sys/internal/ui/mounts` answers by its own rule (any access under the mount).
+        let self_checked = matches!(&route, Route::Sys(r) if r.starts_with("internal/ui/mounts"));
+        let decision = if self_checked {
+            strongroom_acl::Decision {
+                allowed: true,
+                sudo: false,
+                parameters_refused: false,
+            }
+        } else {
+            caller.acl.check(op, &acl_path, Some(&req.data))
+        };
+        if !decision.allowed {
+            return Err(CoreError::PermissionDenied);
+        }
+        let needs_sudo = match &route {
+            Route::Sys(rest) => sys_needs_sudo(rest),
+            Route::Token(rest) => token::needs_sudo(rest, &req.data),
+            Route::Logical(..) => false,
+        };
+        if needs_sudo && !decision.sudo {
+            return Err(CoreError::PermissionDenied);
+        }
+        let last_use = token::consume_use(self, &active, &caller).await?;
+        let result = match route {
+            Route::Sys(rest) => sys::handle(self, &active, &ns, &caller, op, &rest, &req).await,
+            Route::Token(rest) => token::handle(self, &active, &ns, &caller, op, &rest, &req).await,
+            Route::Logical(mount, rest) => {
+                let view = ns.view.sub(&format!("logical/{}/", mount.uuid));
+                kv::handle(&mount, &view, op, &rest, &req.data).await
+            }
+        };
+        if last_use {
+            token::revoke_tree(self, &active, &caller.entry).await?;
+        }
+        result
+    }
+
+    fn route(&self, ns: &Arc<NsState>, rel: &str) -> Result<Route> {
+        if let Some(rest) = rel.strip_prefix("sys/") {
+            return Ok(Route::Sys(rest.to_owned()));
+        }
+        if rel == "sys" {
+            return Ok(Route::Sys(String::new()));
+        }
+        if let Some(rest) = rel.strip_prefix("auth/token/") {
+            return Ok(Route::Token(rest.to_owned()));
+        }
+        if let Some(m) = ns.mounts().longest_match(rel) {
+            let rest = rel[m.path.len().min(rel.len())..].to_owned();
+            return Ok(Route::Logical(m.clone(), rest));
+        }
+        Err(CoreError::NotFound(format!(
+            "no handler for route \"{rel}\". route entry not found."
+        )))
+    }
+
+    async fn exists(
+        &self,
+        ns: &Arc<NsState>,
+        route: &Route,
+        req: &Request,
+    ) -> Result<Option<bool>> {
+        match route {
+            Route::Logical(m, rest) => {
+                let view = ns.view.sub(&format!("logical/{}/", m.uuid));
+                kv::exists(m, &view, rest).await
+            }
+            Route::Sys(rest) => policy::exists(ns, rest, req).await,
+            Route::Token(_) => Ok(None),
+        }
+    }
+
+    /// Background maintenance: expired tokens, keyring rotation by config.
+    /// Safe to call from a timer; does nothing while sealed.
+    pub async fn tick(&self) -> Result<()> {
+        let Ok(active) = self.active() else {
+            return Ok(());
+        };
+        if let Err(e) = self.barrier.rotate_if_due().await {
+            tracing::warn!(error = %e, "automatic key rotation failed");
+        }
+        token::tidy(self, &active).await
+    }
+}
+
+/// Read a field as a string (numbers and booleans are rendered).
+pub(crate) fn field_str<'a>(
+    data: &'a serde_json::Map<String, Value>,
+    k: &str,
+) -> Option<std::borrow::Cow<'a, str>> {
+    match data.get(k)? {
+        Value::String(s) => Some(std::borrow::Cow::Borrowed(s)),
+        Value::Null => None,
+        other => Some(std::borrow::Cow::Owned(other.to_string())),
+    }
+}

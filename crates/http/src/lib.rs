@@ -1,1 +1,352 @@
-//! placeholder
+//! The HTTP edge: OpenBao's `/v1` API in, [`strongroom_core::Request`] to the core,
+//! the OpenBao envelope out.
+//!
+//! One catch-all route translates every `/v1/...` request: method → operation (`LIST` and
+//! `GET ?list=true` → list; PUT/POST → write, create-vs-update decided by the core),
+//! JSON or form body plus query → data, `X-Vault-Token`/`Authorization: Bearer` → token,
+//! `X-Vault-Namespace` → namespace. Errors map to statuses once, in [`error_response`].
+//!
+//! Architecture invariant: handlers hold no policy and touch no storage; they translate
+//! and call [`strongroom_core::Core::handle`], nothing else.
+
+mod tls;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{ConnectInfo, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::response::Response as HttpResponse;
+use axum::Router;
+use serde_json::{json, Map, Value};
+use strongroom_core::{Core, CoreError, Operation, Request, Response};
+
+pub use tls::{load_tls_config, TlsListener};
+
+/// Limits applied at the edge.
+#[derive(Clone, Debug)]
+pub struct HttpLimits {
+    /// Largest accepted request body, bytes (OpenBao's default is 32 MiB).
+    pub max_request_size: usize,
+    /// Requests taking longer are answered 503 and their work dropped.
+    pub request_timeout: Duration,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        HttpLimits {
+            max_request_size: 32 * 1024 * 1024,
+            request_timeout: Duration::from_secs(90),
+        }
+    }
+}
+
+/// The client's address, for both plain and TLS listeners (`ConnectInfo<PeerAddr>`).
+#[derive(Clone, Copy, Debug)]
+pub struct PeerAddr(pub SocketAddr);
+
+impl
+    axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, tokio::net::TcpListener>>
+    for PeerAddr
+{
+    fn connect_info(s: axum::serve::IncomingStream<'_, tokio::net::TcpListener>) -> Self {
+        PeerAddr(*s.remote_addr())
+    }
+}
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TlsListener>>
+    for PeerAddr
+{
+    fn connect_info(s: axum::serve::IncomingStream<'_, TlsListener>) -> Self {
+        PeerAddr(*s.remote_addr())
+    }
+}
+
+#[derive(Clone)]
+struct AppState {
+    core: Arc<Core>,
+    limits: HttpLimits,
+}
+
+/// The axum router serving `/v1/...`.
+pub fn router(core: Arc<Core>, limits: HttpLimits) -> Router {
+    let state = AppState { core, limits };
+    Router::new()
+        .route("/v1/{*path}", axum::routing::any(v1))
+        .fallback(not_found)
+        .with_state(state)
+}
+
+async fn not_found() -> HttpResponse {
+    json_response(StatusCode::NOT_FOUND, &json!({ "errors": [] }))
+}
+
+fn json_response(status: StatusCode, body: &Value) -> HttpResponse {
+    let bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
+    let mut r = HttpResponse::new(Body::from(bytes));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+/// Map a core error to OpenBao's status and body.
+pub fn error_response(e: &CoreError) -> HttpResponse {
+    let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let errors: Vec<String> = match e {
+        CoreError::NotFound(m) if m.is_empty() => Vec::new(),
+        CoreError::PermissionDenied | CoreError::InvalidToken(_) => {
+            vec!["permission denied".into()]
+        }
+        CoreError::Internal(m) => {
+            tracing::error!(error = %m, "internal error");
+            vec!["internal error".into()]
+        }
+        other => vec![other.to_string()],
+    };
+    json_response(status, &json!({ "errors": errors }))
+}
+
+fn operation(method: &Method, query: &Map<String, Value>) -> Option<(Operation, bool)> {
+    let list = query
+        .get("list")
+        .and_then(|v| v.as_str())
+        .is_some_and(|s| s == "true" || s == "1");
+    match method.as_str() {
+        "GET" | "HEAD" if list => Some((Operation::List, false)),
+        "GET" | "HEAD" => Some((Operation::Read, false)),
+        "LIST" => Some((Operation::List, false)),
+        "POST" | "PUT" => Some((Operation::Update, true)),
+        "PATCH" => Some((Operation::Patch, false)),
+        "DELETE" => Some((Operation::Delete, false)),
+        _ => None,
+    }
+}
+
+fn parse_query(uri: &Uri) -> Map<String, Value> {
+    let mut m = Map::new();
+    if let Some(q) = uri.query() {
+        for (k, v) in form_pairs(q.as_bytes()) {
+            m.insert(k, Value::String(v));
+        }
+    }
+    m
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < b.len() => {
+                match u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("zz"), 16)
+                {
+                    Ok(v) => {
+                        out.push(v);
+                        i += 2;
+                    }
+                    Err(_) => out.push(b'%'),
+                }
+            }
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn form_pairs(body: &[u8]) -> Vec<(String, String)> {
+    String::from_utf8_lossy(body)
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (percent_decode(k), percent_decode(v))
+        })
+        .collect()
+}
+
+fn parse_body(headers: &HeaderMap, body: &Bytes) -> Result<Map<String, Value>, CoreError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Map::new());
+    }
+    let ctype = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if ctype.starts_with("application/x-www-form-urlencoded") {
+        return Ok(form_pairs(body)
+            .into_iter()
+            .map(|(k, v)| (k, Value::String(v)))
+            .collect());
+    }
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(m)) => Ok(m),
+        Ok(Value::Null) => Ok(Map::new()),
+        Ok(_) => Err(CoreError::bad(
+            "invalid request body: expected a JSON object",
+        )),
+        Err(e) => Err(CoreError::bad(format!("failed to parse JSON input: {e}"))),
+    }
+}
+
+fn header_str<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    h.get(name).and_then(|v| v.to_str().ok())
+}
+
+fn token_from(headers: &HeaderMap) -> Option<String> {
+    if let Some(t) = header_str(headers, "x-vault-token") {
+        return Some(t.trim().to_owned());
+    }
+    header_str(headers, "authorization")
+        .and_then(|a| {
+            a.strip_prefix("Bearer ")
+                .or_else(|| a.strip_prefix("bearer "))
+        })
+        .map(|t| t.trim().to_owned())
+}
+
+async fn v1(
+    State(st): State<AppState>,
+    ConnectInfo(PeerAddr(peer)): ConnectInfo<PeerAddr>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> HttpResponse {
+    let head = method == Method::HEAD;
+    let mut resp = match tokio::time::timeout(
+        st.limits.request_timeout,
+        handle(&st, peer, &method, &uri, &headers, body),
+    )
+    .await
+    {
+        Ok(r) => r,
+        Err(_) => error_response(&CoreError::Unavailable("request timed out".into())),
+    };
+    if head {
+        *resp.body_mut() = Body::empty();
+    }
+    resp
+}
+
+async fn handle(
+    st: &AppState,
+    peer: SocketAddr,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: Body,
+) -> HttpResponse {
+    let query = parse_query(uri);
+    let Some((op, is_write)) = operation(method, &query) else {
+        return error_response(&CoreError::UnsupportedOperation);
+    };
+    let bytes = match axum::body::to_bytes(body, st.limits.max_request_size).await {
+        Ok(b) => b,
+        Err(_) => {
+            return json_response(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                &json!({ "errors": [format!("request body too large: the limit is {} bytes", st.limits.max_request_size)] }),
+            )
+        }
+    };
+    let mut data = match parse_body(headers, &bytes) {
+        Ok(d) => d,
+        Err(e) => return error_response(&e),
+    };
+    for (k, v) in query {
+        if k != "list" || op != Operation::List {
+            data.entry(k).or_insert(v);
+        }
+    }
+    let path = uri.path().strip_prefix("/v1/").unwrap_or("").to_owned();
+    let req = Request {
+        operation: Some(op),
+        path,
+        data,
+        token: token_from(headers),
+        namespace: header_str(headers, "x-vault-namespace")
+            .unwrap_or("")
+            .to_owned(),
+        is_write,
+        client_ip: Some(peer.ip()),
+    };
+    match st.core.handle(req).await {
+        Ok(r) => success_response(r),
+        Err(e) => error_response(&e),
+    }
+}
+
+fn success_response(r: Response) -> HttpResponse {
+    if let Some(raw) = &r.raw {
+        let status = StatusCode::from_u16(r.status.unwrap_or(200)).unwrap_or(StatusCode::OK);
+        return json_response(status, raw);
+    }
+    if r.is_empty() {
+        let mut resp = HttpResponse::new(Body::empty());
+        *resp.status_mut() = StatusCode::NO_CONTENT;
+        return resp;
+    }
+    let mut env = json!({
+        "request_id": strongroom_core::util::uuid4(),
+        "lease_id": "",
+        "renewable": r.renewable,
+        "lease_duration": r.lease_duration,
+        "data": r.data,
+        "wrap_info": Value::Null,
+        "warnings": if r.warnings.is_empty() { Value::Null } else { json!(r.warnings) },
+        "auth": r.auth,
+    });
+    if r.legacy_top_level {
+        if let (Some(Value::Object(d)), Some(obj)) = (&r.data, env.as_object_mut()) {
+            for (k, v) in d {
+                obj.entry(k.clone()).or_insert(v.clone());
+            }
+        }
+    }
+    let status = StatusCode::from_u16(r.status.unwrap_or(200)).unwrap_or(StatusCode::OK);
+    json_response(status, &env)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn form_and_query_decoding() {
+        assert_eq!(percent_decode("a%2Fb+c"), "a/b c");
+        assert_eq!(percent_decode("100%"), "100%");
+        let p = form_pairs(b"a=1&b=x%20y&c");
+        assert_eq!(
+            p,
+            vec![
+                ("a".into(), "1".into()),
+                ("b".into(), "x y".into()),
+                ("c".into(), "".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn methods_map_to_operations() {
+        let mut q = Map::new();
+        assert_eq!(operation(&Method::GET, &q), Some((Operation::Read, false)));
+        assert_eq!(
+            operation(&Method::from_bytes(b"LIST").unwrap(), &q),
+            Some((Operation::List, false))
+        );
+        assert_eq!(operation(&Method::PUT, &q), Some((Operation::Update, true)));
+        q.insert("list".into(), json!("true"));
+        assert_eq!(operation(&Method::GET, &q), Some((Operation::List, false)));
+        assert_eq!(operation(&Method::OPTIONS, &q), None);
+    }
+}

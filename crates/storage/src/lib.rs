@@ -80,8 +80,12 @@ pub trait Storage: Send + Sync + 'static {
     /// Immediate children of `prefix` in key order: `"x"` for a key `prefix + "x"`,
     /// `"y/"` once for any keys under `prefix + "y/"`. `after` skips children up to and
     /// including that name; `limit` caps the count.
-    async fn list(&self, prefix: &str, after: Option<&str>, limit: Option<usize>)
-        -> Result<Vec<String>>;
+    async fn list(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: Option<usize>,
+    ) -> Result<Vec<String>>;
 
     /// Every full key and value under `prefix`, in key order, starting after `after`
     /// (a full key), at most `limit` of them. For copying, counting and recursive deletes.
@@ -151,15 +155,27 @@ pub(crate) mod conformance {
             s.list("a/", None, None).await.unwrap(),
             vec!["b", "c/", "d", "\u{e9}t\u{e9}"]
         );
-        assert_eq!(s.list("a/", Some("b"), Some(2)).await.unwrap(), vec!["c/", "d"]);
-        assert_eq!(s.list("a/", Some("c/"), None).await.unwrap(), vec!["d", "\u{e9}t\u{e9}"]);
+        assert_eq!(
+            s.list("a/", Some("b"), Some(2)).await.unwrap(),
+            vec!["c/", "d"]
+        );
+        assert_eq!(
+            s.list("a/", Some("c/"), None).await.unwrap(),
+            vec!["d", "\u{e9}t\u{e9}"]
+        );
         assert_eq!(s.list("", None, None).await.unwrap(), vec!["a/", "a0"]);
-        assert_eq!(s.list("zzz/", None, None).await.unwrap(), Vec::<String>::new());
+        assert_eq!(
+            s.list("zzz/", None, None).await.unwrap(),
+            Vec::<String>::new()
+        );
 
         let all = s.scan("a/", None, 100).await.unwrap();
         assert_eq!(all.len(), 5);
         let page = s.scan("a/", Some("a/c/d"), 2).await.unwrap();
-        assert_eq!(page.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(), vec!["a/c/e", "a/d"]);
+        assert_eq!(
+            page.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(),
+            vec!["a/c/e", "a/d"]
+        );
 
         // overwrite and delete
         s.put("a/b", b"11".to_vec()).await.unwrap();
@@ -174,14 +190,30 @@ pub(crate) mod conformance {
             .await
             .unwrap_err();
         assert!(matches!(err, StorageError::Conflict(_)), "{err}");
-        assert_eq!(s.get("a/x").await.unwrap(), None, "failed transaction wrote nothing");
-        s.transact(vec![Op::check("a/d", Some(b"4")), Op::put("a/x", b"x")]).await.unwrap();
-        s.transact(vec![Op::check("new", None), Op::put("new", b"n")]).await.unwrap();
-        assert!(s.transact(vec![Op::check("new", None), Op::put("new", b"n")]).await.is_err());
+        assert_eq!(
+            s.get("a/x").await.unwrap(),
+            None,
+            "failed transaction wrote nothing"
+        );
+        s.transact(vec![Op::check("a/d", Some(b"4")), Op::put("a/x", b"x")])
+            .await
+            .unwrap();
+        s.transact(vec![Op::check("new", None), Op::put("new", b"n")])
+            .await
+            .unwrap();
+        assert!(s
+            .transact(vec![Op::check("new", None), Op::put("new", b"n")])
+            .await
+            .is_err());
 
         // prefix delete is bounded by the prefix
-        s.transact(vec![Op::DeletePrefix("a/c/".into())]).await.unwrap();
-        assert_eq!(s.list("a/", None, None).await.unwrap(), vec!["d", "x", "\u{e9}t\u{e9}"]);
+        s.transact(vec![Op::DeletePrefix("a/c/".into())])
+            .await
+            .unwrap();
+        assert_eq!(
+            s.list("a/", None, None).await.unwrap(),
+            vec!["d", "x", "\u{e9}t\u{e9}"]
+        );
         assert_eq!(s.get("a0").await.unwrap().as_deref(), Some(&b"5"[..]));
 
         // binary values round-trip
@@ -203,7 +235,13 @@ pub(crate) mod conformance {
                         let cur = s.get("counter").await.unwrap().unwrap();
                         let n: u64 = std::str::from_utf8(&cur).unwrap().parse().unwrap();
                         let next = (n + 1).to_string().into_bytes();
-                        match s.transact(vec![Op::Check("counter".into(), Some(cur)), Op::Put("counter".into(), next)]).await {
+                        match s
+                            .transact(vec![
+                                Op::Check("counter".into(), Some(cur)),
+                                Op::Put("counter".into(), next),
+                            ])
+                            .await
+                        {
                             Ok(()) => {
                                 wins += 1;
                                 break;
@@ -221,6 +259,9 @@ pub(crate) mod conformance {
             total += t.await.unwrap();
         }
         assert_eq!(total, 200);
-        assert_eq!(s.get("counter").await.unwrap().as_deref(), Some(&b"200"[..]));
+        assert_eq!(
+            s.get("counter").await.unwrap().as_deref(),
+            Some(&b"200"[..])
+        );
     }
 }

@@ -25,7 +25,12 @@ impl Storage for MemoryStorage {
         Ok(self.map.read().get(key).cloned())
     }
 
-    async fn list(&self, prefix: &str, after: Option<&str>, limit: Option<usize>) -> Result<Vec<String>> {
+    async fn list(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: Option<usize>,
+    ) -> Result<Vec<String>> {
         let map = self.map.read();
         let mut out: Vec<String> = Vec::new();
         let start = match after {
@@ -52,7 +57,12 @@ impl Storage for MemoryStorage {
         Ok(out)
     }
 
-    async fn scan(&self, prefix: &str, after: Option<&str>, limit: usize) -> Result<Vec<(String, Vec<u8>)>> {
+    async fn scan(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>> {
         let map = self.map.read();
         let start = match after {
             Some(a) => Bound::Excluded(a.to_owned()),

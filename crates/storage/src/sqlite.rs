@@ -29,7 +29,10 @@ pub struct SqliteOptions {
 
 impl Default for SqliteOptions {
     fn default() -> Self {
-        SqliteOptions { max_batch: 256, read_pool: 8 }
+        SqliteOptions {
+            max_batch: 256,
+            read_pool: 8,
+        }
     }
 }
 
@@ -57,8 +60,9 @@ impl SqliteStorage {
         let path = path.as_ref().to_path_buf();
         if let Some(dir) = path.parent() {
             if !dir.as_os_str().is_empty() {
-                std::fs::create_dir_all(dir)
-                    .map_err(|e| StorageError::Unavailable(format!("creating {}: {e}", dir.display())))?;
+                std::fs::create_dir_all(dir).map_err(|e| {
+                    StorageError::Unavailable(format!("creating {}: {e}", dir.display()))
+                })?;
             }
         }
         let conn = Connection::open(&path)
@@ -99,7 +103,8 @@ impl SqliteStorage {
                     OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
                 )
                 .map_err(|e| StorageError::Unavailable(e.to_string()))?;
-                c.busy_timeout(std::time::Duration::from_secs(5)).map_err(backend)?;
+                c.busy_timeout(std::time::Duration::from_secs(5))
+                    .map_err(backend)?;
                 c
             }
         };
@@ -191,7 +196,10 @@ struct Savepoint<'a> {
 impl SavepointExt for rusqlite::Transaction<'_> {
     fn unchecked_transaction_savepoint(&self) -> Result<Savepoint<'_>> {
         self.execute_batch("SAVEPOINT txn").map_err(backend)?;
-        Ok(Savepoint { conn: self, done: false })
+        Ok(Savepoint {
+            conn: self,
+            done: false,
+        })
     }
 }
 
@@ -221,7 +229,9 @@ fn apply(conn: &Connection, ops: &[Op]) -> Result<()> {
     for op in ops {
         if let Op::Check(k, expect) = op {
             let cur: Option<Vec<u8>> = conn
-                .query_row("SELECT value FROM kv WHERE key = ?1", [k.as_bytes()], |r| r.get(0))
+                .query_row("SELECT value FROM kv WHERE key = ?1", [k.as_bytes()], |r| {
+                    r.get(0)
+                })
                 .optional()
                 .map_err(backend)?;
             if cur.as_ref() != expect.as_ref() {
@@ -258,15 +268,24 @@ fn apply(conn: &Connection, ops: &[Op]) -> Result<()> {
 }
 
 /// The first key `>= from` (or `> from` when `exclusive`) that is still below `end`.
-fn next_key(conn: &Connection, from: &[u8], exclusive: bool, end: Option<&[u8]>) -> rusqlite::Result<Option<Vec<u8>>> {
+fn next_key(
+    conn: &Connection,
+    from: &[u8],
+    exclusive: bool,
+    end: Option<&[u8]>,
+) -> rusqlite::Result<Option<Vec<u8>>> {
     let op = if exclusive { ">" } else { ">=" };
     match end {
         Some(end) => conn
-            .prepare_cached(&format!("SELECT key FROM kv WHERE key {op} ?1 AND key < ?2 ORDER BY key LIMIT 1"))?
+            .prepare_cached(&format!(
+                "SELECT key FROM kv WHERE key {op} ?1 AND key < ?2 ORDER BY key LIMIT 1"
+            ))?
             .query_row(params![from, end], |r| r.get(0))
             .optional(),
         None => conn
-            .prepare_cached(&format!("SELECT key FROM kv WHERE key {op} ?1 ORDER BY key LIMIT 1"))?
+            .prepare_cached(&format!(
+                "SELECT key FROM kv WHERE key {op} ?1 ORDER BY key LIMIT 1"
+            ))?
             .query_row([from], |r| r.get(0))
             .optional(),
     }
@@ -282,19 +301,30 @@ impl Storage for SqliteStorage {
         })
     }
 
-    async fn list(&self, prefix: &str, after: Option<&str>, limit: Option<usize>) -> Result<Vec<String>> {
+    async fn list(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: Option<usize>,
+    ) -> Result<Vec<String>> {
         // Skip-scan: one index seek per child, however many descendants each child has.
         self.with_reader(|c| {
             let end = prefix_end(prefix.as_bytes());
             let mut out = Vec::new();
             let (mut cursor, mut exclusive) = match after {
-                Some(a) if a.ends_with('/') => (prefix_end(format!("{prefix}{a}").as_bytes()).unwrap_or_default(), false),
+                Some(a) if a.ends_with('/') => (
+                    prefix_end(format!("{prefix}{a}").as_bytes()).unwrap_or_default(),
+                    false,
+                ),
                 Some(a) => (format!("{prefix}{a}").into_bytes(), true),
                 None => (prefix.as_bytes().to_vec(), false),
             };
             while limit.is_none_or(|l| out.len() < l) {
-                let Some(key) = next_key(c, &cursor, exclusive, end.as_deref())? else { break };
-                let key = String::from_utf8(key).map_err(|e| rusqlite::Error::Utf8Error(e.utf8_error()))?;
+                let Some(key) = next_key(c, &cursor, exclusive, end.as_deref())? else {
+                    break;
+                };
+                let key = String::from_utf8(key)
+                    .map_err(|e| rusqlite::Error::Utf8Error(e.utf8_error()))?;
                 let child = child_of(prefix, &key).to_owned();
                 if child.ends_with('/') {
                     match prefix_end(format!("{prefix}{child}").as_bytes()) {
@@ -317,7 +347,12 @@ impl Storage for SqliteStorage {
         })
     }
 
-    async fn scan(&self, prefix: &str, after: Option<&str>, limit: usize) -> Result<Vec<(String, Vec<u8>)>> {
+    async fn scan(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>> {
         self.with_reader(|c| {
             let end = prefix_end(prefix.as_bytes());
             let (from, op) = match after {
@@ -341,11 +376,14 @@ impl Storage for SqliteStorage {
         let (tx, rx) = oneshot::channel();
         {
             let writer = self.writer.lock();
-            let w = writer.as_ref().ok_or_else(|| StorageError::Unavailable("storage is closed".into()))?;
+            let w = writer
+                .as_ref()
+                .ok_or_else(|| StorageError::Unavailable("storage is closed".into()))?;
             w.send(WriterMsg::Txn(ops, tx))
                 .map_err(|_| StorageError::Unavailable("storage writer stopped".into()))?;
         }
-        rx.await.map_err(|_| StorageError::Unavailable("storage writer stopped".into()))?
+        rx.await
+            .map_err(|_| StorageError::Unavailable("storage writer stopped".into()))?
     }
 
     async fn close(&self) {
@@ -370,7 +408,8 @@ mod tests {
     use std::sync::Arc;
 
     fn tmp(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("strongroom-sqlite-{name}-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("strongroom-sqlite-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         dir.join("db.sqlite")
     }
@@ -382,7 +421,10 @@ mod tests {
         crate::conformance::run(&s).await;
         s.close().await;
         assert!(s.get("x").await.is_ok(), "reads after close reopen lazily");
-        assert!(matches!(s.put("x", vec![]).await, Err(StorageError::Unavailable(_))));
+        assert!(matches!(
+            s.put("x", vec![]).await,
+            Err(StorageError::Unavailable(_))
+        ));
         let _ = std::fs::remove_dir_all(p.parent().unwrap());
     }
 

@@ -1,1 +1,398 @@
-fn main() {}
+//! `strongroom`: the server binary and its command line.
+//!
+//! Wires the layers together — storage backend, core (with the barrier inside), HTTP edge,
+//! listeners — from a config file or `--dev`, and runs until SIGTERM/SIGINT, then drains
+//! in-flight requests and flushes storage.
+
+mod config;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+use base64::Engine;
+use clap::{Parser, Subcommand};
+use strongroom_barrier::seal::{load_key, StaticSeal};
+use strongroom_core::{Core, CoreConfig, Seal};
+use strongroom_http::HttpLimits;
+use strongroom_storage::{MemoryStorage, SqliteOptions, SqliteStorage, Storage};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::config::{ListenerConfig, LogFormat, SealConfigFile, ServerConfig, StorageConfig};
+
+#[derive(Parser)]
+#[command(
+    name = "strongroom",
+    version,
+    about = "Secrets manager for CI/CD pipelines, speaking the OpenBao API"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the server.
+    Server(ServerArgs),
+    /// Print the version.
+    Version,
+}
+
+#[derive(clap::Args)]
+struct ServerArgs {
+    /// Development mode: initialized, unsealed, kv-v2 at secret/, plain HTTP on loopback.
+    #[arg(long)]
+    dev: bool,
+    /// Config file: Strongroom TOML, or an OpenBao HCL/JSON server config.
+    #[arg(long, conflicts_with = "dev", required_unless_present = "dev")]
+    config: Option<PathBuf>,
+    /// Dev mode: use this root token instead of a random one.
+    #[arg(long, requires = "dev")]
+    dev_root_token_id: Option<String>,
+    /// Dev mode: address to listen on.
+    #[arg(long, requires = "dev", default_value = "127.0.0.1:8200")]
+    dev_listen_address: String,
+    /// Dev mode: keep data in this directory (default: a fresh temporary directory).
+    #[arg(long, requires = "dev")]
+    dev_data_dir: Option<PathBuf>,
+}
+
+fn init_logging(format: LogFormat, level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false);
+    match format {
+        LogFormat::Json => b.json().init(),
+        LogFormat::Text => b.with_ansi(false).init(),
+    }
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::Version => {
+            println!("Strongroom v{}", env!("CARGO_PKG_VERSION"));
+            Ok(())
+        }
+        Cmd::Server(args) => {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            let r = rt.block_on(server(args));
+            if let Err(e) = &r {
+                eprintln!("Error: {e:#}");
+                std::process::exit(1);
+            }
+            r
+        }
+    }
+}
+
+fn open_storage(cfg: &StorageConfig) -> Result<Arc<dyn Storage>> {
+    Ok(match cfg {
+        StorageConfig::Memory => Arc::new(MemoryStorage::new()),
+        StorageConfig::Sqlite { path } => Arc::new(
+            SqliteStorage::open(path, SqliteOptions::default())
+                .with_context(|| format!("opening SQLite storage at {}", path.display()))?,
+        ),
+    })
+}
+
+fn build_seal(cfg: &SealConfigFile) -> Result<Seal> {
+    Ok(match cfg {
+        SealConfigFile::Shamir => Seal::Shamir,
+        SealConfigFile::Static {
+            current_key_id,
+            current_key,
+            previous_key_id,
+            previous_key,
+        } => {
+            let current =
+                load_key(current_key).map_err(|e| anyhow!("config key `seal.current_key`: {e}"))?;
+            let previous = match (previous_key_id, previous_key) {
+                (Some(id), Some(k)) => Some((
+                    id.clone(),
+                    load_key(k).map_err(|e| anyhow!("config key `seal.previous_key`: {e}"))?,
+                )),
+                _ => None,
+            };
+            Seal::Static(StaticSeal {
+                current_key_id: current_key_id.clone(),
+                current,
+                previous,
+            })
+        }
+    })
+}
+
+struct DevState {
+    data_dir: PathBuf,
+    remove_on_exit: bool,
+}
+
+async fn server(args: ServerArgs) -> Result<()> {
+    let (cfg, dev) = if args.dev {
+        let (dir, remove) = match &args.dev_data_dir {
+            Some(d) => (d.clone(), false),
+            None => {
+                let d = std::env::temp_dir().join(format!(
+                    "strongroom-dev-{}-{}",
+                    std::process::id(),
+                    &strongroom_core::util::random_alnum(8)
+                ));
+                (d, true)
+            }
+        };
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("creating dev data directory {}", dir.display()))?;
+        let cfg = ServerConfig {
+            storage: StorageConfig::Sqlite {
+                path: dir.join("strongroom.db"),
+            },
+            listeners: vec![ListenerConfig {
+                address: args.dev_listen_address.clone(),
+                tls: None,
+            }],
+            log_level: "info".into(),
+            ..Default::default()
+        };
+        (
+            cfg,
+            Some(DevState {
+                data_dir: dir,
+                remove_on_exit: remove,
+            }),
+        )
+    } else {
+        let path = args
+            .config
+            .as_ref()
+            .expect("clap requires --config without --dev");
+        (config::load(path)?, None)
+    };
+    init_logging(cfg.log_format, &cfg.log_level);
+    for n in &cfg.notes {
+        tracing::warn!("config: {n}");
+    }
+
+    let storage = open_storage(&cfg.storage)?;
+    let seal = build_seal(&cfg.seal)?;
+    let core_cfg = CoreConfig {
+        default_lease_ttl: cfg.default_lease_ttl,
+        max_lease_ttl: cfg.max_lease_ttl,
+        cluster_name: cfg
+            .cluster_name
+            .clone()
+            .unwrap_or_else(|| CoreConfig::default().cluster_name),
+        dev_mount_secret: dev.is_some(),
+        api_addr: cfg.api_addr.clone(),
+    };
+    let core = Core::new(storage.clone(), core_cfg, seal);
+
+    // Bind first, so the printed address is the real one (port 0 picks a free port).
+    let mut bound = Vec::new();
+    for l in &cfg.listeners {
+        let tcp = TcpListener::bind(&l.address)
+            .await
+            .with_context(|| format!("listening on {}", l.address))?;
+        let addr = tcp.local_addr()?;
+        bound.push((tcp, addr, l.tls.clone()));
+    }
+    let scheme = |tls: &Option<(PathBuf, PathBuf)>| if tls.is_some() { "https" } else { "http" };
+    let api_addr = cfg
+        .api_addr
+        .clone()
+        .unwrap_or_else(|| format!("{}://{}", scheme(&bound[0].2), bound[0].1));
+
+    if let Some(d) = &dev {
+        dev_bootstrap(&core, d, args.dev_root_token_id.clone(), &api_addr, &cfg).await?;
+    } else {
+        if matches!(cfg.seal, SealConfigFile::Static { .. }) && core.is_initialized().await? {
+            core.auto_unseal()
+                .await
+                .context("auto-unsealing with the static seal key")?;
+            tracing::info!("unsealed with the static seal key");
+        }
+        println!("==> Strongroom server started\n\n             Api Address: {api_addr}\n                 Storage: {}\n                 Version: {}\n", describe_storage(&cfg.storage), env!("CARGO_PKG_VERSION"));
+        if !core.is_initialized().await? {
+            println!("The server is not initialized: run `bao operator init` against it.");
+        } else if core.is_sealed() {
+            println!("The server is sealed: unseal it with `bao operator unseal`.");
+        }
+    }
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let limits = HttpLimits {
+        max_request_size: cfg.max_request_size,
+        request_timeout: cfg.request_timeout,
+    };
+    let app = strongroom_http::router(core.clone(), limits);
+    let mut tasks = Vec::new();
+    for (tcp, addr, tls) in bound {
+        let app = app
+            .clone()
+            .into_make_service_with_connect_info::<strongroom_http::PeerAddr>();
+        let mut rx = stop_rx.clone();
+        let shutdown = async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        tasks.push(match tls {
+            None => {
+                tracing::info!(%addr, "listening (plain HTTP)");
+                tokio::spawn(
+                    async move { axum::serve(tcp, app).with_graceful_shutdown(shutdown).await },
+                )
+            }
+            Some((cert, key)) => {
+                let tls_cfg = strongroom_http::load_tls_config(&cert, &key)
+                    .map_err(|e| anyhow!("listener {addr}: {e}"))?;
+                let l = strongroom_http::TlsListener::new(tcp, tls_cfg)?;
+                tracing::info!(%addr, "listening (TLS)");
+                tokio::spawn(
+                    async move { axum::serve(l, app).with_graceful_shutdown(shutdown).await },
+                )
+            }
+        });
+    }
+
+    // Background maintenance: token expiry, key rotation by config.
+    let ticker_core = core.clone();
+    let mut ticker_stop = stop_rx.clone();
+    let ticker = tokio::spawn(async move {
+        let mut iv = tokio::time::interval(Duration::from_secs(30));
+        loop {
+            tokio::select! {
+                _ = iv.tick() => {
+                    if let Err(e) = ticker_core.tick().await {
+                        tracing::warn!(error = %e, "background maintenance failed");
+                    }
+                }
+                _ = async { let _ = ticker_stop.wait_for(|s| *s).await; } => break,
+            }
+        }
+    });
+
+    wait_for_signal().await;
+    tracing::info!("shutting down: finishing in-flight requests");
+    let _ = stop_tx.send(true);
+    for t in tasks {
+        match tokio::time::timeout(Duration::from_secs(30), t).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(e))) => tracing::warn!(error = %e, "listener ended with an error"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "listener task failed"),
+            Err(_) => tracing::warn!("listener did not drain within 30s"),
+        }
+    }
+    let _ = ticker.await;
+    core.seal().await;
+    storage.close().await;
+    if let Some(d) = dev {
+        if d.remove_on_exit {
+            let _ = std::fs::remove_dir_all(&d.data_dir);
+        }
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn describe_storage(s: &StorageConfig) -> String {
+    match s {
+        StorageConfig::Memory => "inmem".into(),
+        StorageConfig::Sqlite { path } => format!("sqlite ({})", path.display()),
+    }
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).expect("install SIGTERM handler");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+const DEV_KEY_FILE: &str = "dev-unseal-key";
+
+async fn dev_bootstrap(
+    core: &Arc<Core>,
+    d: &DevState,
+    root_id: Option<String>,
+    api_addr: &str,
+    cfg: &ServerConfig,
+) -> Result<()> {
+    let key_path = d.data_dir.join(DEV_KEY_FILE);
+    let (unseal_b64, root_line) = if core.is_initialized().await? {
+        let hex_key = std::fs::read_to_string(&key_path).with_context(|| {
+            format!(
+                "{} is initialized but {} is missing; cannot unseal the dev server",
+                d.data_dir.display(),
+                key_path.display()
+            )
+        })?;
+        let key = zeroize::Zeroizing::new(
+            hex::decode(hex_key.trim()).context("dev unseal key file is corrupt")?,
+        );
+        if !core.submit_unseal_share(key.clone()).await? {
+            bail!("dev unseal key did not unseal the server");
+        }
+        (
+            base64::engine::general_purpose::STANDARD.encode(&key[..]),
+            "(unchanged from the first start of this data directory)".to_owned(),
+        )
+    } else {
+        let (keys, root) = core.initialize(1, 1, root_id).await?;
+        let key = keys
+            .into_iter()
+            .next()
+            .ok_or_else(|| anyhow!("initialization produced no key"))?;
+        write_private(&key_path, hex::encode(&key[..]).as_bytes())?;
+        core.submit_unseal_share(key.clone()).await?;
+        (
+            base64::engine::general_purpose::STANDARD.encode(&key[..]),
+            root.to_string(),
+        )
+    };
+    println!(
+        "==> Strongroom server configuration:\n\n             Api Address: {api_addr}\n                 Storage: {}\n                 Version: {}\n\n\
+WARNING! dev mode is enabled! In this mode, Strongroom runs unsealed on a throwaway\n\
+store, serves plain HTTP, and keeps its unseal key in the data directory.\n\
+Never use dev mode in production.\n\n\
+You may need to set the following environment variables:\n\n    $ export VAULT_ADDR='{api_addr}'\n    $ export BAO_ADDR='{api_addr}'\n\n\
+The unseal key and root token are displayed below in case you want to\nseal/unseal the server or re-authenticate.\n\n\
+Unseal Key: {unseal_b64}\nRoot Token: {root_line}\n\n\
+Development mode should NOT be used in production installations!\n\n==> Strongroom server started! Log data will stream in below:\n",
+        describe_storage(&cfg.storage),
+        env!("CARGO_PKG_VERSION"),
+    );
+    Ok(())
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    Ok(())
+}

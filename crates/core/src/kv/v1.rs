@@ -1,0 +1,69 @@
+//! KV version 1: one unversioned JSON object per path.
+
+use serde_json::{json, Map, Value};
+
+use crate::error::{CoreError, Result};
+use crate::mounts::MountEntry;
+use crate::view::View;
+use crate::{Operation, Response};
+
+fn validate(path: &str) -> Result<()> {
+    if path.is_empty() || path.split('/').any(|s| s == ".." || s == ".") {
+        return Err(CoreError::bad(format!("invalid path {path:?}")));
+    }
+    Ok(())
+}
+
+pub async fn handle(
+    mount: &MountEntry,
+    view: &View,
+    op: Operation,
+    path: &str,
+    data: &Map<String, Value>,
+) -> Result<Response> {
+    match op {
+        Operation::List => {
+            let (after, limit) = super::page_params(data)?;
+            let prefix = if path.is_empty() || path.ends_with('/') {
+                path.to_owned()
+            } else {
+                format!("{path}/")
+            };
+            let keys = view.list(&prefix, after.as_deref(), limit).await?;
+            if keys.is_empty() {
+                return Err(CoreError::NotFound(String::new()));
+            }
+            Ok(Response::list(keys))
+        }
+        Operation::Read => {
+            validate(path)?;
+            match view.get_json::<Value>(path).await? {
+                None => Err(CoreError::NotFound(String::new())),
+                Some(v) => {
+                    let ttl = if mount.config.default_lease_ttl > 0 {
+                        mount.config.default_lease_ttl
+                    } else {
+                        768 * 3600
+                    };
+                    let mut r = Response::data(v);
+                    r.lease_duration = ttl;
+                    Ok(r)
+                }
+            }
+        }
+        Operation::Create | Operation::Update => {
+            validate(path)?;
+            if path.ends_with('/') {
+                return Err(CoreError::bad("cannot write to a path ending in '/'"));
+            }
+            view.put_json(path, &json!(data)).await?;
+            Ok(Response::none())
+        }
+        Operation::Delete => {
+            validate(path)?;
+            view.delete(path).await?;
+            Ok(Response::none())
+        }
+        _ => Err(CoreError::UnsupportedOperation),
+    }
+}

@@ -1,0 +1,790 @@
+//! KV version 2: versioned secrets with metadata, soft delete, destroy, check-and-set.
+//!
+//! Layout inside the mount view:
+//! - `config` → [`KvConfig`],
+//! - `metadata/<path>` → [`KeyMeta`] (versions' times, flags, settings),
+//! - `versions/<sha256(path)>/<version>` → the version's data.
+//!
+//! Every write is one storage transaction that checks the metadata entry has not changed
+//! since it was read (retrying on a concurrent write), so versions are never lost or
+//! duplicated, and `cas` is exact even across nodes sharing one database.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+use strongroom_barrier::BarrierOp;
+
+use crate::error::{CoreError, Result};
+use crate::util::{self, now_nanos, rfc3339_nanos};
+use crate::view::{TxnError, View};
+use crate::{Operation, Response};
+
+const DEFAULT_MAX_VERSIONS: usize = 10;
+const MAX_RETRIES: usize = 64;
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct KvConfig {
+    #[serde(default)]
+    max_versions: u32,
+    #[serde(default)]
+    cas_required: bool,
+    #[serde(default)]
+    delete_version_after: i64,
+    #[serde(default)]
+    metadata_cas_required: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct VersionMeta {
+    created_time: i128,
+    #[serde(default)]
+    deletion_time: i128,
+    #[serde(default)]
+    destroyed: bool,
+}
+
+impl VersionMeta {
+    fn is_deleted(&self, now: i128) -> bool {
+        self.deletion_time != 0 && self.deletion_time <= now
+    }
+    fn to_json(&self) -> Value {
+        json!({
+            "created_time": rfc3339_nanos(self.created_time),
+            "deletion_time": if self.deletion_time == 0 { String::new() } else { rfc3339_nanos(self.deletion_time) },
+            "destroyed": self.destroyed,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct KeyMeta {
+    versions: BTreeMap<u64, VersionMeta>,
+    current_version: u64,
+    oldest_version: u64,
+    #[serde(default)]
+    max_versions: u32,
+    #[serde(default)]
+    cas_required: bool,
+    #[serde(default)]
+    delete_version_after: i64,
+    #[serde(default)]
+    custom_metadata: Option<BTreeMap<String, String>>,
+    created_time: i128,
+    updated_time: i128,
+    #[serde(default)]
+    metadata_version: u64,
+    #[serde(default)]
+    metadata_cas_required: bool,
+}
+
+impl KeyMeta {
+    fn new(now: i128) -> KeyMeta {
+        KeyMeta {
+            versions: BTreeMap::new(),
+            current_version: 0,
+            oldest_version: 0,
+            max_versions: 0,
+            cas_required: false,
+            delete_version_after: 0,
+            custom_metadata: None,
+            created_time: now,
+            updated_time: now,
+            metadata_version: 0,
+            metadata_cas_required: false,
+        }
+    }
+
+    fn to_json(&self) -> Value {
+        let versions: Map<String, Value> = self
+            .versions
+            .iter()
+            .map(|(v, m)| (v.to_string(), m.to_json()))
+            .collect();
+        json!({
+            "cas_required": self.cas_required,
+            "created_time": rfc3339_nanos(self.created_time),
+            "current_version": self.current_version,
+            "current_metadata_version": self.metadata_version,
+            "custom_metadata": self.custom_metadata,
+            "delete_version_after": util::format_duration(self.delete_version_after),
+            "max_versions": self.max_versions,
+            "metadata_cas_required": self.metadata_cas_required,
+            "oldest_version": self.oldest_version,
+            "updated_time": rfc3339_nanos(self.updated_time),
+            "versions": versions,
+        })
+    }
+
+    fn version_json(&self, v: u64) -> Value {
+        let mut j = self
+            .versions
+            .get(&v)
+            .map(VersionMeta::to_json)
+            .unwrap_or_else(|| json!({}));
+        j["version"] = json!(v);
+        j["custom_metadata"] = json!(self.custom_metadata);
+        j
+    }
+
+    /// Drop the oldest versions beyond the limit; returns the dropped version numbers.
+    fn trim(&mut self, max: usize) -> Vec<u64> {
+        let mut dropped = Vec::new();
+        while self.versions.len() > max {
+            let Some((&oldest, _)) = self.versions.iter().next() else {
+                break;
+            };
+            self.versions.remove(&oldest);
+            dropped.push(oldest);
+        }
+        if !dropped.is_empty() {
+            self.oldest_version = self
+                .versions
+                .keys()
+                .next()
+                .copied()
+                .unwrap_or(self.current_version);
+        }
+        dropped
+    }
+}
+
+fn path_hash(path: &str) -> String {
+    hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, path.as_bytes()).as_ref())
+}
+
+fn version_key(path: &str, v: u64) -> String {
+    format!("versions/{}/{v:020}", path_hash(path))
+}
+
+fn meta_key(path: &str) -> String {
+    format!("metadata/{path}")
+}
+
+fn validate_key(path: &str) -> Result<()> {
+    if path.is_empty() {
+        return Err(CoreError::bad("missing secret path"));
+    }
+    if path.ends_with('/')
+        || path
+            .split('/')
+            .any(|s| s == ".." || s == "." || s.is_empty())
+    {
+        return Err(CoreError::bad(format!("invalid secret path {path:?}")));
+    }
+    Ok(())
+}
+
+async fn load_config(view: &View) -> Result<KvConfig> {
+    Ok(view.get_json("config").await?.unwrap_or_default())
+}
+
+fn effective_max(cfg: &KvConfig, meta: &KeyMeta) -> usize {
+    if meta.max_versions > 0 {
+        meta.max_versions as usize
+    } else if cfg.max_versions > 0 {
+        cfg.max_versions as usize
+    } else {
+        DEFAULT_MAX_VERSIONS
+    }
+}
+
+fn parse_meta(b: &[u8]) -> Result<KeyMeta> {
+    serde_json::from_slice(b).map_err(|e| CoreError::Internal(format!("corrupt kv metadata: {e}")))
+}
+
+async fn read_meta(view: &View, path: &str) -> Result<Option<(KeyMeta, Vec<u8>)>> {
+    match view.get_versioned(&meta_key(path)).await? {
+        None => Ok(None),
+        Some((plain, ver)) => Ok(Some((parse_meta(&plain)?, ver))),
+    }
+}
+
+fn json_bytes(v: &impl Serialize) -> Result<Vec<u8>> {
+    serde_json::to_vec(v).map_err(|e| CoreError::Internal(e.to_string()))
+}
+
+pub async fn exists(view: &View, path: &str) -> Result<Option<bool>> {
+    let (head, rest) = path.split_once('/').unwrap_or((path, ""));
+    match head {
+        "data" | "metadata" if !rest.is_empty() => {
+            Ok(Some(view.get(&meta_key(rest)).await?.is_some()))
+        }
+        _ => Ok(None),
+    }
+}
+
+fn cas_option(data: &Map<String, Value>) -> Result<Option<u64>> {
+    let Some(opts) = data.get("options") else {
+        return Ok(None);
+    };
+    let Some(cas) = opts.get("cas") else {
+        return Ok(None);
+    };
+    if cas.is_null() {
+        return Ok(None);
+    }
+    util::as_i64(cas)
+        .filter(|c| *c >= 0)
+        .map(|c| Some(c as u64))
+        .ok_or_else(|| CoreError::bad("cas must be a non-negative integer"))
+}
+
+fn versions_param(data: &Map<String, Value>) -> Result<Vec<u64>> {
+    let v = data
+        .get("versions")
+        .ok_or_else(|| CoreError::bad("no version number provided"))?;
+    let items: Vec<Value> = match v {
+        Value::Array(a) => a.clone(),
+        Value::String(s) => s
+            .split(',')
+            .map(|x| Value::String(x.trim().to_owned()))
+            .collect(),
+        other => vec![other.clone()],
+    };
+    let out: Vec<u64> = items
+        .iter()
+        .map(|x| util::as_i64(x).filter(|n| *n > 0).map(|n| n as u64))
+        .collect::<Option<_>>()
+        .ok_or_else(|| CoreError::bad("versions must be positive integers"))?;
+    if out.is_empty() {
+        return Err(CoreError::bad("no version number provided"));
+    }
+    Ok(out)
+}
+
+/// Read-modify-write of one key's metadata (and version entries) in one checked transaction.
+/// `f` returns the extra ops and the response; it may be called again after a conflict.
+async fn update_key<F>(view: &View, path: &str, create: bool, mut f: F) -> Result<Response>
+where
+    F: FnMut(&mut KeyMeta, bool) -> Result<Option<(Vec<BarrierOp>, Response)>>,
+{
+    for _ in 0..MAX_RETRIES {
+        let current = read_meta(view, path).await?;
+        let existed = current.is_some();
+        let (mut meta, ver) = match current {
+            Some((m, v)) => (m, Some(v)),
+            None if create => (KeyMeta::new(now_nanos()), None),
+            None => return Err(CoreError::NotFound(String::new())),
+        };
+        let Some((mut ops, resp)) = f(&mut meta, existed)? else {
+            return Ok(Response::none());
+        };
+        let mk = meta_key(path);
+        ops.insert(0, BarrierOp::Check(mk.clone(), ver));
+        ops.push(BarrierOp::Put(mk, json_bytes(&meta)?));
+        match view.transact(ops).await {
+            Ok(()) => return Ok(resp),
+            Err(TxnError::Conflict) => continue,
+            Err(TxnError::Other(e)) => return Err(e),
+        }
+    }
+    Err(CoreError::TooManyRequests(format!(
+        "too many concurrent writes to {path:?}; retry"
+    )))
+}
+
+fn merge_patch(target: &mut Value, patch: &Value) {
+    if let Value::Object(p) = patch {
+        if !target.is_object() {
+            *target = Value::Object(Map::new());
+        }
+        let t = target.as_object_mut().expect("object");
+        for (k, v) in p {
+            if v.is_null() {
+                t.remove(k);
+            } else {
+                merge_patch(t.entry(k.clone()).or_insert(Value::Null), v);
+            }
+        }
+    } else {
+        *target = patch.clone();
+    }
+}
+
+async fn write_data(
+    view: &View,
+    path: &str,
+    data: &Map<String, Value>,
+    patch: bool,
+) -> Result<Response> {
+    validate_key(path)?;
+    let body = match data.get("data") {
+        Some(Value::Object(m)) => Value::Object(m.clone()),
+        Some(Value::Null) | None => return Err(CoreError::bad("no data provided")),
+        Some(_) => return Err(CoreError::bad("data must be a JSON object")),
+    };
+    let cas = cas_option(data)?;
+    let cfg = load_config(view).await?;
+    let now_prev = if patch {
+        // The base version is read inside the loop below (it may change on retry).
+        None
+    } else {
+        Some(body.clone())
+    };
+    for _ in 0..MAX_RETRIES {
+        let current = read_meta(view, path).await?;
+        let (mut meta, ver) = match current {
+            Some((m, v)) => (m, Some(v)),
+            None if patch => return Err(CoreError::NotFound(String::new())),
+            None => (KeyMeta::new(0), None),
+        };
+        let now = now_nanos();
+        if meta.created_time == 0 {
+            meta.created_time = now;
+        }
+        if (cfg.cas_required || meta.cas_required) && cas.is_none() {
+            return Err(CoreError::bad(
+                "check-and-set parameter required for this call",
+            ));
+        }
+        if let Some(c) = cas {
+            if c != meta.current_version {
+                return Err(CoreError::bad(
+                    "check-and-set parameter did not match the current version",
+                ));
+            }
+        }
+        let new_data = match &now_prev {
+            Some(d) => d.clone(),
+            None => {
+                let cur = meta.current_version;
+                let alive = meta
+                    .versions
+                    .get(&cur)
+                    .is_some_and(|m| !m.destroyed && !m.is_deleted(now));
+                if !alive {
+                    return Err(CoreError::NotFound(String::new()));
+                }
+                let mut base: Value = match view.get_json::<Value>(&version_key(path, cur)).await? {
+                    Some(v) => v,
+                    None => return Err(CoreError::NotFound(String::new())),
+                };
+                merge_patch(&mut base, &body);
+                base
+            }
+        };
+        let v = meta.current_version + 1;
+        let dva = if meta.delete_version_after != 0 {
+            meta.delete_version_after
+        } else {
+            cfg.delete_version_after
+        };
+        meta.versions.insert(
+            v,
+            VersionMeta {
+                created_time: now,
+                deletion_time: if dva > 0 {
+                    now + dva as i128 * 1_000_000_000
+                } else {
+                    0
+                },
+                destroyed: false,
+            },
+        );
+        meta.current_version = v;
+        meta.updated_time = now;
+        let dropped = meta.trim(effective_max(&cfg, &meta));
+        let mk = meta_key(path);
+        let mut ops = vec![
+            BarrierOp::Check(mk.clone(), ver),
+            BarrierOp::Put(mk, json_bytes(&meta)?),
+            BarrierOp::Put(version_key(path, v), json_bytes(&new_data)?),
+        ];
+        for d in dropped {
+            ops.push(BarrierOp::Delete(version_key(path, d)));
+        }
+        match view.transact(ops).await {
+            Ok(()) => return Ok(Response::data(meta.version_json(v))),
+            Err(TxnError::Conflict) => continue,
+            Err(TxnError::Other(e)) => return Err(e),
+        }
+    }
+    Err(CoreError::TooManyRequests(format!(
+        "too many concurrent writes to {path:?}; retry"
+    )))
+}
+
+async fn read_data(view: &View, path: &str, data: &Map<String, Value>) -> Result<Response> {
+    validate_key(path)?;
+    let Some((meta, _)) = read_meta(view, path).await? else {
+        return Err(CoreError::NotFound(String::new()));
+    };
+    let version = match data.get("version") {
+        None => meta.current_version,
+        Some(v) => match util::as_i64(v) {
+            Some(0) => meta.current_version,
+            Some(n) if n > 0 => n as u64,
+            _ => return Err(CoreError::bad("version must be a non-negative integer")),
+        },
+    };
+    let Some(vm) = meta.versions.get(&version) else {
+        return Err(CoreError::NotFound(String::new()));
+    };
+    let now = now_nanos();
+    if vm.destroyed || vm.is_deleted(now) {
+        let mut r =
+            Response::data(json!({ "data": Value::Null, "metadata": meta.version_json(version) }));
+        r.status = Some(404);
+        return Ok(r);
+    }
+    let d: Value = view
+        .get_json(&version_key(path, version))
+        .await?
+        .unwrap_or(Value::Null);
+    Ok(Response::data(
+        json!({ "data": d, "metadata": meta.version_json(version) }),
+    ))
+}
+
+fn subkeys_of(v: &Value, depth: i64, level: i64) -> Value {
+    match v {
+        Value::Object(m) if depth == 0 || level < depth => Value::Object(
+            m.iter()
+                .map(|(k, x)| {
+                    (
+                        k.clone(),
+                        if x.is_object() {
+                            subkeys_of(x, depth, level + 1)
+                        } else {
+                            Value::Null
+                        },
+                    )
+                })
+                .collect(),
+        ),
+        _ => Value::Null,
+    }
+}
+
+async fn subkeys(view: &View, path: &str, data: &Map<String, Value>) -> Result<Response> {
+    let mut r = read_data(view, path, data).await?;
+    let depth = data.get("depth").and_then(util::as_i64).unwrap_or(0);
+    if depth < 0 {
+        return Err(CoreError::bad("depth must be a non-negative integer"));
+    }
+    if let Some(Value::Object(body)) = r.data.take() {
+        let sub = body
+            .get("data")
+            .map(|d| {
+                if d.is_null() {
+                    Value::Null
+                } else {
+                    subkeys_of(d, depth, 0)
+                }
+            })
+            .unwrap_or(Value::Null);
+        r.data = Some(
+            json!({ "subkeys": sub, "metadata": body.get("metadata").cloned().unwrap_or(Value::Null) }),
+        );
+    }
+    Ok(r)
+}
+
+fn apply_metadata_fields(meta: &mut KeyMeta, data: &Map<String, Value>, patch: bool) -> Result<()> {
+    for (k, v) in data {
+        match k.as_str() {
+            "max_versions" => {
+                let n = util::as_i64(v)
+                    .filter(|n| *n >= 0)
+                    .ok_or_else(|| CoreError::bad("max_versions must be a non-negative integer"))?;
+                meta.max_versions = n as u32;
+            }
+            "cas_required" => {
+                meta.cas_required = util::as_bool(v)
+                    .ok_or_else(|| CoreError::bad("cas_required must be a boolean"))?
+            }
+            "metadata_cas_required" => {
+                meta.metadata_cas_required = util::as_bool(v)
+                    .ok_or_else(|| CoreError::bad("metadata_cas_required must be a boolean"))?
+            }
+            "delete_version_after" => {
+                meta.delete_version_after = util::parse_duration(v).map_err(CoreError::bad)?;
+            }
+            "custom_metadata" => {
+                let m = match v {
+                    Value::Null => None,
+                    Value::Object(m) => {
+                        if m.len() > 64 {
+                            return Err(CoreError::bad("custom_metadata may hold at most 64 keys"));
+                        }
+                        let mut out: BTreeMap<String, String> = if patch {
+                            meta.custom_metadata.clone().unwrap_or_default()
+                        } else {
+                            BTreeMap::new()
+                        };
+                        for (ck, cv) in m {
+                            if ck.len() > 128 {
+                                return Err(CoreError::bad(
+                                    "custom_metadata keys must be at most 128 bytes",
+                                ));
+                            }
+                            match cv {
+                                Value::String(s) if s.len() <= 512 => {
+                                    out.insert(ck.clone(), s.clone());
+                                }
+                                Value::Null if patch => {
+                                    out.remove(ck);
+                                }
+                                _ => return Err(CoreError::bad(
+                                    "custom_metadata values must be strings of at most 512 bytes",
+                                )),
+                            }
+                        }
+                        Some(out)
+                    }
+                    _ => return Err(CoreError::bad("custom_metadata must be a map of strings")),
+                };
+                meta.custom_metadata = m;
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+async fn write_metadata(
+    view: &View,
+    path: &str,
+    data: &Map<String, Value>,
+    patch: bool,
+) -> Result<Response> {
+    validate_key(path)?;
+    let cfg = load_config(view).await?;
+    let mcas = match data.get("metadata_cas") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(
+            util::as_i64(v)
+                .filter(|n| *n >= 0)
+                .ok_or_else(|| CoreError::bad("metadata_cas must be a non-negative integer"))?
+                as u64,
+        ),
+    };
+    update_key(view, path, !patch, |meta, existed| {
+        if (cfg.metadata_cas_required || meta.metadata_cas_required) && mcas.is_none() {
+            return Err(CoreError::bad(
+                "metadata check-and-set parameter required for this call",
+            ));
+        }
+        if let Some(c) = mcas {
+            let current = if existed { meta.metadata_version } else { 0 };
+            if c != current {
+                return Err(CoreError::bad(
+                    "metadata check-and-set parameter did not match the current metadata version",
+                ));
+            }
+        }
+        apply_metadata_fields(meta, data, patch)?;
+        meta.metadata_version += 1;
+        meta.updated_time = now_nanos();
+        let dropped = meta.trim(effective_max(&cfg, meta));
+        let ops = dropped
+            .into_iter()
+            .map(|d| BarrierOp::Delete(version_key(path, d)))
+            .collect();
+        Ok(Some((ops, Response::none())))
+    })
+    .await
+}
+
+enum VersionAction {
+    Delete,
+    Undelete,
+    Destroy,
+}
+
+async fn version_action(
+    view: &View,
+    path: &str,
+    versions: Vec<u64>,
+    action: VersionAction,
+) -> Result<Response> {
+    validate_key(path)?;
+    let r = update_key(view, path, false, |meta, _| {
+        let now = now_nanos();
+        let mut ops = Vec::new();
+        let mut changed = false;
+        for v in &versions {
+            let Some(vm) = meta.versions.get_mut(v) else {
+                continue;
+            };
+            match action {
+                VersionAction::Delete if !vm.destroyed && !vm.is_deleted(now) => {
+                    vm.deletion_time = now;
+                    changed = true;
+                }
+                VersionAction::Undelete if !vm.destroyed && vm.deletion_time != 0 => {
+                    vm.deletion_time = 0;
+                    changed = true;
+                }
+                VersionAction::Destroy if !vm.destroyed => {
+                    vm.destroyed = true;
+                    ops.push(BarrierOp::Delete(version_key(path, *v)));
+                    changed = true;
+                }
+                _ => {}
+            }
+        }
+        if !changed {
+            return Ok(None);
+        }
+        Ok(Some((ops, Response::none())))
+    })
+    .await;
+    match r {
+        Err(CoreError::NotFound(_)) => Ok(Response::none()),
+        other => other,
+    }
+}
+
+async fn delete_all(view: &View, path: &str) -> Result<Response> {
+    validate_key(path)?;
+    let Some((meta, ver)) = read_meta(view, path).await? else {
+        return Ok(Response::none());
+    };
+    let mk = meta_key(path);
+    let mut ops = vec![
+        BarrierOp::Check(mk.clone(), Some(ver)),
+        BarrierOp::Delete(mk),
+    ];
+    ops.push(BarrierOp::DeletePrefix(format!(
+        "versions/{}/",
+        path_hash(path)
+    )));
+    let _ = meta;
+    match view.transact(ops).await {
+        Ok(()) | Err(TxnError::Conflict) => Ok(Response::none()),
+        Err(TxnError::Other(e)) => Err(e),
+    }
+}
+
+async fn list_metadata(
+    view: &View,
+    path: &str,
+    data: &Map<String, Value>,
+    detailed: bool,
+) -> Result<Response> {
+    let (after, limit) = super::page_params(data)?;
+    let prefix = if path.is_empty() || path.ends_with('/') {
+        format!("metadata/{path}")
+    } else {
+        format!("metadata/{path}/")
+    };
+    let keys = view.list(&prefix, after.as_deref(), limit).await?;
+    if keys.is_empty() {
+        return Err(CoreError::NotFound(String::new()));
+    }
+    if !detailed {
+        return Ok(Response::list(keys));
+    }
+    let mut info = Map::new();
+    for k in &keys {
+        if k.ends_with('/') {
+            continue;
+        }
+        if let Some(m) = view.get(&format!("{prefix}{k}")).await? {
+            info.insert(k.clone(), parse_meta(&m)?.to_json());
+        }
+    }
+    Ok(Response::data(json!({ "keys": keys, "key_info": info })))
+}
+
+async fn config(view: &View, op: Operation, data: &Map<String, Value>) -> Result<Response> {
+    match op {
+        Operation::Read => {
+            let c = load_config(view).await?;
+            Ok(Response::data(json!({
+                "cas_required": c.cas_required,
+                "delete_version_after": util::format_duration(c.delete_version_after),
+                "max_versions": c.max_versions,
+                "metadata_cas_required": c.metadata_cas_required,
+            })))
+        }
+        Operation::Create | Operation::Update => {
+            let mut c = load_config(view).await?;
+            for (k, v) in data {
+                match k.as_str() {
+                    "max_versions" => {
+                        c.max_versions = util::as_i64(v).filter(|n| *n >= 0).ok_or_else(|| {
+                            CoreError::bad("max_versions must be a non-negative integer")
+                        })? as u32
+                    }
+                    "cas_required" => {
+                        c.cas_required = util::as_bool(v)
+                            .ok_or_else(|| CoreError::bad("cas_required must be a boolean"))?
+                    }
+                    "metadata_cas_required" => {
+                        c.metadata_cas_required = util::as_bool(v).ok_or_else(|| {
+                            CoreError::bad("metadata_cas_required must be a boolean")
+                        })?
+                    }
+                    "delete_version_after" => {
+                        c.delete_version_after = util::parse_duration(v).map_err(CoreError::bad)?
+                    }
+                    _ => {}
+                }
+            }
+            view.put_json("config", &c).await?;
+            Ok(Response::none())
+        }
+        _ => Err(CoreError::UnsupportedOperation),
+    }
+}
+
+pub async fn handle(
+    view: &View,
+    op: Operation,
+    path: &str,
+    data: &Map<String, Value>,
+) -> Result<Response> {
+    let (head, rest) = path.split_once('/').unwrap_or((path, ""));
+    let write = matches!(op, Operation::Create | Operation::Update);
+    match (head, op) {
+        ("config", _) if rest.is_empty() => config(view, op, data).await,
+        ("data", Operation::Read) => read_data(view, rest, data).await,
+        ("data", _) if write => write_data(view, rest, data, false).await,
+        ("data", Operation::Patch) => write_data(view, rest, data, true).await,
+        ("data", Operation::Delete) => {
+            validate_key(rest)?;
+            let cur = read_meta(view, rest)
+                .await?
+                .map(|(m, _)| m.current_version)
+                .unwrap_or(0);
+            if cur == 0 {
+                return Ok(Response::none());
+            }
+            version_action(view, rest, vec![cur], VersionAction::Delete).await
+        }
+        ("data", Operation::List) => list_metadata(view, rest, data, false).await,
+        ("delete", _) if write => {
+            version_action(view, rest, versions_param(data)?, VersionAction::Delete).await
+        }
+        ("undelete", _) if write => {
+            version_action(view, rest, versions_param(data)?, VersionAction::Undelete).await
+        }
+        ("destroy", _) if write => {
+            version_action(view, rest, versions_param(data)?, VersionAction::Destroy).await
+        }
+        ("metadata", Operation::List) => list_metadata(view, rest, data, false).await,
+        ("metadata", Operation::Read) => {
+            validate_key(rest)?;
+            match read_meta(view, rest).await? {
+                Some((m, _)) => Ok(Response::data(m.to_json())),
+                None => Err(CoreError::NotFound(String::new())),
+            }
+        }
+        ("metadata", _) if write => write_metadata(view, rest, data, false).await,
+        ("metadata", Operation::Patch) => write_metadata(view, rest, data, true).await,
+        ("metadata", Operation::Delete) => delete_all(view, rest).await,
+        ("detailed-metadata", Operation::List) => list_metadata(view, rest, data, true).await,
+        ("subkeys", Operation::Read) => subkeys(view, rest, data).await,
+        (
+            "config" | "data" | "delete" | "undelete" | "destroy" | "metadata"
+            | "detailed-metadata" | "subkeys",
+            _,
+        ) => Err(CoreError::UnsupportedOperation),
+        _ => Err(CoreError::NotFound(format!(
+            "no handler for route \"{path}\". route entry not found."
+        ))),
+    }
+}

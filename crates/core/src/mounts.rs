@@ -1,0 +1,526 @@
+//! Mount tables: which engine serves which path prefix, per namespace.
+//!
+//! Stored as one entry per table inside the namespace (`sys/mounts`, `sys/auth`). Engine
+//! data lives under `logical/<mount uuid>/`, so disabling a mount deletes one prefix.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+
+use crate::error::{CoreError, Result};
+use crate::namespace::NsState;
+use crate::view::View;
+use crate::{util, Core, Operation, Response};
+
+const RESERVED_MOUNTS: &[&str] = &["sys/", "auth/", "cubbyhole/", "identity/"];
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct MountConfig {
+    #[serde(default)]
+    pub default_lease_ttl: i64,
+    #[serde(default)]
+    pub max_lease_ttl: i64,
+    #[serde(default)]
+    pub listing_visibility: String,
+    #[serde(default)]
+    pub audit_non_hmac_request_keys: Vec<String>,
+    #[serde(default)]
+    pub audit_non_hmac_response_keys: Vec<String>,
+    #[serde(default)]
+    pub passthrough_request_headers: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct MountEntry {
+    /// With a trailing slash: `secret/`.
+    pub path: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub description: String,
+    pub uuid: String,
+    pub accessor: String,
+    #[serde(default)]
+    pub config: MountConfig,
+    #[serde(default)]
+    pub options: BTreeMap<String, String>,
+    #[serde(default)]
+    pub local: bool,
+    #[serde(default)]
+    pub seal_wrap: bool,
+}
+
+impl MountEntry {
+    /// kv version from options (`"1"` default).
+    pub fn kv_version(&self) -> u8 {
+        match self.options.get("version").map(String::as_str) {
+            Some("2") => 2,
+            _ => 1,
+        }
+    }
+
+    fn config_json(&self) -> Value {
+        let mut c = json!({
+            "default_lease_ttl": self.config.default_lease_ttl,
+            "max_lease_ttl": self.config.max_lease_ttl,
+            "force_no_cache": false,
+        });
+        if !self.config.listing_visibility.is_empty() {
+            c["listing_visibility"] = json!(self.config.listing_visibility);
+        }
+        c
+    }
+
+    pub fn to_json(&self, core: &Core) -> Value {
+        json!({
+            "accessor": self.accessor,
+            "config": self.config_json(),
+            "deprecation_status": "supported",
+            "description": self.description,
+            "external_entropy_access": false,
+            "local": self.local,
+            "options": if self.options.is_empty() { Value::Null } else { json!(self.options) },
+            "plugin_version": "",
+            "running_plugin_version": format!("v{}+builtin.strongroom", core.version),
+            "running_sha256": "",
+            "seal_wrap": self.seal_wrap,
+            "type": self.kind,
+            "uuid": self.uuid,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct MountTable {
+    pub entries: Vec<MountEntry>,
+}
+
+impl MountTable {
+    /// Load the secrets and auth tables of a namespace (the token auth mount always exists).
+    pub async fn load(view: &View) -> Result<(MountTable, MountTable)> {
+        let mounts: MountTable = view.get_json("sys/mounts").await?.unwrap_or_default();
+        let mut auth: MountTable = view.get_json("sys/auth").await?.unwrap_or_default();
+        if !auth.entries.iter().any(|e| e.path == "token/") {
+            auth.entries.push(token_auth_entry(view.prefix()));
+        }
+        Ok((mounts, auth))
+    }
+
+    /// The mount whose path is the longest prefix of `path`.
+    pub fn longest_match(&self, path: &str) -> Option<&MountEntry> {
+        self.entries
+            .iter()
+            .filter(|e| path.starts_with(&e.path) || path == e.path.trim_end_matches('/'))
+            .max_by_key(|e| e.path.len())
+    }
+
+    pub fn get(&self, path: &str) -> Option<&MountEntry> {
+        self.entries.iter().find(|e| e.path == path)
+    }
+}
+
+fn token_auth_entry(ns_prefix: &str) -> MountEntry {
+    let digest = aws_lc_rs::digest::digest(
+        &aws_lc_rs::digest::SHA256,
+        format!("token-auth:{ns_prefix}").as_bytes(),
+    );
+    let h = hex::encode(digest.as_ref());
+    MountEntry {
+        path: "token/".into(),
+        kind: "token".into(),
+        description: "token based credentials".into(),
+        uuid: format!(
+            "{}-{}-{}-{}-{}",
+            &h[0..8],
+            &h[8..12],
+            &h[12..16],
+            &h[16..20],
+            &h[20..32]
+        ),
+        accessor: format!("auth_token_{}", &h[32..40]),
+        config: MountConfig::default(),
+        options: BTreeMap::new(),
+        local: false,
+        seal_wrap: false,
+    }
+}
+
+fn normalize_path(p: &str) -> Result<String> {
+    let p = p.trim_matches('/');
+    if p.is_empty() {
+        return Err(CoreError::bad("missing mount path"));
+    }
+    if p.contains("//") || p.split('/').any(|s| s == ".." || s == ".") {
+        return Err(CoreError::bad(format!("invalid mount path {p:?}")));
+    }
+    Ok(format!("{p}/"))
+}
+
+fn check_conflict(table: &MountTable, path: &str) -> Result<()> {
+    for e in &table.entries {
+        if e.path.starts_with(path) || path.starts_with(&e.path) {
+            return Err(CoreError::bad(format!(
+                "path is already in use at {}",
+                e.path
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Map a requested engine type and options onto a supported engine.
+fn resolve_engine(
+    kind: &str,
+    mut options: BTreeMap<String, String>,
+) -> Result<(String, BTreeMap<String, String>)> {
+    match kind {
+        "kv" | "generic" => {
+            let v = options.get("version").cloned().unwrap_or_else(|| "1".into());
+            if v != "1" && v != "2" {
+                return Err(CoreError::bad(format!("invalid kv version {v:?}: use 1 or 2")));
+            }
+            options.insert("version".into(), v);
+            Ok(("kv".into(), options))
+        }
+        "kv-v2" => {
+            options.insert("version".into(), "2".into());
+            Ok(("kv".into(), options))
+        }
+        "kv-v1" => {
+            options.insert("version".into(), "1".into());
+            Ok(("kv".into(), options))
+        }
+        other => Err(CoreError::bad(format!(
+            "plugin not found in the catalog: {other}; this server supports the kv secrets engine (version 1 and 2)"
+        ))),
+    }
+}
+
+fn config_from(data: Option<&Value>) -> Result<MountConfig> {
+    let mut c = MountConfig::default();
+    let Some(Value::Object(m)) = data else {
+        return Ok(c);
+    };
+    for (k, v) in m {
+        match k.as_str() {
+            "default_lease_ttl" => {
+                c.default_lease_ttl = util::parse_duration(v).map_err(CoreError::bad)?
+            }
+            "max_lease_ttl" => c.max_lease_ttl = util::parse_duration(v).map_err(CoreError::bad)?,
+            "listing_visibility" => {
+                c.listing_visibility = v.as_str().unwrap_or_default().to_owned()
+            }
+            "audit_non_hmac_request_keys" => {
+                c.audit_non_hmac_request_keys = util::as_string_list(v).unwrap_or_default()
+            }
+            "audit_non_hmac_response_keys" => {
+                c.audit_non_hmac_response_keys = util::as_string_list(v).unwrap_or_default()
+            }
+            "passthrough_request_headers" => {
+                c.passthrough_request_headers = util::as_string_list(v).unwrap_or_default()
+            }
+            _ => {}
+        }
+    }
+    Ok(c)
+}
+
+fn options_from(data: Option<&Value>) -> Result<BTreeMap<String, String>> {
+    match data {
+        None | Some(Value::Null) => Ok(BTreeMap::new()),
+        Some(Value::Object(m)) => Ok(m
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    v.as_str()
+                        .map(str::to_owned)
+                        .unwrap_or_else(|| v.to_string()),
+                )
+            })
+            .collect()),
+        Some(_) => Err(CoreError::bad("options must be a map")),
+    }
+}
+
+pub async fn enable_mount(
+    _core: &Core,
+    ns: &Arc<NsState>,
+    path: &str,
+    kind: &str,
+    description: &str,
+    options: BTreeMap<String, String>,
+    config: MountConfig,
+) -> Result<MountEntry> {
+    let path = normalize_path(path)?;
+    if RESERVED_MOUNTS.iter().any(|r| path.starts_with(r)) {
+        return Err(CoreError::bad(format!(
+            "cannot mount at reserved path {path:?}"
+        )));
+    }
+    let (kind, options) = resolve_engine(kind, options)?;
+    let _g = ns.admin.lock().await;
+    let (mut table, _) = MountTable::load(&ns.view).await?;
+    check_conflict(&table, &path)?;
+    let entry = MountEntry {
+        path,
+        accessor: format!("{kind}_{}", &util::uuid4()[..8]),
+        kind,
+        description: description.to_owned(),
+        uuid: util::uuid4(),
+        config,
+        options,
+        local: false,
+        seal_wrap: false,
+    };
+    table.entries.push(entry.clone());
+    ns.view.put_json("sys/mounts", &table).await?;
+    ns.set_mounts(table);
+    Ok(entry)
+}
+
+async fn disable_mount(ns: &Arc<NsState>, path: &str) -> Result<()> {
+    let path = normalize_path(path)?;
+    let _g = ns.admin.lock().await;
+    let (mut table, _) = MountTable::load(&ns.view).await?;
+    let Some(i) = table.entries.iter().position(|e| e.path == path) else {
+        return Ok(());
+    };
+    let entry = table.entries.remove(i);
+    ns.view.put_json("sys/mounts", &table).await?;
+    ns.set_mounts(table);
+    ns.view
+        .delete_prefix(&format!("logical/{}/", entry.uuid))
+        .await?;
+    Ok(())
+}
+
+fn tune_json(core: &Core, e: &MountEntry) -> Value {
+    let or_default = |v: i64, d: i64| if v == 0 { d } else { v };
+    json!({
+        "default_lease_ttl": or_default(e.config.default_lease_ttl, core.cfg.default_lease_ttl),
+        "max_lease_ttl": or_default(e.config.max_lease_ttl, core.cfg.max_lease_ttl),
+        "force_no_cache": false,
+        "description": e.description,
+        "options": if e.options.is_empty() { Value::Null } else { json!(e.options) },
+        "listing_visibility": e.config.listing_visibility,
+    })
+}
+
+async fn tune(
+    core: &Core,
+    ns: &Arc<NsState>,
+    auth: bool,
+    path: &str,
+    data: &Map<String, Value>,
+) -> Result<()> {
+    let path = normalize_path(path)?;
+    let _g = ns.admin.lock().await;
+    let (mut mounts, mut auths) = MountTable::load(&ns.view).await?;
+    let table = if auth { &mut auths } else { &mut mounts };
+    let e = table
+        .entries
+        .iter_mut()
+        .find(|e| e.path == path)
+        .ok_or_else(|| CoreError::bad(format!("cannot tune {path:?}: no mount at this path")))?;
+    for (k, v) in data {
+        match k.as_str() {
+            "default_lease_ttl" => {
+                e.config.default_lease_ttl = util::parse_duration(v).map_err(CoreError::bad)?
+            }
+            "max_lease_ttl" => {
+                e.config.max_lease_ttl = util::parse_duration(v).map_err(CoreError::bad)?
+            }
+            "description" => e.description = v.as_str().unwrap_or_default().to_owned(),
+            "listing_visibility" => {
+                e.config.listing_visibility = v.as_str().unwrap_or_default().to_owned()
+            }
+            "options" => {
+                for (ok, ov) in options_from(Some(v))? {
+                    if ok == "version" && e.kind == "kv" {
+                        let cur = e
+                            .options
+                            .get("version")
+                            .cloned()
+                            .unwrap_or_else(|| "1".into());
+                        if ov != cur {
+                            return Err(CoreError::bad(format!(
+                                "changing the kv version of {path:?} from {cur} to {ov} is not supported; mount a new kv-v2 engine and copy the data"
+                            )));
+                        }
+                    }
+                    e.options.insert(ok, ov);
+                }
+            }
+            _ => {}
+        }
+    }
+    if e.config.max_lease_ttl != 0 && e.config.default_lease_ttl > e.config.max_lease_ttl {
+        return Err(CoreError::bad(
+            "default_lease_ttl cannot be greater than max_lease_ttl",
+        ));
+    }
+    let _ = core;
+    if auth {
+        ns.view.put_json("sys/auth", &auths).await?;
+        ns.set_auth_mounts(auths);
+    } else {
+        ns.view.put_json("sys/mounts", &mounts).await?;
+        ns.set_mounts(mounts);
+    }
+    Ok(())
+}
+
+fn table_json(core: &Core, table: &MountTable, extra_sys: bool) -> Value {
+    let mut m = Map::new();
+    for e in &table.entries {
+        m.insert(e.path.clone(), e.to_json(core));
+    }
+    if extra_sys {
+        m.insert(
+            "sys/".into(),
+            json!({
+                "accessor": "system_00000000", "config": {"default_lease_ttl": 0, "max_lease_ttl": 0, "force_no_cache": false},
+                "description": "system endpoints used for control, policy and debugging", "external_entropy_access": false,
+                "local": false, "options": null, "plugin_version": "", "running_plugin_version": format!("v{}+builtin.strongroom", core.version),
+                "running_sha256": "", "seal_wrap": true, "type": "system", "uuid": "00000000-0000-0000-0000-000000000000"
+            }),
+        );
+    }
+    Value::Object(m)
+}
+
+/// `sys/mounts…` and `sys/auth…`.
+pub async fn handle_sys(
+    core: &Core,
+    ns: &Arc<NsState>,
+    auth: bool,
+    op: Operation,
+    rest: &str,
+    data: &Map<String, Value>,
+) -> Result<Response> {
+    let rest = rest.trim_start_matches('/');
+    if rest.is_empty() {
+        return match op {
+            Operation::Read => {
+                let table = if auth {
+                    ns.auth_mounts().as_ref().clone()
+                } else {
+                    ns.mounts().as_ref().clone()
+                };
+                let mut r = Response::data(table_json(core, &table, !auth));
+                r.legacy_top_level = true;
+                Ok(r)
+            }
+            _ => Err(CoreError::UnsupportedOperation),
+        };
+    }
+    if let Some(path) = rest.strip_suffix("/tune") {
+        return match op {
+            Operation::Read => {
+                let p = normalize_path(path)?;
+                let table = if auth { ns.auth_mounts() } else { ns.mounts() };
+                let e = table.get(&p).ok_or_else(|| {
+                    CoreError::bad(format!("cannot fetch sysview for path {p:?}"))
+                })?;
+                let mut r = Response::data(tune_json(core, e));
+                r.legacy_top_level = true;
+                Ok(r)
+            }
+            Operation::Create | Operation::Update => {
+                tune(core, ns, auth, path, data).await?;
+                Ok(Response::none())
+            }
+            _ => Err(CoreError::UnsupportedOperation),
+        };
+    }
+    match op {
+        Operation::Create | Operation::Update => {
+            let kind = crate::field_str(data, "type")
+                .ok_or_else(|| CoreError::bad("missing engine type"))?;
+            let description = crate::field_str(data, "description").unwrap_or_default();
+            let options = options_from(data.get("options"))?;
+            let config = config_from(data.get("config"))?;
+            if auth {
+                return Err(CoreError::bad(format!(
+                    "plugin not found in the catalog: {kind}; this server's auth methods are: token"
+                )));
+            }
+            enable_mount(core, ns, rest, &kind, &description, options, config).await?;
+            Ok(Response::none())
+        }
+        Operation::Delete => {
+            if auth {
+                let p = normalize_path(rest)?;
+                if p == "token/" {
+                    return Err(CoreError::bad(
+                        "token credential backend cannot be disabled",
+                    ));
+                }
+                return Ok(Response::none());
+            }
+            disable_mount(ns, rest).await?;
+            Ok(Response::none())
+        }
+        Operation::Read => {
+            let p = normalize_path(rest)?;
+            let table = if auth { ns.auth_mounts() } else { ns.mounts() };
+            match table.get(&p) {
+                Some(e) => Ok(Response::data(e.to_json(core))),
+                None => Err(CoreError::bad(format!("no mount at {p:?}"))),
+            }
+        }
+        _ => Err(CoreError::UnsupportedOperation),
+    }
+}
+
+/// `sys/internal/ui/mounts[/<path>]`: the mount serving a path, for clients that need to
+/// know the engine version (the `bao kv` commands). Access: any capability under the mount.
+pub fn internal_ui_mounts(
+    core: &Core,
+    ns: &Arc<NsState>,
+    acl: &strongroom_acl::Acl,
+    ns_rel: &str,
+    path: &str,
+) -> Result<Response> {
+    let path = path.trim_start_matches('/');
+    if path.is_empty() {
+        let mounts = ns.mounts();
+        let auths = ns.auth_mounts();
+        let mut secret = Map::new();
+        for e in &mounts.entries {
+            if acl.any_access_under(&format!("{ns_rel}{}", e.path)) {
+                secret.insert(e.path.clone(), e.to_json(core));
+            }
+        }
+        let mut auth = Map::new();
+        for e in &auths.entries {
+            if acl.any_access_under(&format!("{ns_rel}auth/{}", e.path)) {
+                auth.insert(e.path.clone(), e.to_json(core));
+            }
+        }
+        return Ok(Response::data(json!({ "secret": secret, "auth": auth })));
+    }
+    let (entry, full) = if let Some(auth_path) = path.strip_prefix("auth/") {
+        let t = ns.auth_mounts();
+        (t.longest_match(auth_path).cloned(), true)
+    } else {
+        (ns.mounts().longest_match(path).cloned(), false)
+    };
+    let Some(e) = entry else {
+        return Err(CoreError::PermissionDenied);
+    };
+    let mount_path = if full {
+        format!("auth/{}", e.path)
+    } else {
+        e.path.clone()
+    };
+    if !acl.any_access_under(&format!("{ns_rel}{mount_path}")) {
+        return Err(CoreError::PermissionDenied);
+    }
+    let mut j = e.to_json(core);
+    j["path"] = Value::String(mount_path);
+    Ok(Response::data(j))
+}

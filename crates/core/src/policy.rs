@@ -1,0 +1,292 @@
+//! The ACL policy store of each namespace, and the compiled-ACL cache.
+//!
+//! Policies are stored as text at `sys/policy/<name>` in their namespace; an ACL is built
+//! from a token's policy names on first use and cached by (namespace, names) until any
+//! policy changes.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+use strongroom_acl::{Acl, Policy};
+
+use crate::error::{CoreError, Result};
+use crate::namespace::NsState;
+use crate::{Active, Operation, Request, Response};
+
+/// OpenBao's default policy: what every token may do to itself.
+pub const DEFAULT_POLICY: &str = r#"# Allow tokens to look up their own properties
+path "auth/token/lookup-self" {
+    capabilities = ["read"]
+}
+
+# Allow tokens to renew themselves
+path "auth/token/renew-self" {
+    capabilities = ["update"]
+}
+
+# Allow tokens to revoke themselves
+path "auth/token/revoke-self" {
+    capabilities = ["update"]
+}
+
+# Allow a token to look up its own capabilities on a path
+path "sys/capabilities-self" {
+    capabilities = ["update"]
+}
+
+# Allow a token to look up its resultant ACL from all policies
+path "sys/internal/ui/resultant-acl" {
+    capabilities = ["read"]
+}
+
+# Allow a token to renew a lease via lease_id in the request body
+path "sys/renew" {
+    capabilities = ["update"]
+}
+path "sys/leases/renew" {
+    capabilities = ["update"]
+}
+
+# Allow looking up lease properties
+path "sys/leases/lookup" {
+    capabilities = ["update"]
+}
+
+# Allow a token to wrap arbitrary values in a response-wrapping token
+path "sys/wrapping/wrap" {
+    capabilities = ["update"]
+}
+
+# Allow general purpose tools
+path "sys/tools/hash" {
+    capabilities = ["update"]
+}
+path "sys/tools/hash/*" {
+    capabilities = ["update"]
+}
+"#;
+
+#[derive(Serialize, Deserialize)]
+struct StoredPolicy {
+    name: String,
+    policy: String,
+}
+
+pub async fn install_defaults(ns: &Arc<NsState>) -> Result<()> {
+    if ns.view.get("sys/policy/default").await?.is_none() {
+        ns.view
+            .put_json(
+                "sys/policy/default",
+                &StoredPolicy {
+                    name: "default".into(),
+                    policy: DEFAULT_POLICY.into(),
+                },
+            )
+            .await?;
+    }
+    Ok(())
+}
+
+async fn read_text(ns: &NsState, name: &str) -> Result<Option<String>> {
+    Ok(ns
+        .view
+        .get_json::<StoredPolicy>(&format!("sys/policy/{name}"))
+        .await?
+        .map(|p| p.policy))
+}
+
+/// The ACL for a set of policy names in a namespace (cached).
+pub async fn acl_for(active: &Active, ns: &NsState, names: &[String]) -> Result<Arc<Acl>> {
+    if names.iter().any(|n| n == "root") {
+        return Ok(Arc::new(Acl::root()));
+    }
+    let key = format!("{}\u{0}{}", ns.ns.id, names.join("\u{0}"));
+    if let Some(a) = active.acls.get(&key) {
+        return Ok(a);
+    }
+    let mut policies = Vec::with_capacity(names.len());
+    for n in names {
+        if let Some(text) = read_text(ns, n).await? {
+            match Policy::parse(n, &text) {
+                Ok(p) => policies.push(p),
+                Err(e) => {
+                    tracing::warn!(policy = %n, error = %e, "stored policy does not parse; ignoring it")
+                }
+            }
+        }
+    }
+    let acl = Arc::new(Acl::new(&policies));
+    active.acls.insert(key, acl.clone());
+    Ok(acl)
+}
+
+fn validate_name(raw: &str) -> Result<String> {
+    let name = raw.trim().to_lowercase();
+    if name.is_empty() {
+        return Err(CoreError::bad("policy name must not be empty"));
+    }
+    if name == "root" {
+        return Err(CoreError::bad("cannot update root policy"));
+    }
+    if name.contains('/') || name.contains("..") || name.len() > 256 {
+        return Err(CoreError::bad(format!("invalid policy name {raw:?}")));
+    }
+    Ok(name)
+}
+
+/// Create vs update for policy writes (`create` capability for a new policy).
+pub async fn exists(ns: &Arc<NsState>, rest: &str, _req: &Request) -> Result<Option<bool>> {
+    let name = rest
+        .strip_prefix("policies/acl/")
+        .or_else(|| rest.strip_prefix("policy/"));
+    match name {
+        Some(n) if !n.is_empty() => Ok(Some(read_text(ns, &n.to_lowercase()).await?.is_some())),
+        _ => Ok(None),
+    }
+}
+
+async fn list_names(ns: &NsState) -> Result<Vec<String>> {
+    let mut names: Vec<String> = ns.view.list("sys/policy/", None, None).await?;
+    names.retain(|n| !n.ends_with('/'));
+    if ns.is_root() {
+        names.push("root".into());
+    }
+    names.sort();
+    Ok(names)
+}
+
+/// `sys/policy[/name]` (legacy) and `sys/policies/acl[/name]`.
+pub async fn handle_sys(
+    active: &Active,
+    ns: &Arc<NsState>,
+    legacy: bool,
+    op: Operation,
+    name: &str,
+    data: &Map<String, Value>,
+) -> Result<Response> {
+    let name = name.trim_matches('/');
+    if name.is_empty() {
+        return match op {
+            Operation::List | Operation::Read => {
+                let names = list_names(ns).await?;
+                if legacy {
+                    let mut r = Response::data(json!({ "policies": names, "keys": names }));
+                    r.legacy_top_level = true;
+                    Ok(r)
+                } else {
+                    Ok(Response::list(names))
+                }
+            }
+            _ => Err(CoreError::UnsupportedOperation),
+        };
+    }
+    match op {
+        Operation::Read => {
+            let lname = name.to_lowercase();
+            if lname == "root" {
+                let body = if legacy {
+                    json!({"name": "root", "rules": ""})
+                } else {
+                    json!({"name": "root", "policy": ""})
+                };
+                return Ok(Response::data(body));
+            }
+            match read_text(ns, &lname).await? {
+                None => Err(CoreError::NotFound(String::new())),
+                Some(text) => {
+                    let body = if legacy {
+                        json!({ "name": lname, "rules": text })
+                    } else {
+                        json!({ "name": lname, "policy": text })
+                    };
+                    let mut r = Response::data(body);
+                    r.legacy_top_level = legacy;
+                    Ok(r)
+                }
+            }
+        }
+        Operation::Create | Operation::Update => {
+            let lname = validate_name(name)?;
+            let text = crate::field_str(data, "policy")
+                .or_else(|| crate::field_str(data, "rules"))
+                .ok_or_else(|| CoreError::bad("'policy' parameter not supplied or empty"))?
+                .into_owned();
+            let text = decode_maybe_base64(&text);
+            if text.trim().is_empty() {
+                return Err(CoreError::bad("'policy' parameter not supplied or empty"));
+            }
+            Policy::parse(&lname, &text)
+                .map_err(|e| CoreError::bad(format!("failed to parse policy: {e}")))?;
+            ns.view
+                .put_json(
+                    &format!("sys/policy/{lname}"),
+                    &StoredPolicy {
+                        name: lname.clone(),
+                        policy: text,
+                    },
+                )
+                .await?;
+            active.acls.clear();
+            Ok(Response::none())
+        }
+        Operation::Delete => {
+            let lname = name.to_lowercase();
+            match lname.as_str() {
+                "root" => return Err(CoreError::bad("cannot delete root policy")),
+                "default" => return Err(CoreError::bad("cannot delete default policy")),
+                _ => {}
+            }
+            ns.view.delete(&format!("sys/policy/{lname}")).await?;
+            active.acls.clear();
+            Ok(Response::none())
+        }
+        _ => Err(CoreError::UnsupportedOperation),
+    }
+}
+
+/// OpenBao accepts base64-encoded policy text too.
+fn decode_maybe_base64(text: &str) -> String {
+    use base64::Engine;
+    let t = text.trim();
+    if t.contains('"') || t.contains('{') || t.contains(' ') {
+        return text.to_owned();
+    }
+    match base64::engine::general_purpose::STANDARD.decode(t) {
+        Ok(b) => String::from_utf8(b).unwrap_or_else(|_| text.to_owned()),
+        Err(_) => text.to_owned(),
+    }
+}
+
+/// The body of `sys/capabilities*`: `{"capabilities": [...], "<path>": [...]}`.
+pub fn capabilities_response(
+    acl: &Acl,
+    ns_rel: &str,
+    data: &Map<String, Value>,
+) -> Result<Response> {
+    let paths: Vec<String> = match (data.get("paths"), data.get("path")) {
+        (Some(v), _) => crate::util::as_string_list(v)
+            .ok_or_else(|| CoreError::bad("paths must be a list of strings"))?,
+        (None, Some(v)) => {
+            crate::util::as_string_list(v).ok_or_else(|| CoreError::bad("path must be a string"))?
+        }
+        (None, None) => return Err(CoreError::bad("'path' or 'paths' is required")),
+    };
+    if paths.is_empty() {
+        return Err(CoreError::bad("'path' or 'paths' is required"));
+    }
+    let mut out = Map::new();
+    let mut union: Vec<&'static str> = Vec::new();
+    for p in &paths {
+        let caps = acl.capabilities(&format!("{ns_rel}{}", p.trim_start_matches('/')));
+        for c in &caps {
+            if !union.contains(c) {
+                union.push(c);
+            }
+        }
+        out.insert(p.clone(), json!(caps));
+    }
+    union.sort();
+    out.insert("capabilities".into(), json!(union));
+    Ok(Response::data(Value::Object(out)))
+}

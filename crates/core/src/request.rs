@@ -1,0 +1,87 @@
+//! The logical request and response: what the HTTP edge hands the core and gets back.
+
+use serde_json::{Map, Value};
+pub use strongroom_acl::Operation;
+
+/// A request, already stripped of HTTP. `path` has no `/v1/` and no leading slash.
+#[derive(Debug, Clone, Default)]
+pub struct Request {
+    pub operation: Option<Operation>,
+    pub path: String,
+    pub data: Map<String, Value>,
+    /// The client token (`X-Vault-Token` or `Authorization: Bearer`). Never logged.
+    pub token: Option<String>,
+    /// `X-Vault-Namespace`, as given (empty or `root` = root).
+    pub namespace: String,
+    /// The HTTP method was PUT/POST (create-vs-update is decided by existence).
+    pub is_write: bool,
+    pub client_ip: Option<std::net::IpAddr>,
+}
+
+impl Request {
+    pub fn new(op: Operation, path: impl Into<String>) -> Self {
+        Request {
+            operation: Some(op),
+            path: path.into(),
+            ..Default::default()
+        }
+    }
+    pub fn with_token(mut self, t: impl Into<String>) -> Self {
+        self.token = Some(t.into());
+        self
+    }
+    pub fn with_data(mut self, d: Value) -> Self {
+        if let Value::Object(m) = d {
+            self.data = m;
+        }
+        self
+    }
+    pub fn op(&self) -> Operation {
+        self.operation.unwrap_or(Operation::Read)
+    }
+}
+
+/// A response. `None` data and no auth and no warnings = 204.
+#[derive(Debug, Clone, Default)]
+pub struct Response {
+    pub data: Option<Value>,
+    pub auth: Option<Value>,
+    pub warnings: Vec<String>,
+    /// Overrides the status (e.g. 404 with a body for a deleted KV version).
+    pub status: Option<u16>,
+    /// Answer with this JSON as the whole body, no envelope (sys/health, sys/seal-status…).
+    pub raw: Option<Value>,
+    /// Copy `data`'s keys to the top level as well (legacy sys/mounts, sys/policy).
+    pub legacy_top_level: bool,
+    pub lease_duration: i64,
+    pub renewable: bool,
+}
+
+impl Response {
+    pub fn data(v: Value) -> Self {
+        Response {
+            data: Some(v),
+            ..Default::default()
+        }
+    }
+    pub fn none() -> Self {
+        Response::default()
+    }
+    pub fn raw(status: u16, v: Value) -> Self {
+        Response {
+            raw: Some(v),
+            status: Some(status),
+            ..Default::default()
+        }
+    }
+    pub fn list(keys: Vec<String>) -> Self {
+        Response::data(serde_json::json!({ "keys": keys }))
+    }
+    pub fn with_warning(mut self, w: impl Into<String>) -> Self {
+        self.warnings.push(w.into());
+        self
+    }
+    pub fn is_empty(&self) -> bool {
+        self.data.is_none() && self.auth.is_none() && self.warnings.is_empty() && self.raw.is_none()
+    }
+}

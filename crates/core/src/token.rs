@@ -1,0 +1,954 @@
+//! The token store (`auth/token/…`).
+//!
+//! Service tokens are random (`s.` + 24 alphanumerics, `.<namespace id>` in a namespace);
+//! only an HMAC-SHA256 of the token (keyed by a per-install salt inside the barrier) is
+//! stored, at `sys/token/id/<hash>` in the token's namespace, with indexes
+//! `sys/token/accessor/<hash(accessor)>` and `sys/token/parent/<parent>/<child>`.
+//! Batch tokens (`b.` + base64url) are the entry itself, encrypted by the barrier: nothing
+//! is written when one is issued, and any node holding the keyring can verify it.
+//!
+//! Architecture invariant: a token value is never stored, logged or put in an error.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use aws_lc_rs::hmac;
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+use strongroom_barrier::BarrierOp;
+use subtle::ConstantTimeEq;
+use zeroize::Zeroizing;
+
+use crate::error::{CoreError, Result};
+use crate::namespace::NsState;
+use crate::view::TxnError;
+use crate::{policy, util, Active, Caller, Core, Operation, Request, Response};
+
+const BATCH_AAD: &str = "strongroom/batch-token/v1";
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TokenEntry {
+    /// HMAC of the token; empty for batch tokens.
+    #[serde(default)]
+    pub hash: String,
+    #[serde(default)]
+    pub accessor: String,
+    /// Parent's hash and namespace id.
+    #[serde(default)]
+    pub parent: Option<(String, String)>,
+    pub policies: Vec<String>,
+    #[serde(default)]
+    pub meta: BTreeMap<String, String>,
+    pub display_name: String,
+    #[serde(default)]
+    pub num_uses: i64,
+    pub creation_time: i64,
+    /// TTL at creation (or last renewal), seconds; 0 = no expiry.
+    pub ttl: i64,
+    #[serde(default)]
+    pub explicit_max_ttl: i64,
+    #[serde(default)]
+    pub period: i64,
+    pub renewable: bool,
+    /// Unix seconds; 0 = never.
+    pub expire_time: i64,
+    pub namespace_id: String,
+    pub path: String,
+    #[serde(default)]
+    pub batch: bool,
+    #[serde(default)]
+    pub orphan: bool,
+    #[serde(default)]
+    pub entity_id: String,
+    #[serde(default)]
+    pub role: String,
+}
+
+impl TokenEntry {
+    pub fn is_expired(&self, now: i64) -> bool {
+        self.expire_time != 0 && now >= self.expire_time
+    }
+    fn remaining(&self, now: i64) -> i64 {
+        if self.expire_time == 0 {
+            0
+        } else {
+            (self.expire_time - now).max(0)
+        }
+    }
+    fn type_name(&self) -> &'static str {
+        if self.batch {
+            "batch"
+        } else {
+            "service"
+        }
+    }
+    fn is_root(&self) -> bool {
+        self.policies.iter().any(|p| p == "root")
+    }
+}
+
+fn hash_token(active: &Active, id: &str) -> String {
+    let key = hmac::Key::new(hmac::HMAC_SHA256, &active.token_salt);
+    hex::encode(hmac::sign(&key, id.as_bytes()).as_ref())
+}
+
+/// The namespace id a token or accessor names by its suffix (`s.xxx.<nsid>`).
+fn ns_suffix(id: &str) -> &str {
+    let body = id
+        .strip_prefix("s.")
+        .or_else(|| id.strip_prefix("hvs."))
+        .unwrap_or("");
+    match body.rsplit_once('.') {
+        Some((_, ns)) if !ns.is_empty() => ns,
+        _ => "root",
+    }
+}
+
+fn with_ns_suffix(base: String, ns: &NsState) -> String {
+    if ns.is_root() {
+        base
+    } else {
+        format!("{base}.{}", ns.ns.id)
+    }
+}
+
+async fn load_entry(active: &Active, ns: &NsState, hash: &str) -> Result<Option<Arc<TokenEntry>>> {
+    if let Some(e) = active.tokens.get(hash) {
+        return Ok(Some(e));
+    }
+    let Some(e) = ns
+        .view
+        .get_json::<TokenEntry>(&format!("sys/token/id/{hash}"))
+        .await?
+    else {
+        return Ok(None);
+    };
+    let e = Arc::new(e);
+    active.tokens.insert(hash.to_owned(), e.clone());
+    Ok(Some(e))
+}
+
+/// Find a live token entry by its value: `(entry, namespace)`.
+async fn resolve(
+    core: &Core,
+    active: &Active,
+    id: &str,
+) -> Result<Option<(Arc<TokenEntry>, Arc<NsState>)>> {
+    let now = util::now_secs();
+    if let Some(blob) = id.strip_prefix("b.") {
+        let Ok(ct) = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(blob) else {
+            return Ok(None);
+        };
+        let Ok(plain) = core.barrier.open_blob(BATCH_AAD, &ct) else {
+            return Ok(None);
+        };
+        let Ok(entry) = serde_json::from_slice::<TokenEntry>(&plain) else {
+            return Ok(None);
+        };
+        if entry.is_expired(now) {
+            return Ok(None);
+        }
+        // A batch token dies with its parent.
+        if let Some((ph, pns)) = &entry.parent {
+            let Some(pns) = active.namespaces.by_id(pns).await? else {
+                return Ok(None);
+            };
+            match load_entry(active, &pns, ph).await? {
+                Some(p) if !p.is_expired(now) => {}
+                _ => return Ok(None),
+            }
+        }
+        let Some(ns) = active.namespaces.by_id(&entry.namespace_id).await? else {
+            return Ok(None);
+        };
+        return Ok(Some((Arc::new(entry), ns)));
+    }
+    let Some(ns) = active.namespaces.by_id(ns_suffix(id)).await? else {
+        return Ok(None);
+    };
+    let hash = hash_token(active, id);
+    let Some(entry) = load_entry(active, &ns, &hash).await? else {
+        return Ok(None);
+    };
+    // The lookup was by hash already; compare in constant time anyway so no code path
+    // ever branches on a partial match of token material.
+    if !bool::from(entry.hash.as_bytes().ct_eq(hash.as_bytes())) || entry.is_expired(now) {
+        return Ok(None);
+    }
+    Ok(Some((entry, ns)))
+}
+
+pub(crate) async fn authenticate(
+    core: &Core,
+    active: &Active,
+    token: Option<&str>,
+) -> Result<Caller> {
+    let id = token
+        .filter(|t| !t.is_empty())
+        .ok_or(CoreError::PermissionDenied)?;
+    let (entry, ns) = resolve(core, active, id)
+        .await?
+        .ok_or(CoreError::PermissionDenied)?;
+    let acl = policy::acl_for(active, &ns, &entry.policies).await?;
+    Ok(Caller {
+        entry,
+        token_id: id.to_owned(),
+        acl,
+        ns,
+    })
+}
+
+/// Count one use of a limited-use token. Returns true when this was its last use
+/// (the caller revokes it after the request).
+pub(crate) async fn consume_use(_core: &Core, active: &Active, caller: &Caller) -> Result<bool> {
+    if caller.entry.num_uses <= 0 || caller.entry.batch {
+        return Ok(false);
+    }
+    let key = format!("sys/token/id/{}", caller.entry.hash);
+    for _ in 0..16 {
+        let Some((plain, ver)) = caller.ns.view.get_versioned(&key).await? else {
+            return Err(CoreError::PermissionDenied);
+        };
+        let mut e: TokenEntry =
+            serde_json::from_slice(&plain).map_err(|e| CoreError::Internal(e.to_string()))?;
+        if e.num_uses <= 0 {
+            return Err(CoreError::PermissionDenied);
+        }
+        if e.num_uses == 1 {
+            active.tokens.remove(&e.hash);
+            return Ok(true);
+        }
+        e.num_uses -= 1;
+        let bytes = serde_json::to_vec(&e).map_err(|x| CoreError::Internal(x.to_string()))?;
+        match caller
+            .ns
+            .view
+            .transact(vec![
+                BarrierOp::Check(key.clone(), Some(ver)),
+                BarrierOp::Put(key.clone(), bytes),
+            ])
+            .await
+        {
+            Ok(()) => {
+                active.tokens.insert(e.hash.clone(), Arc::new(e));
+                return Ok(false);
+            }
+            Err(TxnError::Conflict) => continue,
+            Err(TxnError::Other(e)) => return Err(e),
+        }
+    }
+    Err(CoreError::TooManyRequests(
+        "token use count is contended; retry".into(),
+    ))
+}
+
+fn random_token_id() -> String {
+    format!("s.{}", util::random_alnum(24))
+}
+
+async fn store_entry(
+    ns: &NsState,
+    active: &Active,
+    e: &TokenEntry,
+    accessor_plain: &str,
+) -> Result<()> {
+    let bytes = serde_json::to_vec(e).map_err(|x| CoreError::Internal(x.to_string()))?;
+    let mut ops = vec![
+        BarrierOp::Check(format!("sys/token/id/{}", e.hash), None),
+        BarrierOp::Put(format!("sys/token/id/{}", e.hash), bytes),
+        BarrierOp::Put(
+            format!("sys/token/accessor/{}", hash_token(active, accessor_plain)),
+            e.hash.as_bytes().to_vec(),
+        ),
+    ];
+    if let Some((ph, pns)) = &e.parent {
+        if *pns == ns.ns.id {
+            ops.push(BarrierOp::Put(
+                format!("sys/token/parent/{ph}/{}", e.hash),
+                ns.ns.id.as_bytes().to_vec(),
+            ));
+        }
+    }
+    ns.view.transact(ops).await.map_err(|e| match e {
+        TxnError::Conflict => CoreError::bad("a token with this ID already exists"),
+        TxnError::Other(e) => e,
+    })?;
+    if let Some((ph, pns)) = &e.parent {
+        if *pns != ns.ns.id {
+            if let Some(pstate) = active.namespaces.by_id(pns).await? {
+                pstate
+                    .view
+                    .put(
+                        &format!("sys/token/parent/{ph}/{}", e.hash),
+                        ns.ns.id.as_bytes(),
+                    )
+                    .await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+pub(crate) async fn create_root_token(
+    core: &Core,
+    active: &Active,
+    id: Option<String>,
+) -> Result<Zeroizing<String>> {
+    let root = active.namespaces.root();
+    let id = id.filter(|s| !s.is_empty()).unwrap_or_else(random_token_id);
+    let accessor = util::random_alnum(24);
+    let e = TokenEntry {
+        hash: hash_token(active, &id),
+        accessor: accessor.clone(),
+        parent: None,
+        policies: vec!["root".into()],
+        meta: BTreeMap::new(),
+        display_name: "root".into(),
+        num_uses: 0,
+        creation_time: util::now_secs(),
+        ttl: 0,
+        explicit_max_ttl: 0,
+        period: 0,
+        renewable: false,
+        expire_time: 0,
+        namespace_id: "root".into(),
+        path: "auth/token/root".into(),
+        batch: false,
+        orphan: true,
+        entity_id: String::new(),
+        role: String::new(),
+    };
+    let _ = core;
+    store_entry(&root, active, &e, &accessor).await?;
+    Ok(Zeroizing::new(id))
+}
+
+/// Paths of the token store that also need `sudo`.
+pub(crate) fn needs_sudo(rest: &str, data: &Map<String, Value>) -> bool {
+    rest.starts_with("revoke-orphan")
+        || rest.starts_with("accessors")
+        || (rest == "create"
+            && data
+                .get("no_parent")
+                .and_then(util::as_bool)
+                .unwrap_or(false))
+}
+
+fn auth_json(e: &TokenEntry, id: &str, now: i64) -> Value {
+    let token_policies: Vec<&String> = e.policies.iter().collect();
+    json!({
+        "client_token": id,
+        "accessor": e.accessor,
+        "policies": e.policies,
+        "token_policies": token_policies,
+        "identity_policies": Value::Null,
+        "metadata": if e.meta.is_empty() { Value::Null } else { json!(e.meta) },
+        "lease_duration": e.remaining(now),
+        "renewable": e.renewable,
+        "entity_id": e.entity_id,
+        "token_type": e.type_name(),
+        "orphan": e.orphan,
+        "mfa_requirement": Value::Null,
+        "num_uses": e.num_uses,
+    })
+}
+
+fn lookup_json(e: &TokenEntry, id: &str, ns: &NsState, now: i64) -> Value {
+    let mut v = json!({
+        "accessor": e.accessor,
+        "creation_time": e.creation_time,
+        "creation_ttl": e.ttl,
+        "display_name": e.display_name,
+        "entity_id": e.entity_id,
+        "expire_time": if e.expire_time == 0 { Value::Null } else { json!(util::rfc3339_secs(e.expire_time)) },
+        "explicit_max_ttl": e.explicit_max_ttl,
+        "id": id,
+        "issue_time": util::rfc3339_secs(e.creation_time),
+        "meta": if e.meta.is_empty() { Value::Null } else { json!(e.meta) },
+        "num_uses": e.num_uses,
+        "orphan": e.orphan,
+        "path": e.path,
+        "policies": e.policies,
+        "renewable": e.renewable,
+        "ttl": e.remaining(now),
+        "type": e.type_name(),
+    });
+    if e.period > 0 {
+        v["period"] = json!(e.period);
+    }
+    if !ns.is_root() {
+        v["namespace_path"] = json!(ns.ns.path);
+    }
+    v
+}
+
+fn parse_ttl(data: &Map<String, Value>, k: &str) -> Result<i64> {
+    match data.get(k) {
+        None => Ok(0),
+        Some(v) => {
+            let t =
+                util::parse_duration(v).map_err(|e| CoreError::bad(format!("invalid {k}: {e}")))?;
+            if t < 0 {
+                return Err(CoreError::bad(format!("{k} must not be negative")));
+            }
+            Ok(t)
+        }
+    }
+}
+
+async fn create(
+    core: &Core,
+    active: &Active,
+    ns: &Arc<NsState>,
+    caller: &Caller,
+    orphan_endpoint: bool,
+    data: &Map<String, Value>,
+) -> Result<Response> {
+    let parent = &caller.entry;
+    if parent.batch {
+        return Err(CoreError::bad("batch tokens cannot create more tokens"));
+    }
+    let parent_is_root = parent.is_root();
+    let no_parent = data
+        .get("no_parent")
+        .and_then(util::as_bool)
+        .unwrap_or(false);
+    let orphan = orphan_endpoint || no_parent;
+    let batch = match crate::field_str(data, "type").as_deref() {
+        None | Some("") | Some("service") | Some("default") => false,
+        Some("batch") => true,
+        Some(other) => {
+            return Err(CoreError::bad(format!(
+                "invalid token type {other:?}: use service or batch"
+            )))
+        }
+    };
+    let mut policies: Vec<String> = match data.get("policies") {
+        Some(v) => util::as_string_list(v)
+            .ok_or_else(|| CoreError::bad("policies must be a list of strings"))?,
+        None => Vec::new(),
+    };
+    for p in policies.iter_mut() {
+        *p = p.trim().to_lowercase();
+    }
+    policies.retain(|p| !p.is_empty());
+    let no_default = data
+        .get("no_default_policy")
+        .and_then(util::as_bool)
+        .unwrap_or(false);
+    if policies.is_empty() {
+        policies = parent.policies.clone();
+    } else if !parent_is_root {
+        let allowed: Vec<&String> = parent.policies.iter().collect();
+        for p in &policies {
+            if p != "default" && !allowed.contains(&p) {
+                return Err(CoreError::bad(format!("child policies must be subset of parent: {p:?} is not in the caller's policies")));
+            }
+        }
+    }
+    if policies.iter().any(|p| p == "root") && !parent_is_root {
+        return Err(CoreError::bad(
+            "root tokens may not be created by a non-root token",
+        ));
+    }
+    if !no_default
+        && !policies.iter().any(|p| p == "root")
+        && !policies.iter().any(|p| p == "default")
+    {
+        policies.push("default".into());
+    }
+    if no_default {
+        policies.retain(|p| p != "default");
+    }
+    policies.sort();
+    policies.dedup();
+
+    let mut meta = BTreeMap::new();
+    match data.get("meta") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(m)) => {
+            for (k, v) in m {
+                meta.insert(
+                    k.clone(),
+                    v.as_str()
+                        .map(str::to_owned)
+                        .unwrap_or_else(|| v.to_string()),
+                );
+            }
+        }
+        Some(_) => return Err(CoreError::bad("meta must be a map of strings")),
+    }
+    let num_uses = match data.get("num_uses") {
+        None => 0,
+        Some(v) => util::as_i64(v).ok_or_else(|| CoreError::bad("num_uses must be an integer"))?,
+    };
+    if num_uses < 0 {
+        return Err(CoreError::bad("number of uses cannot be negative"));
+    }
+    let renewable = data
+        .get("renewable")
+        .and_then(util::as_bool)
+        .unwrap_or(true)
+        && !batch;
+    let period = parse_ttl(data, "period")?;
+    let explicit_max_ttl = parse_ttl(data, "explicit_max_ttl")?;
+    let mut ttl = parse_ttl(data, "ttl")?;
+    if batch && (period > 0 || num_uses > 0) {
+        return Err(CoreError::bad(
+            "batch tokens cannot be periodic or have a limited number of uses",
+        ));
+    }
+    let is_root_token = policies.len() == 1 && policies[0] == "root";
+    if period > 0 {
+        ttl = period;
+    } else if ttl == 0 && !is_root_token {
+        let mount = ns.auth_mounts();
+        let d = mount
+            .get("token/")
+            .map(|m| m.config.default_lease_ttl)
+            .unwrap_or(0);
+        ttl = if d > 0 { d } else { core.cfg.default_lease_ttl };
+    }
+    if explicit_max_ttl > 0 && (ttl == 0 || ttl > explicit_max_ttl) {
+        ttl = explicit_max_ttl;
+    }
+    let mut warnings = Vec::new();
+    if period == 0 && core.cfg.max_lease_ttl > 0 && ttl > core.cfg.max_lease_ttl {
+        warnings.push(format!(
+            "TTL of {} exceeded the effective max_ttl of {}; TTL value is capped accordingly",
+            util::format_duration(ttl),
+            util::format_duration(core.cfg.max_lease_ttl)
+        ));
+        ttl = core.cfg.max_lease_ttl;
+    }
+    let now = util::now_secs();
+    let mut expire_time = if ttl > 0 { now + ttl } else { 0 };
+    if !orphan && parent.expire_time != 0 && (expire_time == 0 || expire_time > parent.expire_time)
+    {
+        expire_time = parent.expire_time;
+        ttl = (expire_time - now).max(0);
+    }
+    let display_name = match crate::field_str(data, "display_name") {
+        Some(n) if !n.is_empty() => {
+            let clean: String = n
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || c == '-' {
+                        c.to_ascii_lowercase()
+                    } else {
+                        '-'
+                    }
+                })
+                .collect();
+            format!("token-{clean}")
+        }
+        _ => "token".into(),
+    };
+    let custom_id = crate::field_str(data, "id")
+        .map(|s| s.into_owned())
+        .filter(|s| !s.is_empty());
+    if custom_id.is_some() && !parent_is_root {
+        return Err(CoreError::bad(
+            "root or sudo privileges required to specify token id",
+        ));
+    }
+    let parent_ref = if orphan {
+        None
+    } else {
+        Some((parent.hash.clone(), caller.ns.ns.id.clone()))
+    };
+    let mut entry = TokenEntry {
+        hash: String::new(),
+        accessor: String::new(),
+        parent: parent_ref,
+        policies,
+        meta,
+        display_name,
+        num_uses,
+        creation_time: now,
+        ttl,
+        explicit_max_ttl,
+        period,
+        renewable,
+        expire_time,
+        namespace_id: ns.ns.id.clone(),
+        path: if orphan_endpoint {
+            "auth/token/create-orphan".into()
+        } else {
+            "auth/token/create".into()
+        },
+        batch,
+        orphan,
+        entity_id: String::new(),
+        role: String::new(),
+    };
+    let id = if batch {
+        let plain = Zeroizing::new(
+            serde_json::to_vec(&entry).map_err(|e| CoreError::Internal(e.to_string()))?,
+        );
+        let ct = core.barrier.seal_blob(BATCH_AAD, &plain)?;
+        format!(
+            "b.{}",
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(ct)
+        )
+    } else {
+        let id = with_ns_suffix(custom_id.unwrap_or_else(random_token_id), ns);
+        let accessor = with_ns_suffix(util::random_alnum(24), ns);
+        entry.hash = hash_token(active, &id);
+        entry.accessor = accessor.clone();
+        store_entry(ns, active, &entry, &accessor).await?;
+        id
+    };
+    let mut r = Response {
+        auth: Some(auth_json(&entry, &id, now)),
+        ..Default::default()
+    };
+    r.warnings = warnings;
+    Ok(r)
+}
+
+/// Revoke a token and every descendant.
+pub(crate) async fn revoke_tree(core: &Core, active: &Active, entry: &TokenEntry) -> Result<()> {
+    if entry.batch || entry.hash.is_empty() {
+        return Ok(());
+    }
+    let Some(ns) = active.namespaces.by_id(&entry.namespace_id).await? else {
+        return Ok(());
+    };
+    // Depth-first over the parent index; bounded by the number of descendants.
+    let mut stack = vec![(entry.hash.clone(), ns)];
+    let mut order = Vec::new();
+    while let Some((hash, ns)) = stack.pop() {
+        let prefix = format!("sys/token/parent/{hash}/");
+        for child in ns.view.list(&prefix, None, None).await? {
+            let child_ns_id = ns
+                .view
+                .get(&format!("{prefix}{child}"))
+                .await?
+                .map(|b| String::from_utf8_lossy(&b).into_owned());
+            if let Some(cns) = active
+                .namespaces
+                .by_id(child_ns_id.as_deref().unwrap_or("root"))
+                .await?
+            {
+                stack.push((child, cns));
+            }
+        }
+        order.push((hash, ns));
+    }
+    for (hash, ns) in order.into_iter().rev() {
+        revoke_one(active, &ns, &hash).await?;
+    }
+    let _ = core;
+    Ok(())
+}
+
+async fn revoke_one(active: &Active, ns: &NsState, hash: &str) -> Result<()> {
+    let key = format!("sys/token/id/{hash}");
+    let Some(e) = ns.view.get_json::<TokenEntry>(&key).await? else {
+        active.tokens.remove(hash);
+        return Ok(());
+    };
+    let mut ops = vec![
+        BarrierOp::Delete(key),
+        BarrierOp::Delete(format!(
+            "sys/token/accessor/{}",
+            hash_token(active, &e.accessor)
+        )),
+        BarrierOp::DeletePrefix(format!("sys/token/parent/{hash}/")),
+    ];
+    if let Some((ph, pns)) = &e.parent {
+        if *pns == ns.ns.id {
+            ops.push(BarrierOp::Delete(format!("sys/token/parent/{ph}/{hash}")));
+        }
+    }
+    ns.view.transact(ops).await?;
+    active.tokens.remove(hash);
+    Ok(())
+}
+
+/// Revoke only this token; its children become orphans.
+async fn revoke_orphan(active: &Active, ns: &NsState, entry: &TokenEntry) -> Result<()> {
+    let prefix = format!("sys/token/parent/{}/", entry.hash);
+    for child in ns.view.list(&prefix, None, None).await? {
+        let cns_id = ns
+            .view
+            .get(&format!("{prefix}{child}"))
+            .await?
+            .map(|b| String::from_utf8_lossy(&b).into_owned());
+        if let Some(cns) = active
+            .namespaces
+            .by_id(cns_id.as_deref().unwrap_or("root"))
+            .await?
+        {
+            let key = format!("sys/token/id/{child}");
+            if let Some(mut c) = cns.view.get_json::<TokenEntry>(&key).await? {
+                c.parent = None;
+                c.orphan = true;
+                cns.view.put_json(&key, &c).await?;
+                active.tokens.remove(&child);
+            }
+        }
+    }
+    revoke_one(active, ns, &entry.hash).await
+}
+
+async fn by_accessor(
+    active: &Active,
+    ns: &Arc<NsState>,
+    accessor: &str,
+) -> Result<Option<(Arc<TokenEntry>, Arc<NsState>)>> {
+    let target_ns = match ns_suffix(&format!("s.{accessor}")) {
+        "root" => ns.clone(),
+        id => active
+            .namespaces
+            .by_id(id)
+            .await?
+            .unwrap_or_else(|| ns.clone()),
+    };
+    let Some(hash) = target_ns
+        .view
+        .get(&format!(
+            "sys/token/accessor/{}",
+            hash_token(active, accessor)
+        ))
+        .await?
+    else {
+        return Ok(None);
+    };
+    let hash = String::from_utf8_lossy(&hash).into_owned();
+    let entry = load_entry(active, &target_ns, &hash).await?;
+    Ok(entry
+        .filter(|e| !e.is_expired(util::now_secs()))
+        .map(|e| (e, target_ns)))
+}
+
+async fn renew(
+    core: &Core,
+    active: &Active,
+    ns: &NsState,
+    entry: &TokenEntry,
+    id: &str,
+    data: &Map<String, Value>,
+) -> Result<Response> {
+    let now = util::now_secs();
+    if entry.batch {
+        return Err(CoreError::bad("batch tokens cannot be renewed"));
+    }
+    if entry.expire_time == 0 {
+        // Never expires (root token): nothing to extend.
+        return Ok(Response {
+            auth: Some(auth_json(entry, id, now)),
+            ..Default::default()
+        });
+    }
+    if !entry.renewable {
+        return Err(CoreError::bad("lease is not renewable"));
+    }
+    let increment = parse_ttl(data, "increment")?;
+    let mut e = entry.clone();
+    let mut ttl = if e.period > 0 {
+        e.period
+    } else if increment > 0 {
+        increment
+    } else if e.ttl > 0 {
+        e.ttl
+    } else {
+        core.cfg.default_lease_ttl
+    };
+    let mut warnings = Vec::new();
+    if e.explicit_max_ttl > 0 {
+        let hard = e.creation_time + e.explicit_max_ttl;
+        if now + ttl > hard {
+            ttl = (hard - now).max(0);
+            warnings.push("TTL of the token is capped by its explicit max TTL".to_owned());
+        }
+    }
+    if e.period == 0 && core.cfg.max_lease_ttl > 0 {
+        let hard = e.creation_time + core.cfg.max_lease_ttl;
+        if now + ttl > hard {
+            ttl = (hard - now).max(0);
+            warnings.push(format!(
+                "TTL of \"{}\" exceeded the effective max_ttl; TTL value is capped accordingly",
+                util::format_duration(ttl)
+            ));
+        }
+    }
+    e.expire_time = now + ttl;
+    ns.view
+        .put_json(&format!("sys/token/id/{}", e.hash), &e)
+        .await?;
+    active.tokens.insert(e.hash.clone(), Arc::new(e.clone()));
+    let mut r = Response {
+        auth: Some(auth_json(&e, id, now)),
+        ..Default::default()
+    };
+    r.warnings = warnings;
+    Ok(r)
+}
+
+fn token_param<'a>(data: &'a Map<String, Value>) -> Result<std::borrow::Cow<'a, str>> {
+    crate::field_str(data, "token")
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| CoreError::bad("missing token"))
+}
+
+/// `auth/token/<rest>`.
+pub(crate) async fn handle(
+    core: &Core,
+    active: &Active,
+    ns: &Arc<NsState>,
+    caller: &Caller,
+    op: Operation,
+    rest: &str,
+    req: &Request,
+) -> Result<Response> {
+    let data = &req.data;
+    let now = util::now_secs();
+    let write = matches!(op, Operation::Create | Operation::Update);
+    match rest.trim_end_matches('/') {
+        "create" if write => create(core, active, ns, caller, false, data).await,
+        "create-orphan" if write => create(core, active, ns, caller, true, data).await,
+        "lookup-self" if matches!(op, Operation::Read) || write => Ok(Response::data(lookup_json(
+            &caller.entry,
+            &caller.token_id,
+            &caller.ns,
+            now,
+        ))),
+        "lookup" if write || op == Operation::Read => {
+            let id = token_param(data)?;
+            let (e, ens) = resolve(core, active, &id)
+                .await?
+                .ok_or_else(|| CoreError::bad("bad token"))?;
+            Ok(Response::data(lookup_json(&e, &id, &ens, now)))
+        }
+        "lookup-accessor" if write => {
+            let acc = crate::field_str(data, "accessor")
+                .ok_or_else(|| CoreError::bad("missing accessor"))?;
+            let (e, ens) = by_accessor(active, ns, &acc)
+                .await?
+                .ok_or_else(|| CoreError::bad("invalid accessor"))?;
+            Ok(Response::data(lookup_json(&e, "", &ens, now)))
+        }
+        "renew-self" if write => {
+            renew(
+                core,
+                active,
+                &caller.ns,
+                &caller.entry,
+                &caller.token_id,
+                data,
+            )
+            .await
+        }
+        "renew" if write => {
+            let id = token_param(data)?;
+            let (e, ens) = resolve(core, active, &id)
+                .await?
+                .ok_or_else(|| CoreError::bad("invalid token"))?;
+            renew(core, active, &ens, &e, &id, data).await
+        }
+        "renew-accessor" if write => {
+            let acc = crate::field_str(data, "accessor")
+                .ok_or_else(|| CoreError::bad("missing accessor"))?;
+            let (e, ens) = by_accessor(active, ns, &acc)
+                .await?
+                .ok_or_else(|| CoreError::bad("invalid accessor"))?;
+            let mut r = renew(core, active, &ens, &e, "", data).await?;
+            if let Some(a) = r.auth.as_mut() {
+                a["client_token"] = json!("");
+            }
+            Ok(r)
+        }
+        "revoke-self" if write => {
+            revoke_tree(core, active, &caller.entry).await?;
+            Ok(Response::none())
+        }
+        "revoke" if write => {
+            let id = token_param(data)?;
+            if let Some((e, _)) = resolve(core, active, &id).await? {
+                revoke_tree(core, active, &e).await?;
+            }
+            Ok(Response::none())
+        }
+        "revoke-orphan" if write => {
+            let id = token_param(data)?;
+            if let Some((e, ens)) = resolve(core, active, &id).await? {
+                revoke_orphan(active, &ens, &e).await?;
+            }
+            Ok(Response::none())
+        }
+        "revoke-accessor" if write => {
+            let acc = crate::field_str(data, "accessor")
+                .ok_or_else(|| CoreError::bad("missing accessor"))?;
+            if let Some((e, _)) = by_accessor(active, ns, &acc).await? {
+                revoke_tree(core, active, &e).await?;
+            }
+            Ok(Response::none())
+        }
+        "accessors" if op == Operation::List => {
+            let mut keys = Vec::new();
+            for (_, v) in ns.view.scan("sys/token/id/", None, usize::MAX).await? {
+                if let Ok(e) = serde_json::from_slice::<TokenEntry>(&v) {
+                    keys.push(e.accessor);
+                }
+            }
+            if keys.is_empty() {
+                return Err(CoreError::NotFound(String::new()));
+            }
+            keys.sort();
+            Ok(Response::list(keys))
+        }
+        "roles" if op == Operation::List || op == Operation::Read => {
+            Err(CoreError::NotFound(String::new()))
+        }
+        "tidy" if write => {
+            tidy(core, active).await?;
+            Ok(Response::none().with_warning("Tidy operation successfully completed."))
+        }
+        "create" | "create-orphan" | "lookup-self" | "lookup" | "lookup-accessor"
+        | "renew-self" | "renew" | "renew-accessor" | "revoke-self" | "revoke"
+        | "revoke-orphan" | "revoke-accessor" | "accessors" | "tidy" => {
+            Err(CoreError::UnsupportedOperation)
+        }
+        other => Err(CoreError::NotFound(format!(
+            "no handler for route \"auth/token/{other}\". route entry not found."
+        ))),
+    }
+}
+
+/// Revoke expired tokens (and their children) in every loaded namespace and the root.
+pub(crate) async fn tidy(core: &Core, active: &Active) -> Result<()> {
+    let now = util::now_secs();
+    let root = active.namespaces.root();
+    let mut namespaces = vec![root.clone()];
+    let mut i = 0;
+    while i < namespaces.len() {
+        let ns = namespaces[i].clone();
+        for child in active.namespaces.list_children(&ns).await? {
+            if let Some(c) = active.namespaces.by_id(&child.id).await? {
+                namespaces.push(c);
+            }
+        }
+        i += 1;
+    }
+    for ns in namespaces {
+        let mut after: Option<String> = None;
+        loop {
+            let page = ns.view.scan("sys/token/id/", after.as_deref(), 512).await?;
+            if page.is_empty() {
+                break;
+            }
+            after = page.last().map(|(k, _)| k.clone());
+            for (_, v) in page {
+                if let Ok(e) = serde_json::from_slice::<TokenEntry>(&v) {
+                    if e.is_expired(now) {
+                        revoke_tree(core, active, &e).await?;
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}

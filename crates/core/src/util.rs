@@ -1,0 +1,224 @@
+//! Small pure helpers: Go-style durations, RFC 3339 times, random identifiers.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde_json::Value;
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+/// Nanoseconds since the Unix epoch.
+pub fn now_nanos() -> i128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i128)
+        .unwrap_or(0)
+}
+
+pub fn now_secs() -> i64 {
+    (now_nanos() / 1_000_000_000) as i64
+}
+
+/// RFC 3339 with nanoseconds, UTC, as OpenBao prints times (`2024-01-02T03:04:05.123456789Z`).
+pub fn rfc3339_nanos(nanos: i128) -> String {
+    OffsetDateTime::from_unix_timestamp_nanos(nanos)
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_default()
+}
+
+pub fn rfc3339_secs(secs: i64) -> String {
+    rfc3339_nanos(secs as i128 * 1_000_000_000)
+}
+
+/// Parse an RFC 3339 time to Unix nanoseconds.
+pub fn parse_rfc3339(s: &str) -> Option<i128> {
+    OffsetDateTime::parse(s, &Rfc3339)
+        .ok()
+        .map(|t| t.unix_timestamp_nanos())
+}
+
+/// Parse an OpenBao duration: an integer number of seconds (number or string), or a Go
+/// duration string (`1h30m`, `768h`, `10s`, `500ms`, also `d` for days). Returns seconds.
+pub fn parse_duration(v: &Value) -> Result<i64, String> {
+    match v {
+        Value::Number(n) => n
+            .as_i64()
+            .or_else(|| n.as_f64().map(|f| f as i64))
+            .ok_or_else(|| format!("invalid duration {n}")),
+        Value::String(s) => parse_duration_str(s),
+        Value::Null => Ok(0),
+        other => Err(format!("invalid duration {other}")),
+    }
+}
+
+pub fn parse_duration_str(s: &str) -> Result<i64, String> {
+    let s = s.trim();
+    if s.is_empty() {
+        return Ok(0);
+    }
+    if let Ok(n) = s.parse::<i64>() {
+        return Ok(n);
+    }
+    let err = || format!("invalid duration {s:?}: use seconds or a duration like 30m, 1h, 768h");
+    let (neg, mut rest) = match s.strip_prefix('-') {
+        Some(r) => (true, r),
+        None => (false, s.strip_prefix('+').unwrap_or(s)),
+    };
+    let mut total_nanos: f64 = 0.0;
+    while !rest.is_empty() {
+        let num_end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(err)?;
+        if num_end == 0 {
+            return Err(err());
+        }
+        let num: f64 = rest[..num_end].parse().map_err(|_| err())?;
+        rest = &rest[num_end..];
+        let unit_end = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let unit = &rest[..unit_end];
+        rest = &rest[unit_end..];
+        let mult = match unit {
+            "ns" => 1.0,
+            "us" | "\u{b5}s" | "\u{3bc}s" => 1e3,
+            "ms" => 1e6,
+            "s" => 1e9,
+            "m" => 60e9,
+            "h" => 3600e9,
+            "d" => 86400e9,
+            _ => return Err(err()),
+        };
+        total_nanos += num * mult;
+    }
+    let secs = (total_nanos / 1e9) as i64;
+    Ok(if neg { -secs } else { secs })
+}
+
+/// Go's `time.Duration.String()` for whole seconds: `0s`, `45s`, `3m0s`, `1h0m0s`.
+pub fn format_duration(secs: i64) -> String {
+    if secs == 0 {
+        return "0s".into();
+    }
+    let sign = if secs < 0 { "-" } else { "" };
+    let s = secs.unsigned_abs();
+    let (h, m, sec) = (s / 3600, (s % 3600) / 60, s % 60);
+    if h > 0 {
+        format!("{sign}{h}h{m}m{sec}s")
+    } else if m > 0 {
+        format!("{sign}{m}m{sec}s")
+    } else {
+        format!("{sign}{sec}s")
+    }
+}
+
+const ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+
+/// `n` random characters from `[A-Za-z0-9]`, unbiased (rejection sampling).
+pub fn random_alnum(n: usize) -> String {
+    let mut out = String::with_capacity(n);
+    let mut buf = [0u8; 64];
+    while out.len() < n {
+        strongroom_barrier::fill_random(&mut buf);
+        for b in buf {
+            if out.len() == n {
+                break;
+            }
+            if (b as usize) < 248 {
+                out.push(ALNUM[(b as usize) % 62] as char);
+            }
+        }
+    }
+    out
+}
+
+/// A random RFC 4122 version-4 UUID string.
+pub fn uuid4() -> String {
+    let mut b = [0u8; 16];
+    strongroom_barrier::fill_random(&mut b);
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h = hex::encode(b);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+/// Interpret a JSON value as a boolean the way OpenBao's field parser does.
+pub fn as_bool(v: &Value) -> Option<bool> {
+    match v {
+        Value::Bool(b) => Some(*b),
+        Value::String(s) => match s.to_ascii_lowercase().as_str() {
+            "true" | "1" | "t" => Some(true),
+            "false" | "0" | "f" | "" => Some(false),
+            _ => None,
+        },
+        Value::Number(n) => n.as_i64().map(|i| i != 0),
+        _ => None,
+    }
+}
+
+pub fn as_i64(v: &Value) -> Option<i64> {
+    match v {
+        Value::Number(n) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// A list of strings from a JSON array or a comma-separated string.
+pub fn as_string_list(v: &Value) -> Option<Vec<String>> {
+    match v {
+        Value::Array(a) => a
+            .iter()
+            .map(|x| x.as_str().map(|s| s.trim().to_owned()))
+            .collect(),
+        Value::String(s) if s.trim().is_empty() => Some(Vec::new()),
+        Value::String(s) => Some(
+            s.split(',')
+                .map(|x| x.trim().to_owned())
+                .filter(|x| !x.is_empty())
+                .collect(),
+        ),
+        Value::Null => Some(Vec::new()),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration(&json!(30)).unwrap(), 30);
+        assert_eq!(parse_duration(&json!("30")).unwrap(), 30);
+        assert_eq!(parse_duration(&json!("1h30m")).unwrap(), 5400);
+        assert_eq!(parse_duration(&json!("768h")).unwrap(), 2_764_800);
+        assert_eq!(parse_duration(&json!("1d")).unwrap(), 86400);
+        assert_eq!(parse_duration(&json!("1.5h")).unwrap(), 5400);
+        assert!(parse_duration(&json!("abc")).is_err());
+        assert!(parse_duration(&json!("10x")).is_err());
+        assert_eq!(format_duration(0), "0s");
+        assert_eq!(format_duration(45), "45s");
+        assert_eq!(format_duration(180), "3m0s");
+        assert_eq!(format_duration(3600), "1h0m0s");
+        assert_eq!(format_duration(2_764_800), "768h0m0s");
+    }
+
+    #[test]
+    fn times_and_ids() {
+        assert_eq!(rfc3339_secs(0), "1970-01-01T00:00:00Z");
+        assert_eq!(parse_rfc3339("1970-01-01T00:00:01Z"), Some(1_000_000_000));
+        let t = random_alnum(24);
+        assert_eq!(t.len(), 24);
+        assert!(t.chars().all(|c| c.is_ascii_alphanumeric()));
+        assert_eq!(uuid4().len(), 36);
+    }
+}

@@ -1,0 +1,147 @@
+//! A storage view: the barrier seen through a key prefix. Each namespace and each mount
+//! gets one, so an engine cannot read outside its own subtree.
+
+use std::sync::Arc;
+
+use strongroom_barrier::{Barrier, BarrierOp};
+
+use crate::error::Result;
+
+#[derive(Clone)]
+pub struct View {
+    barrier: Arc<Barrier>,
+    prefix: String,
+}
+
+impl View {
+    pub fn new(barrier: Arc<Barrier>, prefix: impl Into<String>) -> View {
+        View {
+            barrier,
+            prefix: prefix.into(),
+        }
+    }
+
+    pub fn sub(&self, prefix: &str) -> View {
+        View {
+            barrier: self.barrier.clone(),
+            prefix: format!("{}{prefix}", self.prefix),
+        }
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    fn key(&self, k: &str) -> String {
+        format!("{}{k}", self.prefix)
+    }
+
+    pub async fn get(&self, k: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self.barrier.get(&self.key(k)).await?)
+    }
+
+    pub async fn get_json<T: serde::de::DeserializeOwned>(&self, k: &str) -> Result<Option<T>> {
+        match self.get(k).await? {
+            None => Ok(None),
+            Some(b) => serde_json::from_slice(&b).map(Some).map_err(|e| {
+                crate::CoreError::Internal(format!("corrupt entry at {}: {e}", self.key(k)))
+            }),
+        }
+    }
+
+    /// Value and version token (the stored ciphertext) for check-and-set.
+    pub async fn get_versioned(&self, k: &str) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
+        Ok(self.barrier.get_versioned(&self.key(k)).await?)
+    }
+
+    pub async fn put(&self, k: &str, v: &[u8]) -> Result<()> {
+        Ok(self.barrier.put(&self.key(k), v).await?)
+    }
+
+    pub async fn put_json<T: serde::Serialize>(&self, k: &str, v: &T) -> Result<()> {
+        let bytes = serde_json::to_vec(v).map_err(|e| crate::CoreError::Internal(e.to_string()))?;
+        self.put(k, &bytes).await
+    }
+
+    pub async fn delete(&self, k: &str) -> Result<()> {
+        Ok(self.barrier.delete(&self.key(k)).await?)
+    }
+
+    pub async fn list(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: Option<usize>,
+    ) -> Result<Vec<String>> {
+        Ok(self.barrier.list(&self.key(prefix), after, limit).await?)
+    }
+
+    /// Decrypted entries under `prefix`, keys relative to this view.
+    pub async fn scan(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>> {
+        let after = after.map(|a| self.key(a));
+        let n = self.prefix.len();
+        Ok(self
+            .barrier
+            .scan(&self.key(prefix), after.as_deref(), limit)
+            .await?
+            .into_iter()
+            .map(|(k, v)| (k[n..].to_owned(), v))
+            .collect())
+    }
+
+    /// Atomic ops with keys relative to this view.
+    pub async fn transact(&self, ops: Vec<BarrierOp>) -> Result<(), TxnError> {
+        let ops = ops
+            .into_iter()
+            .map(|op| match op {
+                BarrierOp::Put(k, v) => BarrierOp::Put(self.key(&k), v),
+                BarrierOp::Delete(k) => BarrierOp::Delete(self.key(&k)),
+                BarrierOp::DeletePrefix(k) => BarrierOp::DeletePrefix(self.key(&k)),
+                BarrierOp::Check(k, v) => BarrierOp::Check(self.key(&k), v),
+            })
+            .collect();
+        match self.barrier.transact(ops).await {
+            Ok(()) => Ok(()),
+            Err(strongroom_barrier::BarrierError::Storage(
+                strongroom_storage::StorageError::Conflict(_),
+            )) => Err(TxnError::Conflict),
+            Err(e) => Err(TxnError::Other(e.into())),
+        }
+    }
+
+    pub async fn delete_prefix(&self, prefix: &str) -> Result<()> {
+        match self
+            .transact(vec![BarrierOp::DeletePrefix(prefix.to_owned())])
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(TxnError::Conflict) => Err(crate::CoreError::Internal(
+                "conflict on prefix delete".into(),
+            )),
+            Err(TxnError::Other(e)) => Err(e),
+        }
+    }
+}
+
+/// A transaction failed: a check did not hold (retry), or something else went wrong.
+#[derive(Debug)]
+pub enum TxnError {
+    Conflict,
+    Other(crate::CoreError),
+}
+
+impl From<TxnError> for crate::CoreError {
+    fn from(e: TxnError) -> Self {
+        match e {
+            TxnError::Conflict => {
+                crate::CoreError::Internal("storage conflict persisted after retries".into())
+            }
+            TxnError::Other(e) => e,
+        }
+    }
+}

@@ -1,0 +1,556 @@
+//! Server configuration: our TOML format, and OpenBao's HCL/JSON format mapped onto it.
+//!
+//! Every error names the key and the problem. Keys of an OpenBao config that we cannot
+//! honour are listed in [`ServerConfig::notes`] and printed at start.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+use serde::Deserialize;
+use serde_json::Value;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum StorageConfig {
+    Sqlite { path: PathBuf },
+    Memory,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListenerConfig {
+    pub address: String,
+    /// `(cert, key)`; `None` = plain HTTP (only when explicitly allowed).
+    pub tls: Option<(PathBuf, PathBuf)>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum SealConfigFile {
+    Shamir,
+    Static {
+        current_key_id: String,
+        current_key: String,
+        previous_key_id: Option<String>,
+        previous_key: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub storage: StorageConfig,
+    pub listeners: Vec<ListenerConfig>,
+    pub seal: SealConfigFile,
+    pub max_request_size: usize,
+    pub request_timeout: Duration,
+    pub log_format: LogFormat,
+    pub log_level: String,
+    pub default_lease_ttl: i64,
+    pub max_lease_ttl: i64,
+    pub api_addr: Option<String>,
+    pub cluster_name: Option<String>,
+    /// Things said about the config (ignored keys, mappings) to print at start.
+    pub notes: Vec<String>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            storage: StorageConfig::Memory,
+            listeners: Vec::new(),
+            seal: SealConfigFile::Shamir,
+            max_request_size: 32 * 1024 * 1024,
+            request_timeout: Duration::from_secs(90),
+            log_format: LogFormat::Text,
+            log_level: "info".into(),
+            default_lease_ttl: 768 * 3600,
+            max_lease_ttl: 768 * 3600,
+            api_addr: None,
+            cluster_name: None,
+            notes: Vec::new(),
+        }
+    }
+}
+
+// ---- our TOML format ----
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TomlConfig {
+    storage: TomlStorage,
+    #[serde(default)]
+    listener: Vec<TomlListener>,
+    #[serde(default)]
+    seal: Option<TomlSeal>,
+    #[serde(default)]
+    limits: Option<TomlLimits>,
+    #[serde(default)]
+    log: Option<TomlLog>,
+    default_lease_ttl: Option<String>,
+    max_lease_ttl: Option<String>,
+    api_addr: Option<String>,
+    cluster_name: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TomlStorage {
+    sqlite: Option<TomlSqlite>,
+    memory: Option<toml::Table>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TomlSqlite {
+    path: PathBuf,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TomlListener {
+    address: String,
+    tls_cert_file: Option<PathBuf>,
+    tls_key_file: Option<PathBuf>,
+    #[serde(default)]
+    tls_disable: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TomlSeal {
+    #[serde(rename = "type")]
+    kind: String,
+    current_key_id: Option<String>,
+    current_key: Option<String>,
+    previous_key_id: Option<String>,
+    previous_key: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TomlLimits {
+    max_request_size: Option<usize>,
+    request_timeout: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TomlLog {
+    format: Option<String>,
+    level: Option<String>,
+}
+
+fn duration_key(key: &str, v: &str) -> Result<i64> {
+    strongroom_core::util::parse_duration_str(v).map_err(|e| anyhow!("config key `{key}`: {e}"))
+}
+
+fn resolve_path(base: &Path, p: &Path) -> PathBuf {
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        base.join(p)
+    }
+}
+
+fn parse_toml(text: &str, base: &Path) -> Result<ServerConfig> {
+    let t: TomlConfig = toml::from_str(text).map_err(|e| anyhow!("invalid config: {e}"))?;
+    let mut c = ServerConfig::default();
+    c.storage = match (t.storage.sqlite, t.storage.memory) {
+        (Some(s), None) => StorageConfig::Sqlite { path: resolve_path(base, &s.path) },
+        (None, Some(_)) => StorageConfig::Memory,
+        (None, None) => bail!("config key `storage`: name one backend, e.g. storage.sqlite.path = \"/var/lib/strongroom/data.db\""),
+        (Some(_), Some(_)) => bail!("config key `storage`: name exactly one backend, not both sqlite and memory"),
+    };
+    if t.listener.is_empty() {
+        bail!("config key `listener`: at least one [[listener]] is required");
+    }
+    for (i, l) in t.listener.into_iter().enumerate() {
+        let tls = match (l.tls_cert_file, l.tls_key_file, l.tls_disable) {
+            (Some(cert), Some(key), false) => Some((resolve_path(base, &cert), resolve_path(base, &key))),
+            (_, _, true) => None,
+            (None, None, false) => bail!(
+                "config key `listener[{i}]`: set tls_cert_file and tls_key_file, or tls_disable = true to serve plain HTTP"
+            ),
+            _ => bail!("config key `listener[{i}]`: tls_cert_file and tls_key_file must both be set"),
+        };
+        c.listeners.push(ListenerConfig {
+            address: l.address,
+            tls,
+        });
+    }
+    if let Some(s) = t.seal {
+        c.seal = seal_from(
+            &s.kind,
+            s.current_key_id,
+            s.current_key,
+            s.previous_key_id,
+            s.previous_key,
+            "seal",
+        )?;
+    }
+    if let Some(l) = t.limits {
+        if let Some(m) = l.max_request_size {
+            if m == 0 {
+                bail!("config key `limits.max_request_size`: must be greater than 0");
+            }
+            c.max_request_size = m;
+        }
+        if let Some(rt) = l.request_timeout {
+            c.request_timeout =
+                Duration::from_secs(duration_key("limits.request_timeout", &rt)?.max(1) as u64);
+        }
+    }
+    if let Some(l) = t.log {
+        if let Some(f) = l.format {
+            c.log_format = match f.as_str() {
+                "json" => LogFormat::Json,
+                "text" | "standard" => LogFormat::Text,
+                other => bail!(
+                    "config key `log.format`: unknown format {other:?}; use \"text\" or \"json\""
+                ),
+            };
+        }
+        if let Some(lv) = l.level {
+            c.log_level = lv;
+        }
+    }
+    if let Some(d) = t.default_lease_ttl {
+        c.default_lease_ttl = duration_key("default_lease_ttl", &d)?;
+    }
+    if let Some(d) = t.max_lease_ttl {
+        c.max_lease_ttl = duration_key("max_lease_ttl", &d)?;
+    }
+    c.api_addr = t.api_addr;
+    c.cluster_name = t.cluster_name;
+    Ok(c)
+}
+
+fn seal_from(
+    kind: &str,
+    current_key_id: Option<String>,
+    current_key: Option<String>,
+    previous_key_id: Option<String>,
+    previous_key: Option<String>,
+    key: &str,
+) -> Result<SealConfigFile> {
+    match kind {
+        "shamir" => Ok(SealConfigFile::Shamir),
+        "static" => {
+            let current_key = current_key.ok_or_else(|| anyhow!("config key `{key}.current_key`: required for a static seal (file:///path or env://VAR)"))?;
+            let current_key_id = current_key_id.ok_or_else(|| {
+                anyhow!("config key `{key}.current_key_id`: required for a static seal")
+            })?;
+            if previous_key.is_some() != previous_key_id.is_some() {
+                bail!(
+                    "config key `{key}.previous_key`: previous_key and previous_key_id go together"
+                );
+            }
+            Ok(SealConfigFile::Static {
+                current_key_id,
+                current_key,
+                previous_key_id,
+                previous_key,
+            })
+        }
+        other => bail!(
+            "config key `{key}.type`: unsupported seal {other:?}; use \"shamir\" or \"static\""
+        ),
+    }
+}
+
+// ---- OpenBao HCL / JSON ----
+
+/// HCL body → JSON: `block "label" { … }` becomes `{"block": [{"label": {…}}]}`.
+fn hcl_body_to_json(body: hcl::Body) -> Result<Value> {
+    let mut out = serde_json::Map::new();
+    for s in body.into_inner() {
+        match s {
+            hcl::Structure::Attribute(a) => {
+                let v: hcl::Value = a.expr.into();
+                out.insert(a.key.as_str().to_owned(), serde_json::to_value(v)?);
+            }
+            hcl::Structure::Block(b) => {
+                let mut inner = hcl_body_to_json(b.body)?;
+                for label in b.labels.iter().rev() {
+                    let mut m = serde_json::Map::new();
+                    m.insert(label.as_str().to_owned(), inner);
+                    inner = Value::Object(m);
+                }
+                let entry = out
+                    .entry(b.identifier.as_str().to_owned())
+                    .or_insert_with(|| Value::Array(Vec::new()));
+                if let Value::Array(a) = entry {
+                    a.push(inner);
+                }
+            }
+        }
+    }
+    Ok(Value::Object(out))
+}
+
+/// `{"tcp": {...}}`, `[{"tcp": {...}}]` → `[("tcp", {...})]`.
+fn typed_blocks(v: &Value) -> Vec<(String, Value)> {
+    let items: Vec<&Value> = match v {
+        Value::Array(a) => a.iter().collect(),
+        other => vec![other],
+    };
+    let mut out = Vec::new();
+    for it in items {
+        if let Value::Object(m) = it {
+            for (k, body) in m {
+                match body {
+                    Value::Array(bs) => out.extend(bs.iter().map(|b| (k.clone(), b.clone()))),
+                    b => out.push((k.clone(), b.clone())),
+                }
+            }
+        }
+    }
+    out
+}
+
+fn str_field(v: &Value, k: &str) -> Option<String> {
+    match v.get(k)? {
+        Value::String(s) => Some(s.clone()),
+        Value::Null => None,
+        other => Some(other.to_string()),
+    }
+}
+
+fn bool_field(v: &Value, k: &str) -> bool {
+    match v.get(k) {
+        Some(Value::Bool(b)) => *b,
+        Some(Value::String(s)) => matches!(s.as_str(), "true" | "1"),
+        Some(Value::Number(n)) => n.as_i64() == Some(1),
+        _ => false,
+    }
+}
+
+fn parse_openbao(root: Value, base: &Path) -> Result<ServerConfig> {
+    let mut c = ServerConfig::default();
+    let Value::Object(map) = root else {
+        bail!("invalid OpenBao config: expected an object at the top level")
+    };
+    let mut storage_seen = false;
+    for (key, v) in &map {
+        match key.as_str() {
+            "listener" => {
+                for (i, (kind, body)) in typed_blocks(v).into_iter().enumerate() {
+                    if kind != "tcp" {
+                        c.notes.push(format!("ignoring listener {i} of type {kind:?}: only \"tcp\" is supported"));
+                        continue;
+                    }
+                    let address = str_field(&body, "address").unwrap_or_else(|| "127.0.0.1:8200".into());
+                    let tls = if bool_field(&body, "tls_disable") {
+                        None
+                    } else {
+                        match (str_field(&body, "tls_cert_file"), str_field(&body, "tls_key_file")) {
+                            (Some(cert), Some(k)) => Some((resolve_path(base, Path::new(&cert)), resolve_path(base, Path::new(&k)))),
+                            _ => bail!("config key `listener.tcp[{i}]`: set tls_cert_file and tls_key_file, or tls_disable = true"),
+                        }
+                    };
+                    if let Value::Object(m) = &body {
+                        for k in m.keys() {
+                            if !["address", "tls_cert_file", "tls_key_file", "tls_disable"].contains(&k.as_str()) {
+                                c.notes.push(format!("ignoring listener option `{k}`: not supported"));
+                            }
+                        }
+                    }
+                    c.listeners.push(ListenerConfig { address, tls });
+                }
+            }
+            "storage" | "backend" => {
+                let blocks = typed_blocks(v);
+                let Some((kind, body)) = blocks.into_iter().next() else { bail!("config key `{key}`: empty") };
+                storage_seen = true;
+                c.storage = match kind.as_str() {
+                    "inmem" => StorageConfig::Memory,
+                    "file" | "raft" => {
+                        let p = str_field(&body, "path").ok_or_else(|| anyhow!("config key `{key}.{kind}.path`: required"))?;
+                        c.notes.push(format!("storage {kind:?} at {p:?} is served by Strongroom's SQLite store (strongroom.db in that directory); OpenBao's own files there are not read — migrate the data with the API"));
+                        if kind == "raft" {
+                            c.notes.push("raft clustering options (node_id, retry_join) are ignored: run several nodes on PostgreSQL instead".into());
+                        }
+                        StorageConfig::Sqlite { path: resolve_path(base, Path::new(&p)).join("strongroom.db") }
+                    }
+                    other => bail!("config key `{key}`: storage type {other:?} cannot be honoured; use inmem, file or raft (mapped to SQLite)"),
+                };
+            }
+            "seal" => {
+                for (kind, body) in typed_blocks(v) {
+                    c.seal = match kind.as_str() {
+                        "static" => seal_from(
+                            "static",
+                            str_field(&body, "current_key_id"),
+                            str_field(&body, "current_key"),
+                            str_field(&body, "previous_key_id"),
+                            str_field(&body, "previous_key"),
+                            "seal.static",
+                        )?,
+                        "shamir" => SealConfigFile::Shamir,
+                        other => bail!("config key `seal`: seal type {other:?} cannot be honoured; use \"static\" or Shamir (no seal block)"),
+                    };
+                }
+            }
+            "default_lease_ttl" => c.default_lease_ttl = strongroom_core::util::parse_duration(v).map_err(|e| anyhow!("config key `default_lease_ttl`: {e}"))?,
+            "max_lease_ttl" => c.max_lease_ttl = strongroom_core::util::parse_duration(v).map_err(|e| anyhow!("config key `max_lease_ttl`: {e}"))?,
+            "api_addr" => c.api_addr = v.as_str().map(str::to_owned),
+            "cluster_name" => c.cluster_name = v.as_str().map(str::to_owned),
+            "log_level" => c.log_level = v.as_str().unwrap_or("info").to_owned(),
+            "log_format" => {
+                c.log_format = if v.as_str() == Some("json") { LogFormat::Json } else { LogFormat::Text };
+            }
+            "max_request_size" => {
+                if let Some(n) = v.as_u64().filter(|n| *n > 0) {
+                    c.max_request_size = n as usize;
+                }
+            }
+            "disable_mlock" => c.notes.push("`disable_mlock` has no effect: Strongroom zeroizes key material instead of locking pages".into()),
+            "ui" => c.notes.push("`ui` is ignored: there is no web UI yet".into()),
+            other => c.notes.push(format!("ignoring `{other}`: not supported by Strongroom")),
+        }
+    }
+    if !storage_seen {
+        bail!("config key `storage`: required (inmem, file or raft)");
+    }
+    if c.listeners.is_empty() {
+        bail!("config key `listener`: at least one tcp listener is required");
+    }
+    Ok(c)
+}
+
+/// Load a config file: `.toml` is ours; `.hcl` and `.json` are OpenBao's.
+pub fn load(path: &Path) -> Result<ServerConfig> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading config file {}", path.display()))?;
+    let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+    match ext {
+        "toml" => parse_toml(&text, &base),
+        "json" => {
+            let v: Value = serde_json::from_str(&text)
+                .map_err(|e| anyhow!("invalid JSON config {}: {e}", path.display()))?;
+            parse_openbao(v, &base)
+        }
+        "hcl" => {
+            let body: hcl::Body = hcl::from_str(&text)
+                .map_err(|e| anyhow!("invalid HCL config {}: {e}", path.display()))?;
+            parse_openbao(hcl_body_to_json(body)?, &base)
+        }
+        _ => bail!(
+            "config file {}: use a .toml file (Strongroom) or an OpenBao .hcl/.json file",
+            path.display()
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn toml_config_and_errors() {
+        let c = parse_toml(
+            r#"
+            api_addr = "https://vault.example:8200"
+            [storage.sqlite]
+            path = "data/strongroom.db"
+            [[listener]]
+            address = "127.0.0.1:8200"
+            tls_disable = true
+            [seal]
+            type = "static"
+            current_key_id = "k2"
+            current_key = "file:///etc/strongroom/k2"
+            [limits]
+            max_request_size = 1024
+            "#,
+            Path::new("/srv"),
+        )
+        .unwrap();
+        assert_eq!(
+            c.storage,
+            StorageConfig::Sqlite {
+                path: "/srv/data/strongroom.db".into()
+            }
+        );
+        assert_eq!(c.listeners[0].tls, None);
+        assert!(matches!(c.seal, SealConfigFile::Static { .. }));
+        assert_eq!(c.max_request_size, 1024);
+
+        let e = parse_toml(
+            "[storage.sqlite]\npath='x'\n[[listener]]\naddress='a'\n",
+            Path::new("/"),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("listener[0]"), "{e}");
+        let e = parse_toml("bogus = 1\n[storage.sqlite]\npath='x'\n", Path::new("/")).unwrap_err();
+        assert!(e.to_string().contains("bogus"), "{e}");
+    }
+
+    #[test]
+    fn openbao_hcl_maps_what_it_can() {
+        let body: hcl::Body = hcl::from_str(
+            r#"
+            ui = true
+            disable_mlock = true
+            api_addr = "http://127.0.0.1:8200"
+            storage "raft" {
+              path = "/var/lib/openbao"
+              node_id = "n1"
+            }
+            listener "tcp" {
+              address = "0.0.0.0:8200"
+              tls_disable = 1
+            }
+            seal "static" {
+              current_key_id = "20240101-1"
+              current_key = "file:///etc/openbao/unseal.key"
+            }
+            telemetry {
+              prometheus_retention_time = "24h"
+            }
+            "#,
+        )
+        .unwrap();
+        let c = parse_openbao(hcl_body_to_json(body).unwrap(), Path::new("/")).unwrap();
+        assert_eq!(
+            c.storage,
+            StorageConfig::Sqlite {
+                path: "/var/lib/openbao/strongroom.db".into()
+            }
+        );
+        assert_eq!(
+            c.listeners,
+            vec![ListenerConfig {
+                address: "0.0.0.0:8200".into(),
+                tls: None
+            }]
+        );
+        assert!(matches!(c.seal, SealConfigFile::Static { .. }));
+        assert!(
+            c.notes.iter().any(|n| n.contains("telemetry")),
+            "{:?}",
+            c.notes
+        );
+        assert!(c.notes.iter().any(|n| n.contains("disable_mlock")));
+
+        let bad: hcl::Body = hcl::from_str("storage \"consul\" {\n address = \"x\"\n}\nlistener \"tcp\" {\n tls_disable = true\n}\n").unwrap();
+        let e = parse_openbao(hcl_body_to_json(bad).unwrap(), Path::new("/")).unwrap_err();
+        assert!(e.to_string().contains("consul"), "{e}");
+    }
+
+    #[test]
+    fn openbao_json_config() {
+        let v: Value = serde_json::from_str(
+            r#"{"storage": {"inmem": {}}, "listener": [{"tcp": {"address": "127.0.0.1:0", "tls_disable": true}}], "max_lease_ttl": "1h"}"#,
+        )
+        .unwrap();
+        let c = parse_openbao(v, Path::new("/")).unwrap();
+        assert_eq!(c.storage, StorageConfig::Memory);
+        assert_eq!(c.max_lease_ttl, 3600);
+    }
+}
