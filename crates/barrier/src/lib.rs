@@ -186,16 +186,34 @@ struct StoredTerm {
     install_time: i64,
 }
 
-#[derive(Serialize, Deserialize, Default, Clone, Debug, PartialEq)]
+/// NIST SP 800-38D caps AES-GCM with random nonces at 2^32 encryptions per key; like
+/// OpenBao, rotate at 90% of that by default.
+pub const DEFAULT_MAX_OPERATIONS: u64 = 3_865_470_566;
+
+fn default_max_operations() -> u64 {
+    DEFAULT_MAX_OPERATIONS
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct RotationConfig {
     /// Rotate automatically after this many encryptions with one term (0 = never).
-    #[serde(default)]
+    #[serde(default = "default_max_operations")]
     pub max_operations: u64,
     /// Rotate automatically after this many seconds (0 = never).
     #[serde(default)]
     pub interval_secs: u64,
     #[serde(default)]
     pub disabled: bool,
+}
+
+impl Default for RotationConfig {
+    fn default() -> Self {
+        RotationConfig {
+            max_operations: DEFAULT_MAX_OPERATIONS,
+            interval_secs: 0,
+            disabled: false,
+        }
+    }
 }
 
 #[derive(Serialize, Deserialize)]

@@ -225,6 +225,12 @@ impl Core {
             .await?;
         }
         let root_token = token::create_root_token(self, &active, root_token_id).await?;
+        // Like OpenBao: a Shamir-sealed server starts sealed after init; the operator
+        // unseals it with the shares just handed out. A static seal unseals itself.
+        if matches!(self.seal, Seal::Shamir) {
+            self.active.store(None);
+            self.barrier.seal();
+        }
         Ok((key_shares, root_token))
     }
 

@@ -240,7 +240,10 @@ pub(crate) async fn handle(
             Ok(Response::none())
         }
         "step-down" if write => Ok(Response::none()),
-        "rotate" if ns.is_root() => match (op, tail) {
+        "rotate" if ns.is_root() => match (
+            op,
+            tail.trim_start_matches("keyring").trim_start_matches('/'),
+        ) {
             (Operation::Create | Operation::Update, "") => {
                 core.barrier.rotate().await?;
                 Ok(Response::none())
@@ -249,7 +252,7 @@ pub(crate) async fn handle(
                 let c = core.barrier.rotation_config()?;
                 Ok(Response::data(json!({
                     "max_operations": c.max_operations,
-                    "interval": util::format_duration(c.interval_secs as i64),
+                    "interval": c.interval_secs,
                     "enabled": !c.disabled,
                 })))
             }
@@ -281,11 +284,13 @@ pub(crate) async fn handle(
         },
         "key-status" if ns.is_root() && op == Operation::Read => {
             let s = core.barrier.key_status()?;
-            Ok(Response::data(json!({
+            let mut r = Response::data(json!({
                 "term": s.term,
                 "install_time": util::rfc3339_secs(s.install_time),
                 "encryptions": s.encryptions,
-            })))
+            }));
+            r.legacy_top_level = true;
+            Ok(r)
         }
         _ => Err(CoreError::NotFound(format!(
             "no handler for route \"sys/{rest}\". route entry not found."
