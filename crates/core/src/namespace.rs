@@ -43,6 +43,8 @@ pub struct Namespace {
     pub path: String,
     #[serde(default)]
     pub custom_metadata: BTreeMap<String, String>,
+    #[serde(default)]
+    pub uuid: String,
 }
 
 impl Namespace {
@@ -51,6 +53,7 @@ impl Namespace {
             id: "root".into(),
             path: String::new(),
             custom_metadata: BTreeMap::new(),
+            uuid: String::new(),
         }
     }
     pub fn storage_prefix(&self) -> String {
@@ -61,7 +64,14 @@ impl Namespace {
         }
     }
     pub fn to_json(&self) -> Value {
-        json!({ "id": self.id, "path": self.path, "custom_metadata": self.custom_metadata })
+        json!({
+            "id": self.id,
+            "path": self.path,
+            "custom_metadata": self.custom_metadata,
+            "uuid": self.uuid,
+            "locked": false,
+            "tainted": false,
+        })
     }
 }
 
@@ -264,19 +274,20 @@ impl Registry {
         if let Some(existing) = self.root_view.get_json::<Namespace>(&key).await? {
             return Ok(existing);
         }
-        let mut id = util::random_alnum(5);
+        let mut id = util::random_alnum(6);
         while self
             .root_view
             .get(&format!("core/ns-id/{id}"))
             .await?
             .is_some()
         {
-            id = util::random_alnum(5);
+            id = util::random_alnum(6);
         }
         let ns = Namespace {
             id: id.clone(),
             path: path.clone(),
             custom_metadata: meta,
+            uuid: util::uuid4(),
         };
         let rec = serde_json::to_vec(&ns).map_err(|e| CoreError::Internal(e.to_string()))?;
         self.root_view
@@ -427,11 +438,7 @@ pub async fn handle_sys(
     let parent = registry.lookup(ns, parent_path).await?.ok_or_else(|| {
         CoreError::bad(format!("parent namespace {parent_path:?} does not exist"))
     })?;
-    let relative = |n: &Namespace| {
-        let mut j = n.to_json();
-        j["path"] = Value::String(n.path[ns.ns.path.len()..].to_owned());
-        j
-    };
+    let relative = |n: &Namespace| n.to_json();
     match op {
         Operation::Read => match registry.child(&parent, name).await? {
             Some(c) => Ok(Response::data(relative(&c.ns))),
@@ -472,8 +479,13 @@ pub async fn handle_sys(
             Ok(Response::data(relative(&n)))
         }
         Operation::Delete => {
-            registry.delete(&parent, name).await?;
-            Ok(Response::none())
+            // Deletion is synchronous here; the status keeps OpenBao's response shape.
+            let status = if registry.delete(&parent, name).await? {
+                "in-progress"
+            } else {
+                "not-found"
+            };
+            Ok(Response::data(json!({ "status": status })))
         }
         _ => Err(CoreError::UnsupportedOperation),
     }
