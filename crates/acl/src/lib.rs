@@ -261,10 +261,10 @@ impl Acl {
                 }
             }
         }
-        self.from_patterns(path)
+        self.best_pattern(path)
     }
 
-    fn from_patterns(&self, path: &str) -> Option<&Permissions> {
+    fn best_pattern(&self, path: &str) -> Option<&Permissions> {
         let mut best: Option<Candidate<'_>> = None;
         fn consider<'a>(best: &mut Option<Candidate<'a>>, c: Candidate<'a>) {
             if best.as_ref().is_none_or(|b| c.key > b.key) {
@@ -303,11 +303,11 @@ impl Acl {
                 }
                 let mut wildcards = 0;
                 for (i, pp) in pat_parts.iter().enumerate() {
+                    let last_prefix =
+                        is_prefix && i == pat_parts.len() - 1 && parts[i].starts_with(pp);
                     if *pp == "+" {
                         wildcards += 1;
-                    } else if *pp == parts[i] {
-                    } else if is_prefix && i == pat_parts.len() - 1 && parts[i].starts_with(pp) {
-                    } else {
+                    } else if *pp != parts[i] && !last_prefix {
                         continue 'rules;
                     }
                 }

@@ -148,6 +148,9 @@ fn root_allows_everything() {
     assert_eq!(a.capabilities("x"), vec!["root"]);
 }
 
+/// (first wildcard position, no trailing `*`, fewer `+`, length, pattern): larger wins.
+type Priority = (usize, bool, Reverse<usize>, usize, String);
+
 /// Brute-force reference: score every pattern against the path exactly as acl.go does.
 fn reference(rules: &[(String, u16)], path: &str) -> Option<u16> {
     if let Some((_, c)) = rules
@@ -158,7 +161,7 @@ fn reference(rules: &[(String, u16)], path: &str) -> Option<u16> {
         return Some(*c);
     }
     let parts: Vec<&str> = path.split('/').collect();
-    let mut best: Option<((usize, bool, Reverse<usize>, usize, String), u16)> = None;
+    let mut best: Option<(Priority, u16)> = None;
     for (p, c) in rules {
         let is_prefix = p.ends_with('*');
         let pat = p.trim_end_matches('*');

@@ -111,7 +111,7 @@ pub(crate) struct Caller {
 pub(crate) enum Route {
     Sys(String),
     Token(String),
-    Logical(mounts::MountEntry, String),
+    Logical(Box<mounts::MountEntry>, String),
 }
 
 /// `sys/` paths (relative to `sys/`) that need `sudo` as well as the operation's capability.
@@ -419,7 +419,7 @@ impl Core {
         }
         if let Some(m) = ns.mounts().longest_match(rel) {
             let rest = rel[m.path.len().min(rel.len())..].to_owned();
-            return Ok(Route::Logical(m.clone(), rest));
+            return Ok(Route::Logical(Box::new(m.clone()), rest));
         }
         Err(CoreError::NotFound(format!(
             "no handler for route \"{rel}\". route entry not found."

@@ -158,12 +158,15 @@ fn resolve_path(base: &Path, p: &Path) -> PathBuf {
 
 fn parse_toml(text: &str, base: &Path) -> Result<ServerConfig> {
     let t: TomlConfig = toml::from_str(text).map_err(|e| anyhow!("invalid config: {e}"))?;
-    let mut c = ServerConfig::default();
-    c.storage = match (t.storage.sqlite, t.storage.memory) {
+    let storage = match (t.storage.sqlite, t.storage.memory) {
         (Some(s), None) => StorageConfig::Sqlite { path: resolve_path(base, &s.path) },
         (None, Some(_)) => StorageConfig::Memory,
         (None, None) => bail!("config key `storage`: name one backend, e.g. storage.sqlite.path = \"/var/lib/strongroom/data.db\""),
         (Some(_), Some(_)) => bail!("config key `storage`: name exactly one backend, not both sqlite and memory"),
+    };
+    let mut c = ServerConfig {
+        storage,
+        ..Default::default()
     };
     if t.listener.is_empty() {
         bail!("config key `listener`: at least one [[listener]] is required");

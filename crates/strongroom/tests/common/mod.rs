@@ -409,10 +409,7 @@ pub fn try_http(
     if chunked {
         let mut out = Vec::new();
         let mut p = &payload[..];
-        loop {
-            let Some(nl) = p.windows(2).position(|w| w == b"\r\n") else {
-                break;
-            };
+        while let Some(nl) = p.windows(2).position(|w| w == b"\r\n") {
             let size =
                 usize::from_str_radix(std::str::from_utf8(&p[..nl]).unwrap_or("0").trim(), 16)
                     .unwrap_or(0);

@@ -1,0 +1,442 @@
+//! The HTTP contract of DESIGN.md: envelope, status codes, verbs, bodies, limits.
+
+mod common;
+
+use common::*;
+use serde_json::json;
+
+#[test]
+fn envelope_statuses_and_verbs() {
+    let s = strongroom_dev();
+    let t = Some(ROOT);
+    // write: 200 with data (kv v2), 204 with nil (kv v1 / sys)
+    let w = http(
+        "PUT",
+        &s.url("secret/data/a"),
+        t,
+        &[("X-Vault-Request", "true")],
+        Some(br#"{"data": {"k": "v"}}"#),
+    );
+    assert_eq!(w.status, 200);
+    assert_eq!(w.content_type.as_deref(), Some("application/json"));
+    let env = w.json();
+    for k in [
+        "request_id",
+        "lease_id",
+        "renewable",
+        "lease_duration",
+        "data",
+        "wrap_info",
+        "warnings",
+        "auth",
+    ] {
+        assert!(env.get(k).is_some(), "envelope lacks {k}: {env}");
+    }
+    assert_eq!(env["request_id"].as_str().unwrap().len(), 36);
+    let nil = http(
+        "POST",
+        &s.url("sys/policies/acl/p"),
+        t,
+        &[],
+        Some(br#"{"policy": "path \"a\" { capabilities = [\"read\"] }"}"#),
+    );
+    assert_eq!(nil.status, 204);
+    assert!(nil.body.is_empty());
+
+    // LIST and GET ?list=true are the same
+    let l1 = http("LIST", &s.url("secret/metadata/"), t, &[], None);
+    let l2 = http("GET", &s.url("secret/metadata?list=true"), t, &[], None);
+    assert_eq!(l1.status, 200);
+    assert_eq!(l1.json()["data"], l2.json()["data"]);
+    assert_eq!(l1.json()["data"]["keys"], json!(["a"]));
+
+    // form bodies
+    let f = http(
+        "POST",
+        &s.url("sys/policies/acl/f"),
+        t,
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        Some(b"policy=path+%22b%22+%7B+capabilities+%3D+%5B%22read%22%5D+%7D"),
+    );
+    assert_eq!(f.status, 204, "{}", f.body);
+    assert!(
+        http("GET", &s.url("sys/policies/acl/f"), t, &[], None).json()["data"]["policy"]
+            .as_str()
+            .unwrap()
+            .contains("\"b\"")
+    );
+
+    // Authorization: Bearer works like X-Vault-Token
+    let b = http(
+        "GET",
+        &s.url("auth/token/lookup-self"),
+        None,
+        &[("Authorization", "Bearer root")],
+        None,
+    );
+    assert_eq!(b.status, 200);
+
+    // errors: 400, 403, 404, 405 with {"errors": [...]}
+    let bad = http("PUT", &s.url("secret/data/a"), t, &[], Some(b"{not json"));
+    assert_eq!(bad.status, 400);
+    assert!(bad.json()["errors"].is_array());
+    let denied = http("GET", &s.url("secret/data/a"), Some("s.nope"), &[], None);
+    assert_eq!(denied.status, 403);
+    assert_eq!(denied.json(), json!({"errors": ["permission denied"]}));
+    let missing_token = http("GET", &s.url("secret/data/a"), None, &[], None);
+    assert_eq!(missing_token.status, 403);
+    let nf = http("GET", &s.url("secret/data/missing"), t, &[], None);
+    assert_eq!(nf.status, 404);
+    assert_eq!(nf.json(), json!({"errors": []}));
+    let no_route = http("GET", &s.url("nomount/x"), t, &[], None);
+    assert_eq!(no_route.status, 404);
+    assert!(no_route.body.contains("no handler for route"));
+    let m = http("OPTIONS", &s.url("secret/data/a"), t, &[], None);
+    assert_eq!(m.status, 405);
+    let m = http("PATCH", &s.url("secret/config"), t, &[], Some(b"{}"));
+    assert_eq!(m.status, 405);
+    let outside = http("GET", &format!("{}/nothing", s.addr), None, &[], None);
+    assert_eq!(outside.status, 404);
+
+    // PATCH is a JSON merge patch
+    let p = http(
+        "PATCH",
+        &s.url("secret/data/a"),
+        t,
+        &[("Content-Type", "application/merge-patch+json")],
+        Some(br#"{"data": {"k": null, "n": "1"}}"#),
+    );
+    assert_eq!(p.status, 200, "{}", p.body);
+    let g = http("GET", &s.url("secret/data/a"), t, &[], None);
+    assert_eq!(g.json()["data"]["data"], json!({"n": "1"}));
+
+    // create needs `create`, update needs `update`
+    let pol = br#"{"policy": "path \"secret/data/*\" { capabilities = [\"update\", \"read\"] }"}"#;
+    assert_eq!(
+        http("PUT", &s.url("sys/policies/acl/upd"), t, &[], Some(pol)).status,
+        204
+    );
+    let tok = http(
+        "POST",
+        &s.url("auth/token/create"),
+        t,
+        &[],
+        Some(br#"{"policies": ["upd"]}"#),
+    )
+    .json()["auth"]["client_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        http(
+            "PUT",
+            &s.url("secret/data/a"),
+            Some(&tok),
+            &[],
+            Some(br#"{"data": {"x": "1"}}"#)
+        )
+        .status,
+        200,
+        "update of an existing secret"
+    );
+    assert_eq!(
+        http(
+            "PUT",
+            &s.url("secret/data/new"),
+            Some(&tok),
+            &[],
+            Some(br#"{"data": {"x": "1"}}"#)
+        )
+        .status,
+        403,
+        "create refused"
+    );
+
+    // bad input changes nothing
+    let before = http("GET", &s.url("secret/data/a"), t, &[], None).json()["data"]["metadata"]
+        ["version"]
+        .clone();
+    assert_eq!(
+        http(
+            "PUT",
+            &s.url("secret/data/a"),
+            t,
+            &[],
+            Some(br#"{"data": "not an object"}"#)
+        )
+        .status,
+        400
+    );
+    assert_eq!(
+        http(
+            "PUT",
+            &s.url("secret/data/a"),
+            t,
+            &[],
+            Some(br#"{"data": {"x": 1}, "options": {"cas": "x"}}"#)
+        )
+        .status,
+        400
+    );
+    assert_eq!(
+        http("GET", &s.url("secret/data/a"), t, &[], None).json()["data"]["metadata"]["version"],
+        before
+    );
+
+    // health: HEAD works and standby/uninit parameters are accepted
+    let h = http("HEAD", &s.url("sys/health"), None, &[], None);
+    assert_eq!(h.status, 200);
+    let h = http("GET", &s.url("sys/health?activecode=201"), None, &[], None);
+    assert_eq!(h.status, 201);
+    assert_eq!(h.json()["sealed"], false);
+    let l = http("GET", &s.url("sys/leader"), None, &[], None);
+    assert_eq!(l.status, 200);
+    assert_eq!(l.json()["ha_enabled"], false);
+}
+
+#[test]
+fn request_size_limit_gives_413_and_sealed_gives_503() {
+    let dir = TempDir::new("limits");
+    let cfg = dir.path().join("s.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[storage.sqlite]\npath = \"{}\"\n[[listener]]\naddress = \"127.0.0.1:0\"\ntls_disable = true\n[limits]\nmax_request_size = 2048\n",
+            dir.path().join("db").display()
+        ),
+    )
+    .unwrap();
+    let s = strongroom_config(&cfg);
+    let init = http(
+        "PUT",
+        &s.url("sys/init"),
+        None,
+        &[],
+        Some(br#"{"secret_shares": 1, "secret_threshold": 1}"#),
+    )
+    .json();
+    let key = init["keys"][0].as_str().unwrap().to_owned();
+    let root = init["root_token"].as_str().unwrap().to_owned();
+    // sealed after init: 503 everywhere but the seal endpoints
+    for path in [
+        "secret/data/x",
+        "sys/mounts",
+        "auth/token/lookup-self",
+        "sys/policies/acl",
+    ] {
+        let r = http("GET", &s.url(path), Some(&root), &[], None);
+        assert_eq!(r.status, 503, "{path}: {}", r.body);
+        assert_eq!(r.json()["errors"][0], "Vault is sealed");
+    }
+    assert_eq!(
+        http("GET", &s.url("sys/seal-status"), None, &[], None).status,
+        200
+    );
+    let u = http(
+        "PUT",
+        &s.url("sys/unseal"),
+        None,
+        &[],
+        Some(format!("{{\"key\": \"{key}\"}}").as_bytes()),
+    );
+    assert_eq!(u.json()["sealed"], false);
+    let big = format!("{{\"policy\": \"{}\"}}", "#".repeat(4096));
+    let r = http(
+        "PUT",
+        &s.url("sys/policies/acl/big"),
+        Some(&root),
+        &[],
+        Some(big.as_bytes()),
+    );
+    assert_eq!(r.status, 413);
+    assert!(r.json()["errors"][0]
+        .as_str()
+        .unwrap()
+        .contains("too large"));
+    // a second init is refused
+    let again = http(
+        "PUT",
+        &s.url("sys/init"),
+        None,
+        &[],
+        Some(br#"{"secret_shares": 1, "secret_threshold": 1}"#),
+    );
+    assert_eq!(again.status, 400);
+}
+
+#[test]
+fn config_errors_name_the_key_and_exit_nonzero() {
+    let dir = TempDir::new("cfgerr");
+    let cases = [
+        ("a.toml", "[storage.sqlite]\npath='x'\n[[listener]]\naddress='127.0.0.1:0'\n", "listener[0]"),
+        ("b.toml", "nonsense = 1\n[storage.sqlite]\npath='x'\n", "nonsense"),
+        ("c.hcl", "storage \"consul\" {\n}\nlistener \"tcp\" {\n tls_disable = true\n}\n", "consul"),
+        ("d.toml", "[storage.sqlite]\npath='x'\n[[listener]]\naddress='127.0.0.1:0'\ntls_disable=true\n[seal]\ntype='static'\ncurrent_key_id='k'\ncurrent_key='file:///does/not/exist'\n", "seal.current_key"),
+    ];
+    for (name, text, expect) in cases {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        let o = std::process::Command::new(strongroom_bin())
+            .args(["server", "--config"])
+            .arg(&p)
+            .output()
+            .unwrap();
+        assert!(!o.status.success(), "{name} should fail");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.contains(expect),
+            "{name}: error should name {expect:?}: {err}"
+        );
+    }
+}
+
+#[test]
+fn openbao_config_file_runs_with_static_seal_and_restarts() {
+    let dir = TempDir::new("baocfg");
+    let key = dir.path().join("unseal.key");
+    std::fs::write(
+        &key,
+        "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+    )
+    .unwrap();
+    let port = free_port();
+    let cfg = dir.path().join("openbao.hcl");
+    std::fs::write(
+        &cfg,
+        format!(
+            "ui = true\nstorage \"raft\" {{\n  path = \"{}\"\n  node_id = \"n1\"\n}}\nlistener \"tcp\" {{\n  address = \"127.0.0.1:{port}\"\n  tls_disable = true\n}}\nseal \"static\" {{\n  current_key_id = \"k1\"\n  current_key = \"file://{}\"\n}}\n",
+            dir.path().join("raft").display(),
+            key.display()
+        ),
+    )
+    .unwrap();
+    let mut s = strongroom_config(&cfg);
+    assert!(
+        s.logs().contains("`ui` is ignored") || s.logs().contains("ui"),
+        "notes printed: {}",
+        s.logs()
+    );
+    let init = http("PUT", &s.url("sys/init"), None, &[], Some(b"{}"));
+    assert_eq!(init.status, 200, "{}", init.body);
+    let root = init.json()["root_token"].as_str().unwrap().to_owned();
+    let st = http("GET", &s.url("sys/seal-status"), None, &[], None).json();
+    assert_eq!(st["type"], "static");
+    assert_eq!(st["sealed"], false, "static seal unseals itself");
+    assert_eq!(
+        http(
+            "POST",
+            &s.url("sys/mounts/kv"),
+            Some(&root),
+            &[],
+            Some(br#"{"type": "kv-v2"}"#)
+        )
+        .status,
+        204
+    );
+    assert_eq!(
+        http(
+            "POST",
+            &s.url("kv/data/a"),
+            Some(&root),
+            &[],
+            Some(br#"{"data": {"x": "1"}}"#)
+        )
+        .status,
+        200
+    );
+    assert!(s.stop().success(), "clean exit on SIGTERM");
+    // restart: unseals by itself, data intact
+    let s = strongroom_config(&cfg);
+    let r = http("GET", &s.url("kv/data/a"), Some(&root), &[], None);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["data"]["data"]["x"], "1");
+}
+
+#[test]
+fn tls_listener_serves_the_bao_cli() {
+    let dir = TempDir::new("tls");
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let o = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+        ])
+        .args([
+            "-addext",
+            "subjectAltName=IP:127.0.0.1,DNS:localhost",
+            "-keyout",
+        ])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl is needed to make a test certificate");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let cfg = dir.path().join("s.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[storage.sqlite]\npath = \"{}\"\n[[listener]]\naddress = \"127.0.0.1:0\"\ntls_cert_file = \"{}\"\ntls_key_file = \"{}\"\n",
+            dir.path().join("db").display(),
+            cert.display(),
+            key.display()
+        ),
+    )
+    .unwrap();
+    let mut cmd = std::process::Command::new(strongroom_bin());
+    cmd.args(["server", "--config"])
+        .arg(&cfg)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null());
+    let mut child = cmd.spawn().unwrap();
+    let mut line = String::new();
+    let mut reader = std::io::BufReader::new(child.stdout.take().unwrap());
+    let addr = loop {
+        line.clear();
+        assert!(
+            std::io::BufRead::read_line(&mut reader, &mut line).unwrap() > 0,
+            "server exited"
+        );
+        if let Some(a) = line.trim().strip_prefix("Api Address:") {
+            break a.trim().to_owned();
+        }
+    };
+    assert!(addr.starts_with("https://"), "{addr}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let status = loop {
+        let o = std::process::Command::new(bao_bin())
+            .env("BAO_ADDR", &addr)
+            .env("BAO_CACERT", &cert)
+            .args(["status", "-format=json"])
+            .output()
+            .unwrap();
+        if o.status.code() == Some(2) || o.status.success() {
+            break serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "bao status over TLS failed: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert_eq!(status["initialized"], false);
+    // plain HTTP to a TLS port is not served
+    let plain = addr.replace("https://", "http://");
+    assert!(
+        try_http("GET", &format!("{plain}/v1/sys/health"), None, &[], None)
+            .map(|r| r.status >= 400)
+            .unwrap_or(true)
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+}
