@@ -111,7 +111,8 @@ pub(crate) struct Caller {
 pub(crate) enum Route {
     Sys(String),
     Token(String),
-    Logical(Box<mounts::MountEntry>, String),
+    /// The namespace's mount table (shared, not copied) and the index of the mount.
+    Logical(Arc<mounts::MountTable>, usize, String),
 }
 
 /// `sys/` paths (relative to `sys/`) that need `sudo` as well as the operation's capability.
@@ -396,9 +397,10 @@ impl Core {
         let result = match route {
             Route::Sys(rest) => sys::handle(self, &active, &ns, &caller, op, &rest, &req).await,
             Route::Token(rest) => token::handle(self, &active, &ns, &caller, op, &rest, &req).await,
-            Route::Logical(mount, rest) => {
+            Route::Logical(table, i, rest) => {
+                let mount = &table.entries[i];
                 let view = ns.view.sub(&format!("logical/{}/", mount.uuid));
-                kv::handle(&mount, &view, op, &rest, &req.data).await
+                kv::handle(mount, &view, op, &rest, &req.data).await
             }
         };
         if last_use {
@@ -417,9 +419,10 @@ impl Core {
         if let Some(rest) = rel.strip_prefix("auth/token/") {
             return Ok(Route::Token(rest.to_owned()));
         }
-        if let Some(m) = ns.mounts().longest_match(rel) {
-            let rest = rel[m.path.len().min(rel.len())..].to_owned();
-            return Ok(Route::Logical(Box::new(m.clone()), rest));
+        let table = ns.mounts_arc();
+        if let Some(i) = table.longest_match_index(rel) {
+            let rest = rel[table.entries[i].path.len().min(rel.len())..].to_owned();
+            return Ok(Route::Logical(table, i, rest));
         }
         Err(CoreError::NotFound(format!(
             "no handler for route \"{rel}\". route entry not found."
@@ -433,7 +436,8 @@ impl Core {
         req: &Request,
     ) -> Result<Option<bool>> {
         match route {
-            Route::Logical(m, rest) => {
+            Route::Logical(table, i, rest) => {
+                let m = &table.entries[*i];
                 let view = ns.view.sub(&format!("logical/{}/", m.uuid));
                 kv::exists(m, &view, rest).await
             }

@@ -110,10 +110,16 @@ impl MountTable {
 
     /// The mount whose path is the longest prefix of `path`.
     pub fn longest_match(&self, path: &str) -> Option<&MountEntry> {
+        self.longest_match_index(path).map(|i| &self.entries[i])
+    }
+
+    pub fn longest_match_index(&self, path: &str) -> Option<usize> {
         self.entries
             .iter()
-            .filter(|e| path.starts_with(&e.path) || path == e.path.trim_end_matches('/'))
-            .max_by_key(|e| e.path.len())
+            .enumerate()
+            .filter(|(_, e)| path.starts_with(&e.path) || path == e.path.trim_end_matches('/'))
+            .max_by_key(|(_, e)| e.path.len())
+            .map(|(i, _)| i)
     }
 
     pub fn get(&self, path: &str) -> Option<&MountEntry> {

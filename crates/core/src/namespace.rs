@@ -91,6 +91,9 @@ impl NsState {
     pub fn mounts(&self) -> arc_swap::Guard<Arc<MountTable>> {
         self.mounts.load()
     }
+    pub fn mounts_arc(&self) -> Arc<MountTable> {
+        self.mounts.load_full()
+    }
     pub fn auth_mounts(&self) -> arc_swap::Guard<Arc<MountTable>> {
         self.auth.load()
     }

@@ -66,8 +66,9 @@ pub struct TokenEntry {
 }
 
 impl TokenEntry {
+    /// Times are whole seconds; a token lives at least its full TTL.
     pub fn is_expired(&self, now: i64) -> bool {
-        self.expire_time != 0 && now >= self.expire_time
+        self.expire_time != 0 && now > self.expire_time
     }
     fn remaining(&self, now: i64) -> i64 {
         if self.expire_time == 0 {

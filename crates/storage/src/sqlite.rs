@@ -23,16 +23,11 @@ use crate::{child_of, prefix_end, Op, Result, Storage, StorageError};
 pub struct SqliteOptions {
     /// At most this many transactions share one commit.
     pub max_batch: usize,
-    /// Read connections kept open.
-    pub read_pool: usize,
 }
 
 impl Default for SqliteOptions {
     fn default() -> Self {
-        SqliteOptions {
-            max_batch: 256,
-            read_pool: 8,
-        }
+        SqliteOptions { max_batch: 256 }
     }
 }
 
@@ -44,10 +39,18 @@ enum WriterMsg {
 }
 
 pub struct SqliteStorage {
+    /// Distinguishes this store's connections in each thread's reader cache.
+    id: u64,
     path: PathBuf,
     writer: Mutex<Option<mpsc::Sender<WriterMsg>>>,
-    readers: Mutex<Vec<Connection>>,
-    read_pool: usize,
+}
+
+static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+thread_local! {
+    /// One read-only connection per (thread, store): reads never wait on a shared lock.
+    static READERS: std::cell::RefCell<std::collections::HashMap<u64, Connection>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
 }
 
 fn backend(e: rusqlite::Error) -> StorageError {
@@ -86,18 +89,16 @@ impl SqliteStorage {
             .spawn(move || writer_loop(conn, rx, max_batch))
             .map_err(|e| StorageError::Backend(e.to_string()))?;
         Ok(SqliteStorage {
+            id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             path,
             writer: Mutex::new(Some(tx)),
-            readers: Mutex::new(Vec::new()),
-            read_pool: opts.read_pool.max(1),
         })
     }
 
     fn with_reader<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
-        let conn = self.readers.lock().pop();
-        let conn = match conn {
-            Some(c) => c,
-            None => {
+        READERS.with(|cell| {
+            let mut map = cell.borrow_mut();
+            if !map.contains_key(&self.id) {
                 let c = Connection::open_with_flags(
                     &self.path,
                     OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -105,15 +106,10 @@ impl SqliteStorage {
                 .map_err(|e| StorageError::Unavailable(e.to_string()))?;
                 c.busy_timeout(std::time::Duration::from_secs(5))
                     .map_err(backend)?;
-                c
+                map.insert(self.id, c);
             }
-        };
-        let out = f(&conn).map_err(backend);
-        let mut pool = self.readers.lock();
-        if pool.len() < self.read_pool {
-            pool.push(conn);
-        }
-        out
+            f(&map[&self.id]).map_err(backend)
+        })
     }
 }
 
@@ -394,7 +390,7 @@ impl Storage for SqliteStorage {
                 let _ = rx.await;
             }
         }
-        self.readers.lock().clear();
+        READERS.with(|cell| cell.borrow_mut().remove(&self.id));
     }
 
     fn kind(&self) -> &'static str {

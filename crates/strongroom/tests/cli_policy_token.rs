@@ -203,10 +203,10 @@ fn policy_and_token_commands_match_openbao() {
 fn token_expiry_batch_tokens_and_explicit_max_ttl() {
     let s = strongroom_dev();
     let a = &s.addr;
-    let short = bao_json(a, Some(ROOT), &["token", "create", "-ttl=1s"]);
+    let short = bao_json(a, Some(ROOT), &["token", "create", "-ttl=2s"]);
     let st = short["auth"]["client_token"].as_str().unwrap().to_owned();
     bao_ok(a, Some(&st), &["token", "lookup"]);
-    std::thread::sleep(std::time::Duration::from_millis(2100));
+    std::thread::sleep(std::time::Duration::from_millis(3200));
     assert!(
         !bao(a, Some(&st), &["token", "lookup"]).status.success(),
         "expired token refused"
