@@ -98,17 +98,20 @@ impl SqliteStorage {
     fn with_reader<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
         READERS.with(|cell| {
             let mut map = cell.borrow_mut();
-            if !map.contains_key(&self.id) {
-                let c = Connection::open_with_flags(
-                    &self.path,
-                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-                )
-                .map_err(|e| StorageError::Unavailable(e.to_string()))?;
-                c.busy_timeout(std::time::Duration::from_secs(5))
-                    .map_err(backend)?;
-                map.insert(self.id, c);
-            }
-            f(&map[&self.id]).map_err(backend)
+            let conn = match map.entry(self.id) {
+                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    let c = Connection::open_with_flags(
+                        &self.path,
+                        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                    )
+                    .map_err(|e| StorageError::Unavailable(e.to_string()))?;
+                    c.busy_timeout(std::time::Duration::from_secs(5))
+                        .map_err(backend)?;
+                    e.insert(c)
+                }
+            };
+            f(conn).map_err(backend)
         })
     }
 }
