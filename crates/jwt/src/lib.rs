@@ -1,0 +1,527 @@
+//! JSON Web Tokens for pipeline identity: parse, verify, and (for development) issue.
+//!
+//! Verification accepts only asymmetric algorithms — RS256/384/512, PS256/384/512,
+//! ES256/384, EdDSA — and only those the caller allow-lists. `none` and every HMAC
+//! algorithm are refused before any key is touched, so an HS256 token "signed" with an
+//! RSA public key cannot pass.
+//!
+//! ```
+//! use strongroom_jwt::{DevIssuer, Jwt, KeySet};
+//! let issuer = DevIssuer::generate().unwrap();
+//! let token = issuer.sign(&serde_json::json!({"sub": "x", "exp": 4102444800u64})).unwrap();
+//! let keys = KeySet::from_jwks(&issuer.jwks()).unwrap();
+//! let jwt = Jwt::parse(&token).unwrap();
+//! jwt.verify(&keys, &["RS256"]).unwrap();
+//! assert_eq!(jwt.claims["sub"], "x");
+//! ```
+//!
+//! Architecture invariant: pure — no I/O and no clock; the caller fetches keys and
+//! checks times.
+
+mod glob;
+
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::rsa::{KeyPair as RsaKeyPair, KeySize, PublicKeyComponents};
+use aws_lc_rs::signature::{
+    self, KeyPair as _, RsaPublicKeyComponents, UnparsedPublicKey, VerificationAlgorithm,
+};
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::Engine;
+use serde_json::{json, Map, Value};
+
+pub use glob::glob_match;
+
+/// Longest token accepted (GitLab's CI ID tokens are ~1.5 KiB).
+pub const MAX_TOKEN_LEN: usize = 64 * 1024;
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum JwtError {
+    #[error("token is too large")]
+    TooLarge,
+    #[error("malformed token")]
+    Malformed,
+    #[error("token signed with unsupported algorithm {0:?}")]
+    UnsupportedAlgorithm(String),
+    #[error("no known key matches the token")]
+    NoMatchingKey,
+    #[error("failed to verify id token signature")]
+    BadSignature,
+    #[error("invalid key: {0}")]
+    InvalidKey(String),
+}
+
+/// A parsed, not yet verified, JWT.
+#[derive(Debug, Clone)]
+pub struct Jwt {
+    pub header: Map<String, Value>,
+    pub claims: Map<String, Value>,
+    signing_input: String,
+    signature: Vec<u8>,
+}
+
+/// Algorithms we can verify. HMAC and `none` are deliberately absent.
+const ASYMMETRIC: &[&str] = &[
+    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA",
+];
+
+fn b64(s: &str) -> Result<Vec<u8>, JwtError> {
+    URL_SAFE_NO_PAD
+        .decode(s.trim_end_matches('='))
+        .map_err(|_| JwtError::Malformed)
+}
+
+impl Jwt {
+    pub fn parse(raw: &str) -> Result<Jwt, JwtError> {
+        if raw.len() > MAX_TOKEN_LEN {
+            return Err(JwtError::TooLarge);
+        }
+        let mut parts = raw.trim().split('.');
+        let (Some(h), Some(c), Some(s), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(JwtError::Malformed);
+        };
+        let header: Map<String, Value> =
+            serde_json::from_slice(&b64(h)?).map_err(|_| JwtError::Malformed)?;
+        let claims: Map<String, Value> =
+            serde_json::from_slice(&b64(c)?).map_err(|_| JwtError::Malformed)?;
+        Ok(Jwt {
+            header,
+            claims,
+            signing_input: format!("{h}.{c}"),
+            signature: b64(s)?,
+        })
+    }
+
+    pub fn alg(&self) -> &str {
+        self.header.get("alg").and_then(Value::as_str).unwrap_or("")
+    }
+
+    pub fn kid(&self) -> Option<&str> {
+        self.header.get("kid").and_then(Value::as_str)
+    }
+
+    /// Verify the signature with a key from `keys`, using only an algorithm in `allowed`.
+    pub fn verify(&self, keys: &KeySet, allowed: &[&str]) -> Result<(), JwtError> {
+        let alg = self.alg();
+        if !ASYMMETRIC.contains(&alg) || !allowed.contains(&alg) {
+            return Err(JwtError::UnsupportedAlgorithm(alg.to_owned()));
+        }
+        let candidates: Vec<&PublicKey> = match self.kid() {
+            Some(kid) if keys.keys.iter().any(|k| k.kid.as_deref() == Some(kid)) => keys
+                .keys
+                .iter()
+                .filter(|k| k.kid.as_deref() == Some(kid))
+                .collect(),
+            // A kid we do not know: only keys without a kid (PEM keys) may still match.
+            Some(_) => keys.keys.iter().filter(|k| k.kid.is_none()).collect(),
+            None => keys.keys.iter().collect(),
+        };
+        if candidates.is_empty() {
+            return Err(JwtError::NoMatchingKey);
+        }
+        for k in candidates {
+            if k.verify(alg, self.signing_input.as_bytes(), &self.signature) {
+                return Ok(());
+            }
+        }
+        Err(JwtError::BadSignature)
+    }
+}
+
+#[derive(Debug, Clone)]
+enum KeyMaterial {
+    /// DER: SubjectPublicKeyInfo or PKCS#1 RSAPublicKey.
+    Der(Vec<u8>),
+    Rsa {
+        n: Vec<u8>,
+        e: Vec<u8>,
+    },
+    /// Uncompressed point (0x04 ‖ x ‖ y) and curve name.
+    Ec {
+        point: Vec<u8>,
+        crv: String,
+    },
+    Ed25519(Vec<u8>),
+}
+
+/// One verification key.
+#[derive(Debug, Clone)]
+pub struct PublicKey {
+    pub kid: Option<String>,
+    material: KeyMaterial,
+}
+
+fn alg_for(alg: &str) -> Option<&'static dyn VerificationAlgorithm> {
+    Some(match alg {
+        "RS256" => &signature::RSA_PKCS1_2048_8192_SHA256,
+        "RS384" => &signature::RSA_PKCS1_2048_8192_SHA384,
+        "RS512" => &signature::RSA_PKCS1_2048_8192_SHA512,
+        "PS256" => &signature::RSA_PSS_2048_8192_SHA256,
+        "PS384" => &signature::RSA_PSS_2048_8192_SHA384,
+        "PS512" => &signature::RSA_PSS_2048_8192_SHA512,
+        "ES256" => &signature::ECDSA_P256_SHA256_FIXED,
+        "ES384" => &signature::ECDSA_P384_SHA384_FIXED,
+        "EdDSA" => &signature::ED25519,
+        _ => return None,
+    })
+}
+
+fn rsa_params(alg: &str) -> Option<&'static signature::RsaParameters> {
+    Some(match alg {
+        "RS256" => &signature::RSA_PKCS1_2048_8192_SHA256,
+        "RS384" => &signature::RSA_PKCS1_2048_8192_SHA384,
+        "RS512" => &signature::RSA_PKCS1_2048_8192_SHA512,
+        "PS256" => &signature::RSA_PSS_2048_8192_SHA256,
+        "PS384" => &signature::RSA_PSS_2048_8192_SHA384,
+        "PS512" => &signature::RSA_PSS_2048_8192_SHA512,
+        _ => return None,
+    })
+}
+
+impl PublicKey {
+    fn verify(&self, alg: &str, msg: &[u8], sig: &[u8]) -> bool {
+        match &self.material {
+            KeyMaterial::Der(der) => match alg_for(alg) {
+                Some(a) => signature::ParsedPublicKey::new(a, der)
+                    .map(|k| k.verify_sig(msg, sig).is_ok())
+                    .unwrap_or(false),
+                None => false,
+            },
+            KeyMaterial::Rsa { n, e } => match rsa_params(alg) {
+                Some(p) => RsaPublicKeyComponents {
+                    n: &n[..],
+                    e: &e[..],
+                }
+                .verify(p, msg, sig)
+                .is_ok(),
+                None => false,
+            },
+            KeyMaterial::Ec { point, crv } => {
+                let a: &'static dyn VerificationAlgorithm = match (alg, crv.as_str()) {
+                    ("ES256", "P-256") => &signature::ECDSA_P256_SHA256_FIXED,
+                    ("ES384", "P-384") => &signature::ECDSA_P384_SHA384_FIXED,
+                    _ => return false,
+                };
+                UnparsedPublicKey::new(a, point).verify(msg, sig).is_ok()
+            }
+            KeyMaterial::Ed25519(raw) => {
+                alg == "EdDSA"
+                    && UnparsedPublicKey::new(&signature::ED25519, raw)
+                        .verify(msg, sig)
+                        .is_ok()
+            }
+        }
+    }
+
+    /// A PEM public key (`BEGIN PUBLIC KEY` or `BEGIN RSA PUBLIC KEY`).
+    pub fn from_pem(pem: &str) -> Result<PublicKey, JwtError> {
+        let der = pem_body(pem, &["PUBLIC KEY", "RSA PUBLIC KEY"])
+            .ok_or_else(|| JwtError::InvalidKey("not a PEM public key".into()))?;
+        // Check it parses as some key type we support.
+        let ok = ["RS256", "ES256", "ES384", "EdDSA"].iter().any(|a| {
+            alg_for(a).is_some_and(|alg| signature::ParsedPublicKey::new(alg, &der).is_ok())
+        });
+        if !ok {
+            return Err(JwtError::InvalidKey(
+                "unsupported or malformed public key".into(),
+            ));
+        }
+        Ok(PublicKey {
+            kid: None,
+            material: KeyMaterial::Der(der),
+        })
+    }
+
+    /// A JWK (RSA, EC P-256/P-384, OKP Ed25519). Symmetric (`oct`) keys are refused.
+    pub fn from_jwk(jwk: &Value) -> Result<PublicKey, JwtError> {
+        let s = |k: &str| jwk.get(k).and_then(Value::as_str);
+        let kid = s("kid").map(str::to_owned);
+        if s("use").is_some_and(|u| u != "sig") {
+            return Err(JwtError::InvalidKey("key is not for signatures".into()));
+        }
+        let field = |k: &str| {
+            s(k).ok_or_else(|| JwtError::InvalidKey(format!("JWK lacks {k}")))
+                .and_then(|v| b64(v).map_err(|_| JwtError::InvalidKey(format!("bad {k}"))))
+        };
+        let material = match s("kty") {
+            Some("RSA") => KeyMaterial::Rsa {
+                n: field("n")?,
+                e: field("e")?,
+            },
+            Some("EC") => {
+                let crv = s("crv").unwrap_or_default().to_owned();
+                let (x, y) = (field("x")?, field("y")?);
+                let mut point = vec![4u8];
+                point.extend_from_slice(&x);
+                point.extend_from_slice(&y);
+                KeyMaterial::Ec { point, crv }
+            }
+            Some("OKP") if s("crv") == Some("Ed25519") => KeyMaterial::Ed25519(field("x")?),
+            Some(other) => {
+                return Err(JwtError::InvalidKey(format!(
+                    "unsupported key type {other}"
+                )))
+            }
+            None => return Err(JwtError::InvalidKey("JWK lacks kty".into())),
+        };
+        Ok(PublicKey { kid, material })
+    }
+}
+
+fn pem_body(pem: &str, labels: &[&str]) -> Option<Vec<u8>> {
+    for label in labels {
+        let begin = format!("-----BEGIN {label}-----");
+        let end = format!("-----END {label}-----");
+        if let (Some(b), Some(e)) = (pem.find(&begin), pem.find(&end)) {
+            let body: String = pem[b + begin.len()..e]
+                .chars()
+                .filter(|c| !c.is_whitespace())
+                .collect();
+            return STANDARD.decode(body).ok();
+        }
+    }
+    None
+}
+
+/// The keys a token may be signed with.
+#[derive(Debug, Clone, Default)]
+pub struct KeySet {
+    pub keys: Vec<PublicKey>,
+}
+
+impl KeySet {
+    pub fn from_pems<S: AsRef<str>>(pems: &[S]) -> Result<KeySet, JwtError> {
+        Ok(KeySet {
+            keys: pems
+                .iter()
+                .map(|p| PublicKey::from_pem(p.as_ref()))
+                .collect::<Result<_, _>>()?,
+        })
+    }
+
+    /// A JWKS document (`{"keys": [...]}`); keys we cannot use (encryption, `oct`) are skipped.
+    pub fn from_jwks(doc: &Value) -> Result<KeySet, JwtError> {
+        let arr = doc
+            .get("keys")
+            .and_then(Value::as_array)
+            .ok_or_else(|| JwtError::InvalidKey("JWKS lacks keys".into()))?;
+        Ok(KeySet {
+            keys: arr
+                .iter()
+                .filter_map(|k| PublicKey::from_jwk(k).ok())
+                .collect(),
+        })
+    }
+
+    pub fn has_kid(&self, kid: &str) -> bool {
+        self.keys.iter().any(|k| k.kid.as_deref() == Some(kid))
+    }
+}
+
+/// An RS256 signer for development: stands in for GitLab's CI ID token issuer.
+pub struct DevIssuer {
+    key: RsaKeyPair,
+    pkcs8: zeroize::Zeroizing<Vec<u8>>,
+    pub kid: String,
+}
+
+impl DevIssuer {
+    pub fn generate() -> Result<DevIssuer, JwtError> {
+        let key = RsaKeyPair::generate(KeySize::Rsa2048)
+            .map_err(|_| JwtError::InvalidKey("RSA key generation failed".into()))?;
+        let der = aws_lc_rs::encoding::AsDer::<aws_lc_rs::encoding::Pkcs8V1Der>::as_der(&key)
+            .map_err(|_| JwtError::InvalidKey("cannot encode key".into()))?;
+        Self::from_pkcs8(der.as_ref())
+    }
+
+    pub fn from_pkcs8(der: &[u8]) -> Result<DevIssuer, JwtError> {
+        let key = RsaKeyPair::from_pkcs8(der).map_err(|e| JwtError::InvalidKey(e.to_string()))?;
+        let pc = PublicKeyComponents::<Vec<u8>>::from(key.public_key());
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &pc.n);
+        let kid = URL_SAFE_NO_PAD.encode(&digest.as_ref()[..16]);
+        Ok(DevIssuer {
+            key,
+            pkcs8: zeroize::Zeroizing::new(der.to_vec()),
+            kid,
+        })
+    }
+
+    /// The private key as PEM (PKCS#8), for saving.
+    pub fn to_pem(&self) -> zeroize::Zeroizing<String> {
+        let b = STANDARD.encode(&self.pkcs8[..]);
+        let lines: Vec<&str> = b
+            .as_bytes()
+            .chunks(64)
+            .map(|c| std::str::from_utf8(c).unwrap_or(""))
+            .collect();
+        zeroize::Zeroizing::new(format!(
+            "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
+            lines.join("\n")
+        ))
+    }
+
+    pub fn from_pem(pem: &str) -> Result<DevIssuer, JwtError> {
+        let der = zeroize::Zeroizing::new(
+            pem_body(pem, &["PRIVATE KEY"])
+                .ok_or_else(|| JwtError::InvalidKey("not a PKCS#8 PEM key".into()))?,
+        );
+        Self::from_pkcs8(&der)
+    }
+
+    /// The public key as a JWKS document.
+    pub fn jwks(&self) -> Value {
+        let pc = PublicKeyComponents::<Vec<u8>>::from(self.key.public_key());
+        json!({ "keys": [{
+            "kty": "RSA", "alg": "RS256", "use": "sig", "kid": self.kid,
+            "n": URL_SAFE_NO_PAD.encode(&pc.n), "e": URL_SAFE_NO_PAD.encode(&pc.e),
+        }]})
+    }
+
+    /// The public key as PEM (SubjectPublicKeyInfo).
+    pub fn public_pem(&self) -> String {
+        let pc = PublicKeyComponents::<Vec<u8>>::from(self.key.public_key());
+        let der = aws_lc_rs::encoding::AsDer::<aws_lc_rs::encoding::PublicKeyX509Der>::as_der(&pc)
+            .map(|d| d.as_ref().to_vec())
+            .unwrap_or_default();
+        let b = STANDARD.encode(der);
+        let lines: Vec<&str> = b
+            .as_bytes()
+            .chunks(64)
+            .map(|c| std::str::from_utf8(c).unwrap_or(""))
+            .collect();
+        format!(
+            "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",
+            lines.join("\n")
+        )
+    }
+
+    /// Sign `claims` as an RS256 JWT with this issuer's `kid`.
+    pub fn sign(&self, claims: &Value) -> Result<String, JwtError> {
+        self.sign_with_header(
+            &json!({"alg": "RS256", "typ": "JWT", "kid": self.kid}),
+            claims,
+        )
+    }
+
+    /// Sign with an arbitrary header (tests use it to forge bad tokens).
+    pub fn sign_with_header(&self, header: &Value, claims: &Value) -> Result<String, JwtError> {
+        let input = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(serde_json::to_vec(header).map_err(|_| JwtError::Malformed)?),
+            URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims).map_err(|_| JwtError::Malformed)?)
+        );
+        let mut sig = vec![0u8; self.key.public_modulus_len()];
+        self.key
+            .sign(
+                &signature::RSA_PKCS1_SHA256,
+                &SystemRandom::new(),
+                input.as_bytes(),
+                &mut sig,
+            )
+            .map_err(|_| JwtError::InvalidKey("signing failed".into()))?;
+        Ok(format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig)))
+    }
+}
+
+/// HMAC-SHA256 "signature" over header.claims with `key` (for attack tests only).
+pub fn forge_hs256(key: &[u8], claims: &Value) -> String {
+    let input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#),
+        URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims).unwrap_or_default())
+    );
+    let tag = aws_lc_rs::hmac::sign(
+        &aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, key),
+        input.as_bytes(),
+    );
+    format!("{input}.{}", URL_SAFE_NO_PAD.encode(tag.as_ref()))
+}
+
+/// An unsigned token with `alg: none` (for attack tests only).
+pub fn forge_none(claims: &Value) -> String {
+    format!(
+        "{}.{}.",
+        URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#),
+        URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims).unwrap_or_default())
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claims() -> Value {
+        json!({"sub": "project_path:g/p:ref_type:branch:ref:main", "exp": 4102444800u64})
+    }
+
+    #[test]
+    fn round_trip_with_jwks_and_pem() {
+        let iss = DevIssuer::generate().unwrap();
+        let tok = iss.sign(&claims()).unwrap();
+        let jwt = Jwt::parse(&tok).unwrap();
+        jwt.verify(&KeySet::from_jwks(&iss.jwks()).unwrap(), &["RS256"])
+            .unwrap();
+        jwt.verify(&KeySet::from_pems(&[iss.public_pem()]).unwrap(), &["RS256"])
+            .unwrap();
+        let again = DevIssuer::from_pem(&iss.to_pem()).unwrap();
+        assert_eq!(again.kid, iss.kid);
+    }
+
+    #[test]
+    fn refuses_none_hmac_and_wrong_keys() {
+        let iss = DevIssuer::generate().unwrap();
+        let keys = KeySet::from_pems(&[iss.public_pem()]).unwrap();
+        let none = Jwt::parse(&forge_none(&claims())).unwrap();
+        assert_eq!(
+            none.verify(&keys, &["RS256", "none"]),
+            Err(JwtError::UnsupportedAlgorithm("none".into()))
+        );
+        let hs = Jwt::parse(&forge_hs256(iss.public_pem().as_bytes(), &claims())).unwrap();
+        assert!(matches!(
+            hs.verify(&keys, &["RS256", "HS256"]),
+            Err(JwtError::UnsupportedAlgorithm(_))
+        ));
+        let other = DevIssuer::generate().unwrap();
+        let forged = Jwt::parse(&other.sign(&claims()).unwrap()).unwrap();
+        assert_eq!(
+            forged.verify(&keys, &["RS256"]),
+            Err(JwtError::BadSignature)
+        );
+        let jwks = KeySet::from_jwks(&iss.jwks()).unwrap();
+        assert_eq!(
+            forged.verify(&jwks, &["RS256"]),
+            Err(JwtError::NoMatchingKey),
+            "unknown kid"
+        );
+        let ok = Jwt::parse(&iss.sign(&claims()).unwrap()).unwrap();
+        assert!(
+            matches!(
+                ok.verify(&keys, &["ES256"]),
+                Err(JwtError::UnsupportedAlgorithm(_))
+            ),
+            "not allow-listed"
+        );
+        // tampered claims
+        let tok = iss.sign(&claims()).unwrap();
+        let mut parts: Vec<String> = tok.split('.').map(str::to_owned).collect();
+        parts[1] = URL_SAFE_NO_PAD.encode(br#"{"sub":"evil","exp":4102444800}"#);
+        assert_eq!(
+            Jwt::parse(&parts.join("."))
+                .unwrap()
+                .verify(&keys, &["RS256"]),
+            Err(JwtError::BadSignature)
+        );
+        assert_eq!(
+            Jwt::parse(&"a".repeat(MAX_TOKEN_LEN + 1)).unwrap_err(),
+            JwtError::TooLarge
+        );
+        assert_eq!(Jwt::parse("a.b").unwrap_err(), JwtError::Malformed);
+    }
+
+    #[test]
+    fn oct_keys_are_skipped() {
+        let set = KeySet::from_jwks(&json!({"keys": [{"kty": "oct", "k": "c2VjcmV0"}]})).unwrap();
+        assert!(set.keys.is_empty());
+    }
+}
