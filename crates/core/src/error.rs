@@ -32,6 +32,10 @@ pub enum CoreError {
     /// 429: rate limited or the server is busy.
     #[error("{0}")]
     TooManyRequests(String),
+    /// Inline authentication failed: answered with the login's own error, flagged by
+    /// `X-Vault-Inline-Auth-Failed: true`.
+    #[error("{0}")]
+    InlineAuthFailed(Box<CoreError>),
 }
 
 pub type Result<T, E = CoreError> = std::result::Result<T, E>;
@@ -73,6 +77,7 @@ impl CoreError {
             CoreError::Sealed | CoreError::Unavailable(_) => 503,
             CoreError::Internal(_) => 500,
             CoreError::TooManyRequests(_) => 429,
+            CoreError::InlineAuthFailed(inner) => inner.status(),
         }
     }
 }

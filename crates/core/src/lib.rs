@@ -15,6 +15,8 @@
 
 mod cache;
 pub mod error;
+mod jwks;
+mod jwt_auth;
 mod kv;
 mod mounts;
 mod namespace;
@@ -36,7 +38,7 @@ use strongroom_storage::Storage;
 use zeroize::Zeroizing;
 
 pub use error::{CoreError, Result};
-pub use request::{Operation, Request, Response};
+pub use request::{InlineAuth, Operation, Request, Response};
 pub use token::TokenEntry;
 
 use cache::Cache;
@@ -51,6 +53,8 @@ pub struct CoreConfig {
     /// Mount a kv-v2 engine at `secret/` right after `sys/init` (dev mode).
     pub dev_mount_secret: bool,
     pub api_addr: Option<String>,
+    /// Fetch JWKS/discovery documents over plain HTTP from loopback addresses (dev, tests).
+    pub allow_loopback_http: bool,
 }
 
 impl Default for CoreConfig {
@@ -61,6 +65,7 @@ impl Default for CoreConfig {
             cluster_name: format!("strongroom-cluster-{}", &util::uuid4()[..8]),
             dev_mount_secret: false,
             api_addr: None,
+            allow_loopback_http: false,
         }
     }
 }
@@ -95,6 +100,7 @@ pub struct Core {
     pub(crate) active: ArcSwapOption<Active>,
     lifecycle: tokio::sync::Mutex<()>,
     pub(crate) version: &'static str,
+    pub(crate) jwks: jwks::JwksCache,
 }
 
 /// The result of authenticating a request's token.
@@ -113,6 +119,8 @@ pub(crate) enum Route {
     Token(String),
     /// The namespace's mount table (shared, not copied) and the index of the mount.
     Logical(Arc<mounts::MountTable>, usize, String),
+    /// An auth method other than the token store (`auth/<path>/…`).
+    Auth(Arc<mounts::MountTable>, usize, String),
 }
 
 /// `sys/` paths (relative to `sys/`) that need `sudo` as well as the operation's capability.
@@ -138,6 +146,7 @@ impl Core {
             active: ArcSwapOption::empty(),
             lifecycle: tokio::sync::Mutex::new(()),
             version: env!("CARGO_PKG_VERSION"),
+            jwks: jwks::JwksCache::default(),
         })
     }
 
@@ -358,12 +367,48 @@ impl Core {
         }
         let active = self.active()?;
         let (ns, rel) = active.namespaces.resolve(&req.namespace, path).await?;
-        let caller = token::authenticate(self, &active, req.token.as_deref()).await?;
+        let route = self.route(&ns, &rel)?;
+        // Logins are the one unauthenticated operation on an auth mount.
+        if let Route::Auth(table, i, rest) = &route {
+            if rest.trim_end_matches('/') == "login" && req.is_write {
+                if req.inline_auth.is_some() {
+                    return Err(CoreError::bad(
+                        "inline authentication cannot be used on a login request",
+                    ));
+                }
+                let (id, entry) = jwt_auth::login(
+                    self,
+                    &active,
+                    &ns,
+                    &table.entries[*i],
+                    &req.data,
+                    req.client_ip,
+                    true,
+                )
+                .await?;
+                return Ok(Response {
+                    auth: Some(token::auth_response(&entry, &id)),
+                    ..Default::default()
+                });
+            }
+        }
+        let caller = match &req.inline_auth {
+            Some(ia) => {
+                if req.token.as_deref().is_some_and(|t| !t.is_empty()) {
+                    return Err(CoreError::bad(
+                        "a request cannot carry both a client token and inline authentication",
+                    ));
+                }
+                self.inline_login(&active, &req, ia)
+                    .await
+                    .map_err(|e| CoreError::InlineAuthFailed(Box::new(e)))?
+            }
+            None => token::authenticate(self, &active, req.token.as_deref(), req.client_ip).await?,
+        };
         if !ns.is_within(&caller.ns) {
             return Err(CoreError::PermissionDenied);
         }
         let acl_path = format!("{}{}", ns.relative_to(&caller.ns), rel);
-        let route = self.route(&ns, &rel)?;
         let mut op = req.op();
         if req.is_write {
             op = match self.exists(&ns, &route, &req).await? {
@@ -388,15 +433,22 @@ impl Core {
         let needs_sudo = match &route {
             Route::Sys(rest) => sys_needs_sudo(rest),
             Route::Token(rest) => token::needs_sudo(rest, &req.data),
-            Route::Logical(..) => false,
+            Route::Logical(..) | Route::Auth(..) => false,
         };
         if needs_sudo && !decision.sudo {
             return Err(CoreError::PermissionDenied);
         }
-        let last_use = token::consume_use(self, &active, &caller).await?;
+        let last_use = if req.inline_auth.is_some() {
+            false
+        } else {
+            token::consume_use(self, &active, &caller).await?
+        };
         let result = match route {
             Route::Sys(rest) => sys::handle(self, &active, &ns, &caller, op, &rest, &req).await,
             Route::Token(rest) => token::handle(self, &active, &ns, &caller, op, &rest, &req).await,
+            Route::Auth(table, i, rest) => {
+                jwt_auth::handle(self, &ns, &table.entries[i], op, &rest, &req.data).await
+            }
             Route::Logical(table, i, rest) => {
                 let mount = &table.entries[i];
                 let view = ns.view.sub(&format!("logical/{}/", mount.uuid));
@@ -409,6 +461,56 @@ impl Core {
         result
     }
 
+    /// Run an inline login: the token exists for this request only and is never stored.
+    async fn inline_login(
+        &self,
+        active: &Active,
+        req: &Request,
+        ia: &request::InlineAuth,
+    ) -> Result<Caller> {
+        let ns_header = match (
+            req.namespace.trim_matches('/'),
+            ia.namespace.trim_matches('/'),
+        ) {
+            (a, "") => a.to_owned(),
+            ("" | "root", b) => b.to_owned(),
+            (a, b) => format!("{a}/{b}"),
+        };
+        let (ns, rel) = active
+            .namespaces
+            .resolve(&ns_header, ia.path.trim_start_matches('/'))
+            .await?;
+        let Route::Auth(table, i, rest) = self.route(&ns, &rel)? else {
+            return Err(CoreError::bad(format!(
+                "inline auth path {:?} is not a login path",
+                ia.path
+            )));
+        };
+        if rest.trim_end_matches('/') != "login" {
+            return Err(CoreError::bad(format!(
+                "inline auth path {:?} is not a login path",
+                ia.path
+            )));
+        }
+        let (id, entry) = jwt_auth::login(
+            self,
+            active,
+            &ns,
+            &table.entries[i],
+            &ia.data,
+            req.client_ip,
+            false,
+        )
+        .await?;
+        let acl = policy::acl_for(active, &ns, &entry.policies).await?;
+        Ok(Caller {
+            entry: Arc::new(entry),
+            token_id: id,
+            acl,
+            ns,
+        })
+    }
+
     fn route(&self, ns: &Arc<NsState>, rel: &str) -> Result<Route> {
         if let Some(rest) = rel.strip_prefix("sys/") {
             return Ok(Route::Sys(rest.to_owned()));
@@ -418,6 +520,13 @@ impl Core {
         }
         if let Some(rest) = rel.strip_prefix("auth/token/") {
             return Ok(Route::Token(rest.to_owned()));
+        }
+        if let Some(auth_rel) = rel.strip_prefix("auth/") {
+            let table = ns.auth_mounts_arc();
+            if let Some(i) = table.longest_match_index(auth_rel) {
+                let rest = auth_rel[table.entries[i].path.len().min(auth_rel.len())..].to_owned();
+                return Ok(Route::Auth(table, i, rest));
+            }
         }
         let table = ns.mounts_arc();
         if let Some(i) = table.longest_match_index(rel) {
@@ -442,7 +551,7 @@ impl Core {
                 kv::exists(m, &view, rest).await
             }
             Route::Sys(rest) => policy::exists(ns, rest, req).await,
-            Route::Token(_) => Ok(None),
+            Route::Token(_) | Route::Auth(..) => Ok(None),
         }
     }
 

@@ -287,6 +287,61 @@ pub async fn enable_mount(
     Ok(entry)
 }
 
+async fn enable_auth(
+    ns: &Arc<NsState>,
+    path: &str,
+    kind: &str,
+    description: &str,
+    config: MountConfig,
+) -> Result<()> {
+    let path = normalize_path(path)?;
+    if !matches!(kind, "jwt" | "oidc") {
+        return Err(CoreError::bad(format!("plugin not found in the catalog: {kind}; this server's auth methods are: token, jwt, oidc")));
+    }
+    if path == "token/" {
+        return Err(CoreError::bad("path is already in use at token/"));
+    }
+    let _g = ns.admin.lock().await;
+    let (_, mut table) = MountTable::load(&ns.view).await?;
+    check_conflict(&table, &path)?;
+    table.entries.push(MountEntry {
+        path,
+        accessor: format!("auth_{kind}_{}", &util::uuid4()[..8]),
+        kind: kind.to_owned(),
+        description: description.to_owned(),
+        uuid: util::uuid4(),
+        config,
+        options: BTreeMap::new(),
+        local: false,
+        seal_wrap: false,
+    });
+    ns.view.put_json("sys/auth", &table).await?;
+    ns.set_auth_mounts(table);
+    Ok(())
+}
+
+async fn disable_auth(core: &Core, ns: &Arc<NsState>, path: &str) -> Result<()> {
+    let path = normalize_path(path)?;
+    if path == "token/" {
+        return Err(CoreError::bad(
+            "token credential backend cannot be disabled",
+        ));
+    }
+    let _g = ns.admin.lock().await;
+    let (_, mut table) = MountTable::load(&ns.view).await?;
+    let Some(i) = table.entries.iter().position(|e| e.path == path) else {
+        return Ok(());
+    };
+    let entry = table.entries.remove(i);
+    ns.view.put_json("sys/auth", &table).await?;
+    ns.set_auth_mounts(table);
+    ns.view
+        .delete_prefix(&format!("auth/{}/", entry.uuid))
+        .await?;
+    core.jwks.forget(&entry.uuid);
+    Ok(())
+}
+
 async fn disable_mount(ns: &Arc<NsState>, path: &str) -> Result<()> {
     let path = normalize_path(path)?;
     let _g = ns.admin.lock().await;
@@ -450,21 +505,15 @@ pub async fn handle_sys(
             let options = options_from(data.get("options"))?;
             let config = config_from(data.get("config"))?;
             if auth {
-                return Err(CoreError::bad(format!(
-                    "plugin not found in the catalog: {kind}; this server's auth methods are: token"
-                )));
+                enable_auth(ns, rest, &kind, &description, config).await?;
+                return Ok(Response::none());
             }
             enable_mount(core, ns, rest, &kind, &description, options, config).await?;
             Ok(Response::none())
         }
         Operation::Delete => {
             if auth {
-                let p = normalize_path(rest)?;
-                if p == "token/" {
-                    return Err(CoreError::bad(
-                        "token credential backend cannot be disabled",
-                    ));
-                }
+                disable_auth(core, ns, rest).await?;
                 return Ok(Response::none());
             }
             disable_mount(ns, rest).await?;

@@ -94,6 +94,9 @@ impl NsState {
     pub fn mounts_arc(&self) -> Arc<MountTable> {
         self.mounts.load_full()
     }
+    pub fn auth_mounts_arc(&self) -> Arc<MountTable> {
+        self.auth.load_full()
+    }
     pub fn auth_mounts(&self) -> arc_swap::Guard<Arc<MountTable>> {
         self.auth.load()
     }

@@ -16,6 +16,19 @@ pub struct Request {
     /// The HTTP method was PUT/POST (create-vs-update is decided by existence).
     pub is_write: bool,
     pub client_ip: Option<std::net::IpAddr>,
+    /// OpenBao 2.4+ inline authentication: log in for this request only.
+    pub inline_auth: Option<InlineAuth>,
+}
+
+/// `X-Vault-Inline-Auth-*` headers, decoded.
+#[derive(Debug, Clone, Default)]
+pub struct InlineAuth {
+    /// The login path, e.g. `auth/jwt/login` or `<ns>/auth/pipeline_jwt/login`.
+    pub path: String,
+    /// Login parameters (`role`, `jwt`, …). Never logged.
+    pub data: Map<String, Value>,
+    /// Namespace of the login, relative to the request's.
+    pub namespace: String,
 }
 
 impl Request {

@@ -225,7 +225,7 @@ pub(crate) async fn handle(
         "capabilities" if write => {
             let t =
                 crate::field_str(data, "token").ok_or_else(|| CoreError::bad("missing token"))?;
-            let other = token::authenticate(core, active, Some(&t))
+            let other = token::authenticate(core, active, Some(&t), req.client_ip)
                 .await
                 .map_err(|_| CoreError::bad("invalid token"))?;
             let rel = ns.relative_to(&other.ns).to_owned();

@@ -63,6 +63,9 @@ pub struct TokenEntry {
     pub entity_id: String,
     #[serde(default)]
     pub role: String,
+    /// The token is only valid from these networks (empty: anywhere).
+    #[serde(default)]
+    pub bound_cidrs: Vec<String>,
 }
 
 impl TokenEntry {
@@ -184,6 +187,7 @@ pub(crate) async fn authenticate(
     core: &Core,
     active: &Active,
     token: Option<&str>,
+    client_ip: Option<std::net::IpAddr>,
 ) -> Result<Caller> {
     let id = token
         .filter(|t| !t.is_empty())
@@ -191,6 +195,11 @@ pub(crate) async fn authenticate(
     let (entry, ns) = resolve(core, active, id)
         .await?
         .ok_or(CoreError::PermissionDenied)?;
+    if !entry.bound_cidrs.is_empty()
+        && !client_ip.is_some_and(|ip| util::ip_in_cidrs(ip, &entry.bound_cidrs))
+    {
+        return Err(CoreError::PermissionDenied);
+    }
     let acl = policy::acl_for(active, &ns, &entry.policies).await?;
     Ok(Caller {
         entry,
@@ -319,6 +328,7 @@ pub(crate) async fn create_root_token(
         orphan: true,
         entity_id: String::new(),
         role: String::new(),
+        bound_cidrs: Vec::new(),
     };
     let _ = core;
     store_entry(&root, active, &e, &accessor).await?;
@@ -583,30 +593,50 @@ async fn create(
         orphan,
         entity_id: String::new(),
         role: String::new(),
+        bound_cidrs: Vec::new(),
     };
-    let id = if batch {
-        let plain = Zeroizing::new(
-            serde_json::to_vec(&entry).map_err(|e| CoreError::Internal(e.to_string()))?,
-        );
-        let ct = core.barrier.seal_blob(BATCH_AAD, &plain)?;
-        format!(
-            "b.{}",
-            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(ct)
-        )
-    } else {
-        let id = with_ns_suffix(custom_id.unwrap_or_else(random_token_id), ns);
-        let accessor = with_ns_suffix(util::random_alnum(24), ns);
-        entry.hash = hash_token(active, &id);
-        entry.accessor = accessor.clone();
-        store_entry(ns, active, &entry, &accessor).await?;
-        id
-    };
+    let id = issue(core, active, ns, &mut entry, custom_id, true).await?;
     let mut r = Response {
         auth: Some(auth_json(&entry, &id, now)),
         ..Default::default()
     };
     r.warnings = warnings;
     Ok(r)
+}
+
+/// Give `entry` its identity: a sealed blob for a batch token; otherwise a random (or
+/// custom) id, accessor and hash, stored when `persist` (inline-auth logins are not).
+pub(crate) async fn issue(
+    core: &Core,
+    active: &Active,
+    ns: &NsState,
+    entry: &mut TokenEntry,
+    custom_id: Option<String>,
+    persist: bool,
+) -> Result<String> {
+    if entry.batch {
+        let plain = Zeroizing::new(
+            serde_json::to_vec(&*entry).map_err(|e| CoreError::Internal(e.to_string()))?,
+        );
+        let ct = core.barrier.seal_blob(BATCH_AAD, &plain)?;
+        return Ok(format!(
+            "b.{}",
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(ct)
+        ));
+    }
+    let id = with_ns_suffix(custom_id.unwrap_or_else(random_token_id), ns);
+    let accessor = with_ns_suffix(util::random_alnum(24), ns);
+    entry.hash = hash_token(active, &id);
+    entry.accessor = accessor.clone();
+    if persist {
+        store_entry(ns, active, entry, &accessor).await?;
+    }
+    Ok(id)
+}
+
+/// The `auth` block of a login or token-create response.
+pub(crate) fn auth_response(entry: &TokenEntry, id: &str) -> Value {
+    auth_json(entry, id, util::now_secs())
 }
 
 /// Revoke a token and every descendant.

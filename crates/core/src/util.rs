@@ -149,6 +149,52 @@ pub fn uuid4() -> String {
     )
 }
 
+/// Parse `a.b.c.d/n` or `x::y/n` (a bare address is a /32 or /128).
+pub fn parse_cidr(s: &str) -> Option<(std::net::IpAddr, u8)> {
+    let (addr, len) = match s.trim().split_once('/') {
+        Some((a, l)) => (a, Some(l.parse::<u8>().ok()?)),
+        None => (s.trim(), None),
+    };
+    let ip: std::net::IpAddr = addr.parse().ok()?;
+    let max = if ip.is_ipv4() { 32 } else { 128 };
+    let len = len.unwrap_or(max);
+    (len <= max).then_some((ip, len))
+}
+
+/// Is `ip` inside any of `cidrs`?
+pub fn ip_in_cidrs(ip: std::net::IpAddr, cidrs: &[String]) -> bool {
+    use std::net::IpAddr;
+    let ip = match ip {
+        IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map(IpAddr::V4)
+            .unwrap_or(IpAddr::V6(v6)),
+        v4 => v4,
+    };
+    cidrs
+        .iter()
+        .filter_map(|c| parse_cidr(c))
+        .any(|(net, len)| match (ip, net) {
+            (IpAddr::V4(a), IpAddr::V4(b)) => {
+                let mask = if len == 0 {
+                    0
+                } else {
+                    u32::MAX << (32 - len as u32)
+                };
+                u32::from(a) & mask == u32::from(b) & mask
+            }
+            (IpAddr::V6(a), IpAddr::V6(b)) => {
+                let mask = if len == 0 {
+                    0
+                } else {
+                    u128::MAX << (128 - len as u32)
+                };
+                u128::from(a) & mask == u128::from(b) & mask
+            }
+            _ => false,
+        })
+}
+
 /// Interpret a JSON value as a boolean the way OpenBao's field parser does.
 pub fn as_bool(v: &Value) -> Option<bool> {
     match v {
@@ -220,5 +266,21 @@ mod tests {
         assert_eq!(t.len(), 24);
         assert!(t.chars().all(|c| c.is_ascii_alphanumeric()));
         assert_eq!(uuid4().len(), 36);
+    }
+
+    #[test]
+    fn cidrs() {
+        let ip: std::net::IpAddr = "10.1.2.3".parse().unwrap();
+        assert!(ip_in_cidrs(ip, &["10.0.0.0/8".into()]));
+        assert!(!ip_in_cidrs(ip, &["10.1.3.0/24".into()]));
+        assert!(ip_in_cidrs(
+            "::ffff:127.0.0.1".parse().unwrap(),
+            &["127.0.0.1/32".into()]
+        ));
+        assert!(ip_in_cidrs(
+            "fd00::1".parse().unwrap(),
+            &["fd00::/8".into()]
+        ));
+        assert!(parse_cidr("1.2.3.4/33").is_none());
     }
 }

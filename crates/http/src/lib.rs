@@ -21,7 +21,7 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::Response as HttpResponse;
 use axum::Router;
 use serde_json::{json, Map, Value};
-use strongroom_core::{Core, CoreError, Operation, Request, Response};
+use strongroom_core::{Core, CoreError, InlineAuth, Operation, Request, Response};
 
 pub use tls::{load_tls_config, TlsListener};
 
@@ -98,6 +98,14 @@ fn json_response(status: StatusCode, body: &Value) -> HttpResponse {
 
 /// Map a core error to OpenBao's status and body.
 pub fn error_response(e: &CoreError) -> HttpResponse {
+    if let CoreError::InlineAuthFailed(inner) = e {
+        let mut r = error_response(inner);
+        r.headers_mut().insert(
+            "x-vault-inline-auth-failed",
+            HeaderValue::from_static("true"),
+        );
+        return r;
+    }
     let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let errors: Vec<String> = match e {
         CoreError::NotFound(m) if m.is_empty() => Vec::new(),
@@ -111,6 +119,72 @@ pub fn error_response(e: &CoreError) -> HttpResponse {
         other => vec![other.to_string()],
     };
     json_response(status, &json!({ "errors": errors }))
+}
+
+/// `X-Vault-Inline-Auth-*` → [`InlineAuth`]; `Ok(None)` when absent.
+fn inline_auth(headers: &HeaderMap) -> Result<Option<InlineAuth>, CoreError> {
+    use base64::Engine;
+    let Some(path) = header_str(headers, "x-vault-inline-auth-path") else {
+        if headers
+            .keys()
+            .any(|k| k.as_str().starts_with("x-vault-inline-auth-"))
+        {
+            return Err(CoreError::bad(
+                "inline authentication headers given without X-Vault-Inline-Auth-Path",
+            ));
+        }
+        return Ok(None);
+    };
+    match header_str(headers, "x-vault-inline-auth-operation").unwrap_or("update") {
+        "" | "update" | "create" | "write" => {}
+        other => {
+            return Err(CoreError::bad(format!(
+                "unsupported inline auth operation {other:?}: logins are updates"
+            )))
+        }
+    }
+    let mut data = Map::new();
+    for (name, value) in headers {
+        if !name.as_str().starts_with("x-vault-inline-auth-parameter-") {
+            continue;
+        }
+        let raw = value
+            .to_str()
+            .map_err(|_| CoreError::bad("inline auth parameter is not ASCII"))?
+            .trim();
+        let decoded = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(raw.trim_end_matches('='))
+            .or_else(|_| base64::engine::general_purpose::STANDARD.decode(raw))
+            .map_err(|_| {
+                CoreError::bad(format!(
+                    "inline auth parameter {} is not base64url",
+                    name.as_str()
+                ))
+            })?;
+        let kv: Value = serde_json::from_slice(&decoded).map_err(|_| {
+            CoreError::bad(format!(
+                "inline auth parameter {} is not JSON {{\"key\", \"value\"}}",
+                name.as_str()
+            ))
+        })?;
+        let key = kv.get("key").and_then(Value::as_str).ok_or_else(|| {
+            CoreError::bad(format!(
+                "inline auth parameter {} lacks a key",
+                name.as_str()
+            ))
+        })?;
+        data.insert(
+            key.to_owned(),
+            kv.get("value").cloned().unwrap_or(Value::Null),
+        );
+    }
+    Ok(Some(InlineAuth {
+        path: path.to_owned(),
+        data,
+        namespace: header_str(headers, "x-vault-inline-auth-namespace")
+            .unwrap_or("")
+            .to_owned(),
+    }))
 }
 
 fn operation(method: &Method, query: &Map<String, Value>) -> Option<(Operation, bool)> {
@@ -269,7 +343,12 @@ async fn handle(
         }
     }
     let path = uri.path().strip_prefix("/v1/").unwrap_or("").to_owned();
+    let inline = match inline_auth(headers) {
+        Ok(i) => i,
+        Err(e) => return error_response(&CoreError::InlineAuthFailed(Box::new(e))),
+    };
     let req = Request {
+        inline_auth: inline,
         operation: Some(op),
         path,
         data,

@@ -53,6 +53,8 @@ pub struct ServerConfig {
     pub max_lease_ttl: i64,
     pub api_addr: Option<String>,
     pub cluster_name: Option<String>,
+    /// Let JWT auth fetch keys over plain HTTP from loopback addresses.
+    pub allow_loopback_http: bool,
     /// Things said about the config (ignored keys, mappings) to print at start.
     pub notes: Vec<String>,
 }
@@ -71,6 +73,7 @@ impl Default for ServerConfig {
             max_lease_ttl: 768 * 3600,
             api_addr: None,
             cluster_name: None,
+            allow_loopback_http: false,
             notes: Vec::new(),
         }
     }
@@ -94,6 +97,8 @@ struct TomlConfig {
     max_lease_ttl: Option<String>,
     api_addr: Option<String>,
     cluster_name: Option<String>,
+    #[serde(default)]
+    jwt_allow_loopback_http: bool,
 }
 
 #[derive(Deserialize)]
@@ -229,6 +234,7 @@ fn parse_toml(text: &str, base: &Path) -> Result<ServerConfig> {
     }
     c.api_addr = t.api_addr;
     c.cluster_name = t.cluster_name;
+    c.allow_loopback_http = t.jwt_allow_loopback_http;
     Ok(c)
 }
 

@@ -5,6 +5,7 @@
 //! in-flight requests and flushes storage.
 
 mod config;
+mod dev;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -39,6 +40,15 @@ enum Cmd {
     Server(ServerArgs),
     /// Print the version.
     Version,
+    /// Development helpers.
+    #[command(subcommand)]
+    Dev(DevCmd),
+}
+
+#[derive(Subcommand)]
+enum DevCmd {
+    /// Print a GitLab-shaped CI ID token signed by the local dev issuer key.
+    CiToken(Box<dev::CiTokenArgs>),
 }
 
 #[derive(clap::Args)]
@@ -78,6 +88,10 @@ fn main() -> Result<()> {
     match cli.cmd {
         Cmd::Version => {
             println!("Strongroom v{}", env!("CARGO_PKG_VERSION"));
+            Ok(())
+        }
+        Cmd::Dev(DevCmd::CiToken(a)) => {
+            println!("{}", dev::ci_token(&a)?);
             Ok(())
         }
         Cmd::Server(args) => {
@@ -192,6 +206,7 @@ async fn server(args: ServerArgs) -> Result<()> {
             .unwrap_or_else(|| CoreConfig::default().cluster_name),
         dev_mount_secret: dev.is_some(),
         api_addr: cfg.api_addr.clone(),
+        allow_loopback_http: dev.is_some() || cfg.allow_loopback_http,
     };
     let core = Core::new(storage.clone(), core_cfg, seal);
 
@@ -232,7 +247,23 @@ async fn server(args: ServerArgs) -> Result<()> {
         max_request_size: cfg.max_request_size,
         request_timeout: cfg.request_timeout,
     };
-    let app = strongroom_http::router(core.clone(), limits);
+    let mut app = strongroom_http::router(core.clone(), limits);
+    if dev.is_some() {
+        let issuer = dev::load_or_create_issuer(&dev::issuer_key_path())?;
+        let jwks = issuer.jwks();
+        app = app.route(
+            "/.well-known/jwks.json",
+            axum::routing::get(move || {
+                let body = jwks.to_string();
+                async move {
+                    (
+                        [(axum::http::header::CONTENT_TYPE, "application/json")],
+                        body,
+                    )
+                }
+            }),
+        );
+    }
     let mut tasks = Vec::new();
     for (tcp, addr, tls) in bound {
         let app = app
@@ -360,6 +391,7 @@ async fn dev_bootstrap(
             .ok_or_else(|| anyhow!("initialization produced no key"))?;
         write_private(&key_path, hex::encode(&key[..]).as_bytes())?;
         core.submit_unseal_share(key.clone()).await?;
+        dev_jwt_mount(core, &root).await?;
         (
             base64::engine::general_purpose::STANDARD.encode(&key[..]),
             root.to_string(),
@@ -380,7 +412,43 @@ Development mode should NOT be used in production installations!\n\n==> Strongro
     Ok(())
 }
 
-fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
+/// Dev mode: trust the dev issuer on `auth/jwt` with a role `ci` any project may use.
+async fn dev_jwt_mount(core: &Arc<Core>, root: &str) -> Result<()> {
+    use serde_json::json;
+    use strongroom_core::{Operation, Request};
+    let issuer = dev::load_or_create_issuer(&dev::issuer_key_path())?;
+    let calls = [
+        (
+            "sys/auth/jwt",
+            json!({"type": "jwt", "description": "dev CI ID tokens (strongroom dev ci-token)"}),
+        ),
+        (
+            "auth/jwt/config",
+            json!({"jwt_validation_pubkeys": [issuer.public_pem()], "bound_issuer": dev::DEFAULT_ISSUER}),
+        ),
+        (
+            "auth/jwt/role/ci",
+            json!({
+                "role_type": "jwt", "user_claim": "project_path", "bound_audiences": [dev::DEFAULT_AUD],
+                "bound_claims_type": "glob", "bound_claims": {"project_path": "*"},
+                "claim_mappings": {"project_path": "project_path", "ref": "ref", "environment": "environment", "ref_protected": "ref_protected"},
+                "token_policies": ["default"], "token_type": "batch", "token_ttl": "1h",
+            }),
+        ),
+    ];
+    for (path, body) in calls {
+        let mut req = Request::new(Operation::Update, path)
+            .with_token(root)
+            .with_data(body);
+        req.is_write = true;
+        core.handle(req)
+            .await
+            .map_err(|e| anyhow!("setting up {path}: {e}"))?;
+    }
+    Ok(())
+}
+
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create(true).truncate(true);

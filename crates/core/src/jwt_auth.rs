@@ -1,0 +1,917 @@
+//! The `jwt` auth method (OpenBao's vault-plugin-auth-jwt API): how a CI job proves who
+//! it is with its signed ID token.
+//!
+//! Storage inside the mount's view: `config`, `role/<name>`. Login validates in OpenBao's
+//! order — role, role type, CIDRs, signature with an allow-listed asymmetric algorithm,
+//! `iss`, `sub`, `aud` (string or array; a token with `aud` against a role without
+//! `bound_audiences` is refused, CVE-2024-5798), `exp`/`nbf`/`iat` with leeways, user
+//! claim, bound claims — then issues a token from the role's settings.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+use strongroom_jwt::{glob_match, Jwt, KeySet};
+
+use crate::error::{CoreError, Result};
+use crate::mounts::MountEntry;
+use crate::namespace::NsState;
+use crate::token::{self, TokenEntry};
+use crate::view::View;
+use crate::{util, Active, Core, Operation, Response};
+
+const DEFAULT_LEEWAY: i64 = 150;
+const DEFAULT_CLOCK_SKEW: i64 = 60;
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct JwtConfig {
+    #[serde(default)]
+    pub jwt_validation_pubkeys: Vec<String>,
+    #[serde(default)]
+    pub jwks_url: String,
+    #[serde(default)]
+    pub jwks_ca_pem: String,
+    #[serde(default)]
+    pub oidc_discovery_url: String,
+    #[serde(default)]
+    pub oidc_discovery_ca_pem: String,
+    #[serde(default)]
+    pub bound_issuer: String,
+    #[serde(default)]
+    pub jwt_supported_algs: Vec<String>,
+    #[serde(default)]
+    pub default_role: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct JwtRole {
+    pub role_type: String,
+    pub user_claim: String,
+    #[serde(default)]
+    pub user_claim_json_pointer: bool,
+    #[serde(default)]
+    pub bound_audiences: Vec<String>,
+    #[serde(default)]
+    pub bound_subject: String,
+    #[serde(default)]
+    pub bound_claims: Map<String, Value>,
+    #[serde(default)]
+    pub bound_claims_type: String,
+    #[serde(default)]
+    pub claim_mappings: BTreeMap<String, String>,
+    #[serde(default)]
+    pub groups_claim: String,
+    #[serde(default)]
+    pub token_policies: Vec<String>,
+    #[serde(default)]
+    pub token_policies_template_claims: bool,
+    #[serde(default)]
+    pub token_ttl: i64,
+    #[serde(default)]
+    pub token_max_ttl: i64,
+    #[serde(default)]
+    pub token_explicit_max_ttl: i64,
+    #[serde(default)]
+    pub token_period: i64,
+    #[serde(default)]
+    pub token_bound_cidrs: Vec<String>,
+    #[serde(default)]
+    pub token_num_uses: i64,
+    #[serde(default)]
+    pub token_type: String,
+    #[serde(default)]
+    pub token_no_default_policy: bool,
+    #[serde(default)]
+    pub clock_skew_leeway: i64,
+    #[serde(default)]
+    pub expiration_leeway: i64,
+    #[serde(default)]
+    pub not_before_leeway: i64,
+    #[serde(default)]
+    pub allowed_redirect_uris: Vec<String>,
+}
+
+fn mount_view(ns: &NsState, m: &MountEntry) -> View {
+    ns.view.sub(&format!("auth/{}/", m.uuid))
+}
+
+fn dur(data: &Map<String, Value>, k: &str, cur: i64) -> Result<i64> {
+    match data.get(k) {
+        None => Ok(cur),
+        Some(v) => util::parse_duration(v).map_err(|e| CoreError::bad(format!("invalid {k}: {e}"))),
+    }
+}
+
+fn list(data: &Map<String, Value>, k: &str, cur: Vec<String>) -> Result<Vec<String>> {
+    match data.get(k) {
+        None => Ok(cur),
+        Some(v) => util::as_string_list(v)
+            .ok_or_else(|| CoreError::bad(format!("{k} must be a list of strings"))),
+    }
+}
+
+fn string(data: &Map<String, Value>, k: &str, cur: String) -> String {
+    crate::field_str(data, k)
+        .map(|s| s.into_owned())
+        .unwrap_or(cur)
+}
+
+fn boolean(data: &Map<String, Value>, k: &str, cur: bool) -> Result<bool> {
+    match data.get(k) {
+        None => Ok(cur),
+        Some(v) => util::as_bool(v).ok_or_else(|| CoreError::bad(format!("{k} must be a boolean"))),
+    }
+}
+
+impl JwtConfig {
+    fn to_json(&self) -> Value {
+        json!({
+            "bound_issuer": self.bound_issuer,
+            "default_role": self.default_role,
+            "jwks_ca_pem": self.jwks_ca_pem,
+            "jwks_url": self.jwks_url,
+            "jwt_supported_algs": self.jwt_supported_algs,
+            "jwt_validation_pubkeys": self.jwt_validation_pubkeys,
+            "oidc_discovery_ca_pem": self.oidc_discovery_ca_pem,
+            "oidc_discovery_url": self.oidc_discovery_url,
+            "oidc_client_id": "",
+            "oidc_response_mode": "",
+            "oidc_response_types": [],
+            "namespace_in_state": true,
+            "provider_config": {},
+        })
+    }
+
+    fn algs(&self) -> Vec<&str> {
+        if self.jwt_supported_algs.is_empty() {
+            vec!["RS256"]
+        } else {
+            self.jwt_supported_algs.iter().map(String::as_str).collect()
+        }
+    }
+}
+
+impl JwtRole {
+    fn to_json(&self) -> Value {
+        json!({
+            "role_type": self.role_type,
+            "user_claim": self.user_claim,
+            "user_claim_json_pointer": self.user_claim_json_pointer,
+            "bound_audiences": self.bound_audiences,
+            "bound_subject": self.bound_subject,
+            "bound_claims": if self.bound_claims.is_empty() { Value::Null } else { Value::Object(self.bound_claims.clone()) },
+            "bound_claims_type": self.bound_claims_type,
+            "claim_mappings": if self.claim_mappings.is_empty() { Value::Null } else { json!(self.claim_mappings) },
+            "groups_claim": self.groups_claim,
+            "token_policies": self.token_policies,
+            "policies": self.token_policies,
+            "token_policies_template_claims": self.token_policies_template_claims,
+            "token_ttl": self.token_ttl,
+            "ttl": self.token_ttl,
+            "token_max_ttl": self.token_max_ttl,
+            "max_ttl": self.token_max_ttl,
+            "token_explicit_max_ttl": self.token_explicit_max_ttl,
+            "token_period": self.token_period,
+            "period": self.token_period,
+            "token_bound_cidrs": self.token_bound_cidrs,
+            "bound_cidrs": self.token_bound_cidrs,
+            "token_num_uses": self.token_num_uses,
+            "num_uses": self.token_num_uses,
+            "token_type": if self.token_type.is_empty() { "default" } else { &self.token_type },
+            "token_no_default_policy": self.token_no_default_policy,
+            "clock_skew_leeway": self.clock_skew_leeway,
+            "expiration_leeway": self.expiration_leeway,
+            "not_before_leeway": self.not_before_leeway,
+            "allowed_redirect_uris": self.allowed_redirect_uris,
+            "oidc_scopes": Value::Null,
+            "verbose_oidc_logging": false,
+            "max_age": 0,
+        })
+    }
+
+    fn update(&mut self, data: &Map<String, Value>) -> Result<()> {
+        self.role_type = string(data, "role_type", std::mem::take(&mut self.role_type));
+        if self.role_type.is_empty() {
+            self.role_type = "oidc".into();
+        }
+        if self.role_type != "jwt" && self.role_type != "oidc" {
+            return Err(CoreError::bad(format!(
+                "invalid 'role_type': {}",
+                self.role_type
+            )));
+        }
+        self.user_claim = string(data, "user_claim", std::mem::take(&mut self.user_claim));
+        self.user_claim_json_pointer = boolean(
+            data,
+            "user_claim_json_pointer",
+            self.user_claim_json_pointer,
+        )?;
+        self.bound_audiences = list(
+            data,
+            "bound_audiences",
+            std::mem::take(&mut self.bound_audiences),
+        )?;
+        self.bound_subject = string(
+            data,
+            "bound_subject",
+            std::mem::take(&mut self.bound_subject),
+        );
+        if let Some(v) = data.get("bound_claims") {
+            self.bound_claims = match v {
+                Value::Object(m) => m.clone(),
+                Value::Null => Map::new(),
+                Value::String(s) if s.is_empty() => Map::new(),
+                Value::String(s) => serde_json::from_str(s)
+                    .map_err(|_| CoreError::bad("bound_claims must be a map"))?,
+                _ => return Err(CoreError::bad("bound_claims must be a map")),
+            };
+        }
+        self.bound_claims_type = string(
+            data,
+            "bound_claims_type",
+            std::mem::take(&mut self.bound_claims_type),
+        );
+        if self.bound_claims_type.is_empty() {
+            self.bound_claims_type = "string".into();
+        }
+        match self.bound_claims_type.as_str() {
+            "string" => {}
+            "glob" => {
+                for (k, v) in &self.bound_claims {
+                    let ok = match v {
+                        Value::String(_) => true,
+                        Value::Array(a) => a.iter().all(Value::is_string),
+                        _ => false,
+                    };
+                    if !ok {
+                        return Err(CoreError::bad(format!(
+                            "claim is not a string or list: {k}"
+                        )));
+                    }
+                }
+            }
+            other => {
+                return Err(CoreError::bad(format!(
+                    "invalid 'bound_claims_type': {other}"
+                )))
+            }
+        }
+        if let Some(v) = data.get("claim_mappings") {
+            self.claim_mappings = match v {
+                Value::Object(m) => m
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
+                    .collect(),
+                Value::Null => BTreeMap::new(),
+                _ => return Err(CoreError::bad("claim_mappings must be a map of strings")),
+            };
+        }
+        self.groups_claim = string(data, "groups_claim", std::mem::take(&mut self.groups_claim));
+        let pol_key = if data.contains_key("token_policies") {
+            "token_policies"
+        } else {
+            "policies"
+        };
+        self.token_policies = list(data, pol_key, std::mem::take(&mut self.token_policies))?;
+        self.token_policies_template_claims = boolean(
+            data,
+            "token_policies_template_claims",
+            self.token_policies_template_claims,
+        )?;
+        self.token_ttl = dur(
+            data,
+            if data.contains_key("ttl") {
+                "ttl"
+            } else {
+                "token_ttl"
+            },
+            self.token_ttl,
+        )?;
+        self.token_max_ttl = dur(
+            data,
+            if data.contains_key("max_ttl") {
+                "max_ttl"
+            } else {
+                "token_max_ttl"
+            },
+            self.token_max_ttl,
+        )?;
+        self.token_explicit_max_ttl =
+            dur(data, "token_explicit_max_ttl", self.token_explicit_max_ttl)?;
+        self.token_period = dur(
+            data,
+            if data.contains_key("period") {
+                "period"
+            } else {
+                "token_period"
+            },
+            self.token_period,
+        )?;
+        let cidr_key = if data.contains_key("bound_cidrs") {
+            "bound_cidrs"
+        } else {
+            "token_bound_cidrs"
+        };
+        self.token_bound_cidrs = list(data, cidr_key, std::mem::take(&mut self.token_bound_cidrs))?;
+        for c in &self.token_bound_cidrs {
+            if util::parse_cidr(c).is_none() {
+                return Err(CoreError::bad(format!(
+                    "invalid CIDR {c:?} in token_bound_cidrs"
+                )));
+            }
+        }
+        if let Some(v) = data.get("token_num_uses").or_else(|| data.get("num_uses")) {
+            self.token_num_uses = util::as_i64(v)
+                .filter(|n| *n >= 0)
+                .ok_or_else(|| CoreError::bad("token_num_uses must be a non-negative integer"))?;
+        }
+        self.token_type = string(data, "token_type", std::mem::take(&mut self.token_type));
+        if ![
+            "",
+            "default",
+            "service",
+            "batch",
+            "default-service",
+            "default-batch",
+        ]
+        .contains(&self.token_type.as_str())
+        {
+            return Err(CoreError::bad(format!(
+                "invalid 'token_type' value {:?}",
+                self.token_type
+            )));
+        }
+        self.token_no_default_policy = boolean(
+            data,
+            "token_no_default_policy",
+            self.token_no_default_policy,
+        )?;
+        self.clock_skew_leeway = dur(data, "clock_skew_leeway", self.clock_skew_leeway)?;
+        self.expiration_leeway = dur(data, "expiration_leeway", self.expiration_leeway)?;
+        self.not_before_leeway = dur(data, "not_before_leeway", self.not_before_leeway)?;
+        self.allowed_redirect_uris = list(
+            data,
+            "allowed_redirect_uris",
+            std::mem::take(&mut self.allowed_redirect_uris),
+        )?;
+        if self.user_claim.is_empty() {
+            return Err(CoreError::bad("a user claim must be defined on the role"));
+        }
+        if self.role_type == "oidc" && self.allowed_redirect_uris.is_empty() {
+            return Err(CoreError::bad(
+                "'allowed_redirect_uris' must be set if 'role_type' is 'oidc' or unspecified.",
+            ));
+        }
+        if self.role_type == "jwt"
+            && self.bound_audiences.is_empty()
+            && self.bound_claims.is_empty()
+            && self.bound_subject.is_empty()
+        {
+            return Err(CoreError::bad(
+                "must have at least one bound constraint when creating/updating a role",
+            ));
+        }
+        if self.token_max_ttl > 0 && self.token_ttl > self.token_max_ttl {
+            return Err(CoreError::bad("ttl should not be greater than max ttl"));
+        }
+        Ok(())
+    }
+}
+
+async fn load_config(view: &View) -> Result<Option<JwtConfig>> {
+    view.get_json("config").await
+}
+
+fn validate_role_name(name: &str) -> Result<()> {
+    if name.is_empty() || name.contains('/') {
+        return Err(CoreError::bad(format!("invalid role name {name:?}")));
+    }
+    Ok(())
+}
+
+/// Authenticated paths of a jwt mount: `config`, `role/<name>`, `role/` (LIST).
+pub async fn handle(
+    core: &Core,
+    ns: &Arc<NsState>,
+    mount: &MountEntry,
+    op: Operation,
+    rest: &str,
+    data: &Map<String, Value>,
+) -> Result<Response> {
+    let view = mount_view(ns, mount);
+    let write = matches!(op, Operation::Create | Operation::Update);
+    match rest.trim_end_matches('/') {
+        "config" => match op {
+            Operation::Read => match load_config(&view).await? {
+                Some(c) => Ok(Response::data(c.to_json())),
+                None => Ok(Response::none()),
+            },
+            _ if write => {
+                let mut c = load_config(&view).await?.unwrap_or_default();
+                c.jwt_validation_pubkeys = list(
+                    data,
+                    "jwt_validation_pubkeys",
+                    std::mem::take(&mut c.jwt_validation_pubkeys),
+                )?;
+                c.jwks_url = string(data, "jwks_url", std::mem::take(&mut c.jwks_url));
+                c.jwks_ca_pem = string(data, "jwks_ca_pem", std::mem::take(&mut c.jwks_ca_pem));
+                c.oidc_discovery_url = string(
+                    data,
+                    "oidc_discovery_url",
+                    std::mem::take(&mut c.oidc_discovery_url),
+                );
+                c.oidc_discovery_ca_pem = string(
+                    data,
+                    "oidc_discovery_ca_pem",
+                    std::mem::take(&mut c.oidc_discovery_ca_pem),
+                );
+                c.bound_issuer = string(data, "bound_issuer", std::mem::take(&mut c.bound_issuer));
+                c.jwt_supported_algs = list(
+                    data,
+                    "jwt_supported_algs",
+                    std::mem::take(&mut c.jwt_supported_algs),
+                )?;
+                c.default_role = string(data, "default_role", std::mem::take(&mut c.default_role));
+                let sources = [
+                    !c.jwt_validation_pubkeys.is_empty(),
+                    !c.jwks_url.is_empty(),
+                    !c.oidc_discovery_url.is_empty(),
+                ];
+                if sources.iter().filter(|x| **x).count() != 1 {
+                    return Err(CoreError::bad("exactly one of 'jwt_validation_pubkeys', 'jwks_url' or 'oidc_discovery_url' must be set"));
+                }
+                for a in &c.jwt_supported_algs {
+                    if ![
+                        "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384",
+                        "EdDSA",
+                    ]
+                    .contains(&a.as_str())
+                    {
+                        return Err(CoreError::bad(format!("invalid jwt_supported_algs: {a} (only asymmetric algorithms are accepted)")));
+                    }
+                }
+                if !c.jwt_validation_pubkeys.is_empty() {
+                    KeySet::from_pems(&c.jwt_validation_pubkeys)
+                        .map_err(|e| CoreError::bad(format!("error parsing public key: {e}")))?;
+                } else {
+                    // Fetch now: a config that cannot fetch its keys is refused, like OpenBao.
+                    core.jwks
+                        .fetch_for(&c, core.cfg.allow_loopback_http)
+                        .await
+                        .map_err(|e| {
+                            CoreError::bad(format!(
+                                "error checking {}: {e}",
+                                if c.jwks_url.is_empty() {
+                                    "oidc_discovery_url"
+                                } else {
+                                    "jwks_url"
+                                }
+                            ))
+                        })?;
+                }
+                view.put_json("config", &c).await?;
+                core.jwks.forget(&mount.uuid);
+                Ok(Response::none())
+            }
+            _ => Err(CoreError::UnsupportedOperation),
+        },
+        "role" if op == Operation::List => {
+            let keys: Vec<String> = view.list("role/", None, None).await?;
+            if keys.is_empty() {
+                return Err(CoreError::NotFound(String::new()));
+            }
+            Ok(Response::list(keys))
+        }
+        r if r.starts_with("role/") => {
+            let name = &r["role/".len()..];
+            validate_role_name(name)?;
+            let key = format!("role/{name}");
+            match op {
+                Operation::Read => match view.get_json::<JwtRole>(&key).await? {
+                    Some(role) => Ok(Response::data(role.to_json())),
+                    None => Err(CoreError::NotFound(String::new())),
+                },
+                _ if write => {
+                    let mut role = view.get_json::<JwtRole>(&key).await?.unwrap_or_default();
+                    role.update(data)?;
+                    view.put_json(&key, &role).await?;
+                    Ok(Response::none())
+                }
+                Operation::Delete => {
+                    view.delete(&key).await?;
+                    Ok(Response::none())
+                }
+                _ => Err(CoreError::UnsupportedOperation),
+            }
+        }
+        "login" => Err(CoreError::UnsupportedOperation),
+        other => Err(CoreError::NotFound(format!(
+            "no handler for route \"auth/{}{other}\". route entry not found.",
+            mount.path
+        ))),
+    }
+}
+
+/// A claim by name, or by JSON pointer when the name starts with `/`.
+fn claim<'a>(claims: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
+    let Some(ptr) = name.strip_prefix('/') else {
+        return claims.get(name);
+    };
+    let mut segs = ptr
+        .split('/')
+        .map(|s| s.replace("~1", "/").replace("~0", "~"));
+    let mut cur = claims.get(&segs.next()?)?;
+    for s in segs {
+        cur = match cur {
+            Value::Object(m) => m.get(&s)?,
+            Value::Array(a) => a.get(s.parse::<usize>().ok()?)?,
+            _ => return None,
+        };
+    }
+    Some(cur)
+}
+
+fn claim_as_string(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+fn normalize_list(v: &Value) -> Option<Vec<&Value>> {
+    match v {
+        Value::Array(a) => Some(a.iter().collect()),
+        Value::String(_) | Value::Bool(_) | Value::Number(_) => Some(vec![v]),
+        _ => None,
+    }
+}
+
+/// OpenBao's `validateBoundClaims`.
+fn check_bound_claims(
+    role: &JwtRole,
+    claims: &Map<String, Value>,
+) -> std::result::Result<(), String> {
+    let glob = role.bound_claims_type == "glob";
+    for (name, expected) in &role.bound_claims {
+        let actual = claim(claims, name)
+            .filter(|v| !v.is_null())
+            .ok_or_else(|| format!("claim {name:?} is missing"))?;
+        let acts = normalize_list(actual)
+            .ok_or_else(|| format!("received claim is not a string or list: {name}"))?;
+        let exps = normalize_list(expected)
+            .ok_or_else(|| format!("bound claim is not a string or list: {name}"))?;
+        let found = exps.iter().any(|e| {
+            acts.iter().any(|a| match (glob, e, a) {
+                (true, Value::String(p), Value::String(s)) => glob_match(p, s),
+                (true, _, _) => false,
+                (false, e, a) => e == a,
+            })
+        });
+        if !found {
+            return Err(format!(
+                "claim {name:?} does not match any associated bound claim values"
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn num_claim(claims: &Map<String, Value>, k: &str) -> std::result::Result<Option<i64>, String> {
+    match claims.get(k) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => Ok(n.as_i64().or_else(|| n.as_f64().map(|f| f as i64))),
+        Some(_) => Err(format!("invalid {k} claim")),
+    }
+}
+
+fn leeway(v: i64, default: i64) -> i64 {
+    match v {
+        0 => default,
+        x if x < 0 => 0,
+        x => x,
+    }
+}
+
+/// Validate standard claims in cap/jwt's order. Errors become "error validating token: …".
+fn check_standard_claims(
+    cfg: &JwtConfig,
+    role: &JwtRole,
+    claims: &Map<String, Value>,
+    now: i64,
+) -> std::result::Result<(), String> {
+    let s = |k: &str| claims.get(k).and_then(Value::as_str).unwrap_or("");
+    if !cfg.bound_issuer.is_empty() && s("iss") != cfg.bound_issuer {
+        return Err("invalid issuer (iss) claim".into());
+    }
+    if !role.bound_subject.is_empty() && s("sub") != role.bound_subject {
+        return Err("invalid subject (sub) claim".into());
+    }
+    let aud: Vec<&str> = match claims.get("aud") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::String(a)) => vec![a.as_str()],
+        Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).collect(),
+        Some(_) => return Err("invalid audience (aud) claim".into()),
+    };
+    if role.bound_audiences.is_empty() {
+        if !aud.is_empty() {
+            return Err("audience claim found in JWT but no audiences bound to the role".into());
+        }
+    } else if !aud
+        .iter()
+        .any(|a| role.bound_audiences.iter().any(|b| b == a))
+    {
+        return Err(
+            "invalid audience (aud) claim: audience claim does not match any expected audience"
+                .into(),
+        );
+    }
+    let exp = num_claim(claims, "exp")?;
+    let nbf = num_claim(claims, "nbf")?;
+    let iat = num_claim(claims, "iat")?;
+    if exp.is_none() && nbf.is_none() && iat.is_none() {
+        return Err("no exp, iat, or nbf claims found in token".into());
+    }
+    let skew = leeway(role.clock_skew_leeway, DEFAULT_CLOCK_SKEW);
+    if let Some(exp) = exp {
+        if now > exp + leeway(role.expiration_leeway, DEFAULT_LEEWAY) + skew {
+            return Err("token is expired (exp)".into());
+        }
+    }
+    if let Some(nbf) = nbf {
+        if now + skew + leeway(role.not_before_leeway, DEFAULT_LEEWAY) < nbf {
+            return Err("token not yet valid (nbf)".into());
+        }
+    }
+    if let Some(iat) = iat {
+        if now + skew < iat {
+            return Err("token issued in the future (iat)".into());
+        }
+    }
+    Ok(())
+}
+
+/// `{{ .claim }}`, `{{ hex .claim }}`, `{{ .claim | hex }}` in policy names.
+fn render_template(t: &str, claims: &Map<String, Value>) -> std::result::Result<String, String> {
+    let mut out = String::new();
+    let mut rest = t;
+    while let Some(start) = rest.find("{{") {
+        out.push_str(&rest[..start]);
+        let end = rest[start..].find("}}").ok_or("unterminated template")? + start;
+        let expr = rest[start + 2..end].trim();
+        let (func, field) = if let Some((f, arg)) = expr.split_once(' ') {
+            if f.starts_with('.') {
+                // `.claim | hex`
+                let (field, pipe) = expr.split_once('|').ok_or("invalid template expression")?;
+                (Some(pipe.trim()), field.trim())
+            } else {
+                (Some(f.trim()), arg.trim())
+            }
+        } else {
+            (None, expr)
+        };
+        let name = field
+            .strip_prefix('.')
+            .ok_or_else(|| format!("invalid template field {field:?}"))?;
+        let v = claims
+            .get(name)
+            .and_then(claim_as_string)
+            .ok_or_else(|| format!("claim {name:?} referenced by a policy template is missing"))?;
+        match func {
+            None => out.push_str(&v),
+            Some("hex") => out.push_str(&hex::encode(v.as_bytes())),
+            Some("lower") => out.push_str(&v.to_lowercase()),
+            Some(other) => return Err(format!("unsupported template function {other:?}")),
+        }
+        rest = &rest[end + 2..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// `auth/<mount>/login`: validate the JWT and issue a token. `persist = false` for inline
+/// auth (the token lives for one request and is never stored).
+pub async fn login(
+    core: &Core,
+    active: &Active,
+    ns: &Arc<NsState>,
+    mount: &MountEntry,
+    data: &Map<String, Value>,
+    client_ip: Option<IpAddr>,
+    persist: bool,
+) -> Result<(String, TokenEntry)> {
+    let view = mount_view(ns, mount);
+    let cfg = load_config(&view)
+        .await?
+        .ok_or_else(|| CoreError::bad("could not load configuration"))?;
+    let role_name = crate::field_str(data, "role")
+        .map(|s| s.into_owned())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| cfg.default_role.clone());
+    if role_name.is_empty() {
+        return Err(CoreError::bad("missing role"));
+    }
+    let role: JwtRole = view
+        .get_json(&format!("role/{role_name}"))
+        .await?
+        .ok_or_else(|| CoreError::bad(format!("role {role_name:?} could not be found")))?;
+    if role.role_type == "oidc" {
+        return Err(CoreError::bad("role with oidc role_type is not allowed"));
+    }
+    if !role.token_bound_cidrs.is_empty()
+        && !client_ip.is_some_and(|ip| util::ip_in_cidrs(ip, &role.token_bound_cidrs))
+    {
+        return Err(CoreError::PermissionDenied);
+    }
+    let raw = crate::field_str(data, "jwt")
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| CoreError::bad("missing token"))?;
+    let jwt =
+        Jwt::parse(&raw).map_err(|e| CoreError::bad(format!("error validating token: {e}")))?;
+    let keys = if cfg.jwt_validation_pubkeys.is_empty() {
+        core.jwks
+            .keys_for(&mount.uuid, &cfg, jwt.kid(), core.cfg.allow_loopback_http)
+            .await
+            .map_err(|e| {
+                tracing::warn!(mount = %mount.path, error = %e, "fetching JWT signing keys failed");
+                CoreError::bad("error validating token: could not fetch the issuer's signing keys")
+            })?
+    } else {
+        Arc::new(
+            KeySet::from_pems(&cfg.jwt_validation_pubkeys)
+                .map_err(|e| CoreError::Internal(e.to_string()))?,
+        )
+    };
+    jwt.verify(&keys, &cfg.algs())
+        .map_err(|e| CoreError::bad(format!("error validating token: {e}")))?;
+    let claims = &jwt.claims;
+    check_standard_claims(&cfg, &role, claims, util::now_secs())
+        .map_err(|e| CoreError::bad(format!("error validating token: {e}")))?;
+    let user_claim = if role.user_claim_json_pointer && !role.user_claim.starts_with('/') {
+        format!("/{}", role.user_claim)
+    } else {
+        role.user_claim.clone()
+    };
+    let user = claim(claims, &user_claim)
+        .ok_or_else(|| CoreError::bad(format!("claim {:?} not found in token", role.user_claim)))?;
+    let user = claim_as_string(user).ok_or_else(|| {
+        CoreError::bad(format!(
+            "claim {:?} could not be converted to string",
+            role.user_claim
+        ))
+    })?;
+    check_bound_claims(&role, claims)
+        .map_err(|e| CoreError::bad(format!("error validating claims: {e}")))?;
+
+    let mut meta = BTreeMap::new();
+    meta.insert("role".to_owned(), role_name.clone());
+    for (c, m) in &role.claim_mappings {
+        if let Some(v) = claim(claims, c).and_then(claim_as_string) {
+            meta.insert(m.clone(), v);
+        }
+    }
+    let mut policies: Vec<String> = Vec::new();
+    for p in &role.token_policies {
+        let p = if role.token_policies_template_claims {
+            render_template(p, claims)
+                .map_err(|e| CoreError::bad(format!("error rendering policy templates: {e}")))?
+        } else {
+            p.clone()
+        };
+        let p = p.trim().to_lowercase();
+        if !p.is_empty() && !policies.contains(&p) {
+            policies.push(p);
+        }
+    }
+    if !role.token_no_default_policy && !policies.iter().any(|p| p == "default") {
+        policies.push("default".into());
+    }
+    policies.sort();
+
+    let batch = matches!(role.token_type.as_str(), "batch" | "default-batch");
+    let mounted_default = if mount.config.default_lease_ttl > 0 {
+        mount.config.default_lease_ttl
+    } else {
+        core.cfg.default_lease_ttl
+    };
+    let mounted_max = if mount.config.max_lease_ttl > 0 {
+        mount.config.max_lease_ttl
+    } else {
+        core.cfg.max_lease_ttl
+    };
+    let mut ttl = if role.token_period > 0 {
+        role.token_period
+    } else if role.token_ttl > 0 {
+        role.token_ttl
+    } else {
+        mounted_default
+    };
+    let max = if role.token_max_ttl > 0 {
+        role.token_max_ttl.min(mounted_max)
+    } else {
+        mounted_max
+    };
+    if role.token_period == 0 && max > 0 {
+        ttl = ttl.min(max);
+    }
+    if role.token_explicit_max_ttl > 0 {
+        ttl = ttl.min(role.token_explicit_max_ttl);
+    }
+    let now = util::now_secs();
+    let mut entry = TokenEntry {
+        hash: String::new(),
+        accessor: String::new(),
+        parent: None,
+        policies,
+        meta,
+        display_name: format!(
+            "{}{}",
+            mount.path.trim_end_matches('/').replace('/', "-"),
+            if user.is_empty() {
+                String::new()
+            } else {
+                format!("-{user}")
+            }
+        ),
+        num_uses: if batch { 0 } else { role.token_num_uses },
+        creation_time: now,
+        ttl,
+        explicit_max_ttl: role.token_explicit_max_ttl,
+        period: if batch { 0 } else { role.token_period },
+        renewable: !batch,
+        expire_time: if ttl > 0 { now + ttl } else { 0 },
+        namespace_id: ns.ns.id.clone(),
+        path: format!("auth/{}login", mount.path),
+        batch,
+        orphan: true,
+        entity_id: String::new(),
+        role: role_name,
+        bound_cidrs: role.token_bound_cidrs.clone(),
+    };
+    let id = token::issue(core, active, ns, &mut entry, None, persist).await?;
+    Ok((id, entry))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates() {
+        let c = json!({"project_id": "42", "environment": "prod/eu", "n": 7})
+            .as_object()
+            .unwrap()
+            .clone();
+        assert_eq!(
+            render_template("project_{{ .project_id }}", &c).unwrap(),
+            "project_42"
+        );
+        assert_eq!(
+            render_template("env_{{ hex .environment }}", &c).unwrap(),
+            format!("env_{}", hex::encode("prod/eu"))
+        );
+        assert_eq!(
+            render_template("env_{{ .environment | hex }}", &c).unwrap(),
+            format!("env_{}", hex::encode("prod/eu"))
+        );
+        assert_eq!(render_template("n{{.n}}", &c).unwrap(), "n7");
+        assert!(render_template("{{ .missing }}", &c).is_err());
+        assert_eq!(render_template("literal", &c).unwrap(), "literal");
+    }
+
+    #[test]
+    fn bound_claims_string_vs_bool() {
+        let mut role = JwtRole {
+            bound_claims_type: "string".into(),
+            ..Default::default()
+        };
+        role.bound_claims
+            .insert("ref_protected".into(), json!("true"));
+        let ok = json!({"ref_protected": "true"})
+            .as_object()
+            .unwrap()
+            .clone();
+        let bad = json!({"ref_protected": true}).as_object().unwrap().clone();
+        assert!(check_bound_claims(&role, &ok).is_ok());
+        assert!(check_bound_claims(&role, &bad).is_err());
+        role.bound_claims.insert("groups".into(), json!(["a", "b"]));
+        let list = json!({"ref_protected": "true", "groups": ["x", "b"]})
+            .as_object()
+            .unwrap()
+            .clone();
+        assert!(check_bound_claims(&role, &list).is_ok());
+    }
+
+    #[test]
+    fn json_pointer_claims() {
+        let c = json!({"a": {"b/c": {"d": "x"}}})
+            .as_object()
+            .unwrap()
+            .clone();
+        assert_eq!(claim(&c, "/a/b~1c/d"), Some(&json!("x")));
+        assert_eq!(claim(&c, "/a/missing"), None);
+    }
+}
