@@ -251,18 +251,27 @@ async fn server(args: ServerArgs) -> Result<()> {
     if dev.is_some() {
         let issuer = dev::load_or_create_issuer(&dev::issuer_key_path())?;
         let jwks = issuer.jwks();
-        app = app.route(
-            "/.well-known/jwks.json",
+        let discovery = serde_json::json!({
+            "issuer": api_addr,
+            "jwks_uri": format!("{api_addr}/.well-known/jwks.json"),
+            "id_token_signing_alg_values_supported": ["RS256"],
+            "response_types_supported": ["id_token"],
+            "subject_types_supported": ["public"],
+        });
+        let json_route = |v: serde_json::Value| {
             axum::routing::get(move || {
-                let body = jwks.to_string();
+                let body = v.to_string();
                 async move {
                     (
                         [(axum::http::header::CONTENT_TYPE, "application/json")],
                         body,
                     )
                 }
-            }),
-        );
+            })
+        };
+        app = app
+            .route("/.well-known/jwks.json", json_route(jwks))
+            .route("/.well-known/openid-configuration", json_route(discovery));
     }
     let mut tasks = Vec::new();
     for (tcp, addr, tls) in bound {

@@ -226,9 +226,15 @@ impl Server {
     }
 }
 
+/// Where a test's dev servers keep the dev issuer key (never the user's home).
+pub fn dev_issuer_key() -> PathBuf {
+    std::env::temp_dir().join(format!("strongroom-test-issuer-{}.pem", std::process::id()))
+}
+
 /// Our server in dev mode (root token `root`), in a fresh temporary data directory.
 pub fn strongroom_dev() -> Server {
     let mut cmd = Command::new(strongroom_bin());
+    cmd.env("STRONGROOM_DEV_ISSUER_KEY", dev_issuer_key());
     cmd.args([
         "server",
         "--dev",
@@ -243,6 +249,7 @@ pub fn strongroom_dev() -> Server {
 /// Our server in dev mode on a given data directory (restartable).
 pub fn strongroom_dev_dir(dir: &Path) -> Server {
     let mut cmd = Command::new(strongroom_bin());
+    cmd.env("STRONGROOM_DEV_ISSUER_KEY", dev_issuer_key());
     cmd.args([
         "server",
         "--dev",
