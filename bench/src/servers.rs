@@ -1,0 +1,275 @@
+//! Starting the servers under test as real processes on loopback, and measuring them.
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use serde_json::{json, Value};
+
+use crate::client::Conn;
+
+pub struct Proc {
+    pub addr: String,
+    child: Child,
+    pub data_dir: Option<PathBuf>,
+    /// From spawn to the first `200` on `sys/health`.
+    pub startup: Duration,
+}
+
+impl Proc {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn status_kb(&self, key: &str) -> u64 {
+        let s = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
+        s.lines()
+            .find(|l| l.starts_with(key))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Resident memory now, KiB.
+    pub fn rss_kb(&self) -> u64 {
+        self.status_kb("VmRSS:")
+    }
+
+    /// Peak resident memory since start, KiB.
+    pub fn peak_rss_kb(&self) -> u64 {
+        self.status_kb("VmHWM:")
+    }
+
+    /// Total size of the files under the data directory, bytes.
+    pub fn data_bytes(&self) -> u64 {
+        fn walk(p: &Path) -> u64 {
+            let Ok(rd) = std::fs::read_dir(p) else {
+                return 0;
+            };
+            rd.filter_map(|e| e.ok())
+                .map(|e| {
+                    let p = e.path();
+                    if p.is_dir() {
+                        walk(&p)
+                    } else {
+                        e.metadata().map(|m| m.len()).unwrap_or(0)
+                    }
+                })
+                .sum()
+        }
+        self.data_dir.as_deref().map(walk).unwrap_or(0)
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .map(|l| l.local_addr().map(|a| a.port()).unwrap_or(0))
+        .unwrap_or(0)
+}
+
+fn scrub(cmd: &mut Command) {
+    for (k, _) in std::env::vars() {
+        if k.starts_with("VAULT_") || k.starts_with("BAO_") {
+            cmd.env_remove(k);
+        }
+    }
+}
+
+async fn wait_health(addr: &str, started: Instant, limit: Duration) -> Result<Duration> {
+    loop {
+        if let Ok(mut c) = Conn::connect(addr).await {
+            if let Ok(r) = c.send("GET", "/v1/sys/health", &[], b"").await {
+                if r.status == 200 {
+                    return Ok(started.elapsed());
+                }
+            }
+        }
+        if started.elapsed() > limit {
+            bail!("{addr} did not become healthy within {limit:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Strongroom in dev mode on SQLite in `dir` (durable: WAL, fsync per commit).
+pub async fn strongroom(bin: &Path, dir: &Path, issuer_key: &Path) -> Result<Proc> {
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::create_dir_all(dir)?;
+    let mut cmd = Command::new(bin);
+    scrub(&mut cmd);
+    cmd.args([
+        "server",
+        "--dev",
+        "--dev-root-token-id",
+        "root",
+        "--dev-listen-address",
+        "127.0.0.1:0",
+        "--dev-data-dir",
+    ])
+    .arg(dir)
+    .env("STRONGROOM_DEV_ISSUER_KEY", issuer_key)
+    .env("RUST_LOG", "warn")
+    .stdout(Stdio::piped())
+    .stderr(Stdio::null());
+    let started = Instant::now();
+    let mut child = cmd
+        .spawn()
+        .with_context(|| format!("starting {}", bin.display()))?;
+    let out = child.stdout.take().expect("piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut tx = Some(tx);
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if let Some(a) = line.trim().strip_prefix("Api Address:") {
+                if let Some(t) = tx.take() {
+                    let _ = t.send(a.trim().to_owned());
+                }
+            }
+        }
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(30))
+        .map_err(|_| anyhow!("strongroom did not print its address"))?;
+    let startup = wait_health(&addr, started, Duration::from_secs(30)).await?;
+    Ok(Proc {
+        addr,
+        child,
+        data_dir: Some(dir.to_path_buf()),
+        startup,
+    })
+}
+
+/// `bao server -dev` (in-memory storage).
+pub async fn openbao_dev(bao: &Path) -> Result<Proc> {
+    let port = free_port();
+    let mut cmd = Command::new(bao);
+    scrub(&mut cmd);
+    cmd.args([
+        "server",
+        "-dev",
+        "-dev-root-token-id=root",
+        &format!("-dev-listen-address=127.0.0.1:{port}"),
+        "-dev-no-store-token",
+        "-log-level=error",
+    ])
+    .stdout(Stdio::null())
+    .stderr(Stdio::null());
+    let started = Instant::now();
+    let child = cmd.spawn().context("starting bao server -dev")?;
+    let addr = format!("http://127.0.0.1:{port}");
+    let startup = wait_health(&addr, started, Duration::from_secs(60)).await?;
+    Ok(Proc {
+        addr,
+        child,
+        data_dir: None,
+        startup,
+    })
+}
+
+/// OpenBao on integrated (raft) storage, initialized and unsealed; root token returned.
+pub async fn openbao_raft(bao: &Path, dir: &Path) -> Result<(Proc, String)> {
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::create_dir_all(dir.join("raft"))?;
+    let (port, cport) = (free_port(), free_port());
+    let cfg = dir.join("openbao.hcl");
+    std::fs::write(
+        &cfg,
+        format!(
+            "storage \"raft\" {{\n  path = \"{}\"\n  node_id = \"bench\"\n}}\nlistener \"tcp\" {{\n  address = \"127.0.0.1:{port}\"\n  tls_disable = true\n}}\napi_addr = \"http://127.0.0.1:{port}\"\ncluster_addr = \"http://127.0.0.1:{cport}\"\ndisable_mlock = true\nlog_level = \"error\"\n",
+            dir.join("raft").display()
+        ),
+    )?;
+    let mut cmd = Command::new(bao);
+    scrub(&mut cmd);
+    cmd.arg("server")
+        .arg(format!("-config={}", cfg.display()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let started = Instant::now();
+    let child = cmd.spawn().context("starting bao server (raft)")?;
+    let addr = format!("http://127.0.0.1:{port}");
+    let mut proc = Proc {
+        addr: addr.clone(),
+        child,
+        data_dir: Some(dir.to_path_buf()),
+        startup: Duration::ZERO,
+    };
+    loop {
+        if let Ok((s, _)) = api(&addr, "GET", "/v1/sys/seal-status", None, None).await {
+            if s == 200 {
+                break;
+            }
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            bail!("OpenBao (raft) did not start");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (_, init) = api(
+        &addr,
+        "PUT",
+        "/v1/sys/init",
+        None,
+        Some(json!({"secret_shares": 1, "secret_threshold": 1})),
+    )
+    .await?;
+    let key = init["keys"][0]
+        .as_str()
+        .ok_or_else(|| anyhow!("init: {init}"))?
+        .to_owned();
+    let root = init["root_token"].as_str().unwrap_or_default().to_owned();
+    api(
+        &addr,
+        "PUT",
+        "/v1/sys/unseal",
+        None,
+        Some(json!({"key": key})),
+    )
+    .await?;
+    proc.startup = wait_health(&addr, started, Duration::from_secs(60)).await?;
+    Ok((proc, root))
+}
+
+/// One API call on a fresh connection.
+pub async fn api(
+    addr: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> Result<(u16, Value)> {
+    let mut c = Conn::connect(addr).await?;
+    let mut h = Vec::new();
+    if let Some(t) = token {
+        h.push(("X-Vault-Token", t));
+    }
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let r = c.send(method, path, &h, body.as_bytes()).await?;
+    let v = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
+    Ok((r.status, v))
+}
+
+/// An API call that must succeed (2xx).
+pub async fn api_ok(
+    addr: &str,
+    method: &str,
+    path: &str,
+    token: &str,
+    body: Option<Value>,
+) -> Result<Value> {
+    let (s, v) = api(addr, method, path, Some(token), body).await?;
+    if !(200..300).contains(&s) {
+        bail!("{method} {path} on {addr}: {s} {v}");
+    }
+    Ok(v)
+}
