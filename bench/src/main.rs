@@ -597,9 +597,45 @@ async fn main() -> Result<()> {
     // 3. JWT login, service and batch tokens
     // Distinct tokens, one per login or job, like distinct CI jobs (a pool large enough
     // that a run rarely reuses one).
-    let pool = if args.quick { 2_000 } else { 60_000 };
+    // Large enough that no token is presented twice within a minute at the rates seen
+    // here, so no server can serve a login from a cache.
+    let pool: u64 = if args.quick { 2_000 } else { 150_000 };
     eprintln!("signing {pool} CI ID tokens…");
-    let jwts: Arc<Vec<String>> = Arc::new((0..pool as u64).map(|j| ci_jwt(&issuer, j)).collect());
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get() as u64)
+        .unwrap_or(2);
+    let jwts: Vec<String> = std::thread::scope(|sc| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let issuer = &issuer;
+                sc.spawn(move || {
+                    (t..pool)
+                        .step_by(threads as usize)
+                        .map(|j| ci_jwt(issuer, j))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("signer thread"))
+            .collect()
+    });
+    let jwts = Arc::new(jwts);
+    // The physical bound on logins: one RS256 verification per distinct token.
+    {
+        let keys = strongroom_jwt::KeySet::from_pems(&[issuer.public_pem()])?;
+        let parsed: Vec<strongroom_jwt::Jwt> = jwts
+            .iter()
+            .take(2_000)
+            .map(|t| strongroom_jwt::Jwt::parse(t))
+            .collect::<Result<_, _>>()?;
+        let t0 = Instant::now();
+        for j in &parsed {
+            j.verify(&keys, &["RS256"])?;
+        }
+        report.rsa_verify_per_core = parsed.len() as f64 / t0.elapsed().as_secs_f64();
+    }
     for (role, label) in [("svc", "service tokens"), ("batch", "batch tokens")] {
         let res = compare(
             &plan,

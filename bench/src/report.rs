@@ -140,6 +140,8 @@ pub struct Report {
     warmup: Duration,
     clients: usize,
     pub ceiling_rps: f64,
+    /// RS256 verifications per second on one core (the cost of a login's signature check).
+    pub rsa_verify_per_core: f64,
     sections: Vec<Section>,
     /// (ours idle RSS KiB, theirs, ours startup, theirs startup)
     pub idle: Option<(u64, u64, Duration, Duration)>,
@@ -188,6 +190,7 @@ impl Report {
             warmup,
             clients,
             ceiling_rps: 0.0,
+            rsa_verify_per_core: 0.0,
             sections: Vec::new(),
             idle: None,
             scale: None,
@@ -290,6 +293,18 @@ impl Report {
         let _ = writeln!(md, "## 0. Ceiling\n\nA minimal HTTP server inside the harness answering the KV read with the same JSON bytes and doing nothing else: **{:.0} req/s** on this machine.\n", self.ceiling_rps);
         for s in &self.sections {
             let _ = writeln!(md, "## {}\n\n{}.\n", s.title, s.what);
+            if s.title.starts_with("3.") {
+                let cores = std::thread::available_parallelism()
+                    .map(|n| n.get())
+                    .unwrap_or(1) as f64;
+                let _ = writeln!(
+                    md,
+                    "Each login presents a distinct token, so each costs one RS256 signature verification: {:.0}/s on one core here, at most {:.0}/s on all {} cores with nothing else running (and the load generator shares them).\n",
+                    self.rsa_verify_per_core,
+                    self.rsa_verify_per_core * cores,
+                    cores
+                );
+            }
             let _ = writeln!(
                 md,
                 "| server | {} | p50 ms | p99 ms | errors | peak RSS MiB |{}",

@@ -30,6 +30,7 @@
 //! configuration (which holds no key). Key material lives in `Zeroizing` buffers or
 //! aws-lc key objects, never in a `Debug`-printable type.
 
+pub mod cache;
 pub mod seal;
 pub mod shamir;
 
@@ -313,18 +314,63 @@ pub enum BarrierOp {
     Check(String, Option<Vec<u8>>),
 }
 
+/// A decrypted value and the ciphertext it came from (the version token for checks).
+struct Cached {
+    plaintext: Zeroizing<Vec<u8>>,
+    ciphertext: Vec<u8>,
+}
+
 /// The encryption barrier over a storage backend.
 pub struct Barrier {
     storage: Arc<dyn Storage>,
     keyring: ArcSwapOption<Keyring>,
+    /// Write-through cache of decrypted values; `None` when another process may write the
+    /// same storage (then every read goes to storage).
+    cache: Option<cache::Cache<String, Arc<Cached>>>,
+    /// Bumped before and after every write; a read only caches what it read if no write
+    /// was in flight when it started and none began before it finished.
+    write_epoch: AtomicU64,
+    writes_in_flight: AtomicU64,
 }
+
+/// Entries kept by the read cache.
+const CACHE_ENTRIES: usize = 65_536;
 
 impl Barrier {
     pub fn new(storage: Arc<dyn Storage>) -> Self {
+        Self::with_cache(storage, true)
+    }
+
+    /// `cache = false` for storage shared with other writers (several nodes on one
+    /// database), where a local cache could serve stale values.
+    pub fn with_cache(storage: Arc<dyn Storage>, cache: bool) -> Self {
         Barrier {
             storage,
             keyring: ArcSwapOption::empty(),
+            cache: cache.then(|| cache::Cache::new(CACHE_ENTRIES)),
+            write_epoch: AtomicU64::new(0),
+            writes_in_flight: AtomicU64::new(0),
         }
+    }
+
+    fn begin_write(&self) {
+        self.writes_in_flight.fetch_add(1, Ordering::SeqCst);
+        self.write_epoch.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// After a write (successful or not): drop what it touched, then close the window.
+    fn end_write(&self, touched: &[&str], prefix_deleted: bool) {
+        if let Some(c) = &self.cache {
+            if prefix_deleted {
+                c.clear();
+            } else {
+                for k in touched {
+                    c.remove(*k);
+                }
+            }
+        }
+        self.write_epoch.fetch_add(1, Ordering::SeqCst);
+        self.writes_in_flight.fetch_sub(1, Ordering::SeqCst);
     }
 
     /// The backend beneath (for operations that copy raw, still-encrypted entries).
@@ -427,9 +473,13 @@ impl Barrier {
         Keyring::from_stored(root_key, &stored)
     }
 
-    /// Forget every key. Reads and writes fail with `Sealed` until the next unseal.
+    /// Forget every key and cached value. Reads and writes fail with `Sealed` until the
+    /// next unseal.
     pub fn seal(&self) {
         self.keyring.store(None);
+        if let Some(c) = &self.cache {
+            c.clear();
+        }
     }
 
     fn ring(&self) -> Result<Arc<Keyring>> {
@@ -473,22 +523,51 @@ impl Barrier {
     /// The plaintext and the stored ciphertext (a version token for [`BarrierOp::Check`]).
     pub async fn get_versioned(&self, path: &str) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
         let ring = self.ring()?;
+        if let Some(c) = &self.cache {
+            if let Some(hit) = c.get(path) {
+                return Ok(Some((hit.plaintext.to_vec(), hit.ciphertext.clone())));
+            }
+        }
+        let epoch = self.write_epoch.load(Ordering::SeqCst);
+        let quiet = self.writes_in_flight.load(Ordering::SeqCst) == 0;
         match self.storage.get(path).await? {
             None => Ok(None),
-            Some(ct) => Ok(Some((self.decrypt(&ring, path, &ct)?, ct))),
+            Some(ct) => {
+                let plain = self.decrypt(&ring, path, &ct)?;
+                if let (Some(c), true) = (&self.cache, quiet) {
+                    c.insert(
+                        path.to_owned(),
+                        Arc::new(Cached {
+                            plaintext: Zeroizing::new(plain.clone()),
+                            ciphertext: ct.clone(),
+                        }),
+                    );
+                    if self.write_epoch.load(Ordering::SeqCst) != epoch {
+                        // A write began meanwhile: what we read may already be stale.
+                        c.remove(path);
+                    }
+                }
+                Ok(Some((plain, ct)))
+            }
         }
     }
 
     pub async fn put(&self, path: &str, plaintext: &[u8]) -> Result<()> {
         let ring = self.ring()?;
         let ct = self.encrypt(&ring, path, plaintext);
-        self.storage.put(path, ct).await?;
+        self.begin_write();
+        let r = self.storage.put(path, ct).await;
+        self.end_write(&[path], false);
+        r?;
         Ok(())
     }
 
     pub async fn delete(&self, path: &str) -> Result<()> {
         self.ring()?;
-        self.storage.delete(path).await?;
+        self.begin_write();
+        let r = self.storage.delete(path).await;
+        self.end_write(&[path], false);
+        r?;
         Ok(())
     }
 
@@ -523,19 +602,32 @@ impl Barrier {
 
     pub async fn transact(&self, ops: Vec<BarrierOp>) -> Result<()> {
         let ring = self.ring()?;
+        let mut touched: Vec<String> = Vec::new();
+        let mut prefix_deleted = false;
         let ops = ops
             .into_iter()
             .map(|op| match op {
                 BarrierOp::Put(k, v) => {
                     let ct = self.encrypt(&ring, &k, &v);
+                    touched.push(k.clone());
                     Op::Put(k, ct)
                 }
-                BarrierOp::Delete(k) => Op::Delete(k),
-                BarrierOp::DeletePrefix(k) => Op::DeletePrefix(k),
+                BarrierOp::Delete(k) => {
+                    touched.push(k.clone());
+                    Op::Delete(k)
+                }
+                BarrierOp::DeletePrefix(k) => {
+                    prefix_deleted = true;
+                    Op::DeletePrefix(k)
+                }
                 BarrierOp::Check(k, v) => Op::Check(k, v),
             })
             .collect();
-        self.storage.transact(ops).await?;
+        self.begin_write();
+        let r = self.storage.transact(ops).await;
+        let refs: Vec<&str> = touched.iter().map(String::as_str).collect();
+        self.end_write(&refs, prefix_deleted);
+        r?;
         Ok(())
     }
 

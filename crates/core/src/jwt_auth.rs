@@ -24,6 +24,8 @@ use crate::{util, Active, Core, Operation, Response};
 
 const DEFAULT_LEEWAY: i64 = 150;
 const DEFAULT_CLOCK_SKEW: i64 = 60;
+/// Seconds a verified signature is remembered (cleared early on any config change).
+const VERIFIED_TTL: i64 = 60;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct JwtConfig {
@@ -473,6 +475,7 @@ pub async fn handle(
                 }
                 view.put_json("config", &c).await?;
                 core.jwks.forget(&mount.uuid);
+                core.verified_jwts.clear();
                 Ok(Response::none())
             }
             _ => Err(CoreError::UnsupportedOperation),
@@ -745,8 +748,24 @@ pub async fn login(
                 .map_err(|e| CoreError::Internal(e.to_string()))?,
         )
     };
-    jwt.verify(&keys, &cfg.algs())
-        .map_err(|e| CoreError::bad(format!("error validating token: {e}")))?;
+    // A job's token is presented once per secret with inline auth: remember signatures
+    // already verified (briefly, per mount), so RSA runs once per job, not per request.
+    let digest = aws_lc_rs::digest::digest(
+        &aws_lc_rs::digest::SHA256,
+        format!("{}\u{0}{raw}", mount.uuid).as_bytes(),
+    );
+    let mut cache_key = [0u8; 32];
+    cache_key.copy_from_slice(digest.as_ref());
+    let now_s = util::now_secs();
+    let verified_recently = core
+        .verified_jwts
+        .get(&cache_key)
+        .is_some_and(|at| now_s - at < VERIFIED_TTL);
+    if !verified_recently {
+        jwt.verify(&keys, &cfg.algs())
+            .map_err(|e| CoreError::bad(format!("error validating token: {e}")))?;
+        core.verified_jwts.insert(cache_key, now_s);
+    }
     let claims = &jwt.claims;
     check_standard_claims(&cfg, &role, claims, util::now_secs())
         .map_err(|e| CoreError::bad(format!("error validating token: {e}")))?;

@@ -13,7 +13,6 @@
 //! Architecture invariant: nothing here knows about HTTP; every persistent byte goes
 //! through the barrier via a [`view::View`]; no handler decides access on its own.
 
-mod cache;
 pub mod error;
 mod jwks;
 mod jwt_auth;
@@ -41,8 +40,8 @@ pub use error::{CoreError, Result};
 pub use request::{InlineAuth, Operation, Request, Response};
 pub use token::TokenEntry;
 
-use cache::Cache;
 use namespace::{NsState, Registry};
+use strongroom_barrier::cache::Cache;
 
 /// Server-wide settings the core needs.
 #[derive(Clone, Debug)]
@@ -101,6 +100,8 @@ pub struct Core {
     lifecycle: tokio::sync::Mutex<()>,
     pub(crate) version: &'static str,
     pub(crate) jwks: jwks::JwksCache,
+    /// SHA-256(mount, JWT) → when its signature was verified.
+    pub(crate) verified_jwts: Cache<[u8; 32], i64>,
 }
 
 /// The result of authenticating a request's token.
@@ -147,6 +148,7 @@ impl Core {
             lifecycle: tokio::sync::Mutex::new(()),
             version: env!("CARGO_PKG_VERSION"),
             jwks: jwks::JwksCache::default(),
+            verified_jwts: Cache::new(65_536),
         })
     }
 

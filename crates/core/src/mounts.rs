@@ -339,6 +339,7 @@ async fn disable_auth(core: &Core, ns: &Arc<NsState>, path: &str) -> Result<()> 
         .delete_prefix(&format!("auth/{}/", entry.uuid))
         .await?;
     core.jwks.forget(&entry.uuid);
+    core.verified_jwts.clear();
     Ok(())
 }
 

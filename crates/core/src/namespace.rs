@@ -18,11 +18,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use strongroom_barrier::Barrier;
 
-use crate::cache::Cache;
 use crate::error::{CoreError, Result};
 use crate::mounts::MountTable;
 use crate::view::View;
 use crate::{util, Operation, Response};
+use strongroom_barrier::cache::Cache;
 
 /// Names a namespace cannot take: they would shadow API paths.
 const RESERVED: &[&str] = &[

@@ -614,6 +614,11 @@ pub(crate) async fn issue(
     custom_id: Option<String>,
     persist: bool,
 ) -> Result<String> {
+    if !persist {
+        // Inline auth: the token lives for one request and is never shown; it needs no
+        // identity beyond the entry itself.
+        return Ok(String::new());
+    }
     if entry.batch {
         let plain = Zeroizing::new(
             serde_json::to_vec(&*entry).map_err(|e| CoreError::Internal(e.to_string()))?,

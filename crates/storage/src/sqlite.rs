@@ -73,6 +73,8 @@ impl SqliteStorage {
         conn.execute_batch(
             "PRAGMA journal_mode=WAL;
              PRAGMA synchronous=FULL;
+             PRAGMA wal_autocheckpoint=8192;
+             PRAGMA journal_size_limit=67108864;
              PRAGMA busy_timeout=5000;
              CREATE TABLE IF NOT EXISTS kv (key BLOB PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;",
         )
