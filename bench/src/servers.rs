@@ -273,3 +273,75 @@ pub async fn api_ok(
     }
     Ok(v)
 }
+
+/// Strongroom on PostgreSQL (a fresh schema), static seal, initialized; root token returned.
+pub async fn strongroom_pg(
+    bin: &Path,
+    dir: &Path,
+    pg_url: &str,
+    schema: &str,
+) -> Result<(Proc, String)> {
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::create_dir_all(dir)?;
+    let drop = Command::new("psql")
+        .args([
+            "-q",
+            pg_url,
+            "-c",
+            &format!("DROP SCHEMA IF EXISTS {schema} CASCADE"),
+        ])
+        .output();
+    if !drop.as_ref().is_ok_and(|o| o.status.success()) {
+        bail!("cannot reach PostgreSQL with psql");
+    }
+    std::fs::write(
+        dir.join("seal.key"),
+        "b0a7b0a7b0a7b0a7b0a7b0a7b0a7b0a7b0a7b0a7b0a7b0a7b0a7b0a7b0a7b0a7",
+    )?;
+    std::fs::write(dir.join("pg-url"), pg_url)?;
+    let cfg = dir.join("strongroom.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[storage.postgres]\nurl_file = \"{}\"\nschema = \"{schema}\"\npool = 16\n[[listener]]\naddress = \"127.0.0.1:0\"\ntls_disable = true\n[seal]\ntype = \"static\"\ncurrent_key_id = \"bench\"\ncurrent_key = \"file://{}\"\n[log]\nlevel = \"warn\"\n",
+            dir.join("pg-url").display(),
+            dir.join("seal.key").display()
+        ),
+    )?;
+    let mut cmd = Command::new(bin);
+    scrub(&mut cmd);
+    cmd.args(["server", "--config"])
+        .arg(&cfg)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let started = Instant::now();
+    let mut child = cmd.spawn()?;
+    let out = child.stdout.take().expect("piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut tx = Some(tx);
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if let Some(a) = line.trim().strip_prefix("Api Address:") {
+                if let Some(t) = tx.take() {
+                    let _ = t.send(a.trim().to_owned());
+                }
+            }
+        }
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(30))
+        .map_err(|_| anyhow!("strongroom (postgres) did not print its address"))?;
+    let mut proc = Proc {
+        addr: addr.clone(),
+        child,
+        data_dir: None,
+        startup: Duration::ZERO,
+    };
+    let (_, init) = api(&addr, "PUT", "/v1/sys/init", None, Some(json!({}))).await?;
+    let root = init["root_token"]
+        .as_str()
+        .ok_or_else(|| anyhow!("init: {init}"))?
+        .to_owned();
+    proc.startup = wait_health(&addr, started, Duration::from_secs(30)).await?;
+    Ok((proc, root))
+}

@@ -37,6 +37,10 @@ pub struct JwksCache {
 }
 
 impl JwksCache {
+    pub fn clear(&self) {
+        self.entries.lock().clear();
+    }
+
     pub fn forget(&self, mount_uuid: &str) {
         self.entries.lock().remove(mount_uuid);
     }

@@ -102,6 +102,10 @@ pub struct Core {
     pub(crate) jwks: jwks::JwksCache,
     /// SHA-256(mount, JWT) → when its signature was verified.
     pub(crate) verified_jwts: Cache<[u8; 32], i64>,
+    /// This node holds the background-work lease (always true on single-node storage).
+    leader: std::sync::atomic::AtomicBool,
+    /// `<random id> <api address>`: how this node names itself in leases.
+    pub node_id: String,
 }
 
 /// The result of authenticating a request's token.
@@ -139,8 +143,12 @@ fn sys_needs_sudo(rest: &str) -> bool {
 
 impl Core {
     pub fn new(storage: Arc<dyn Storage>, cfg: CoreConfig, seal: Seal) -> Arc<Core> {
+        // Storage other nodes write to cannot be cached locally without invalidation; the
+        // barrier's value cache is only for storage this process owns.
+        let cache = !storage.shared();
+        let cfg_api_addr = cfg.api_addr.clone().unwrap_or_default();
         Arc::new(Core {
-            barrier: Arc::new(Barrier::new(storage)),
+            barrier: Arc::new(Barrier::with_cache(storage, cache)),
             cfg,
             seal,
             unseal: parking_lot::Mutex::new(UnsealProgress::default()),
@@ -149,6 +157,8 @@ impl Core {
             version: env!("CARGO_PKG_VERSION"),
             jwks: jwks::JwksCache::default(),
             verified_jwts: Cache::new(65_536),
+            leader: std::sync::atomic::AtomicBool::new(false),
+            node_id: format!("{} {}", &util::uuid4()[..8], cfg_api_addr),
         })
     }
 
@@ -554,6 +564,93 @@ impl Core {
             }
             Route::Sys(rest) => policy::exists(ns, rest, req).await,
             Route::Token(_) | Route::Auth(..) => Ok(None),
+        }
+    }
+
+    /// Whether this node runs background work now.
+    pub fn is_leader(&self) -> bool {
+        self.leader.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// One round of leader election: take or renew the background lease. Returns whether
+    /// this node holds it.
+    pub async fn elect(&self, ttl: std::time::Duration) -> bool {
+        let held = self
+            .barrier
+            .storage()
+            .acquire_lease("background", &self.node_id, ttl)
+            .await
+            .unwrap_or(false);
+        self.leader
+            .store(held, std::sync::atomic::Ordering::Relaxed);
+        held
+    }
+
+    /// The address of the node holding the background lease, if known.
+    pub async fn leader_address(&self) -> Option<String> {
+        let h = self
+            .barrier
+            .storage()
+            .lease_holder("background")
+            .await
+            .ok()??;
+        h.split_once(' ').map(|(_, a)| a.to_owned())
+    }
+
+    /// Follow other nodes' writes and drop what they make stale (shared storage only).
+    pub fn watch_invalidations(self: &Arc<Self>) {
+        let Some(mut rx) = self.barrier.storage().invalidations() else {
+            return;
+        };
+        let core = Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                let ev = match rx.recv().await {
+                    Ok(ev) => ev,
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => "*".to_owned(),
+                    Err(_) => return,
+                };
+                let Some(core) = core.upgrade() else { return };
+                core.invalidate(&ev).await;
+            }
+        });
+    }
+
+    /// Drop cached state a write to `event` (`k:<key>`, `p:<prefix>` or `*`) affects.
+    pub async fn invalidate(&self, event: &str) {
+        let Ok(active) = self.active() else { return };
+        let key = event
+            .strip_prefix("k:")
+            .or_else(|| event.strip_prefix("p:"));
+        let everything = key.is_none() || event.starts_with("p:");
+        let key = key.unwrap_or("");
+        if everything || key.contains("sys/token/") {
+            match key.rsplit_once("sys/token/id/") {
+                Some((_, hash)) if !everything => active.tokens.remove(hash),
+                _ => active.tokens.clear(),
+            }
+        }
+        if everything || key.contains("sys/policy/") {
+            active.acls.clear();
+        }
+        if everything
+            || key.ends_with("sys/mounts")
+            || key.ends_with("sys/auth")
+            || key.starts_with("core/ns-")
+        {
+            active.namespaces.clear_caches();
+            if let Err(e) = active.namespaces.load_root().await {
+                tracing::warn!(error = %e, "reloading root mount tables failed");
+            }
+        }
+        if everything || key.contains("/config") {
+            self.jwks.clear();
+            self.verified_jwts.clear();
+        }
+        if everything || key == strongroom_barrier::KEYRING_PATH {
+            if let Err(e) = self.barrier.reload_keyring().await {
+                tracing::warn!(error = %e, "reloading the keyring failed");
+            }
         }
     }
 

@@ -156,6 +156,12 @@ impl Registry {
         Ok(())
     }
 
+    /// Forget every loaded namespace and cached child lookup (another node changed them).
+    pub fn clear_caches(&self) {
+        self.loaded.clear();
+        self.root.children.write().clear();
+    }
+
     pub fn root(&self) -> Arc<NsState> {
         self.root.clone()
     }

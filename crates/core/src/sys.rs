@@ -159,6 +159,8 @@ pub async fn unauthenticated(core: &Core, rest: &str, req: &Request) -> Result<O
                 "cluster_id": active.map(|a| a.cluster_id.clone()).unwrap_or_default(),
                 "echo_duration_ms": 0,
                 "clock_skew_ms": 0,
+                // Every node serves reads and writes; this one also runs background work.
+                "background_leader": core.is_leader(),
             });
             Ok(Some(Response::raw(status, body)))
         }
@@ -166,13 +168,19 @@ pub async fn unauthenticated(core: &Core, rest: &str, req: &Request) -> Result<O
             if core.is_sealed() {
                 return Err(CoreError::Sealed);
             }
+            let shared = core.barrier.storage().shared();
+            let leader = if shared {
+                core.leader_address().await.unwrap_or_default()
+            } else {
+                String::new()
+            };
             Ok(Some(Response::raw(
                 200,
                 json!({
-                    "ha_enabled": false,
-                    "is_self": false,
+                    "ha_enabled": shared,
+                    "is_self": shared && core.is_leader(),
                     "active_time": "0001-01-01T00:00:00Z",
-                    "leader_address": "",
+                    "leader_address": leader,
                     "leader_cluster_address": "",
                     "performance_standby": false,
                     "performance_standby_last_remote_wal": 0,

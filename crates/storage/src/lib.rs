@@ -25,9 +25,11 @@
 //! OpenBao's physical layer. Nothing here knows what a value means.
 
 mod memory;
+mod postgres;
 mod sqlite;
 
 pub use memory::MemoryStorage;
+pub use postgres::{PostgresOptions, PostgresStorage};
 pub use sqlite::{SqliteOptions, SqliteStorage};
 
 use async_trait::async_trait;
@@ -111,8 +113,37 @@ pub trait Storage: Send + Sync + 'static {
     /// Flush and release resources; later calls fail with `Unavailable`.
     async fn close(&self) {}
 
-    /// A short name for status output (`sqlite`, `inmem`).
+    /// A short name for status output (`sqlite`, `postgresql`, `inmem`).
     fn kind(&self) -> &'static str;
+
+    /// Other processes may write this storage too (several nodes on one database):
+    /// in-memory caches above must then be invalidated by [`Storage::invalidations`].
+    fn shared(&self) -> bool {
+        false
+    }
+
+    /// Keys written by any node, as they commit: `k:<key>`, `p:<prefix>` for prefix
+    /// deletes, or `*` after a gap in which events may have been lost. `None` for storage
+    /// no one else writes.
+    fn invalidations(&self) -> Option<tokio::sync::broadcast::Receiver<String>> {
+        None
+    }
+
+    /// Take or renew the named lease for `ttl` as `holder`; `true` if `holder` holds it
+    /// now. Single-process storage: always `true`.
+    async fn acquire_lease(
+        &self,
+        _name: &str,
+        _holder: &str,
+        _ttl: std::time::Duration,
+    ) -> Result<bool> {
+        Ok(true)
+    }
+
+    /// Who holds the named lease now, if anyone.
+    async fn lease_holder(&self, _name: &str) -> Result<Option<String>> {
+        Ok(None)
+    }
 }
 
 /// The smallest key greater than every key starting with `prefix`, or `None` when the

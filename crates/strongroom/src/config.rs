@@ -10,10 +10,57 @@ use anyhow::{anyhow, bail, Context, Result};
 use serde::Deserialize;
 use serde_json::Value;
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub enum StorageConfig {
-    Sqlite { path: PathBuf },
+    Sqlite {
+        path: PathBuf,
+    },
     Memory,
+    /// `url` is secret (it may hold a password): never printed.
+    Postgres {
+        url: String,
+        schema: String,
+        pool: usize,
+        statement_timeout: Duration,
+    },
+}
+
+impl std::fmt::Debug for StorageConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StorageConfig::Sqlite { path } => write!(f, "Sqlite({})", path.display()),
+            StorageConfig::Memory => write!(f, "Memory"),
+            StorageConfig::Postgres { schema, pool, .. } => {
+                write!(f, "Postgres(schema={schema}, pool={pool})")
+            }
+        }
+    }
+}
+
+/// Where a PostgreSQL URL comes from: in the config, an environment variable, or a file.
+fn resolve_url(
+    key: &str,
+    url: Option<String>,
+    url_env: Option<String>,
+    url_file: Option<PathBuf>,
+) -> Result<String> {
+    match (url, url_env, url_file) {
+        (Some(u), None, None) => Ok(u),
+        (None, Some(var), None) => std::env::var(&var).map_err(|_| {
+            anyhow!("config key `{key}.url_env`: environment variable {var:?} is not set")
+        }),
+        (None, None, Some(path)) => Ok(std::fs::read_to_string(&path)
+            .map_err(|e| {
+                anyhow!(
+                    "config key `{key}.url_file`: reading {}: {e}",
+                    path.display()
+                )
+            })?
+            .trim()
+            .to_owned()),
+        (None, None, None) => bail!("config key `{key}`: set url, url_env or url_file"),
+        _ => bail!("config key `{key}`: set only one of url, url_env and url_file"),
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -106,6 +153,28 @@ struct TomlConfig {
 struct TomlStorage {
     sqlite: Option<TomlSqlite>,
     memory: Option<toml::Table>,
+    postgres: Option<TomlPostgres>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TomlPostgres {
+    url: Option<String>,
+    url_env: Option<String>,
+    url_file: Option<PathBuf>,
+    #[serde(default = "default_schema")]
+    schema: String,
+    #[serde(default = "default_pool")]
+    pool: usize,
+    statement_timeout: Option<String>,
+}
+
+fn default_schema() -> String {
+    "strongroom".into()
+}
+
+fn default_pool() -> usize {
+    8
 }
 
 #[derive(Deserialize)]
@@ -163,11 +232,22 @@ fn resolve_path(base: &Path, p: &Path) -> PathBuf {
 
 fn parse_toml(text: &str, base: &Path) -> Result<ServerConfig> {
     let t: TomlConfig = toml::from_str(text).map_err(|e| anyhow!("invalid config: {e}"))?;
-    let storage = match (t.storage.sqlite, t.storage.memory) {
-        (Some(s), None) => StorageConfig::Sqlite { path: resolve_path(base, &s.path) },
-        (None, Some(_)) => StorageConfig::Memory,
-        (None, None) => bail!("config key `storage`: name one backend, e.g. storage.sqlite.path = \"/var/lib/strongroom/data.db\""),
-        (Some(_), Some(_)) => bail!("config key `storage`: name exactly one backend, not both sqlite and memory"),
+    let storage = match (t.storage.sqlite, t.storage.memory, t.storage.postgres) {
+        (Some(s), None, None) => StorageConfig::Sqlite { path: resolve_path(base, &s.path) },
+        (None, Some(_), None) => StorageConfig::Memory,
+        (None, None, Some(p)) => {
+            let url = resolve_url("storage.postgres", p.url, p.url_env, p.url_file.map(|f| resolve_path(base, &f)))?;
+            let statement_timeout = match p.statement_timeout {
+                Some(t) => Duration::from_secs(duration_key("storage.postgres.statement_timeout", &t)?.max(1) as u64),
+                None => Duration::from_secs(5),
+            };
+            if p.pool == 0 {
+                bail!("config key `storage.postgres.pool`: must be at least 1");
+            }
+            StorageConfig::Postgres { url, schema: p.schema, pool: p.pool, statement_timeout }
+        }
+        (None, None, None) => bail!("config key `storage`: name one backend, e.g. storage.sqlite.path = \"/var/lib/strongroom/data.db\""),
+        _ => bail!("config key `storage`: name exactly one backend"),
     };
     let mut c = ServerConfig {
         storage,
@@ -385,7 +465,15 @@ fn parse_openbao(root: Value, base: &Path) -> Result<ServerConfig> {
                         }
                         StorageConfig::Sqlite { path: resolve_path(base, Path::new(&p)).join("strongroom.db") }
                     }
-                    other => bail!("config key `{key}`: storage type {other:?} cannot be honoured; use inmem, file or raft (mapped to SQLite)"),
+                    "postgresql" => {
+                        let url = str_field(&body, "connection_url")
+                            .or_else(|| std::env::var("BAO_PG_CONNECTION_URL").ok())
+                            .or_else(|| std::env::var("VAULT_PG_CONNECTION_URL").ok())
+                            .ok_or_else(|| anyhow!("config key `{key}.postgresql.connection_url`: required (or BAO_PG_CONNECTION_URL)"))?;
+                        c.notes.push("storage \"postgresql\" maps to Strongroom's PostgreSQL store in schema \"strongroom\"; OpenBao's own table is not read — migrate the data with the API".into());
+                        StorageConfig::Postgres { url, schema: "strongroom".into(), pool: 8, statement_timeout: Duration::from_secs(5) }
+                    }
+                    other => bail!("config key `{key}`: storage type {other:?} cannot be honoured; use inmem, file or raft (mapped to SQLite), or postgresql"),
                 };
             }
             "seal" => {

@@ -6,6 +6,7 @@
 
 mod config;
 mod dev;
+mod operator;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -43,6 +44,9 @@ enum Cmd {
     /// Development helpers.
     #[command(subcommand)]
     Dev(DevCmd),
+    /// Operations on a server's storage: migrate between backends, snapshots.
+    #[command(subcommand)]
+    Operator(operator::OperatorCmd),
 }
 
 #[derive(Subcommand)]
@@ -90,6 +94,16 @@ fn main() -> Result<()> {
             println!("Strongroom v{}", env!("CARGO_PKG_VERSION"));
             Ok(())
         }
+        Cmd::Operator(cmd) => {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            if let Err(e) = rt.block_on(operator::run(cmd)) {
+                eprintln!("Error: {e:#}");
+                std::process::exit(1);
+            }
+            Ok(())
+        }
         Cmd::Dev(DevCmd::CiToken(a)) => {
             println!("{}", dev::ci_token(&a)?);
             Ok(())
@@ -108,13 +122,26 @@ fn main() -> Result<()> {
     }
 }
 
-fn open_storage(cfg: &StorageConfig) -> Result<Arc<dyn Storage>> {
+pub(crate) async fn open_storage(cfg: &StorageConfig) -> Result<Arc<dyn Storage>> {
     Ok(match cfg {
         StorageConfig::Memory => Arc::new(MemoryStorage::new()),
         StorageConfig::Sqlite { path } => Arc::new(
             SqliteStorage::open(path, SqliteOptions::default())
                 .with_context(|| format!("opening SQLite storage at {}", path.display()))?,
         ),
+        StorageConfig::Postgres {
+            url,
+            schema,
+            pool,
+            statement_timeout,
+        } => {
+            let mut o = strongroom_storage::PostgresOptions::new(url.clone(), schema.clone());
+            o.pool = *pool;
+            o.statement_timeout = *statement_timeout;
+            strongroom_storage::PostgresStorage::open(o)
+                .await
+                .with_context(|| format!("opening PostgreSQL storage (schema {schema})"))?
+        }
     })
 }
 
@@ -195,21 +222,8 @@ async fn server(args: ServerArgs) -> Result<()> {
         tracing::warn!("config: {n}");
     }
 
-    let storage = open_storage(&cfg.storage)?;
+    let storage = open_storage(&cfg.storage).await?;
     let seal = build_seal(&cfg.seal)?;
-    let core_cfg = CoreConfig {
-        default_lease_ttl: cfg.default_lease_ttl,
-        max_lease_ttl: cfg.max_lease_ttl,
-        cluster_name: cfg
-            .cluster_name
-            .clone()
-            .unwrap_or_else(|| CoreConfig::default().cluster_name),
-        dev_mount_secret: dev.is_some(),
-        api_addr: cfg.api_addr.clone(),
-        allow_loopback_http: dev.is_some() || cfg.allow_loopback_http,
-    };
-    let core = Core::new(storage.clone(), core_cfg, seal);
-
     // Bind first, so the printed address is the real one (port 0 picks a free port).
     let mut bound = Vec::new();
     for l in &cfg.listeners {
@@ -224,6 +238,19 @@ async fn server(args: ServerArgs) -> Result<()> {
         .api_addr
         .clone()
         .unwrap_or_else(|| format!("{}://{}", scheme(&bound[0].2), bound[0].1));
+
+    let core_cfg = CoreConfig {
+        default_lease_ttl: cfg.default_lease_ttl,
+        max_lease_ttl: cfg.max_lease_ttl,
+        cluster_name: cfg
+            .cluster_name
+            .clone()
+            .unwrap_or_else(|| CoreConfig::default().cluster_name),
+        dev_mount_secret: dev.is_some(),
+        api_addr: Some(api_addr.clone()),
+        allow_loopback_http: dev.is_some() || cfg.allow_loopback_http,
+    };
+    let core = Core::new(storage.clone(), core_cfg, seal);
 
     if let Some(d) = &dev {
         dev_bootstrap(&core, d, args.dev_root_token_id.clone(), &api_addr, &cfg).await?;
@@ -301,16 +328,27 @@ async fn server(args: ServerArgs) -> Result<()> {
         });
     }
 
-    // Background maintenance: token expiry, key rotation by config.
+    // Background work runs on exactly one node: the holder of the `background` lease
+    // (always this one on single-node storage). Other nodes' writes invalidate our caches.
+    core.watch_invalidations();
     let ticker_core = core.clone();
     let mut ticker_stop = stop_rx.clone();
     let ticker = tokio::spawn(async move {
-        let mut iv = tokio::time::interval(Duration::from_secs(30));
+        let mut iv = tokio::time::interval(Duration::from_secs(2));
+        let mut last_tick = std::time::Instant::now() - Duration::from_secs(60);
         loop {
             tokio::select! {
                 _ = iv.tick() => {
-                    if let Err(e) = ticker_core.tick().await {
-                        tracing::warn!(error = %e, "background maintenance failed");
+                    let was = ticker_core.is_leader();
+                    let leader = ticker_core.elect(Duration::from_secs(10)).await;
+                    if leader != was {
+                        tracing::info!(leader, "background lease {}", if leader { "acquired" } else { "lost" });
+                    }
+                    if leader && last_tick.elapsed() >= Duration::from_secs(30) {
+                        last_tick = std::time::Instant::now();
+                        if let Err(e) = ticker_core.tick().await {
+                            tracing::warn!(error = %e, "background maintenance failed");
+                        }
                     }
                 }
                 _ = async { let _ = ticker_stop.wait_for(|s| *s).await; } => break,
@@ -345,6 +383,7 @@ fn describe_storage(s: &StorageConfig) -> String {
     match s {
         StorageConfig::Memory => "inmem".into(),
         StorageConfig::Sqlite { path } => format!("sqlite ({})", path.display()),
+        StorageConfig::Postgres { schema, .. } => format!("postgresql (schema {schema})"),
     }
 }
 
