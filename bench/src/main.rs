@@ -26,6 +26,15 @@ use servers::{api, api_ok, Proc};
 
 const AUD: &str = "https://bench.strongroom";
 
+/// jwt mounts the token pool is spread over: the k-th use of the pool goes to mount
+/// `(k / pool) % MOUNTS`, so a token comes back to the same mount only after MOUNTS passes
+/// over the whole pool — longer than any server may remember a verified signature.
+const MOUNTS: usize = 16;
+
+fn mount_for(k: usize, pool: usize) -> usize {
+    (k / pool.max(1)) % MOUNTS
+}
+
 #[derive(Parser, Clone)]
 #[command(
     about = "Benchmark Strongroom against OpenBao 2.7.2 on this machine and write BENCHMARKS.md"
@@ -173,36 +182,40 @@ async fn setup(addr: &str, root: &str, issuer: &DevIssuer, enable_kv: bool) -> R
         Some(json!({"policy": policy})),
     )
     .await?;
-    let (s, _) = api(
-        addr,
-        "POST",
-        "/v1/sys/auth/bench-jwt",
-        Some(root),
-        Some(json!({"type": "jwt"})),
-    )
-    .await?;
-    if s >= 300 {
-        bail!("enabling jwt auth on {addr}: {s}");
-    }
-    api_ok(
-        addr,
-        "POST",
-        "/v1/auth/bench-jwt/config",
-        root,
-        Some(json!({"jwt_validation_pubkeys": [issuer.public_pem()]})),
-    )
-    .await?;
-    for (name, ty) in [("svc", "service"), ("batch", "batch")] {
-        let role = json!({"role_type": "jwt", "user_claim": "project_path", "bound_audiences": [AUD],
-            "bound_claims": {"project_id": "42"}, "token_policies": ["bench"], "token_ttl": "1h", "token_type": ty});
+    // Identical jwt mounts: logins spread over them so that no token is presented twice
+    // to the same mount within minutes (see `MOUNTS`).
+    for m in 0..MOUNTS {
+        let (st, _) = api(
+            addr,
+            "POST",
+            &format!("/v1/sys/auth/bench-jwt-{m}"),
+            Some(root),
+            Some(json!({"type": "jwt"})),
+        )
+        .await?;
+        if st >= 300 {
+            bail!("enabling jwt auth on {addr}: {st}");
+        }
         api_ok(
             addr,
             "POST",
-            &format!("/v1/auth/bench-jwt/role/{name}"),
+            &format!("/v1/auth/bench-jwt-{m}/config"),
             root,
-            Some(role),
+            Some(json!({"jwt_validation_pubkeys": [issuer.public_pem()]})),
         )
         .await?;
+        for (name, ty) in [("svc", "service"), ("batch", "batch")] {
+            let role = json!({"role_type": "jwt", "user_claim": "project_path", "bound_audiences": [AUD],
+                "bound_claims": {"project_id": "42"}, "token_policies": ["bench"], "token_ttl": "1h", "token_type": ty});
+            api_ok(
+                addr,
+                "POST",
+                &format!("/v1/auth/bench-jwt-{m}/role/{name}"),
+                root,
+                Some(role),
+            )
+            .await?;
+        }
     }
     let t = api_ok(
         addr,
@@ -244,7 +257,12 @@ fn login_step(role: &'static str, jwts: Arc<Vec<String>>) -> Step {
             let k = next.fetch_add(1, Ordering::Relaxed) as usize;
             let body = json!({"role": role, "jwt": jwts[k % jwts.len()]}).to_string();
             let r = match conn
-                .send("POST", "/v1/auth/bench-jwt/login", &[], body.as_bytes())
+                .send(
+                    "POST",
+                    &format!("/v1/auth/bench-jwt-{}/login", mount_for(k, jwts.len())),
+                    &[],
+                    body.as_bytes(),
+                )
                 .await
             {
                 Ok(rep) if rep.status == 200 => Ok(1),
@@ -272,7 +290,7 @@ fn job_classic(jwts: Arc<Vec<String>>) -> Step {
                 let rep = conn
                     .send(
                         "PUT",
-                        "/v1/auth/bench-jwt/login",
+                        &format!("/v1/auth/bench-jwt-{}/login", mount_for(k, jwts.len())),
                         &[("X-Vault-Request", "true")],
                         body.as_bytes(),
                     )
@@ -321,9 +339,10 @@ fn job_inline(jwts: Arc<Vec<String>>) -> Step {
             let r: Result<u32> = async {
                 let k = next.fetch_add(1, Ordering::Relaxed) as usize;
                 let jwt = &jwt_h[k % jwt_h.len()];
+                let path = format!("auth/bench-jwt-{}/login", mount_for(k, jwt_h.len()));
                 for i in 0..10 {
                     let h = [
-                        ("X-Vault-Inline-Auth-Path", "auth/bench-jwt/login"),
+                        ("X-Vault-Inline-Auth-Path", path.as_str()),
                         ("X-Vault-Inline-Auth-Parameter-role", role_h.as_str()),
                         ("X-Vault-Inline-Auth-Parameter-jwt", jwt.as_str()),
                         ("X-Vault-Request", "true"),
@@ -515,6 +534,22 @@ fn random_ns_read(n: usize, root: String) -> Step {
     })
 }
 
+/// Small writes, each followed by fdatasync, for one second: what one durable commit costs.
+fn fsync_rate(dir: &Path) -> Result<f64> {
+    use std::io::Write;
+    let p = dir.join("fsync-probe");
+    let mut f = std::fs::File::create(&p)?;
+    let t0 = Instant::now();
+    let mut n = 0u64;
+    while t0.elapsed() < Duration::from_secs(1) {
+        f.write_all(&[0u8; 4096])?;
+        f.sync_data()?;
+        n += 1;
+    }
+    let _ = std::fs::remove_file(&p);
+    Ok(n as f64 / t0.elapsed().as_secs_f64())
+}
+
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = Args::parse();
@@ -558,6 +593,9 @@ async fn main() -> Result<()> {
         );
         return Ok(());
     }
+
+    // The physical bound on durable writes: how many fsyncs this disk does per second.
+    report.fsyncs_per_sec = fsync_rate(&tmp)?;
 
     // 6. idle memory and start-up time, on fresh processes
     let ours = servers::strongroom(&sr_bin, &tmp.join("sr-idle"), &issuer_key).await?;
@@ -625,7 +663,7 @@ async fn main() -> Result<()> {
     // that a run rarely reuses one).
     // Large enough that no token is presented twice within a minute at the rates seen
     // here, so no server can serve a login from a cache.
-    let pool: u64 = if args.quick { 2_000 } else { 150_000 };
+    let pool: u64 = if args.quick { 2_000 } else { 200_000 };
     eprintln!("signing {pool} CI ID tokens…");
     let threads = std::thread::available_parallelism()
         .map(|n| n.get() as u64)
@@ -673,7 +711,7 @@ async fn main() -> Result<()> {
         .await?;
         report.push(Section::new(
             &format!("3. JWT login ({label})"),
-            "POST `auth/bench-jwt/login` with a GitLab-shaped CI ID token (RS256)",
+            "POST `auth/bench-jwt-<m>/login` with a GitLab-shaped CI ID token (RS256), a distinct token per login",
             rows(&names, &[&ours, &bao], &res),
         ));
     }
@@ -783,6 +821,12 @@ async fn main() -> Result<()> {
         let before = ours.rss_kb();
         let load = populate(&ours.addr, "root", plan.namespaces, plan.clients).await?;
         let after = ours.rss_kb();
+        // Steady state: restart on the populated data (namespaces load lazily), serve
+        // random reads across all of them, then measure.
+        let data_dir = ours.data_dir.clone().expect("data dir");
+        drop(ours);
+        let ours = servers::strongroom_at(&sr_bin, &data_dir, &issuer_key).await?;
+        let idle = ours.rss_kb();
         let res = client::run(
             &ours.addr,
             plan.clients,
@@ -802,7 +846,10 @@ async fn main() -> Result<()> {
             namespaces: plan.namespaces,
             load,
             rss_before_kb: before,
-            rss_after_kb: after.max(after_reads),
+            rss_after_kb: after,
+            steady_idle_kb: idle,
+            steady_after_reads_kb: after_reads,
+            read_p50_ms: res.percentile(0.5),
             read_p99_ms: res.percentile(0.99),
             read_rps: res.ops_per_sec(),
             read_errors: res.errors,

@@ -149,6 +149,52 @@ pub async fn strongroom(bin: &Path, dir: &Path, issuer_key: &Path) -> Result<Pro
     })
 }
 
+/// Strongroom in dev mode on an existing data directory (a restart).
+pub async fn strongroom_at(bin: &Path, dir: &Path, issuer_key: &Path) -> Result<Proc> {
+    let mut cmd = Command::new(bin);
+    scrub(&mut cmd);
+    cmd.args([
+        "server",
+        "--dev",
+        "--dev-root-token-id",
+        "root",
+        "--dev-listen-address",
+        "127.0.0.1:0",
+        "--dev-data-dir",
+    ])
+    .arg(dir)
+    .env("STRONGROOM_DEV_ISSUER_KEY", issuer_key)
+    .env("RUST_LOG", "warn")
+    .stdout(Stdio::piped())
+    .stderr(Stdio::null());
+    let started = Instant::now();
+    let mut child = cmd
+        .spawn()
+        .with_context(|| format!("starting {}", bin.display()))?;
+    let out = child.stdout.take().expect("piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut tx = Some(tx);
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if let Some(a) = line.trim().strip_prefix("Api Address:") {
+                if let Some(t) = tx.take() {
+                    let _ = t.send(a.trim().to_owned());
+                }
+            }
+        }
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(60))
+        .map_err(|_| anyhow!("strongroom did not print its address"))?;
+    let startup = wait_health(&addr, started, Duration::from_secs(60)).await?;
+    Ok(Proc {
+        addr,
+        child,
+        data_dir: Some(dir.to_path_buf()),
+        startup,
+    })
+}
+
 /// `bao server -dev` (in-memory storage).
 pub async fn openbao_dev(bao: &Path) -> Result<Proc> {
     let port = free_port();

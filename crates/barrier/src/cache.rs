@@ -14,9 +14,10 @@ pub struct Cache<K, V> {
     hasher: RandomState,
 }
 
-impl<K: Hash + Eq, V: Clone> Cache<K, V> {
-    /// A cache holding about `capacity` entries; a full shard is cleared wholesale
-    /// (entries are cheap to reload and this keeps the read path free of bookkeeping).
+impl<K: Hash + Eq + Clone, V: Clone> Cache<K, V> {
+    /// A cache holding about `capacity` entries. A full shard drops one arbitrary entry
+    /// per insert (random eviction: no bookkeeping on the read path, and no stampede of
+    /// misses as a wholesale clear would cause).
     pub fn new(capacity: usize) -> Self {
         Cache {
             shards: (0..SHARDS).map(|_| RwLock::new(HashMap::new())).collect(),
@@ -40,7 +41,9 @@ impl<K: Hash + Eq, V: Clone> Cache<K, V> {
     pub fn insert(&self, k: K, v: V) {
         let mut s = self.shard(&k).write();
         if s.len() >= self.per_shard && !s.contains_key(&k) {
-            s.clear();
+            if let Some(victim) = s.keys().next().cloned() {
+                s.remove(&victim);
+            }
         }
         s.insert(k, v);
     }

@@ -334,7 +334,7 @@ pub struct Barrier {
 }
 
 /// Entries kept by the read cache.
-const CACHE_ENTRIES: usize = 65_536;
+const CACHE_ENTRIES: usize = 16_384;
 
 impl Barrier {
     pub fn new(storage: Arc<dyn Storage>) -> Self {

@@ -34,15 +34,29 @@ struct Entry {
 #[derive(Default)]
 pub struct JwksCache {
     entries: Mutex<HashMap<String, Entry>>,
+    /// Parsed `jwt_validation_pubkeys` per mount (parsing a key costs more than using it).
+    pems: Mutex<HashMap<String, Arc<KeySet>>>,
 }
 
 impl JwksCache {
     pub fn clear(&self) {
         self.entries.lock().clear();
+        self.pems.lock().clear();
     }
 
     pub fn forget(&self, mount_uuid: &str) {
         self.entries.lock().remove(mount_uuid);
+        self.pems.lock().remove(mount_uuid);
+    }
+
+    /// The configured PEM keys of a mount, parsed once.
+    pub fn pem_keys(&self, mount_uuid: &str, pems: &[String]) -> Result<Arc<KeySet>, String> {
+        if let Some(k) = self.pems.lock().get(mount_uuid) {
+            return Ok(k.clone());
+        }
+        let keys = Arc::new(KeySet::from_pems(pems).map_err(|e| e.to_string())?);
+        self.pems.lock().insert(mount_uuid.to_owned(), keys.clone());
+        Ok(keys)
     }
 
     /// Keys for a mount, fetched or refreshed as needed.

@@ -734,20 +734,6 @@ pub async fn login(
         .ok_or_else(|| CoreError::bad("missing token"))?;
     let jwt =
         Jwt::parse(&raw).map_err(|e| CoreError::bad(format!("error validating token: {e}")))?;
-    let keys = if cfg.jwt_validation_pubkeys.is_empty() {
-        core.jwks
-            .keys_for(&mount.uuid, &cfg, jwt.kid(), core.cfg.allow_loopback_http)
-            .await
-            .map_err(|e| {
-                tracing::warn!(mount = %mount.path, error = %e, "fetching JWT signing keys failed");
-                CoreError::bad("error validating token: could not fetch the issuer's signing keys")
-            })?
-    } else {
-        Arc::new(
-            KeySet::from_pems(&cfg.jwt_validation_pubkeys)
-                .map_err(|e| CoreError::Internal(e.to_string()))?,
-        )
-    };
     // A job's token is presented once per secret with inline auth: remember signatures
     // already verified (briefly, per mount), so RSA runs once per job, not per request.
     let digest = aws_lc_rs::digest::digest(
@@ -762,6 +748,16 @@ pub async fn login(
         .get(&cache_key)
         .is_some_and(|at| now_s - at < VERIFIED_TTL);
     if !verified_recently {
+        let keys = if cfg.jwt_validation_pubkeys.is_empty() {
+            core.jwks.keys_for(&mount.uuid, &cfg, jwt.kid(), core.cfg.allow_loopback_http).await.map_err(|e| {
+                tracing::warn!(mount = %mount.path, error = %e, "fetching JWT signing keys failed");
+                CoreError::bad("error validating token: could not fetch the issuer's signing keys")
+            })?
+        } else {
+            core.jwks
+                .pem_keys(&mount.uuid, &cfg.jwt_validation_pubkeys)
+                .map_err(|e| CoreError::Internal(e.to_string()))?
+        };
         jwt.verify(&keys, &cfg.algs())
             .map_err(|e| CoreError::bad(format!("error validating token: {e}")))?;
         core.verified_jwts.insert(cache_key, now_s);

@@ -143,7 +143,7 @@ impl Registry {
         Registry {
             barrier,
             root,
-            loaded: Cache::new(16_384),
+            loaded: Cache::new(8_192),
             root_view,
         }
     }
@@ -208,7 +208,9 @@ impl Registry {
         {
             let mut c = parent.children.write();
             if c.len() >= CHILD_CACHE_MAX {
-                c.clear();
+                if let Some(victim) = c.keys().next().cloned() {
+                    c.remove(&victim);
+                }
             }
             c.insert(name.to_owned(), rec.as_ref().map(|r| r.id.clone()));
         }

@@ -22,9 +22,7 @@ mod glob;
 
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::rsa::{KeyPair as RsaKeyPair, KeySize, PublicKeyComponents};
-use aws_lc_rs::signature::{
-    self, KeyPair as _, RsaPublicKeyComponents, UnparsedPublicKey, VerificationAlgorithm,
-};
+use aws_lc_rs::signature::{self, KeyPair as _, RsaPublicKeyComponents, VerificationAlgorithm};
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
 use serde_json::{json, Map, Value};
@@ -145,11 +143,20 @@ enum KeyMaterial {
     Ed25519(Vec<u8>),
 }
 
-/// One verification key.
-#[derive(Debug, Clone)]
+/// One verification key. Parsed into aws-lc form once per algorithm, on first use.
+#[derive(Clone)]
 pub struct PublicKey {
     pub kid: Option<String>,
     material: KeyMaterial,
+    parsed: [std::sync::OnceLock<Option<signature::ParsedPublicKey>>; 9],
+}
+
+impl std::fmt::Debug for PublicKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PublicKey")
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
+    }
 }
 
 fn alg_for(alg: &str) -> Option<&'static dyn VerificationAlgorithm> {
@@ -180,37 +187,45 @@ fn rsa_params(alg: &str) -> Option<&'static signature::RsaParameters> {
 }
 
 impl PublicKey {
+    fn new(kid: Option<String>, material: KeyMaterial) -> PublicKey {
+        PublicKey {
+            kid,
+            material,
+            parsed: Default::default(),
+        }
+    }
+
     fn verify(&self, alg: &str, msg: &[u8], sig: &[u8]) -> bool {
+        let Some(i) = ASYMMETRIC.iter().position(|a| *a == alg) else {
+            return false;
+        };
+        match self.parsed[i].get_or_init(|| self.parse_for(alg)) {
+            Some(k) => k.verify_sig(msg, sig).is_ok(),
+            None => false,
+        }
+    }
+
+    fn parse_for(&self, alg: &str) -> Option<signature::ParsedPublicKey> {
         match &self.material {
-            KeyMaterial::Der(der) => match alg_for(alg) {
-                Some(a) => signature::ParsedPublicKey::new(a, der)
-                    .map(|k| k.verify_sig(msg, sig).is_ok())
-                    .unwrap_or(false),
-                None => false,
-            },
-            KeyMaterial::Rsa { n, e } => match rsa_params(alg) {
-                Some(p) => RsaPublicKeyComponents {
-                    n: &n[..],
-                    e: &e[..],
-                }
-                .verify(p, msg, sig)
-                .is_ok(),
-                None => false,
-            },
+            KeyMaterial::Der(der) => signature::ParsedPublicKey::new(alg_for(alg)?, der).ok(),
+            KeyMaterial::Rsa { n, e } => RsaPublicKeyComponents {
+                n: &n[..],
+                e: &e[..],
+            }
+            .to_parsed_public_key(rsa_params(alg)?)
+            .ok(),
             KeyMaterial::Ec { point, crv } => {
                 let a: &'static dyn VerificationAlgorithm = match (alg, crv.as_str()) {
                     ("ES256", "P-256") => &signature::ECDSA_P256_SHA256_FIXED,
                     ("ES384", "P-384") => &signature::ECDSA_P384_SHA384_FIXED,
-                    _ => return false,
+                    _ => return None,
                 };
-                UnparsedPublicKey::new(a, point).verify(msg, sig).is_ok()
+                signature::ParsedPublicKey::new(a, point).ok()
             }
-            KeyMaterial::Ed25519(raw) => {
-                alg == "EdDSA"
-                    && UnparsedPublicKey::new(&signature::ED25519, raw)
-                        .verify(msg, sig)
-                        .is_ok()
+            KeyMaterial::Ed25519(raw) if alg == "EdDSA" => {
+                signature::ParsedPublicKey::new(&signature::ED25519, raw).ok()
             }
+            KeyMaterial::Ed25519(_) => None,
         }
     }
 
@@ -227,10 +242,7 @@ impl PublicKey {
                 "unsupported or malformed public key".into(),
             ));
         }
-        Ok(PublicKey {
-            kid: None,
-            material: KeyMaterial::Der(der),
-        })
+        Ok(PublicKey::new(None, KeyMaterial::Der(der)))
     }
 
     /// A JWK (RSA, EC P-256/P-384, OKP Ed25519). Symmetric (`oct`) keys are refused.
@@ -265,7 +277,7 @@ impl PublicKey {
             }
             None => return Err(JwtError::InvalidKey("JWK lacks kty".into())),
         };
-        Ok(PublicKey { kid, material })
+        Ok(PublicKey::new(kid, material))
     }
 }
 
