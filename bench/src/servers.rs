@@ -101,52 +101,11 @@ async fn wait_health(addr: &str, started: Instant, limit: Duration) -> Result<Du
     }
 }
 
-/// Strongroom in dev mode on SQLite in `dir` (durable: WAL, fsync per commit).
+/// Strongroom in dev mode on SQLite in a fresh `dir` (durable: WAL, fsync per commit).
 pub async fn strongroom(bin: &Path, dir: &Path, issuer_key: &Path) -> Result<Proc> {
     let _ = std::fs::remove_dir_all(dir);
     std::fs::create_dir_all(dir)?;
-    let mut cmd = Command::new(bin);
-    scrub(&mut cmd);
-    cmd.args([
-        "server",
-        "--dev",
-        "--dev-root-token-id",
-        "root",
-        "--dev-listen-address",
-        "127.0.0.1:0",
-        "--dev-data-dir",
-    ])
-    .arg(dir)
-    .env("STRONGROOM_DEV_ISSUER_KEY", issuer_key)
-    .env("RUST_LOG", "warn")
-    .stdout(Stdio::piped())
-    .stderr(Stdio::null());
-    let started = Instant::now();
-    let mut child = cmd
-        .spawn()
-        .with_context(|| format!("starting {}", bin.display()))?;
-    let out = child.stdout.take().expect("piped");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut tx = Some(tx);
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            if let Some(a) = line.trim().strip_prefix("Api Address:") {
-                if let Some(t) = tx.take() {
-                    let _ = t.send(a.trim().to_owned());
-                }
-            }
-        }
-    });
-    let addr = rx
-        .recv_timeout(Duration::from_secs(30))
-        .map_err(|_| anyhow!("strongroom did not print its address"))?;
-    let startup = wait_health(&addr, started, Duration::from_secs(30)).await?;
-    Ok(Proc {
-        addr,
-        child,
-        data_dir: Some(dir.to_path_buf()),
-        startup,
-    })
+    strongroom_at(bin, dir, issuer_key).await
 }
 
 /// Strongroom in dev mode on an existing data directory (a restart).
