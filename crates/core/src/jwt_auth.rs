@@ -476,6 +476,7 @@ pub async fn handle(
                 view.put_json("config", &c).await?;
                 core.jwks.forget(&mount.uuid);
                 core.verified_jwts.clear();
+                core.jwt_parsed.clear();
                 Ok(Response::none())
             }
             _ => Err(CoreError::UnsupportedOperation),
@@ -500,10 +501,12 @@ pub async fn handle(
                     let mut role = view.get_json::<JwtRole>(&key).await?.unwrap_or_default();
                     role.update(data)?;
                     view.put_json(&key, &role).await?;
+                    core.jwt_parsed.clear();
                     Ok(Response::none())
                 }
                 Operation::Delete => {
                     view.delete(&key).await?;
+                    core.jwt_parsed.clear();
                     Ok(Response::none())
                 }
                 _ => Err(CoreError::UnsupportedOperation),
@@ -695,6 +698,37 @@ fn render_template(t: &str, claims: &Map<String, Value>) -> std::result::Result<
     Ok(out)
 }
 
+/// A mount's config and one role, parsed; cached per (mount, role) because every login
+/// (and, with inline auth, every request of a job) needs them. Any config or role write —
+/// here or, through invalidation, on another node — drops the whole cache.
+async fn load_parsed(
+    core: &Core,
+    view: &View,
+    mount: &MountEntry,
+    requested: Option<&str>,
+) -> Result<Arc<(JwtConfig, JwtRole, String)>> {
+    let key = format!("{}\u{0}{}", mount.uuid, requested.unwrap_or(""));
+    if let Some(p) = core.jwt_parsed.get(&key) {
+        return Ok(p);
+    }
+    let cfg = load_config(view)
+        .await?
+        .ok_or_else(|| CoreError::bad("could not load configuration"))?;
+    let role_name = requested
+        .map(str::to_owned)
+        .unwrap_or_else(|| cfg.default_role.clone());
+    if role_name.is_empty() {
+        return Err(CoreError::bad("missing role"));
+    }
+    let role: JwtRole = view
+        .get_json(&format!("role/{role_name}"))
+        .await?
+        .ok_or_else(|| CoreError::bad(format!("role {role_name:?} could not be found")))?;
+    let p = Arc::new((cfg, role, role_name));
+    core.jwt_parsed.insert(key, p.clone());
+    Ok(p)
+}
+
 /// `auth/<mount>/login`: validate the JWT and issue a token. `persist = false` for inline
 /// auth (the token lives for one request and is never stored).
 pub async fn login(
@@ -707,20 +741,11 @@ pub async fn login(
     persist: bool,
 ) -> Result<(String, TokenEntry)> {
     let view = mount_view(ns, mount);
-    let cfg = load_config(&view)
-        .await?
-        .ok_or_else(|| CoreError::bad("could not load configuration"))?;
-    let role_name = crate::field_str(data, "role")
+    let requested = crate::field_str(data, "role")
         .map(|s| s.into_owned())
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| cfg.default_role.clone());
-    if role_name.is_empty() {
-        return Err(CoreError::bad("missing role"));
-    }
-    let role: JwtRole = view
-        .get_json(&format!("role/{role_name}"))
-        .await?
-        .ok_or_else(|| CoreError::bad(format!("role {role_name:?} could not be found")))?;
+        .filter(|s| !s.is_empty());
+    let parsed = load_parsed(core, &view, mount, requested.as_deref()).await?;
+    let (cfg, role, role_name) = (&parsed.0, &parsed.1, parsed.2.clone());
     if role.role_type == "oidc" {
         return Err(CoreError::bad("role with oidc role_type is not allowed"));
     }

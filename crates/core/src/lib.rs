@@ -102,6 +102,8 @@ pub struct Core {
     pub(crate) jwks: jwks::JwksCache,
     /// SHA-256(mount, JWT) → when its signature was verified.
     pub(crate) verified_jwts: Cache<[u8; 32], i64>,
+    /// (mount uuid, role) → parsed jwt config and role.
+    pub(crate) jwt_parsed: Cache<String, Arc<(jwt_auth::JwtConfig, jwt_auth::JwtRole, String)>>,
     /// This node holds the background-work lease (always true on single-node storage).
     leader: std::sync::atomic::AtomicBool,
     /// `<random id> <api address>`: how this node names itself in leases.
@@ -157,6 +159,7 @@ impl Core {
             version: env!("CARGO_PKG_VERSION"),
             jwks: jwks::JwksCache::default(),
             verified_jwts: Cache::new(65_536),
+            jwt_parsed: Cache::new(1_024),
             leader: std::sync::atomic::AtomicBool::new(false),
             node_id: format!("{} {}", &util::uuid4()[..8], cfg_api_addr),
         })
@@ -643,9 +646,10 @@ impl Core {
                 tracing::warn!(error = %e, "reloading root mount tables failed");
             }
         }
-        if everything || key.contains("/config") {
+        if everything || key.contains("/config") || key.contains("/role/") {
             self.jwks.clear();
             self.verified_jwts.clear();
+            self.jwt_parsed.clear();
         }
         if everything || key == strongroom_barrier::KEYRING_PATH {
             if let Err(e) = self.barrier.reload_keyring().await {

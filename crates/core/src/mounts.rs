@@ -340,6 +340,7 @@ async fn disable_auth(core: &Core, ns: &Arc<NsState>, path: &str) -> Result<()> 
         .await?;
     core.jwks.forget(&entry.uuid);
     core.verified_jwts.clear();
+    core.jwt_parsed.clear();
     Ok(())
 }
 
