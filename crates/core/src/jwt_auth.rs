@@ -774,7 +774,7 @@ pub async fn login(
         .is_some_and(|at| now_s - at < VERIFIED_TTL);
     if !verified_recently {
         let keys = if cfg.jwt_validation_pubkeys.is_empty() {
-            core.jwks.keys_for(&mount.uuid, &cfg, jwt.kid(), core.cfg.allow_loopback_http).await.map_err(|e| {
+            core.jwks.keys_for(&mount.uuid, cfg, jwt.kid(), core.cfg.allow_loopback_http).await.map_err(|e| {
                 tracing::warn!(mount = %mount.path, error = %e, "fetching JWT signing keys failed");
                 CoreError::bad("error validating token: could not fetch the issuer's signing keys")
             })?
@@ -788,7 +788,7 @@ pub async fn login(
         core.verified_jwts.insert(cache_key, now_s);
     }
     let claims = &jwt.claims;
-    check_standard_claims(&cfg, &role, claims, util::now_secs())
+    check_standard_claims(cfg, role, claims, util::now_secs())
         .map_err(|e| CoreError::bad(format!("error validating token: {e}")))?;
     let user_claim = if role.user_claim_json_pointer && !role.user_claim.starts_with('/') {
         format!("/{}", role.user_claim)
@@ -803,7 +803,7 @@ pub async fn login(
             role.user_claim
         ))
     })?;
-    check_bound_claims(&role, claims)
+    check_bound_claims(role, claims)
         .map_err(|e| CoreError::bad(format!("error validating claims: {e}")))?;
 
     let mut meta = BTreeMap::new();
