@@ -130,21 +130,7 @@ pub async fn strongroom_at(bin: &Path, dir: &Path, issuer_key: &Path) -> Result<
     let mut child = cmd
         .spawn()
         .with_context(|| format!("starting {}", bin.display()))?;
-    let out = child.stdout.take().expect("piped");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut tx = Some(tx);
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            if let Some(a) = line.trim().strip_prefix("Api Address:") {
-                if let Some(t) = tx.take() {
-                    let _ = t.send(a.trim().to_owned());
-                }
-            }
-        }
-    });
-    let addr = rx
-        .recv_timeout(Duration::from_secs(60))
-        .map_err(|_| anyhow!("strongroom did not print its address"))?;
+    let addr = api_address(&mut child)?;
     let startup = wait_health(&addr, started, Duration::from_secs(60)).await?;
     Ok(Proc {
         addr,
@@ -245,6 +231,27 @@ pub async fn openbao_raft(bao: &Path, dir: &Path) -> Result<(Proc, String)> {
     Ok((proc, root))
 }
 
+/// The address a starting Strongroom prints (`Api Address: …`), read from its stdout.
+fn api_address(child: &mut Child) -> Result<String> {
+    let out = child
+        .stdout
+        .take()
+        .ok_or_else(|| anyhow!("stdout not captured"))?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut tx = Some(tx);
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if let Some(a) = line.trim().strip_prefix("Api Address:") {
+                if let Some(t) = tx.take() {
+                    let _ = t.send(a.trim().to_owned());
+                }
+            }
+        }
+    });
+    rx.recv_timeout(Duration::from_secs(60))
+        .map_err(|_| anyhow!("strongroom did not print its address"))
+}
+
 /// One API call on a fresh connection.
 pub async fn api(
     addr: &str,
@@ -321,21 +328,7 @@ pub async fn strongroom_pg(
         .stderr(Stdio::null());
     let started = Instant::now();
     let mut child = cmd.spawn()?;
-    let out = child.stdout.take().expect("piped");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut tx = Some(tx);
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            if let Some(a) = line.trim().strip_prefix("Api Address:") {
-                if let Some(t) = tx.take() {
-                    let _ = t.send(a.trim().to_owned());
-                }
-            }
-        }
-    });
-    let addr = rx
-        .recv_timeout(Duration::from_secs(30))
-        .map_err(|_| anyhow!("strongroom (postgres) did not print its address"))?;
+    let addr = api_address(&mut child)?;
     let mut proc = Proc {
         addr: addr.clone(),
         child,

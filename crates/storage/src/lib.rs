@@ -159,6 +159,56 @@ pub(crate) fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
     None
 }
 
+/// One-level listing by skip-scan, shared by the database backends: one seek per child,
+/// however many descendants each child has. `next(from, exclusive, end)` returns the first
+/// key `>= from` (`> from` when exclusive) and `< end`.
+pub(crate) async fn skip_scan<F, Fut>(
+    prefix: &str,
+    after: Option<&str>,
+    limit: Option<usize>,
+    mut next: F,
+) -> Result<Vec<String>>
+where
+    F: FnMut(Vec<u8>, bool, Option<Vec<u8>>) -> Fut,
+    Fut: std::future::Future<Output = Result<Option<Vec<u8>>>>,
+{
+    let end = prefix_end(prefix.as_bytes());
+    let (mut cursor, mut exclusive) = match after {
+        Some(a) if a.ends_with('/') => (
+            prefix_end(format!("{prefix}{a}").as_bytes()).unwrap_or_default(),
+            false,
+        ),
+        Some(a) => (format!("{prefix}{a}").into_bytes(), true),
+        None => (prefix.as_bytes().to_vec(), false),
+    };
+    let mut out = Vec::new();
+    while limit.is_none_or(|l| out.len() < l) {
+        let Some(key) = next(cursor.clone(), exclusive, end.clone()).await? else {
+            break;
+        };
+        let key =
+            String::from_utf8(key).map_err(|_| StorageError::Backend("non-UTF-8 key".into()))?;
+        let child = child_of(prefix, &key).to_owned();
+        if child.ends_with('/') {
+            match prefix_end(format!("{prefix}{child}").as_bytes()) {
+                Some(n) => {
+                    cursor = n;
+                    exclusive = false;
+                }
+                None => {
+                    out.push(child);
+                    break;
+                }
+            }
+        } else {
+            cursor = key.into_bytes();
+            exclusive = true;
+        }
+        out.push(child);
+    }
+    Ok(out)
+}
+
 /// Given a key under `prefix`, the child name `list` reports for it.
 pub(crate) fn child_of<'a>(prefix: &str, key: &'a str) -> &'a str {
     let rest = &key[prefix.len()..];

@@ -21,7 +21,7 @@ use tokio::sync::{broadcast, Mutex};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{AsyncMessage, Client, IsolationLevel, NoTls};
 
-use crate::{child_of, prefix_end, Op, Result, Storage, StorageError};
+use crate::{prefix_end, Op, Result, Storage, StorageError};
 
 /// Settings for [`PostgresStorage`].
 #[derive(Clone)]
@@ -295,54 +295,21 @@ impl Storage for PostgresStorage {
         after: Option<&str>,
         limit: Option<usize>,
     ) -> Result<Vec<String>> {
-        let end = prefix_end(prefix.as_bytes());
-        let (mut cursor, mut exclusive) = match after {
-            Some(a) if a.ends_with('/') => (
-                prefix_end(format!("{prefix}{a}").as_bytes()).unwrap_or_default(),
-                false,
-            ),
-            Some(a) => (format!("{prefix}{a}").into_bytes(), true),
-            None => (prefix.as_bytes().to_vec(), false),
-        };
-        let mut out = Vec::new();
-        // Skip-scan: one index seek per child.
-        while limit.is_none_or(|l| out.len() < l) {
-            let (from, excl, end2) = (cursor.clone(), exclusive, end.clone());
-            let next: Option<Vec<u8>> = self
-                .read(move |c| {
-                    let (from, end2) = (from.clone(), end2.clone());
-                    Box::pin(async move {
-                        let op = if excl { ">" } else { ">=" };
-                        let row = match &end2 {
-                            Some(e) => c.query_opt(&format!("SELECT key FROM kv WHERE key {op} $1 AND key < $2 ORDER BY key LIMIT 1"), &[&from, e]).await?,
-                            None => c.query_opt(&format!("SELECT key FROM kv WHERE key {op} $1 ORDER BY key LIMIT 1"), &[&from]).await?,
-                        };
-                        Ok(row.map(|r| r.get::<_, Vec<u8>>(0)))
-                    })
+        crate::skip_scan(prefix, after, limit, |from, excl, end| async move {
+            self.read(move |c| {
+                let (from, end) = (from.clone(), end.clone());
+                Box::pin(async move {
+                    let op = if excl { ">" } else { ">=" };
+                    let row = match &end {
+                        Some(e) => c.query_opt(&format!("SELECT key FROM kv WHERE key {op} $1 AND key < $2 ORDER BY key LIMIT 1"), &[&from, e]).await?,
+                        None => c.query_opt(&format!("SELECT key FROM kv WHERE key {op} $1 ORDER BY key LIMIT 1"), &[&from]).await?,
+                    };
+                    Ok(row.map(|r| r.get::<_, Vec<u8>>(0)))
                 })
-                .await?;
-            let Some(key) = next else { break };
-            let key = String::from_utf8(key)
-                .map_err(|_| StorageError::Backend("non-UTF-8 key".into()))?;
-            let child = child_of(prefix, &key).to_owned();
-            if child.ends_with('/') {
-                match prefix_end(format!("{prefix}{child}").as_bytes()) {
-                    Some(n) => {
-                        cursor = n;
-                        exclusive = false;
-                    }
-                    None => {
-                        out.push(child);
-                        break;
-                    }
-                }
-            } else {
-                cursor = key.into_bytes();
-                exclusive = true;
-            }
-            out.push(child);
-        }
-        Ok(out)
+            })
+            .await
+        })
+        .await
     }
 
     async fn scan(

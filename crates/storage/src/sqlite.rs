@@ -16,7 +16,7 @@ use parking_lot::Mutex;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use tokio::sync::oneshot;
 
-use crate::{child_of, prefix_end, Op, Result, Storage, StorageError};
+use crate::{prefix_end, Op, Result, Storage, StorageError};
 
 /// Tuning for [`SqliteStorage`].
 #[derive(Debug, Clone)]
@@ -308,44 +308,11 @@ impl Storage for SqliteStorage {
         after: Option<&str>,
         limit: Option<usize>,
     ) -> Result<Vec<String>> {
-        // Skip-scan: one index seek per child, however many descendants each child has.
-        self.with_reader(|c| {
-            let end = prefix_end(prefix.as_bytes());
-            let mut out = Vec::new();
-            let (mut cursor, mut exclusive) = match after {
-                Some(a) if a.ends_with('/') => (
-                    prefix_end(format!("{prefix}{a}").as_bytes()).unwrap_or_default(),
-                    false,
-                ),
-                Some(a) => (format!("{prefix}{a}").into_bytes(), true),
-                None => (prefix.as_bytes().to_vec(), false),
-            };
-            while limit.is_none_or(|l| out.len() < l) {
-                let Some(key) = next_key(c, &cursor, exclusive, end.as_deref())? else {
-                    break;
-                };
-                let key = String::from_utf8(key)
-                    .map_err(|e| rusqlite::Error::Utf8Error(e.utf8_error()))?;
-                let child = child_of(prefix, &key).to_owned();
-                if child.ends_with('/') {
-                    match prefix_end(format!("{prefix}{child}").as_bytes()) {
-                        Some(next) => {
-                            cursor = next;
-                            exclusive = false;
-                        }
-                        None => {
-                            out.push(child);
-                            break;
-                        }
-                    }
-                } else {
-                    cursor = key.into_bytes();
-                    exclusive = true;
-                }
-                out.push(child);
-            }
-            Ok(out)
+        crate::skip_scan(prefix, after, limit, |from, exclusive, end| {
+            let r = self.with_reader(|c| next_key(c, &from, exclusive, end.as_deref()));
+            std::future::ready(r)
         })
+        .await
     }
 
     async fn scan(
