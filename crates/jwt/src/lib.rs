@@ -160,13 +160,10 @@ impl std::fmt::Debug for PublicKey {
 }
 
 fn alg_for(alg: &str) -> Option<&'static dyn VerificationAlgorithm> {
+    if let Some(p) = rsa_params(alg) {
+        return Some(p);
+    }
     Some(match alg {
-        "RS256" => &signature::RSA_PKCS1_2048_8192_SHA256,
-        "RS384" => &signature::RSA_PKCS1_2048_8192_SHA384,
-        "RS512" => &signature::RSA_PKCS1_2048_8192_SHA512,
-        "PS256" => &signature::RSA_PSS_2048_8192_SHA256,
-        "PS384" => &signature::RSA_PSS_2048_8192_SHA384,
-        "PS512" => &signature::RSA_PSS_2048_8192_SHA512,
         "ES256" => &signature::ECDSA_P256_SHA256_FIXED,
         "ES384" => &signature::ECDSA_P384_SHA384_FIXED,
         "EdDSA" => &signature::ED25519,

@@ -429,23 +429,7 @@ fn pg_restart_during_writes_gives_503_then_recovers_without_losing_acked_writes(
         "the outage was visible as 503: {st:?}"
     );
     let acked = acked.lock().unwrap().clone();
-    let mut last: HashMap<String, String> = HashMap::new();
-    for (k, v) in acked {
-        last.insert(k, v);
-    }
-    for (k, v) in &last {
-        let r = http(
-            "GET",
-            &a.url(&format!("secret/data/{k}")),
-            Some(&root),
-            &[],
-            None,
-        );
-        assert_eq!(r.status, 200, "{k}: {}", r.body);
-        let got = r.json()["data"]["data"]["v"].as_str().unwrap().to_owned();
-        let seq = |x: &str| x.split('-').nth(1).unwrap().parse::<u64>().unwrap();
-        assert!(seq(&got) >= seq(v), "{k}: acknowledged {v}, found {got}");
-    }
+    assert_acked_present(&a, &root, &acked, "after the PostgreSQL restart");
 }
 
 fn sqlite_config(dir: &TempDir, name: &str) -> std::path::PathBuf {

@@ -495,3 +495,29 @@ fn diff_paths(a: &Value, b: &Value, at: String) -> Vec<String> {
         _ => vec![format!("  differs at {at}: ours {a} vs OpenBao {b}")],
     }
 }
+
+/// After a crash or an outage: the last acknowledged value of every key is there. A write
+/// in flight at the failure may have committed without being acknowledged, so a later
+/// value of the same writer (`<writer>-<seq>`) is accepted too.
+pub fn assert_acked_present(s: &Server, token: &str, acked: &[(String, String)], when: &str) {
+    let mut last = std::collections::HashMap::new();
+    for (k, v) in acked {
+        last.insert(k.clone(), v.clone());
+    }
+    let seq = |x: &str| x.split('-').nth(1).unwrap().parse::<u64>().unwrap();
+    for (k, v) in &last {
+        let r = http(
+            "GET",
+            &s.url(&format!("secret/data/{k}")),
+            Some(token),
+            &[],
+            None,
+        );
+        assert_eq!(r.status, 200, "{k} lost {when}: {}", r.body);
+        let got = r.json()["data"]["data"]["v"].as_str().unwrap().to_owned();
+        assert!(
+            seq(&got) >= seq(v),
+            "{k}: acknowledged {v} but found {got} {when}"
+        );
+    }
+}
