@@ -64,9 +64,14 @@ struct Args {
     /// Skip the scale workload.
     #[arg(long)]
     skip_scale: bool,
-    /// Run only the scale workload (for investigating it).
+    /// Run only Strongroom's side of the scale workload and print its figures (for
+    /// investigating it).
     #[arg(long)]
     only_scale: bool,
+    /// Keep the scale workload's populated data in this directory and reuse it on the next
+    /// run instead of loading it again (for investigating; the load time is then not measured).
+    #[arg(long)]
+    scale_dir: Option<PathBuf>,
     /// Where to write the report.
     #[arg(long, default_value = "BENCHMARKS.md")]
     out: PathBuf,
@@ -534,6 +539,59 @@ fn random_ns_read(n: usize, root: String) -> Step {
     })
 }
 
+/// Workload 5 on Strongroom: load `plan.namespaces` project namespaces, restart on the data
+/// (namespaces load lazily), serve random reads across all of them and measure memory.
+/// With `keep`, the populated data lives there and is reused by the next run.
+async fn scale_strongroom(
+    plan: &Plan,
+    sr_bin: &Path,
+    issuer_key: &Path,
+    tmp: &Path,
+    keep: Option<&Path>,
+) -> Result<report::Scale> {
+    let dir = keep.map_or_else(|| tmp.join("sr-scale"), Path::to_path_buf);
+    let reuse = keep.is_some() && dir.join("strongroom.db").exists();
+    let (load, before, after) = if reuse {
+        eprintln!("reusing the populated data in {}", dir.display());
+        (Duration::ZERO, 0, 0)
+    } else {
+        let ours = servers::strongroom(sr_bin, &dir, issuer_key).await?;
+        let before = ours.rss_kb();
+        let load = populate(&ours.addr, "root", plan.namespaces, plan.clients).await?;
+        (load, before, ours.rss_kb())
+    };
+    let ours = servers::strongroom_at(sr_bin, &dir, issuer_key).await?;
+    let idle = ours.rss_kb();
+    let res = client::run(
+        &ours.addr,
+        plan.clients,
+        plan.warmup,
+        plan.duration * 2,
+        random_ns_read(plan.namespaces, "root".into()),
+    )
+    .await?;
+    let after_reads = ours.rss_kb();
+    let secrets = plan.namespaces as u64 * 10;
+    Ok(report::Scale {
+        namespaces: plan.namespaces,
+        load,
+        rss_before_kb: before,
+        rss_after_kb: after,
+        steady_idle_kb: idle,
+        steady_after_reads_kb: after_reads,
+        read_p50_ms: res.percentile(0.5),
+        read_p99_ms: res.percentile(0.99),
+        read_rps: res.ops_per_sec(),
+        read_errors: res.errors,
+        small_p99_ms: 0.0,
+        bytes_per_secret: ours.data_bytes() as f64 / secrets as f64,
+        openbao_namespaces: plan.openbao_namespaces,
+        openbao_load: Duration::ZERO,
+        openbao_rss_before_kb: 0,
+        openbao_rss_after_kb: 0,
+    })
+}
+
 /// Small writes, each followed by fdatasync, for one second: what one durable commit costs.
 fn fsync_rate(dir: &Path) -> Result<f64> {
     use std::io::Write;
@@ -584,13 +642,25 @@ async fn main() -> Result<()> {
     );
 
     if args.only_scale {
-        let ours = servers::strongroom(&sr_bin, &tmp.join("sr-scale"), &issuer_key).await?;
-        let load = populate(&ours.addr, "root", plan.namespaces, plan.clients).await?;
+        let s =
+            scale_strongroom(&plan, &sr_bin, &issuer_key, &tmp, args.scale_dir.as_deref()).await?;
         eprintln!(
-            "{} namespaces in {load:?}, RSS {} KiB",
+            "{} namespaces: load {:?}; RSS KiB before {} after load {} restarted {} after reads {} \
+             ({} B/namespace); read p50 {:.2} ms p99 {:.2} ms, {:.0} req/s, {} errors; {:.0} storage B/secret",
             plan.namespaces,
-            ours.rss_kb()
+            s.load,
+            s.rss_before_kb,
+            s.rss_after_kb,
+            s.steady_idle_kb,
+            s.steady_after_reads_kb,
+            s.steady_after_reads_kb.saturating_sub(s.steady_idle_kb) * 1024 / plan.namespaces.max(1) as u64,
+            s.read_p50_ms,
+            s.read_p99_ms,
+            s.read_rps,
+            s.read_errors,
+            s.bytes_per_secret,
         );
+        let _ = std::fs::remove_dir_all(&tmp);
         return Ok(());
     }
 
@@ -817,49 +887,15 @@ async fn main() -> Result<()> {
 
     // 5. scale: many project namespaces
     if !args.skip_scale {
-        let ours = servers::strongroom(&sr_bin, &tmp.join("sr-scale"), &issuer_key).await?;
-        let before = ours.rss_kb();
-        let load = populate(&ours.addr, "root", plan.namespaces, plan.clients).await?;
-        let after = ours.rss_kb();
-        // Steady state: restart on the populated data (namespaces load lazily), serve
-        // random reads across all of them, then measure.
-        let data_dir = ours.data_dir.clone().expect("data dir");
-        drop(ours);
-        let ours = servers::strongroom_at(&sr_bin, &data_dir, &issuer_key).await?;
-        let idle = ours.rss_kb();
-        let res = client::run(
-            &ours.addr,
-            plan.clients,
-            plan.warmup,
-            plan.duration * 2,
-            random_ns_read(plan.namespaces, "root".into()),
-        )
-        .await?;
-        let after_reads = ours.rss_kb();
-        let secrets = plan.namespaces as u64 * 10;
+        let mut s =
+            scale_strongroom(&plan, &sr_bin, &issuer_key, &tmp, args.scale_dir.as_deref()).await?;
+        s.small_p99_ms = small_p99;
         let bao = servers::openbao_dev(&bao_bin).await?;
-        let bao_before = bao.rss_kb();
-        let bao_load = populate(&bao.addr, "root", plan.openbao_namespaces, plan.clients).await?;
+        s.openbao_rss_before_kb = bao.rss_kb();
+        s.openbao_load = populate(&bao.addr, "root", plan.openbao_namespaces, plan.clients).await?;
         tokio::time::sleep(Duration::from_millis(500)).await;
-        let bao_after = bao.rss_kb();
-        report.scale = Some(report::Scale {
-            namespaces: plan.namespaces,
-            load,
-            rss_before_kb: before,
-            rss_after_kb: after,
-            steady_idle_kb: idle,
-            steady_after_reads_kb: after_reads,
-            read_p50_ms: res.percentile(0.5),
-            read_p99_ms: res.percentile(0.99),
-            read_rps: res.ops_per_sec(),
-            read_errors: res.errors,
-            small_p99_ms: small_p99,
-            bytes_per_secret: ours.data_bytes() as f64 / secrets as f64,
-            openbao_namespaces: plan.openbao_namespaces,
-            openbao_load: bao_load,
-            openbao_rss_before_kb: bao_before,
-            openbao_rss_after_kb: bao_after,
-        });
+        s.openbao_rss_after_kb = bao.rss_kb();
+        report.scale = Some(s);
     }
 
     let _ = std::fs::remove_dir_all(&tmp);

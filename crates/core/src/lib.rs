@@ -250,6 +250,7 @@ impl Core {
             .await?;
         }
         let root_token = token::create_root_token(self, &active, root_token_id).await?;
+        token::mark_expiry_indexed(&root).await?;
         // Like OpenBao: a Shamir-sealed server starts sealed after init; the operator
         // unseals it with the shares just handed out. A static seal unseals itself.
         if matches!(self.seal, Seal::Shamir) {

@@ -4,6 +4,10 @@
 //! only an HMAC-SHA256 of the token (keyed by a per-install salt inside the barrier) is
 //! stored, at `sys/token/id/<hash>` in the token's namespace, with indexes
 //! `sys/token/accessor/<hash(accessor)>` and `sys/token/parent/<parent>/<child>`.
+//! Tokens that expire are also indexed by expiry across all namespaces, at
+//! `core/token-expiry/<expire time, 20 digits>/<namespace id>/<hash>` in the root, written
+//! in the same transaction as the entry: tidying reads only what has expired, never every
+//! namespace.
 //! Batch tokens (`b.` + base64url) are the entry itself, encrypted by the barrier: nothing
 //! is written when one is issued, and any node holding the keyring can verify it.
 //!
@@ -26,6 +30,21 @@ use crate::view::TxnError;
 use crate::{policy, util, Active, Caller, Core, Operation, Request, Response};
 
 const BATCH_AAD: &str = "strongroom/batch-token/v1";
+
+/// The expiry index (root namespace, absolute keys).
+const EXPIRY_PREFIX: &str = "core/token-expiry/";
+/// Present once every stored token has its expiry index entry (tokens stored before the
+/// index existed are indexed by the first tidy).
+const EXPIRY_INDEXED: &str = "core/token-expiry-indexed";
+
+fn expiry_key(expire_time: i64, ns_id: &str, hash: &str) -> String {
+    format!("{EXPIRY_PREFIX}{expire_time:020}/{ns_id}/{hash}")
+}
+
+/// The op that indexes `e` (stored in namespace `ns_id`) by expiry, if it expires.
+fn expiry_put(e: &TokenEntry, ns_id: &str) -> Option<BarrierOp> {
+    (e.expire_time > 0).then(|| BarrierOp::Put(expiry_key(e.expire_time, ns_id, &e.hash), vec![]))
+}
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct TokenEntry {
@@ -280,7 +299,9 @@ async fn store_entry(
             ));
         }
     }
-    ns.view.transact(ops).await.map_err(|e| match e {
+    let mut ops: Vec<BarrierOp> = ops.into_iter().map(|op| ns.view.absolute(op)).collect();
+    ops.extend(expiry_put(e, &ns.ns.id));
+    ns.view.transact_absolute(ops).await.map_err(|e| match e {
         TxnError::Conflict => CoreError::bad("a token with this ID already exists"),
         TxnError::Other(e) => e,
     })?;
@@ -699,7 +720,15 @@ async fn revoke_one(active: &Active, ns: &NsState, hash: &str) -> Result<()> {
             ops.push(BarrierOp::Delete(format!("sys/token/parent/{ph}/{hash}")));
         }
     }
-    ns.view.transact(ops).await?;
+    let mut ops: Vec<BarrierOp> = ops.into_iter().map(|op| ns.view.absolute(op)).collect();
+    if e.expire_time > 0 {
+        ops.push(BarrierOp::Delete(expiry_key(
+            e.expire_time,
+            &ns.ns.id,
+            hash,
+        )));
+    }
+    ns.view.transact_absolute(ops).await?;
     active.tokens.remove(hash);
     Ok(())
 }
@@ -811,10 +840,16 @@ async fn renew(
             ));
         }
     }
+    let old_expiry = expiry_key(e.expire_time, &ns.ns.id, &e.hash);
     e.expire_time = now + ttl;
-    ns.view
-        .put_json(&format!("sys/token/id/{}", e.hash), &e)
-        .await?;
+    let bytes = serde_json::to_vec(&e).map_err(|x| CoreError::Internal(x.to_string()))?;
+    let mut ops = vec![
+        ns.view
+            .absolute(BarrierOp::Put(format!("sys/token/id/{}", e.hash), bytes)),
+        BarrierOp::Delete(old_expiry),
+    ];
+    ops.extend(expiry_put(&e, &ns.ns.id));
+    ns.view.transact_absolute(ops).await?;
     active.tokens.insert(e.hash.clone(), Arc::new(e.clone()));
     let mut r = Response {
         auth: Some(auth_json(&e, id, now)),
@@ -954,37 +989,249 @@ pub(crate) async fn handle(
     }
 }
 
-/// Revoke expired tokens (and their children) in every loaded namespace and the root.
+/// Revoke expired tokens (and their children) in every namespace: reads the expiry index
+/// up to now, so the cost is the number of expired tokens, not of namespaces.
 pub(crate) async fn tidy(core: &Core, active: &Active) -> Result<()> {
-    let now = util::now_secs();
     let root = active.namespaces.root();
-    let mut namespaces = vec![root.clone()];
-    let mut i = 0;
-    while i < namespaces.len() {
-        let ns = namespaces[i].clone();
-        for child in active.namespaces.list_children(&ns).await? {
-            if let Some(c) = active.namespaces.by_id(&child.id).await? {
-                namespaces.push(c);
+    if root.view.get(EXPIRY_INDEXED).await?.is_none() {
+        backfill_expiry_index(core, active).await?;
+    }
+    let now = util::now_secs();
+    // `is_expired` is `now > expire_time`: every key below this one has expired.
+    let end = format!("{EXPIRY_PREFIX}{now:020}/");
+    let mut after: Option<String> = None;
+    loop {
+        let page: Vec<String> = root
+            .view
+            .scan(EXPIRY_PREFIX, after.as_deref(), 256)
+            .await?
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        let Some(last) = page.last() else { break };
+        after = Some(last.clone());
+        for key in page.iter().take_while(|k| k.as_str() < end.as_str()) {
+            let mut parts = key[EXPIRY_PREFIX.len()..].splitn(3, '/');
+            let (_, ns_id, hash) = (parts.next(), parts.next(), parts.next());
+            let (Some(ns_id), Some(hash)) = (ns_id, hash) else {
+                root.view.delete(key).await?;
+                continue;
+            };
+            let entry = match active.namespaces.by_id(ns_id).await? {
+                Some(ns) => ns
+                    .view
+                    .get_json::<TokenEntry>(&format!("sys/token/id/{hash}"))
+                    .await?
+                    .filter(|e| expiry_key(e.expire_time, ns_id, hash) == *key),
+                None => None,
+            };
+            match entry {
+                Some(e) if e.is_expired(now) => revoke_tree(core, active, &e).await?,
+                Some(_) => {}
+                // The token or its namespace is gone, or it was renewed: a stale entry.
+                None => root.view.delete(key).await?,
             }
         }
-        i += 1;
-    }
-    for ns in namespaces {
-        let mut after: Option<String> = None;
-        loop {
-            let page = ns.view.scan("sys/token/id/", after.as_deref(), 512).await?;
-            if page.is_empty() {
-                break;
-            }
-            after = page.last().map(|(k, _)| k.clone());
-            for (_, v) in page {
-                if let Ok(e) = serde_json::from_slice::<TokenEntry>(&v) {
-                    if e.is_expired(now) {
-                        revoke_tree(core, active, &e).await?;
-                    }
-                }
-            }
+        if last.as_str() >= end.as_str() {
+            break;
         }
     }
     Ok(())
+}
+
+/// A fresh install has nothing to backfill.
+pub(crate) async fn mark_expiry_indexed(root: &NsState) -> Result<()> {
+    root.view.put(EXPIRY_INDEXED, b"1").await
+}
+
+/// Index by expiry the tokens stored before the index existed: one pass over every
+/// namespace, a page at a time (no namespace is loaded or cached), then the marker.
+async fn backfill_expiry_index(core: &Core, active: &Active) -> Result<()> {
+    let root = active.namespaces.root();
+    let mut ns_ids = vec!["root".to_owned()];
+    let mut after: Option<String> = None;
+    loop {
+        let page: Vec<String> = root
+            .view
+            .scan("core/ns-id/", after.as_deref(), 512)
+            .await?
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        let Some(last) = page.last() else { break };
+        after = Some(last.clone());
+        ns_ids.extend(page.iter().map(|k| k["core/ns-id/".len()..].to_owned()));
+    }
+    for ns_id in ns_ids {
+        let prefix = if ns_id == "root" {
+            String::new()
+        } else {
+            format!("namespaces/{ns_id}/")
+        };
+        let view = crate::view::View::new(core.barrier.clone(), prefix);
+        let mut after: Option<String> = None;
+        loop {
+            let page = view.scan("sys/token/id/", after.as_deref(), 512).await?;
+            let Some((last, _)) = page.last() else { break };
+            after = Some(last.clone());
+            let ops: Vec<BarrierOp> = page
+                .iter()
+                .filter_map(|(_, v)| serde_json::from_slice::<TokenEntry>(v).ok())
+                .filter_map(|e| expiry_put(&e, &ns_id))
+                .collect();
+            if !ops.is_empty() {
+                root.view.transact_absolute(ops).await?;
+            }
+        }
+    }
+    root.view.put(EXPIRY_INDEXED, b"1").await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{CoreConfig, Seal};
+    use strongroom_barrier::{seal::StaticSeal, UnsealKey};
+    use strongroom_storage::MemoryStorage;
+
+    async fn call(
+        core: &Core,
+        ns: &str,
+        op: Operation,
+        path: &str,
+        data: Value,
+    ) -> Result<Response> {
+        let mut req = Request::new(op, path).with_token("root").with_data(data);
+        req.namespace = ns.into();
+        core.handle(req).await
+    }
+
+    /// Create a token in namespace `ns`; returns (token, its hash).
+    async fn token(core: &Core, ns: &str, ttl: &str) -> String {
+        let r = call(
+            core,
+            ns,
+            Operation::Update,
+            "auth/token/create",
+            json!({"ttl": ttl}),
+        )
+        .await
+        .unwrap();
+        r.auth.unwrap()["client_token"].as_str().unwrap().to_owned()
+    }
+
+    async fn lookup_ok(core: &Core, ns: &str, t: &str) -> bool {
+        call(
+            core,
+            ns,
+            Operation::Update,
+            "auth/token/lookup",
+            json!({"token": t}),
+        )
+        .await
+        .is_ok()
+    }
+
+    async fn index_len(core: &Core) -> usize {
+        core.barrier
+            .scan(EXPIRY_PREFIX, None, usize::MAX)
+            .await
+            .unwrap()
+            .len()
+    }
+
+    /// Stored token entries in every namespace (an expired token fails lookup whether or
+    /// not it was revoked; this shows it is gone).
+    async fn stored_tokens(core: &Core) -> usize {
+        let mut n = 0;
+        for prefix in ["sys/token/id/", "namespaces/"] {
+            n += core
+                .barrier
+                .storage()
+                .scan(prefix, None, usize::MAX)
+                .await
+                .unwrap()
+                .iter()
+                .filter(|(k, _)| k.contains("sys/token/id/"))
+                .count();
+        }
+        n
+    }
+
+    #[tokio::test]
+    async fn tidy_revokes_expired_tokens_in_every_namespace_through_the_expiry_index() {
+        let core = Core::new(
+            Arc::new(MemoryStorage::new()),
+            CoreConfig::default(),
+            Seal::Static(StaticSeal {
+                current_key_id: "test".into(),
+                current: UnsealKey::generate(),
+                previous: None,
+            }),
+        );
+        core.initialize(1, 1, Some("root".into())).await.unwrap();
+        call(
+            &core,
+            "",
+            Operation::Update,
+            "sys/namespaces/team",
+            json!({}),
+        )
+        .await
+        .unwrap();
+        let short_root = token(&core, "", "1s").await;
+        let short_ns = token(&core, "team", "1s").await;
+        let long_ns = token(&core, "team", "1h").await;
+        // The root token never expires: only the three above are indexed.
+        assert_eq!(index_len(&core).await, 3);
+        assert_eq!(stored_tokens(&core).await, 4);
+
+        tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+        let active = core.active().unwrap();
+        tidy(&core, &active).await.unwrap();
+        assert!(!lookup_ok(&core, "", &short_root).await);
+        assert!(!lookup_ok(&core, "team", &short_ns).await);
+        assert!(lookup_ok(&core, "team", &long_ns).await);
+        assert_eq!(
+            index_len(&core).await,
+            1,
+            "revocation removes index entries"
+        );
+        assert_eq!(
+            stored_tokens(&core).await,
+            2,
+            "root token and the 1h one remain"
+        );
+
+        // Data written before the index existed: the first tidy indexes it.
+        let expired = token(&core, "team", "1s").await;
+        core.barrier
+            .transact(vec![
+                BarrierOp::DeletePrefix(EXPIRY_PREFIX.into()),
+                BarrierOp::Delete(EXPIRY_INDEXED.into()),
+            ])
+            .await
+            .unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+        tidy(&core, &active).await.unwrap();
+        assert!(!lookup_ok(&core, "team", &expired).await);
+        assert!(lookup_ok(&core, "team", &long_ns).await);
+        assert_eq!(stored_tokens(&core).await, 2);
+        assert_eq!(index_len(&core).await, 1);
+        assert!(core.barrier.get(EXPIRY_INDEXED).await.unwrap().is_some());
+
+        // Renewal moves the entry; the old one does not make tidy revoke the token.
+        call(
+            &core,
+            "team",
+            Operation::Update,
+            "auth/token/renew",
+            json!({"token": long_ns, "increment": "2h"}),
+        )
+        .await
+        .unwrap();
+        assert_eq!(index_len(&core).await, 1);
+        tidy(&core, &active).await.unwrap();
+        assert!(lookup_ok(&core, "team", &long_ns).await);
+    }
 }

@@ -36,6 +36,17 @@ impl View {
         format!("{}{k}", self.prefix)
     }
 
+    /// `op` with its key made absolute (this view's prefix added), for a transaction that
+    /// also touches keys outside the view ([`View::transact_absolute`]).
+    pub fn absolute(&self, op: BarrierOp) -> BarrierOp {
+        match op {
+            BarrierOp::Put(k, v) => BarrierOp::Put(self.key(&k), v),
+            BarrierOp::Delete(k) => BarrierOp::Delete(self.key(&k)),
+            BarrierOp::DeletePrefix(k) => BarrierOp::DeletePrefix(self.key(&k)),
+            BarrierOp::Check(k, v) => BarrierOp::Check(self.key(&k), v),
+        }
+    }
+
     pub async fn get(&self, k: &str) -> Result<Option<Vec<u8>>> {
         Ok(self.barrier.get(&self.key(k)).await?)
     }
@@ -96,15 +107,12 @@ impl View {
 
     /// Atomic ops with keys relative to this view.
     pub async fn transact(&self, ops: Vec<BarrierOp>) -> Result<(), TxnError> {
-        let ops = ops
-            .into_iter()
-            .map(|op| match op {
-                BarrierOp::Put(k, v) => BarrierOp::Put(self.key(&k), v),
-                BarrierOp::Delete(k) => BarrierOp::Delete(self.key(&k)),
-                BarrierOp::DeletePrefix(k) => BarrierOp::DeletePrefix(self.key(&k)),
-                BarrierOp::Check(k, v) => BarrierOp::Check(self.key(&k), v),
-            })
-            .collect();
+        let ops = ops.into_iter().map(|op| self.absolute(op)).collect();
+        self.transact_absolute(ops).await
+    }
+
+    /// Atomic ops whose keys are already absolute (see [`View::absolute`]).
+    pub async fn transact_absolute(&self, ops: Vec<BarrierOp>) -> Result<(), TxnError> {
         match self.barrier.transact(ops).await {
             Ok(()) => Ok(()),
             Err(strongroom_barrier::BarrierError::Storage(
