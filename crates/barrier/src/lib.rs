@@ -320,13 +320,21 @@ struct Cached {
     ciphertext: Vec<u8>,
 }
 
+/// What [`Barrier::read`] found: a cache entry (`None`: known absent), or what storage
+/// returned (plaintext, ciphertext).
+enum Read {
+    Hit(Option<Arc<Cached>>),
+    Miss(Option<(Vec<u8>, Vec<u8>)>),
+}
+
 /// The encryption barrier over a storage backend.
 pub struct Barrier {
     storage: Arc<dyn Storage>,
     keyring: ArcSwapOption<Keyring>,
-    /// Write-through cache of decrypted values; `None` when another process may write the
-    /// same storage (then every read goes to storage).
-    cache: Option<cache::Cache<String, Arc<Cached>>>,
+    /// Write-through cache of decrypted values, and of absent keys (`None`: a read of a key
+    /// that does not exist, such as an unset config, costs no storage read either); `None`
+    /// when another process may write the same storage (then every read goes to storage).
+    cache: Option<cache::Cache<String, Option<Arc<Cached>>>>,
     /// Bumped before and after every write; a read only caches what it read if no write
     /// was in flight when it started and none began before it finished.
     write_epoch: AtomicU64,
@@ -517,39 +525,47 @@ impl Barrier {
     }
 
     pub async fn get(&self, path: &str) -> Result<Option<Vec<u8>>> {
-        Ok(self.get_versioned(path).await?.map(|(p, _)| p))
+        Ok(match self.read(path).await? {
+            Read::Hit(c) => c.map(|c| c.plaintext.to_vec()),
+            Read::Miss(v) => v.map(|(p, _)| p),
+        })
     }
 
     /// The plaintext and the stored ciphertext (a version token for [`BarrierOp::Check`]).
     pub async fn get_versioned(&self, path: &str) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
+        Ok(match self.read(path).await? {
+            Read::Hit(c) => c.map(|c| (c.plaintext.to_vec(), c.ciphertext.clone())),
+            Read::Miss(v) => v,
+        })
+    }
+
+    async fn read(&self, path: &str) -> Result<Read> {
         let ring = self.ring()?;
         if let Some(c) = &self.cache {
             if let Some(hit) = c.get(path) {
-                return Ok(Some((hit.plaintext.to_vec(), hit.ciphertext.clone())));
+                return Ok(Read::Hit(hit));
             }
         }
         let epoch = self.write_epoch.load(Ordering::SeqCst);
         let quiet = self.writes_in_flight.load(Ordering::SeqCst) == 0;
-        match self.storage.get(path).await? {
-            None => Ok(None),
-            Some(ct) => {
-                let plain = self.decrypt(&ring, path, &ct)?;
-                if let (Some(c), true) = (&self.cache, quiet) {
-                    c.insert(
-                        path.to_owned(),
-                        Arc::new(Cached {
-                            plaintext: Zeroizing::new(plain.clone()),
-                            ciphertext: ct.clone(),
-                        }),
-                    );
-                    if self.write_epoch.load(Ordering::SeqCst) != epoch {
-                        // A write began meanwhile: what we read may already be stale.
-                        c.remove(path);
-                    }
-                }
-                Ok(Some((plain, ct)))
+        let found = match self.storage.get(path).await? {
+            None => None,
+            Some(ct) => Some((self.decrypt(&ring, path, &ct)?, ct)),
+        };
+        if let (Some(c), true) = (&self.cache, quiet) {
+            let cached = found.as_ref().map(|(plain, ct)| {
+                Arc::new(Cached {
+                    plaintext: Zeroizing::new(plain.clone()),
+                    ciphertext: ct.clone(),
+                })
+            });
+            c.insert(path.to_owned(), cached);
+            if self.write_epoch.load(Ordering::SeqCst) != epoch {
+                // A write began meanwhile: what we read may already be stale.
+                c.remove(path);
             }
         }
+        Ok(Read::Miss(found))
     }
 
     pub async fn put(&self, path: &str, plaintext: &[u8]) -> Result<()> {
@@ -802,6 +818,41 @@ mod tests {
                 b.initialize(&UnsealKey::generate()).await,
                 Err(BarrierError::AlreadyInitialized)
             ));
+        });
+    }
+
+    #[test]
+    fn cached_absence_ends_with_any_write_of_the_key() {
+        rt().block_on(async {
+            let b = Barrier::new(Arc::new(MemoryStorage::new()));
+            b.initialize(&UnsealKey::generate()).await.unwrap();
+            for k in ["p", "t", "d/x"] {
+                assert!(b.get(k).await.unwrap().is_none());
+                assert!(
+                    b.get_versioned(k).await.unwrap().is_none(),
+                    "cached absence"
+                );
+            }
+            b.put("p", b"1").await.unwrap();
+            b.transact(vec![
+                BarrierOp::Check("t".into(), None),
+                BarrierOp::Put("t".into(), b"2".to_vec()),
+            ])
+            .await
+            .unwrap();
+            b.transact(vec![BarrierOp::Put("d/x".into(), b"3".to_vec())])
+                .await
+                .unwrap();
+            assert_eq!(b.get("p").await.unwrap().unwrap(), b"1");
+            assert_eq!(b.get("t").await.unwrap().unwrap(), b"2");
+            assert_eq!(b.get("d/x").await.unwrap().unwrap(), b"3");
+            // And the other way: a deleted key reads as absent, also after a prefix delete.
+            b.delete("p").await.unwrap();
+            b.transact(vec![BarrierOp::DeletePrefix("d/".into())])
+                .await
+                .unwrap();
+            assert!(b.get("p").await.unwrap().is_none());
+            assert!(b.get("d/x").await.unwrap().is_none());
         });
     }
 }

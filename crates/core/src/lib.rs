@@ -84,9 +84,13 @@ struct UnsealProgress {
 
 /// State that exists only while unsealed; dropping it forgets every cached secret.
 pub(crate) struct Active {
-    pub token_salt: Zeroizing<Vec<u8>>,
+    /// HMAC key (the per-install salt) that token values are stored under.
+    pub token_key: aws_lc_rs::hmac::Key,
     pub namespaces: Registry,
     pub tokens: Cache<String, Arc<TokenEntry>>,
+    /// SHA-256(batch token) → its decoded entry: a job presents the same batch token on
+    /// each of its requests; decrypting and parsing it once is enough (it is immutable).
+    pub batch_tokens: Cache<[u8; 32], Arc<TokenEntry>>,
     pub acls: Cache<String, Arc<Acl>>,
     pub cluster_id: String,
 }
@@ -274,9 +278,13 @@ impl Core {
             .map(|b| String::from_utf8_lossy(&b).into_owned())
             .unwrap_or_default();
         let active = Active {
-            token_salt: Zeroizing::new(salt),
+            token_key: aws_lc_rs::hmac::Key::new(
+                aws_lc_rs::hmac::HMAC_SHA256,
+                &Zeroizing::new(salt),
+            ),
             namespaces: Registry::new(self.barrier.clone()),
             tokens: Cache::new(100_000),
+            batch_tokens: Cache::new(4_096),
             acls: Cache::new(10_000),
             cluster_id,
         };

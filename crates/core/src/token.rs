@@ -112,8 +112,7 @@ impl TokenEntry {
 }
 
 fn hash_token(active: &Active, id: &str) -> String {
-    let key = hmac::Key::new(hmac::HMAC_SHA256, &active.token_salt);
-    hex::encode(hmac::sign(&key, id.as_bytes()).as_ref())
+    hex::encode(hmac::sign(&active.token_key, id.as_bytes()).as_ref())
 }
 
 /// The namespace id a token or accessor names by its suffix (`s.xxx.<nsid>`).
@@ -160,14 +159,26 @@ async fn resolve(
 ) -> Result<Option<(Arc<TokenEntry>, Arc<NsState>)>> {
     let now = util::now_secs();
     if let Some(blob) = id.strip_prefix("b.") {
-        let Ok(ct) = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(blob) else {
-            return Ok(None);
-        };
-        let Ok(plain) = core.barrier.open_blob(BATCH_AAD, &ct) else {
-            return Ok(None);
-        };
-        let Ok(entry) = serde_json::from_slice::<TokenEntry>(&plain) else {
-            return Ok(None);
+        let digest: [u8; 32] = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, id.as_bytes())
+            .as_ref()
+            .try_into()
+            .expect("SHA-256 is 32 bytes");
+        let entry = match active.batch_tokens.get(&digest) {
+            Some(e) => e,
+            None => {
+                let Ok(ct) = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(blob) else {
+                    return Ok(None);
+                };
+                let Ok(plain) = core.barrier.open_blob(BATCH_AAD, &ct) else {
+                    return Ok(None);
+                };
+                let Ok(entry) = serde_json::from_slice::<TokenEntry>(&plain) else {
+                    return Ok(None);
+                };
+                let entry = Arc::new(entry);
+                active.batch_tokens.insert(digest, entry.clone());
+                entry
+            }
         };
         if entry.is_expired(now) {
             return Ok(None);
@@ -185,7 +196,7 @@ async fn resolve(
         let Some(ns) = active.namespaces.by_id(&entry.namespace_id).await? else {
             return Ok(None);
         };
-        return Ok(Some((Arc::new(entry), ns)));
+        return Ok(Some((entry, ns)));
     }
     let Some(ns) = active.namespaces.by_id(ns_suffix(id)).await? else {
         return Ok(None);

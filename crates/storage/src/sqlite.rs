@@ -2,9 +2,9 @@
 //!
 //! Reads run on a small pool of read-only connections and never wait for writers (WAL).
 //! All writes go to one writer thread that *group-commits*: it takes every transaction
-//! queued while the previous commit was syncing, applies each inside its own savepoint
-//! (so one failed check aborts only its own transaction) and commits them with a single
-//! fsync. A write is acknowledged only after its commit is durable, so an acknowledged
+//! queued while the previous commit was syncing, runs each one's checks before any of its
+//! writes (so a failed check aborts only its own transaction, having written nothing) and
+//! commits them with a single fsync. A write is acknowledged only after its commit is durable, so an acknowledged
 //! write survives `kill -9` and power loss.
 
 use std::path::{Path, PathBuf};
@@ -76,9 +76,10 @@ impl SqliteStorage {
              PRAGMA wal_autocheckpoint=8192;
              PRAGMA journal_size_limit=67108864;
              PRAGMA busy_timeout=5000;
-             CREATE TABLE IF NOT EXISTS kv (key BLOB PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;",
+             PRAGMA cache_size=-32768;",
         )
         .map_err(backend)?;
+        migrate_schema(&conn)?;
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
@@ -165,11 +166,22 @@ fn commit_batch(conn: &mut Connection, batch: Vec<(Vec<Op>, Reply)>) {
     let mut results = Vec::with_capacity(batch.len());
     let mut replies = Vec::with_capacity(batch.len());
     for (ops, reply) in batch {
-        let r = (|| -> Result<()> {
-            let mut sp = tx.unchecked_transaction_savepoint()?;
-            apply(&sp, &ops)?;
-            sp.commit().map_err(backend)
-        })();
+        // Checks first: a transaction whose check fails writes nothing, so no savepoint
+        // is needed to undo it.
+        let r = check(&tx, &ops);
+        if r.is_ok() {
+            if let Err(e) = write(&tx, &ops) {
+                // A failed insert or delete is the database's failure, not this
+                // transaction's (full disk, I/O error): it may be half applied, so the
+                // whole batch is rolled back and every caller told.
+                drop(tx);
+                let msg = format!("write failed: {e}");
+                for reply in replies.into_iter().chain(std::iter::once(reply)) {
+                    let _ = reply.send(Err(StorageError::Unavailable(msg.clone())));
+                }
+                return;
+            }
+        }
         results.push(r);
         replies.push(reply);
     }
@@ -183,63 +195,63 @@ fn commit_batch(conn: &mut Connection, batch: Vec<(Vec<Op>, Reply)>) {
     }
 }
 
-/// rusqlite only offers savepoints on `&mut Transaction`; we hold `&Transaction` while
-/// iterating, so name savepoints by hand.
-trait SavepointExt {
-    fn unchecked_transaction_savepoint(&self) -> Result<Savepoint<'_>>;
-}
+/// The table: keys in a unique index, values in a rowid table. (Until 0.1 it was one
+/// `WITHOUT ROWID` table; there a value over ~1 KB spills to overflow pages *inside the
+/// key's B-tree*, and every seek that compares against such a cell reads all its overflow
+/// pages — mount tables, token entries and kv metadata with many versions made point
+/// reads and writes several times dearer. Here a seek touches keys only.)
+const SCHEMA: &str =
+    "CREATE TABLE kv (id INTEGER PRIMARY KEY, key BLOB NOT NULL UNIQUE, value BLOB NOT NULL)";
 
-struct Savepoint<'a> {
-    conn: &'a Connection,
-    done: bool,
-}
-
-impl SavepointExt for rusqlite::Transaction<'_> {
-    fn unchecked_transaction_savepoint(&self) -> Result<Savepoint<'_>> {
-        self.execute_batch("SAVEPOINT txn").map_err(backend)?;
-        Ok(Savepoint {
-            conn: self,
-            done: false,
-        })
-    }
-}
-
-impl Savepoint<'_> {
-    fn commit(&mut self) -> rusqlite::Result<()> {
-        self.done = true;
-        self.conn.execute_batch("RELEASE txn")
-    }
-}
-
-impl std::ops::Deref for Savepoint<'_> {
-    type Target = Connection;
-    fn deref(&self) -> &Connection {
-        self.conn
-    }
-}
-
-impl Drop for Savepoint<'_> {
-    fn drop(&mut self) {
-        if !self.done {
-            let _ = self.conn.execute_batch("ROLLBACK TO txn; RELEASE txn");
+/// Create the table, or convert the old `WITHOUT ROWID` one in a single transaction
+/// (all or nothing: a crash midway leaves the old table as it was).
+fn migrate_schema(conn: &Connection) -> Result<()> {
+    let sql: Option<String> = conn
+        .query_row(
+            "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'kv'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(backend)?;
+    match sql {
+        None => conn.execute_batch(SCHEMA).map_err(backend),
+        Some(sql) if sql.to_ascii_uppercase().contains("WITHOUT ROWID") => {
+            tracing::info!("converting the SQLite table to the rowid layout (one transaction)");
+            conn.execute_batch(&format!(
+                "BEGIN IMMEDIATE;
+                 {};
+                 INSERT INTO kv_new (key, value) SELECT key, value FROM kv ORDER BY key;
+                 DROP TABLE kv;
+                 ALTER TABLE kv_new RENAME TO kv;
+                 COMMIT;",
+                SCHEMA.replacen("TABLE kv", "TABLE kv_new", 1)
+            ))
+            .map_err(|e| {
+                let _ = conn.execute_batch("ROLLBACK");
+                StorageError::Unavailable(format!("converting the table: {e}"))
+            })
         }
+        Some(_) => Ok(()),
     }
 }
 
-fn apply(conn: &Connection, ops: &[Op]) -> Result<()> {
+fn check(conn: &Connection, ops: &[Op]) -> Result<()> {
     for op in ops {
         if let Op::Check(k, expect) = op {
             let cur: Option<Vec<u8>> = conn
-                .query_row("SELECT value FROM kv WHERE key = ?1", [k.as_bytes()], |r| {
-                    r.get(0)
-                })
-                .optional()
+                .prepare_cached("SELECT value FROM kv WHERE key = ?1")
+                .and_then(|mut s| s.query_row([k.as_bytes()], |r| r.get(0)).optional())
                 .map_err(backend)?;
             if cur.as_ref() != expect.as_ref() {
                 return Err(StorageError::Conflict(k.clone()));
             }
         }
     }
+    Ok(())
+}
+
+fn write(conn: &Connection, ops: &[Op]) -> Result<()> {
     for op in ops {
         match op {
             Op::Put(k, v) => {
@@ -401,6 +413,50 @@ mod tests {
         let p = tmp("cas");
         let s = Arc::new(SqliteStorage::open(&p, SqliteOptions::default()).unwrap());
         crate::conformance::concurrent_cas(s.clone()).await;
+        s.close().await;
+        let _ = std::fs::remove_dir_all(p.parent().unwrap());
+    }
+
+    #[tokio::test]
+    async fn converts_the_old_without_rowid_table() {
+        let p = tmp("convert");
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        {
+            let c = Connection::open(&p).unwrap();
+            c.execute_batch(
+                "PRAGMA journal_mode=WAL;
+                 CREATE TABLE kv (key BLOB PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;",
+            )
+            .unwrap();
+            for i in 0..500u32 {
+                // Values large enough to spill to overflow pages, as the layout change is for.
+                let v = vec![(i % 251) as u8; 1500 + i as usize];
+                c.execute(
+                    "INSERT INTO kv VALUES (?1, ?2)",
+                    params![format!("k/{i:04}").as_bytes(), v],
+                )
+                .unwrap();
+            }
+        }
+        let s = SqliteStorage::open(&p, SqliteOptions::default()).unwrap();
+        for i in [0u32, 1, 250, 499] {
+            let v = s.get(&format!("k/{i:04}")).await.unwrap().unwrap();
+            assert_eq!(v, vec![(i % 251) as u8; 1500 + i as usize]);
+        }
+        assert_eq!(s.scan("k/", None, 1000).await.unwrap().len(), 500);
+        s.put("k/0000", b"new".to_vec()).await.unwrap();
+        s.close().await;
+        let c = Connection::open(&p).unwrap();
+        let sql: String = c
+            .query_row("SELECT sql FROM sqlite_master WHERE name = 'kv'", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert!(!sql.contains("WITHOUT ROWID"), "{sql}");
+        // Opening again leaves the converted table alone.
+        let s = SqliteStorage::open(&p, SqliteOptions::default()).unwrap();
+        assert_eq!(s.get("k/0000").await.unwrap().as_deref(), Some(&b"new"[..]));
+        assert_eq!(s.scan("k/", None, 1000).await.unwrap().len(), 500);
         s.close().await;
         let _ = std::fs::remove_dir_all(p.parent().unwrap());
     }
