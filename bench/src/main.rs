@@ -255,7 +255,13 @@ fn ci_jwt(issuer: &DevIssuer, job: u64) -> String {
 
 /// Each login presents a different token (as distinct CI jobs do), from a pre-signed pool.
 fn login_step(role: &'static str, jwts: Arc<Vec<String>>) -> Step {
-    let next = Arc::new(AtomicU64::new(0));
+    login_step_from(role, jwts, 0)
+}
+
+/// Logins starting at use `start` of the pool (a later workload starts past what earlier
+/// ones used, so it meets no (mount, token) pair a server may still remember).
+fn login_step_from(role: &'static str, jwts: Arc<Vec<String>>, start: u64) -> Step {
+    let next = Arc::new(AtomicU64::new(start));
     Arc::new(move |_c, _i, mut conn| {
         let (jwts, next) = (jwts.clone(), next.clone());
         Box::pin(async move {
@@ -835,6 +841,28 @@ async fn main() -> Result<()> {
     )
     .await?;
     report.push(Section::new("2. KV v2 durable write", "PUT `secret/data/w/<client>-<n>`; Strongroom SQLite (WAL, fsync per commit, group commit) vs OpenBao raft", rows(&["Strongroom (SQLite)", "OpenBao (raft)"], &[&ours, &raft], &res)));
+    // 3c. service-token logins with both servers storing tokens durably (a service token
+    // is a storage write; `bao server -dev` keeps it in memory)
+    let start = (MOUNTS as u64 / 2) * jwts.len() as u64;
+    let res = compare(
+        &plan,
+        &[
+            (
+                ours.addr.as_str(),
+                login_step_from("svc", jwts.clone(), start),
+            ),
+            (
+                raft.addr.as_str(),
+                login_step_from("svc", jwts.clone(), start),
+            ),
+        ],
+    )
+    .await?;
+    report.push(Section::new(
+        "3c. JWT login (service tokens), both durable",
+        "the service-token logins of workload 3 with OpenBao on raft: both servers write each token durably",
+        rows(&["Strongroom (SQLite)", "OpenBao (raft)"], &[&ours, &raft], &res),
+    ));
     // 1b/2b. the same read and durable write with Strongroom on PostgreSQL
     if !args.skip_postgres {
         match servers::strongroom_pg(
