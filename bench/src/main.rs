@@ -61,6 +61,10 @@ struct Args {
     /// Namespaces for OpenBao's scale measurement (extrapolated to the full count).
     #[arg(long)]
     openbao_namespaces: Option<usize>,
+    /// Distinct CI ID tokens to sign for the login and job workloads (default 200,000;
+    /// 2,000 with `--quick`, where logins then repeat tokens and mean nothing).
+    #[arg(long)]
+    token_pool: Option<u64>,
     /// Skip the scale workload.
     #[arg(long)]
     skip_scale: bool,
@@ -739,7 +743,9 @@ async fn main() -> Result<()> {
     // that a run rarely reuses one).
     // Large enough that no token is presented twice within a minute at the rates seen
     // here, so no server can serve a login from a cache.
-    let pool: u64 = if args.quick { 2_000 } else { 200_000 };
+    let pool: u64 = args
+        .token_pool
+        .unwrap_or(if args.quick { 2_000 } else { 200_000 });
     eprintln!("signing {pool} CI ID tokens…");
     let threads = std::thread::available_parallelism()
         .map(|n| n.get() as u64)
