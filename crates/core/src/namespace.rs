@@ -60,7 +60,7 @@ impl Namespace {
         if self.path.is_empty() {
             String::new()
         } else {
-            format!("namespaces/{}/", self.id)
+            storage_prefix_of(&self.id)
         }
     }
     pub fn to_json(&self) -> Value {
@@ -72,6 +72,15 @@ impl Namespace {
             "locked": false,
             "tainted": false,
         })
+    }
+}
+
+/// Where the namespace with this id keeps its entries (`root`: no prefix).
+pub fn storage_prefix_of(id: &str) -> String {
+    if id == "root" {
+        String::new()
+    } else {
+        format!("namespaces/{id}/")
     }
 }
 
@@ -164,6 +173,12 @@ impl Registry {
 
     pub fn root(&self) -> Arc<NsState> {
         self.root.clone()
+    }
+
+    /// A view of the namespace with this id, without loading (or caching) it: for passes
+    /// over every namespace.
+    pub fn unloaded_view(&self, id: &str) -> View {
+        View::new(self.barrier.clone(), storage_prefix_of(id))
     }
 
     async fn load(&self, ns: Namespace) -> Result<Arc<NsState>> {

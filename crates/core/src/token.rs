@@ -1005,20 +1005,14 @@ pub(crate) async fn handle(
 pub(crate) async fn tidy(core: &Core, active: &Active) -> Result<()> {
     let root = active.namespaces.root();
     if root.view.get(EXPIRY_INDEXED).await?.is_none() {
-        backfill_expiry_index(core, active).await?;
+        backfill_expiry_index(active).await?;
     }
     let now = util::now_secs();
     // `is_expired` is `now > expire_time`: every key below this one has expired.
     let end = format!("{EXPIRY_PREFIX}{now:020}/");
     let mut after: Option<String> = None;
     loop {
-        let page: Vec<String> = root
-            .view
-            .scan(EXPIRY_PREFIX, after.as_deref(), 256)
-            .await?
-            .into_iter()
-            .map(|(k, _)| k)
-            .collect();
+        let page = key_page(&root.view, EXPIRY_PREFIX, after.as_deref(), 256).await?;
         let Some(last) = page.last() else { break };
         after = Some(last.clone());
         for key in page.iter().take_while(|k| k.as_str() < end.as_str()) {
@@ -1057,45 +1051,55 @@ pub(crate) async fn mark_expiry_indexed(root: &NsState) -> Result<()> {
 
 /// Index by expiry the tokens stored before the index existed: one pass over every
 /// namespace, a page at a time (no namespace is loaded or cached), then the marker.
-async fn backfill_expiry_index(core: &Core, active: &Active) -> Result<()> {
+async fn backfill_expiry_index(active: &Active) -> Result<()> {
     let root = active.namespaces.root();
-    let mut ns_ids = vec!["root".to_owned()];
+    index_tokens_of(active, &root.view, "root").await?;
     let mut after: Option<String> = None;
     loop {
-        let page: Vec<String> = root
-            .view
-            .scan("core/ns-id/", after.as_deref(), 512)
-            .await?
-            .into_iter()
-            .map(|(k, _)| k)
-            .collect();
+        let page = key_page(&root.view, "core/ns-id/", after.as_deref(), 512).await?;
         let Some(last) = page.last() else { break };
         after = Some(last.clone());
-        ns_ids.extend(page.iter().map(|k| k["core/ns-id/".len()..].to_owned()));
-    }
-    for ns_id in ns_ids {
-        let prefix = if ns_id == "root" {
-            String::new()
-        } else {
-            format!("namespaces/{ns_id}/")
-        };
-        let view = crate::view::View::new(core.barrier.clone(), prefix);
-        let mut after: Option<String> = None;
-        loop {
-            let page = view.scan("sys/token/id/", after.as_deref(), 512).await?;
-            let Some((last, _)) = page.last() else { break };
-            after = Some(last.clone());
-            let ops: Vec<BarrierOp> = page
-                .iter()
-                .filter_map(|(_, v)| serde_json::from_slice::<TokenEntry>(v).ok())
-                .filter_map(|e| expiry_put(&e, &ns_id))
-                .collect();
-            if !ops.is_empty() {
-                root.view.transact_absolute(ops).await?;
-            }
+        for key in &page {
+            let ns_id = &key["core/ns-id/".len()..];
+            index_tokens_of(active, &active.namespaces.unloaded_view(ns_id), ns_id).await?;
         }
     }
     root.view.put(EXPIRY_INDEXED, b"1").await
+}
+
+/// Add the expiry index entry of every expiring token stored in `view` (namespace `ns_id`).
+async fn index_tokens_of(active: &Active, view: &crate::view::View, ns_id: &str) -> Result<()> {
+    let root = active.namespaces.root();
+    let mut after: Option<String> = None;
+    loop {
+        let page = view.scan("sys/token/id/", after.as_deref(), 512).await?;
+        let Some((last, _)) = page.last() else { break };
+        after = Some(last.clone());
+        let ops: Vec<BarrierOp> = page
+            .iter()
+            .filter_map(|(_, v)| serde_json::from_slice::<TokenEntry>(v).ok())
+            .filter_map(|e| expiry_put(&e, ns_id))
+            .collect();
+        if !ops.is_empty() {
+            root.view.transact_absolute(ops).await?;
+        }
+    }
+    Ok(())
+}
+
+/// One page of the keys under `prefix` in `view`, in order.
+async fn key_page(
+    view: &crate::view::View,
+    prefix: &str,
+    after: Option<&str>,
+    limit: usize,
+) -> Result<Vec<String>> {
+    Ok(view
+        .scan(prefix, after, limit)
+        .await?
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect())
 }
 
 #[cfg(test)]
