@@ -318,6 +318,9 @@ pub enum BarrierOp {
 struct Cached {
     plaintext: Zeroizing<Vec<u8>>,
     ciphertext: Vec<u8>,
+    /// What a caller decoded from the plaintext ([`Barrier::get_decoded`]); dropped with
+    /// the entry, so a write of the key ends it like it ends the plaintext.
+    decoded: std::sync::OnceLock<Arc<dyn std::any::Any + Send + Sync>>,
 }
 
 /// What [`Barrier::read`] found: a cache entry (`None`: known absent), or what storage
@@ -531,6 +534,41 @@ impl Barrier {
         })
     }
 
+    /// `f` applied to the plaintext, without copying a cached value first.
+    pub async fn get_with<R>(&self, path: &str, f: impl FnOnce(&[u8]) -> R) -> Result<Option<R>> {
+        Ok(match self.read(path).await? {
+            Read::Hit(c) => c.map(|c| f(&c.plaintext)),
+            Read::Miss(v) => v.map(|(p, _)| f(&p)),
+        })
+    }
+
+    /// The value at `path` as `decode` parses it. The parsed form is kept with the cached
+    /// value, so a hot key is parsed once rather than on every read, and it goes when the
+    /// key is written. It is not zeroized: only for values that are not secret material
+    /// (metadata, tables), never for secret data.
+    pub async fn get_decoded<T: Send + Sync + 'static>(
+        &self,
+        path: &str,
+        decode: impl FnOnce(&[u8]) -> std::result::Result<T, String>,
+    ) -> Result<Option<Arc<T>>> {
+        let corrupt = |e: String| BarrierError::Corrupt(format!("value at {path:?}: {e}"));
+        let cached = match self.read(path).await? {
+            Read::Hit(None) | Read::Miss(None) => return Ok(None),
+            Read::Miss(Some((plain, _))) => {
+                return decode(&plain).map(|t| Some(Arc::new(t))).map_err(corrupt)
+            }
+            Read::Hit(Some(c)) => c,
+        };
+        if let Some(d) = cached.decoded.get() {
+            if let Ok(t) = d.clone().downcast::<T>() {
+                return Ok(Some(t));
+            }
+        }
+        let t = Arc::new(decode(&cached.plaintext).map_err(corrupt)?);
+        let _ = cached.decoded.set(t.clone());
+        Ok(Some(t))
+    }
+
     /// The plaintext and the stored ciphertext (a version token for [`BarrierOp::Check`]).
     pub async fn get_versioned(&self, path: &str) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
         Ok(match self.read(path).await? {
@@ -557,6 +595,7 @@ impl Barrier {
                 Arc::new(Cached {
                     plaintext: Zeroizing::new(plain.clone()),
                     ciphertext: ct.clone(),
+                    decoded: std::sync::OnceLock::new(),
                 })
             });
             c.insert(path.to_owned(), cached);
@@ -853,6 +892,36 @@ mod tests {
                 .unwrap();
             assert!(b.get("p").await.unwrap().is_none());
             assert!(b.get("d/x").await.unwrap().is_none());
+        });
+    }
+
+    #[test]
+    fn a_decoded_value_is_parsed_once_and_ends_with_a_write() {
+        rt().block_on(async {
+            let b = Barrier::new(Arc::new(MemoryStorage::new()));
+            b.initialize(&UnsealKey::generate()).await.unwrap();
+            let parses = std::sync::atomic::AtomicUsize::new(0);
+            let decode = |v: &[u8]| {
+                parses.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                String::from_utf8(v.to_vec()).map_err(|e| e.to_string())
+            };
+            assert!(b.get_decoded("k", decode).await.unwrap().is_none());
+            b.put("k", b"one").await.unwrap();
+            let first = b.get_decoded("k", decode).await.unwrap().unwrap();
+            let again = b.get_decoded("k", decode).await.unwrap().unwrap();
+            let third = b.get_decoded("k", decode).await.unwrap().unwrap();
+            assert_eq!(*first, "one");
+            assert!(Arc::ptr_eq(&again, &third), "kept with the cached value");
+            // The first read came from storage; the second parsed the cached value once.
+            assert_eq!(parses.load(std::sync::atomic::Ordering::SeqCst), 2);
+            b.put("k", b"two").await.unwrap();
+            assert_eq!(*b.get_decoded("k", decode).await.unwrap().unwrap(), "two");
+            b.delete("k").await.unwrap();
+            assert!(b.get_decoded("k", decode).await.unwrap().is_none());
+            // A value the decoder rejects is an error naming the key, not a panic.
+            b.put("bad", &[0xff, 0xfe]).await.unwrap();
+            let e = b.get_decoded("bad", decode).await.unwrap_err().to_string();
+            assert!(e.contains("\"bad\""), "{e}");
         });
     }
 }

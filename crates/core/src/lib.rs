@@ -391,7 +391,7 @@ impl Core {
         }
         let active = self.active()?;
         let (ns, rel) = active.namespaces.resolve(&req.namespace, path).await?;
-        let route = self.route(&ns, &rel)?;
+        let route = self.route(&ns, &rel).await?;
         // Logins are the one unauthenticated operation on an auth mount.
         if let Route::Auth(table, i, rest) = &route {
             if rest.trim_end_matches('/') == "login" && req.is_write {
@@ -504,7 +504,7 @@ impl Core {
             .namespaces
             .resolve(&ns_header, ia.path.trim_start_matches('/'))
             .await?;
-        let Route::Auth(table, i, rest) = self.route(&ns, &rel)? else {
+        let Route::Auth(table, i, rest) = self.route(&ns, &rel).await? else {
             return Err(CoreError::bad(format!(
                 "inline auth path {:?} is not a login path",
                 ia.path
@@ -535,7 +535,7 @@ impl Core {
         })
     }
 
-    fn route(&self, ns: &Arc<NsState>, rel: &str) -> Result<Route> {
+    async fn route(&self, ns: &Arc<NsState>, rel: &str) -> Result<Route> {
         if let Some(rest) = rel.strip_prefix("sys/") {
             return Ok(Route::Sys(rest.to_owned()));
         }
@@ -546,7 +546,7 @@ impl Core {
             return Ok(Route::Token(rest.to_owned()));
         }
         if let Some(auth_rel) = rel.strip_prefix("auth/") {
-            let table = ns.auth_mounts_arc();
+            let table = ns.auth_mounts().await?;
             if let Some(i) = table.longest_match_index(auth_rel) {
                 let rest = auth_rel[table.entries[i].path.len().min(auth_rel.len())..].to_owned();
                 return Ok(Route::Auth(table, i, rest));

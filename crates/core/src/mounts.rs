@@ -100,12 +100,24 @@ pub struct MountTable {
 impl MountTable {
     /// Load the secrets and auth tables of a namespace (the token auth mount always exists).
     pub async fn load(view: &View) -> Result<(MountTable, MountTable)> {
-        let mounts: MountTable = view.get_json("sys/mounts").await?.unwrap_or_default();
+        Ok((
+            Self::load_secrets(view).await?,
+            Self::load_auth(view).await?,
+        ))
+    }
+
+    /// The secrets-engine table alone (what every logical request needs).
+    pub async fn load_secrets(view: &View) -> Result<MountTable> {
+        Ok(view.get_json("sys/mounts").await?.unwrap_or_default())
+    }
+
+    /// The auth table alone (loaded on the first auth request or token operation).
+    pub async fn load_auth(view: &View) -> Result<MountTable> {
         let mut auth: MountTable = view.get_json("sys/auth").await?.unwrap_or_default();
         if !auth.entries.iter().any(|e| e.path == "token/") {
             auth.entries.push(token_auth_entry(view.prefix()));
         }
-        Ok((mounts, auth))
+        Ok(auth)
     }
 
     /// The mount whose path is the longest prefix of `path`.
@@ -268,7 +280,7 @@ pub async fn enable_mount(
     }
     let (kind, options) = resolve_engine(kind, options)?;
     let _g = ns.admin.lock().await;
-    let (mut table, _) = MountTable::load(&ns.view).await?;
+    let mut table = MountTable::load_secrets(&ns.view).await?;
     check_conflict(&table, &path)?;
     let entry = MountEntry {
         path,
@@ -302,7 +314,7 @@ async fn enable_auth(
         return Err(CoreError::bad("path is already in use at token/"));
     }
     let _g = ns.admin.lock().await;
-    let (_, mut table) = MountTable::load(&ns.view).await?;
+    let mut table = MountTable::load_auth(&ns.view).await?;
     check_conflict(&table, &path)?;
     table.entries.push(MountEntry {
         path,
@@ -328,7 +340,7 @@ async fn disable_auth(core: &Core, ns: &Arc<NsState>, path: &str) -> Result<()> 
         ));
     }
     let _g = ns.admin.lock().await;
-    let (_, mut table) = MountTable::load(&ns.view).await?;
+    let mut table = MountTable::load_auth(&ns.view).await?;
     let Some(i) = table.entries.iter().position(|e| e.path == path) else {
         return Ok(());
     };
@@ -347,7 +359,7 @@ async fn disable_auth(core: &Core, ns: &Arc<NsState>, path: &str) -> Result<()> 
 async fn disable_mount(ns: &Arc<NsState>, path: &str) -> Result<()> {
     let path = normalize_path(path)?;
     let _g = ns.admin.lock().await;
-    let (mut table, _) = MountTable::load(&ns.view).await?;
+    let mut table = MountTable::load_secrets(&ns.view).await?;
     let Some(i) = table.entries.iter().position(|e| e.path == path) else {
         return Ok(());
     };
@@ -469,7 +481,7 @@ pub async fn handle_sys(
         return match op {
             Operation::Read => {
                 let table = if auth {
-                    ns.auth_mounts().as_ref().clone()
+                    ns.auth_mounts().await?.as_ref().clone()
                 } else {
                     ns.mounts().as_ref().clone()
                 };
@@ -484,7 +496,11 @@ pub async fn handle_sys(
         return match op {
             Operation::Read => {
                 let p = normalize_path(path)?;
-                let table = if auth { ns.auth_mounts() } else { ns.mounts() };
+                let table = if auth {
+                    ns.auth_mounts().await?
+                } else {
+                    ns.mounts_arc()
+                };
                 let e = table.get(&p).ok_or_else(|| {
                     CoreError::bad(format!("cannot fetch sysview for path {p:?}"))
                 })?;
@@ -523,7 +539,11 @@ pub async fn handle_sys(
         }
         Operation::Read => {
             let p = normalize_path(rest)?;
-            let table = if auth { ns.auth_mounts() } else { ns.mounts() };
+            let table = if auth {
+                ns.auth_mounts().await?
+            } else {
+                ns.mounts_arc()
+            };
             match table.get(&p) {
                 Some(e) => Ok(Response::data(e.to_json(core))),
                 None => Err(CoreError::bad(format!("no mount at {p:?}"))),
@@ -535,7 +555,7 @@ pub async fn handle_sys(
 
 /// `sys/internal/ui/mounts[/<path>]`: the mount serving a path, for clients that need to
 /// know the engine version (the `bao kv` commands). Access: any capability under the mount.
-pub fn internal_ui_mounts(
+pub async fn internal_ui_mounts(
     core: &Core,
     ns: &Arc<NsState>,
     acl: &strongroom_acl::Acl,
@@ -545,7 +565,7 @@ pub fn internal_ui_mounts(
     let path = path.trim_start_matches('/');
     if path.is_empty() {
         let mounts = ns.mounts();
-        let auths = ns.auth_mounts();
+        let auths = ns.auth_mounts().await?;
         let mut secret = Map::new();
         for e in &mounts.entries {
             if acl.any_access_under(&format!("{ns_rel}{}", e.path)) {
@@ -561,7 +581,7 @@ pub fn internal_ui_mounts(
         return Ok(Response::data(json!({ "secret": secret, "auth": auth })));
     }
     let (entry, full) = if let Some(auth_path) = path.strip_prefix("auth/") {
-        let t = ns.auth_mounts();
+        let t = ns.auth_mounts().await?;
         (t.longest_match(auth_path).cloned(), true)
     } else {
         (ns.mounts().longest_match(path).cloned(), false)

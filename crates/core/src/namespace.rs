@@ -5,14 +5,18 @@
 //! - `core/ns-id/<id>` → the namespace's path (the index by id, for token suffixes),
 //! - `namespaces/<id>/…` → everything inside the namespace (root: no prefix).
 //!
-//! Nothing per namespace is loaded at start. A namespace's state (its mount tables) is
-//! read on first use and kept in a bounded cache; child lookups are cached per parent,
-//! negatives included, so resolving `secret/data/x` costs no storage read after warm-up.
+//! Nothing per namespace is loaded at start. A namespace's state (its secrets-engine
+//! table) is read on first use and kept in a bounded cache; its auth table is read only
+//! when an auth request or token operation needs it. Child lookups are cached per parent,
+//! negatives included, and a namespace whose record says it never had children answers
+//! "no such child" without a storage read, so resolving `secret/data/x` in a freshly
+//! loaded project namespace costs two reads: its record and its mount table.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use arc_swap::ArcSwap;
+use arc_swap::{ArcSwap, ArcSwapOption};
 use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
@@ -45,6 +49,11 @@ pub struct Namespace {
     pub custom_metadata: BTreeMap<String, String>,
     #[serde(default)]
     pub uuid: String,
+    /// Whether a child namespace was ever created here: `Some(false)` lets a lookup of a
+    /// child answer "none" without reading storage. Absent in records written before the
+    /// flag existed, which are treated as "may have children".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub has_children: Option<bool>,
 }
 
 impl Namespace {
@@ -54,6 +63,7 @@ impl Namespace {
             path: String::new(),
             custom_metadata: BTreeMap::new(),
             uuid: String::new(),
+            has_children: None,
         }
     }
     pub fn storage_prefix(&self) -> String {
@@ -89,9 +99,13 @@ pub struct NsState {
     pub ns: Namespace,
     pub view: View,
     mounts: ArcSwap<MountTable>,
-    auth: ArcSwap<MountTable>,
+    /// Read on first use ([`NsState::auth_mounts`]): a KV read never needs it.
+    auth: ArcSwapOption<MountTable>,
     /// child name → child id (None = known not to exist).
     children: RwLock<HashMap<String, Option<String>>>,
+    /// False while this namespace is known never to have had a child; set (in memory
+    /// first, then in its stored record) before a child is created.
+    may_have_children: AtomicBool,
     /// Serializes changes to this namespace's tables.
     pub admin: tokio::sync::Mutex<()>,
 }
@@ -103,17 +117,26 @@ impl NsState {
     pub fn mounts_arc(&self) -> Arc<MountTable> {
         self.mounts.load_full()
     }
-    pub fn auth_mounts_arc(&self) -> Arc<MountTable> {
-        self.auth.load_full()
-    }
-    pub fn auth_mounts(&self) -> arc_swap::Guard<Arc<MountTable>> {
-        self.auth.load()
+    /// The auth table, read from storage on first use.
+    pub async fn auth_mounts(&self) -> Result<Arc<MountTable>> {
+        if let Some(t) = self.auth.load_full() {
+            return Ok(t);
+        }
+        let read = Arc::new(MountTable::load_auth(&self.view).await?);
+        // A change made meanwhile (under `admin`) stored a newer table: keep that one.
+        let prev = self
+            .auth
+            .compare_and_swap(&None::<Arc<MountTable>>, Some(read.clone()));
+        Ok(match &*prev {
+            Some(newer) => newer.clone(),
+            None => read,
+        })
     }
     pub fn set_mounts(&self, t: MountTable) {
         self.mounts.store(Arc::new(t));
     }
     pub fn set_auth_mounts(&self, t: MountTable) {
-        self.auth.store(Arc::new(t));
+        self.auth.store(Some(Arc::new(t)));
     }
     pub fn is_root(&self) -> bool {
         self.ns.path.is_empty()
@@ -145,8 +168,9 @@ impl Registry {
             ns: Namespace::root(),
             view: root_view.clone(),
             mounts: ArcSwap::from_pointee(MountTable::default()),
-            auth: ArcSwap::from_pointee(MountTable::default()),
+            auth: ArcSwapOption::empty(),
             children: RwLock::new(HashMap::new()),
+            may_have_children: AtomicBool::new(true),
             admin: tokio::sync::Mutex::new(()),
         });
         Registry {
@@ -186,12 +210,13 @@ impl Registry {
             return Ok(s);
         }
         let view = View::new(self.barrier.clone(), ns.storage_prefix());
-        let (m, a) = MountTable::load(&view).await?;
+        let m = MountTable::load_secrets(&view).await?;
         let state = Arc::new(NsState {
+            may_have_children: AtomicBool::new(ns.has_children != Some(false)),
             ns,
             view,
             mounts: ArcSwap::from_pointee(m),
-            auth: ArcSwap::from_pointee(a),
+            auth: ArcSwapOption::empty(),
             children: RwLock::new(HashMap::new()),
             admin: tokio::sync::Mutex::new(()),
         });
@@ -201,7 +226,7 @@ impl Registry {
 
     /// The child `name` of `parent`, if it exists.
     pub async fn child(&self, parent: &Arc<NsState>, name: &str) -> Result<Option<Arc<NsState>>> {
-        if name.is_empty() {
+        if name.is_empty() || !parent.may_have_children.load(Ordering::Acquire) {
             return Ok(None);
         }
         let cached = parent.children.read().get(name).cloned();
@@ -299,7 +324,7 @@ impl Registry {
         validate_name(name)?;
         let _g = parent.admin.lock().await;
         let path = format!("{}{}/", parent.ns.path, name);
-        let key = format!("core/ns-path/{}", path.trim_end_matches('/'));
+        let key = record_key(&path);
         if let Some(existing) = self.root_view.get_json::<Namespace>(&key).await? {
             return Ok(existing);
         }
@@ -317,37 +342,57 @@ impl Registry {
             path: path.clone(),
             custom_metadata: meta,
             uuid: util::uuid4(),
+            has_children: Some(false),
         };
         let rec = serde_json::to_vec(&ns).map_err(|e| CoreError::Internal(e.to_string()))?;
-        self.root_view
-            .transact(vec![
-                strongroom_barrier::BarrierOp::Put(key, rec),
-                strongroom_barrier::BarrierOp::Put(
-                    format!("core/ns-id/{id}"),
-                    path.trim_end_matches('/').as_bytes().to_vec(),
-                ),
-            ])
-            .await?;
+        let mut ops = vec![
+            strongroom_barrier::BarrierOp::Put(key, rec),
+            strongroom_barrier::BarrierOp::Put(
+                format!("core/ns-id/{id}"),
+                path.trim_end_matches('/').as_bytes().to_vec(),
+            ),
+        ];
+        // Before the child exists, its parent stops answering "no children" from memory;
+        // the parent's stored record says so in the same transaction as the child.
+        parent.may_have_children.store(true, Ordering::Release);
+        if !parent.is_root() {
+            let parent_key = record_key(&parent.ns.path);
+            let mut rec: Namespace =
+                self.root_view.get_json(&parent_key).await?.ok_or_else(|| {
+                    CoreError::NotFound(format!("namespace {:?}", parent.ns.path))
+                })?;
+            if rec.has_children != Some(true) {
+                rec.has_children = Some(true);
+                let bytes =
+                    serde_json::to_vec(&rec).map_err(|e| CoreError::Internal(e.to_string()))?;
+                ops.push(strongroom_barrier::BarrierOp::Put(parent_key, bytes));
+            }
+        }
+        self.root_view.transact(ops).await?;
         parent.forget_child(name);
         let state = self.load(ns.clone()).await?;
         crate::policy::install_defaults(&state).await?;
         Ok(ns)
     }
 
+    /// Replace a namespace's custom metadata. Holds the namespace's `admin` lock, as a
+    /// child's creation does, and rewrites the stored record (whose `has_children` flag
+    /// that creation may have set since this state was loaded).
     pub async fn update_metadata(
         &self,
-        ns: &Namespace,
+        state: &Arc<NsState>,
         meta: BTreeMap<String, String>,
     ) -> Result<Namespace> {
-        let mut updated = ns.clone();
+        let _g = state.admin.lock().await;
+        let key = record_key(&state.ns.path);
+        let mut updated: Namespace = self
+            .root_view
+            .get_json(&key)
+            .await?
+            .ok_or_else(|| CoreError::NotFound(String::new()))?;
         updated.custom_metadata = meta;
-        self.root_view
-            .put_json(
-                &format!("core/ns-path/{}", ns.path.trim_end_matches('/')),
-                &updated,
-            )
-            .await?;
-        self.loaded.remove(&ns.id);
+        self.root_view.put_json(&key, &updated).await?;
+        self.loaded.remove(&state.ns.id);
         Ok(updated)
     }
 
@@ -381,7 +426,7 @@ impl Registry {
                 child.ns.path
             )));
         }
-        let key = format!("core/ns-path/{}", child.ns.path.trim_end_matches('/'));
+        let key = record_key(&child.ns.path);
         self.root_view
             .transact(vec![
                 strongroom_barrier::BarrierOp::DeletePrefix(child.ns.storage_prefix()),
@@ -393,6 +438,11 @@ impl Registry {
         self.loaded.remove(&child.ns.id);
         Ok(true)
     }
+}
+
+/// Where the record of the namespace at `path` (`a/b/` or `a/b`) is stored.
+fn record_key(path: &str) -> String {
+    format!("core/ns-path/{}", path.trim_end_matches('/'))
 }
 
 fn validate_name(name: &str) -> Result<()> {
@@ -477,7 +527,7 @@ pub async fn handle_sys(
             let meta = parse_meta(data)?.unwrap_or_default();
             if let Some(existing) = registry.child(&parent, name).await? {
                 if !meta.is_empty() && meta != existing.ns.custom_metadata {
-                    let n = registry.update_metadata(&existing.ns, meta).await?;
+                    let n = registry.update_metadata(&existing, meta).await?;
                     return Ok(Response::data(relative(&n)));
                 }
                 return Ok(Response::data(relative(&existing.ns)));
@@ -504,7 +554,7 @@ pub async fn handle_sys(
                     }
                 }
             }
-            let n = registry.update_metadata(&existing.ns, meta).await?;
+            let n = registry.update_metadata(&existing, meta).await?;
             Ok(Response::data(relative(&n)))
         }
         Operation::Delete => {
@@ -517,5 +567,95 @@ pub async fn handle_sys(
             Ok(Response::data(json!({ "status": status })))
         }
         _ => Err(CoreError::UnsupportedOperation),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Core, CoreConfig, Request, Seal};
+    use serde_json::json;
+    use strongroom_barrier::{seal::StaticSeal, UnsealKey};
+    use strongroom_storage::MemoryStorage;
+
+    async fn call(core: &Core, op: Operation, path: &str, data: Value) -> Response {
+        let req = Request::new(op, path).with_token("root").with_data(data);
+        core.handle(req).await.unwrap()
+    }
+
+    async fn stored(core: &Core, path: &str) -> Namespace {
+        let raw = core.barrier.get(&record_key(path)).await.unwrap().unwrap();
+        serde_json::from_slice(&raw).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_namespace_without_children_answers_child_lookups_from_its_record() {
+        let core = Core::new(
+            Arc::new(MemoryStorage::new()),
+            CoreConfig::default(),
+            Seal::Static(StaticSeal {
+                current_key_id: "test".into(),
+                current: UnsealKey::generate(),
+                previous: None,
+            }),
+        );
+        core.initialize(1, 1, Some("root".into())).await.unwrap();
+        call(&core, Operation::Update, "sys/namespaces/team", json!({})).await;
+        assert_eq!(stored(&core, "team").await.has_children, Some(false));
+
+        let active = core.active().unwrap();
+        let reg = &active.namespaces;
+        let team = reg.lookup(&reg.root(), "team").await.unwrap().unwrap();
+        assert!(!team.may_have_children.load(Ordering::Acquire));
+        assert!(reg.child(&team, "sub").await.unwrap().is_none());
+
+        // A child created while the parent is loaded is found through the loaded state…
+        call(
+            &core,
+            Operation::Update,
+            "sys/namespaces/team/sub",
+            json!({}),
+        )
+        .await;
+        assert!(reg.child(&team, "sub").await.unwrap().is_some());
+        assert_eq!(stored(&core, "team").await.has_children, Some(true));
+        // …and a metadata update of the parent keeps the flag.
+        call(
+            &core,
+            Operation::Update,
+            "sys/namespaces/team",
+            json!({"custom_metadata": {"owner": "ci"}}),
+        )
+        .await;
+        let rec = stored(&core, "team").await;
+        assert_eq!(rec.has_children, Some(true));
+        assert_eq!(
+            rec.custom_metadata.get("owner").map(String::as_str),
+            Some("ci")
+        );
+
+        // A registry that reads the records afresh finds the child.
+        let fresh = Registry::new(core.barrier.clone());
+        assert!(fresh
+            .lookup(&fresh.root(), "team/sub")
+            .await
+            .unwrap()
+            .is_some());
+
+        // A record written before the flag existed may have children.
+        let mut old = serde_json::to_value(stored(&core, "team").await).unwrap();
+        old.as_object_mut().unwrap().remove("has_children");
+        core.barrier
+            .put(&record_key("team"), &serde_json::to_vec(&old).unwrap())
+            .await
+            .unwrap();
+        let fresh = Registry::new(core.barrier.clone());
+        let team = fresh.lookup(&fresh.root(), "team").await.unwrap().unwrap();
+        assert_eq!(team.ns.has_children, None);
+        assert!(fresh.child(&team, "sub").await.unwrap().is_some());
+
+        // The auth table is read on first use and includes the token method.
+        assert!(team.auth.load_full().is_none());
+        assert!(team.auth_mounts().await.unwrap().get("token/").is_some());
     }
 }

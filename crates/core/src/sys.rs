@@ -241,7 +241,7 @@ pub(crate) async fn handle(
         }
         "internal" if tail.starts_with("ui/mounts") => {
             let path = tail.strip_prefix("ui/mounts").unwrap_or_default();
-            mounts::internal_ui_mounts(core, ns, &caller.acl, &ns_rel, path)
+            mounts::internal_ui_mounts(core, ns, &caller.acl, &ns_rel, path).await
         }
         "seal" if write && ns.is_root() => {
             core.seal().await;

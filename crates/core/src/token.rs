@@ -112,7 +112,7 @@ impl TokenEntry {
 }
 
 fn hash_token(active: &Active, id: &str) -> String {
-    hex::encode(hmac::sign(&active.token_key, id.as_bytes()).as_ref())
+    util::hex(hmac::sign(&active.token_key, id.as_bytes()).as_ref())
 }
 
 /// The namespace id a token or accessor names by its suffix (`s.xxx.<nsid>`).
@@ -546,7 +546,7 @@ async fn create(
     if period > 0 {
         ttl = period;
     } else if ttl == 0 && !is_root_token {
-        let mount = ns.auth_mounts();
+        let mount = ns.auth_mounts().await?;
         let d = mount
             .get("token/")
             .map(|m| m.config.default_lease_ttl)

@@ -138,15 +138,31 @@ pub fn uuid4() -> String {
     strongroom_barrier::fill_random(&mut b);
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
-    let h = hex::encode(b);
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
+    let mut out = String::with_capacity(36);
+    for (i, byte) in b.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            out.push('-');
+        }
+        push_hex(&mut out, *byte);
+    }
+    out
+}
+
+const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
+
+fn push_hex(out: &mut String, byte: u8) {
+    out.push(HEX_DIGITS[usize::from(byte >> 4)] as char);
+    out.push(HEX_DIGITS[usize::from(byte & 0xf)] as char);
+}
+
+/// Lower-case hex of `bytes` (the `hex` crate's encoder goes through a char iterator;
+/// this one is on every request's path: token and secret-path hashes).
+pub fn hex(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        push_hex(&mut out, *b);
+    }
+    out
 }
 
 /// Parse `a.b.c.d/n` or `x::y/n` (a bare address is a /32 or /128).
@@ -240,6 +256,22 @@ pub fn as_string_list(v: &Value) -> Option<Vec<String>> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn hex_and_uuids() {
+        let all: Vec<u8> = (0..=255).collect();
+        assert_eq!(hex(&all), hex::encode(&all));
+        let u = uuid4();
+        let groups: Vec<usize> = u.split('-').map(str::len).collect();
+        assert_eq!(groups, [8, 4, 4, 4, 12], "{u}");
+        assert_eq!(&u[14..15], "4", "version 4: {u}");
+        assert!(
+            matches!(&u[19..20], "8" | "9" | "a" | "b"),
+            "RFC 4122 variant: {u}"
+        );
+        assert!(u.chars().all(|c| c == '-' || c.is_ascii_hexdigit()));
+        assert_ne!(uuid4(), u);
+    }
 
     #[test]
     fn durations() {

@@ -52,12 +52,31 @@ impl View {
     }
 
     pub async fn get_json<T: serde::de::DeserializeOwned>(&self, k: &str) -> Result<Option<T>> {
-        match self.get(k).await? {
+        let key = self.key(k);
+        match self
+            .barrier
+            .get_with(&key, |b| serde_json::from_slice::<T>(b))
+            .await?
+        {
             None => Ok(None),
-            Some(b) => serde_json::from_slice(&b).map(Some).map_err(|e| {
-                crate::CoreError::Internal(format!("corrupt entry at {}: {e}", self.key(k)))
-            }),
+            Some(r) => r
+                .map(Some)
+                .map_err(|e| crate::CoreError::Internal(format!("corrupt entry at {key}: {e}"))),
         }
+    }
+
+    /// A JSON entry parsed once while it stays cached (see `Barrier::get_decoded`): for
+    /// metadata read on every request, never for secret data.
+    pub async fn get_json_shared<T>(&self, k: &str) -> Result<Option<Arc<T>>>
+    where
+        T: serde::de::DeserializeOwned + Send + Sync + 'static,
+    {
+        Ok(self
+            .barrier
+            .get_decoded(&self.key(k), |b| {
+                serde_json::from_slice(b).map_err(|e| e.to_string())
+            })
+            .await?)
     }
 
     /// Value and version token (the stored ciphertext) for check-and-set.

@@ -83,8 +83,11 @@ async fn not_found() -> HttpResponse {
     json_response(StatusCode::NOT_FOUND, &json!({ "errors": [] }))
 }
 
-fn json_response(status: StatusCode, body: &Value) -> HttpResponse {
-    let bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
+fn json_response(status: StatusCode, body: &impl serde::Serialize) -> HttpResponse {
+    let mut bytes = Vec::with_capacity(512);
+    if serde_json::to_writer(&mut bytes, body).is_err() {
+        bytes = b"{}".to_vec();
+    }
     let mut r = HttpResponse::new(Body::from(bytes));
     *r.status_mut() = status;
     r.headers_mut().insert(
@@ -297,9 +300,11 @@ async fn v1(
     body: Body,
 ) -> HttpResponse {
     let head = method == Method::HEAD;
+    // The request's future is large (every layer's state down to storage): boxed once
+    // here, it is not copied again each time the layers above move their futures.
     let mut resp = match tokio::time::timeout(
         st.limits.request_timeout,
-        handle(&st, peer, &method, &uri, &headers, body),
+        Box::pin(handle(&st, peer, &method, &uri, &headers, body)),
     )
     .await
     {
@@ -375,6 +380,21 @@ fn success_response(r: Response) -> HttpResponse {
         *resp.status_mut() = StatusCode::NO_CONTENT;
         return resp;
     }
+    let status = StatusCode::from_u16(r.status.unwrap_or(200)).unwrap_or(StatusCode::OK);
+    if !r.legacy_top_level {
+        // Serialized straight from the response, without building the envelope as a map.
+        let env = Envelope {
+            auth: &r.auth,
+            data: &r.data,
+            lease_duration: r.lease_duration,
+            lease_id: "",
+            renewable: r.renewable,
+            request_id: &strongroom_core::util::uuid4(),
+            warnings: (!r.warnings.is_empty()).then_some(&r.warnings),
+            wrap_info: None,
+        };
+        return json_response(status, &env);
+    }
     let mut env = json!({
         "request_id": strongroom_core::util::uuid4(),
         "lease_id": "",
@@ -385,15 +405,27 @@ fn success_response(r: Response) -> HttpResponse {
         "warnings": if r.warnings.is_empty() { Value::Null } else { json!(r.warnings) },
         "auth": r.auth,
     });
-    if r.legacy_top_level {
+    {
         if let (Some(Value::Object(d)), Some(obj)) = (&r.data, env.as_object_mut()) {
             for (k, v) in d {
                 obj.entry(k.clone()).or_insert(v.clone());
             }
         }
     }
-    let status = StatusCode::from_u16(r.status.unwrap_or(200)).unwrap_or(StatusCode::OK);
     json_response(status, &env)
+}
+
+/// The response envelope, fields in the order a map would serialize them.
+#[derive(serde::Serialize)]
+struct Envelope<'a> {
+    auth: &'a Option<Value>,
+    data: &'a Option<Value>,
+    lease_duration: i64,
+    lease_id: &'a str,
+    renewable: bool,
+    request_id: &'a str,
+    warnings: Option<&'a Vec<String>>,
+    wrap_info: Option<()>,
 }
 
 #[cfg(test)]

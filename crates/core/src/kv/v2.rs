@@ -150,7 +150,7 @@ impl KeyMeta {
 }
 
 fn path_hash(path: &str) -> String {
-    hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, path.as_bytes()).as_ref())
+    util::hex(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, path.as_bytes()).as_ref())
 }
 
 fn version_key(path: &str, v: u64) -> String {
@@ -405,9 +405,14 @@ async fn write_data(
     )))
 }
 
+/// The metadata for a read: parsed once while its entry stays cached.
+async fn read_meta_shared(view: &View, path: &str) -> Result<Option<std::sync::Arc<KeyMeta>>> {
+    view.get_json_shared(&meta_key(path)).await
+}
+
 async fn read_data(view: &View, path: &str, data: &Map<String, Value>) -> Result<Response> {
     validate_key(path)?;
-    let Some((meta, _)) = read_meta(view, path).await? else {
+    let Some(meta) = read_meta_shared(view, path).await? else {
         return Err(CoreError::NotFound(String::new()));
     };
     let version = match data.get("version") {
@@ -768,8 +773,8 @@ pub async fn handle(
         ("metadata", Operation::List) => list_metadata(view, rest, data, false).await,
         ("metadata", Operation::Read) => {
             validate_key(rest)?;
-            match read_meta(view, rest).await? {
-                Some((m, _)) => Ok(Response::data(m.to_json())),
+            match read_meta_shared(view, rest).await? {
+                Some(m) => Ok(Response::data(m.to_json())),
                 None => Err(CoreError::NotFound(String::new())),
             }
         }
