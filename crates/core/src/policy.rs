@@ -101,7 +101,13 @@ pub async fn acl_for(active: &Active, ns: &NsState, names: &[String]) -> Result<
     if names.iter().any(|n| n == "root") {
         return Ok(Arc::new(Acl::root()));
     }
-    let key = format!("{}\u{0}{}", ns.ns.id, names.join("\u{0}"));
+    let mut key =
+        String::with_capacity(ns.ns.id.len() + names.iter().map(|n| n.len() + 1).sum::<usize>());
+    key.push_str(&ns.ns.id);
+    for n in names {
+        key.push('\0');
+        key.push_str(n);
+    }
     if let Some(a) = active.acls.get(&key) {
         return Ok(a);
     }

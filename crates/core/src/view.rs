@@ -33,7 +33,10 @@ impl View {
     }
 
     fn key(&self, k: &str) -> String {
-        format!("{}{k}", self.prefix)
+        let mut key = String::with_capacity(self.prefix.len() + k.len());
+        key.push_str(&self.prefix);
+        key.push_str(k);
+        key
     }
 
     /// `op` with its key made absolute (this view's prefix added), for a transaction that

@@ -117,14 +117,21 @@ impl KeyMeta {
     }
 
     fn version_json(&self, v: u64) -> Value {
-        let mut j = self
-            .versions
-            .get(&v)
-            .map(VersionMeta::to_json)
-            .unwrap_or_else(|| json!({}));
-        j["version"] = json!(v);
-        j["custom_metadata"] = json!(self.custom_metadata);
-        j
+        let mut j = match self.versions.get(&v).map(VersionMeta::to_json) {
+            Some(Value::Object(m)) => m,
+            _ => Map::new(),
+        };
+        j.insert("version".into(), Value::from(v));
+        let custom = match &self.custom_metadata {
+            None => Value::Null,
+            Some(m) => Value::Object(
+                m.iter()
+                    .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                    .collect(),
+            ),
+        };
+        j.insert("custom_metadata".into(), custom);
+        Value::Object(j)
     }
 
     /// Drop the oldest versions beyond the limit; returns the dropped version numbers.
@@ -437,9 +444,11 @@ async fn read_data(view: &View, path: &str, data: &Map<String, Value>) -> Result
         .get_json(&version_key(path, version))
         .await?
         .unwrap_or(Value::Null);
-    Ok(Response::data(
-        json!({ "data": d, "metadata": meta.version_json(version) }),
-    ))
+    // Built by moving `d` in: `json!` would serialize (deep-copy) it.
+    let mut out = Map::new();
+    out.insert("data".into(), d);
+    out.insert("metadata".into(), meta.version_json(version));
+    Ok(Response::data(Value::Object(out)))
 }
 
 fn subkeys_of(v: &Value, depth: i64, level: i64) -> Value {
