@@ -73,10 +73,9 @@ struct AppState {
 /// The axum router serving `/v1/...`.
 pub fn router(core: Arc<Core>, limits: HttpLimits) -> Router {
     let state = AppState { core, limits };
-    Router::new()
-        .route("/v1/{*path}", axum::routing::any(v1))
-        .fallback(not_found)
-        .with_state(state)
+    // Every path goes to one handler, which answers 404 outside `/v1/`: a wildcard route
+    // would allocate its captured parameter on every request, and nothing reads it.
+    Router::new().fallback(v1).with_state(state)
 }
 
 async fn not_found() -> HttpResponse {
@@ -299,6 +298,9 @@ async fn v1(
     headers: HeaderMap,
     body: Body,
 ) -> HttpResponse {
+    if uri.path().len() <= "/v1/".len() || !uri.path().starts_with("/v1/") {
+        return not_found().await;
+    }
     let head = method == Method::HEAD;
     // The request's future is large (every layer's state down to storage): boxed once
     // here, it is not copied again each time the layers above move their futures.

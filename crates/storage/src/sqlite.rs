@@ -70,13 +70,16 @@ impl SqliteStorage {
         }
         let conn = Connection::open(&path)
             .map_err(|e| StorageError::Unavailable(format!("opening {}: {e}", path.display())))?;
+        // The writer's page cache stays small: at the end of every commit SQLite truncates
+        // the cache, scanning its whole hash table, which with 32 MiB took 12 % of the
+        // writer thread for no gain in hits.
         conn.execute_batch(
             "PRAGMA journal_mode=WAL;
              PRAGMA synchronous=FULL;
              PRAGMA wal_autocheckpoint=8192;
              PRAGMA journal_size_limit=67108864;
              PRAGMA busy_timeout=5000;
-             PRAGMA cache_size=-32768;",
+             PRAGMA cache_size=-4096;",
         )
         .map_err(backend)?;
         migrate_schema(&conn)?;
