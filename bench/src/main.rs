@@ -153,6 +153,24 @@ fn ensure_bins(args: &Args) -> Result<(PathBuf, PathBuf)> {
 
 /// Configure a server identically: a secret to read, ten job secrets, a policy, a jwt
 /// mount with a service-token role and a batch-token role. Returns a non-root token.
+/// Write `secret/data/<path>`, waiting out the seconds in which OpenBao answers 400 while
+/// a kv-v2 mount it has just created "upgrades" (raft storage does this on every new mount).
+async fn put_secret(addr: &str, root: &str, path: &str, data: Value) -> Result<()> {
+    let path = format!("/v1/secret/data/{path}");
+    let body = json!({ "data": data });
+    for _ in 0..400 {
+        let (st, v) = api(addr, "PUT", &path, Some(root), Some(body.clone())).await?;
+        if (200..300).contains(&st) {
+            return Ok(());
+        }
+        if st != 400 || !v.to_string().contains("pgrad") {
+            bail!("PUT {path} on {addr}: {st} {v}");
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    bail!("PUT {path} on {addr}: the kv-v2 mount was still upgrading after 10 s")
+}
+
 async fn setup(addr: &str, root: &str, issuer: &DevIssuer, enable_kv: bool) -> Result<String> {
     if enable_kv {
         api_ok(
@@ -164,21 +182,19 @@ async fn setup(addr: &str, root: &str, issuer: &DevIssuer, enable_kv: bool) -> R
         )
         .await?;
     }
-    api_ok(
+    put_secret(
         addr,
-        "PUT",
-        "/v1/secret/data/bench",
         root,
-        Some(json!({"data": {"username": "svc", "password": "correct horse battery staple"}})),
+        "bench",
+        json!({"username": "svc", "password": "correct horse battery staple"}),
     )
     .await?;
     for i in 0..10 {
-        api_ok(
+        put_secret(
             addr,
-            "PUT",
-            &format!("/v1/secret/data/job/s{i}"),
             root,
-            Some(json!({"data": {"value": format!("secret-{i}")}})),
+            &format!("job/s{i}"),
+            json!({"value": format!("secret-{i}")}),
         )
         .await?;
     }

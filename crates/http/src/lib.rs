@@ -302,11 +302,9 @@ async fn v1(
         return not_found().await;
     }
     let head = method == Method::HEAD;
-    // The request's future is large (every layer's state down to storage): boxed once
-    // here, it is not copied again each time the layers above move their futures.
     let mut resp = match tokio::time::timeout(
         st.limits.request_timeout,
-        Box::pin(handle(&st, peer, &method, &uri, &headers, body)),
+        handle(&st, peer, &method, &uri, &headers, body),
     )
     .await
     {
