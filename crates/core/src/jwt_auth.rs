@@ -475,8 +475,7 @@ pub async fn handle(
                 }
                 view.put_json("config", &c).await?;
                 core.jwks.forget(&mount.uuid);
-                core.verified_jwts.clear();
-                core.jwt_parsed.clear();
+                core.forget_jwt_logins();
                 Ok(Response::none())
             }
             _ => Err(CoreError::UnsupportedOperation),
@@ -501,12 +500,12 @@ pub async fn handle(
                     let mut role = view.get_json::<JwtRole>(&key).await?.unwrap_or_default();
                     role.update(data)?;
                     view.put_json(&key, &role).await?;
-                    core.jwt_parsed.clear();
+                    core.forget_jwt_roles();
                     Ok(Response::none())
                 }
                 Operation::Delete => {
                     view.delete(&key).await?;
-                    core.jwt_parsed.clear();
+                    core.forget_jwt_roles();
                     Ok(Response::none())
                 }
                 _ => Err(CoreError::UnsupportedOperation),
@@ -740,6 +739,74 @@ pub async fn login(
     client_ip: Option<IpAddr>,
     persist: bool,
 ) -> Result<(String, TokenEntry)> {
+    let (id, entry, _) = login_checked(core, active, ns, mount, data, client_ip, persist).await?;
+    Ok((id, entry))
+}
+
+/// An inline login (the token exists for one request). A job presents the same JWT with
+/// each of its requests: the entry its first login produced stands in for the next ones
+/// while the JWT is unexpired, for at most `VERIFIED_TTL`, and until the mount's config,
+/// roles or tuning change. What is remembered is keyed by SHA-256 of the mount, the role
+/// asked for and the whole JWT, so only the very same token and role reuse it; the role's
+/// CIDR binding is checked on every request.
+pub async fn inline_login(
+    core: &Core,
+    active: &Active,
+    ns: &Arc<NsState>,
+    mount: &MountEntry,
+    data: &Map<String, Value>,
+    client_ip: Option<IpAddr>,
+) -> Result<Arc<TokenEntry>> {
+    let role = crate::field_str(data, "role").unwrap_or_default();
+    let raw = crate::field_str(data, "jwt").unwrap_or_default();
+    let mut h = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    for part in [
+        mount.uuid.as_bytes(),
+        b"\0",
+        role.as_bytes(),
+        b"\0",
+        raw.as_bytes(),
+    ] {
+        h.update(part);
+    }
+    let mut key = [0u8; 32];
+    key.copy_from_slice(h.finish().as_ref());
+    let now = util::now_secs();
+    if let Some(hit) = core.inline_logins.get(&key) {
+        let (valid_until, entry) = &*hit;
+        if now < *valid_until
+            && (entry.bound_cidrs.is_empty()
+                || client_ip.is_some_and(|ip| util::ip_in_cidrs(ip, &entry.bound_cidrs)))
+        {
+            return Ok(entry.clone());
+        }
+    }
+    let (_, entry, exp) = login_checked(core, active, ns, mount, data, client_ip, false).await?;
+    let entry = Arc::new(entry);
+    let mut valid_until = now + VERIFIED_TTL;
+    if let Some(exp) = exp {
+        valid_until = valid_until.min(exp);
+    }
+    if entry.expire_time > 0 {
+        valid_until = valid_until.min(entry.expire_time);
+    }
+    if valid_until > now {
+        core.inline_logins
+            .insert(key, Arc::new((valid_until, entry.clone())));
+    }
+    Ok(entry)
+}
+
+/// A login; also returns the JWT's `exp` claim.
+async fn login_checked(
+    core: &Core,
+    active: &Active,
+    ns: &Arc<NsState>,
+    mount: &MountEntry,
+    data: &Map<String, Value>,
+    client_ip: Option<IpAddr>,
+    persist: bool,
+) -> Result<(String, TokenEntry, Option<i64>)> {
     let view = mount_view(ns, mount);
     let requested = crate::field_str(data, "role")
         .map(|s| s.into_owned())
@@ -788,6 +855,7 @@ pub async fn login(
         core.verified_jwts.insert(cache_key, now_s);
     }
     let claims = &jwt.claims;
+    let exp = num_claim(claims, "exp").ok().flatten();
     check_standard_claims(cfg, role, claims, util::now_secs())
         .map_err(|e| CoreError::bad(format!("error validating token: {e}")))?;
     let user_claim = if role.user_claim_json_pointer && !role.user_claim.starts_with('/') {
@@ -892,7 +960,7 @@ pub async fn login(
         bound_cidrs: role.token_bound_cidrs.clone(),
     };
     let id = token::issue(core, active, ns, &mut entry, None, persist).await?;
-    Ok((id, entry))
+    Ok((id, entry, exp))
 }
 
 #[cfg(test)]

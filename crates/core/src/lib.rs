@@ -108,6 +108,9 @@ pub struct Core {
     pub(crate) verified_jwts: Cache<[u8; 32], i64>,
     /// (mount uuid, role) → parsed jwt config and role.
     pub(crate) jwt_parsed: Cache<String, Arc<(jwt_auth::JwtConfig, jwt_auth::JwtRole, String)>>,
+    /// SHA-256(mount, role, JWT) → the token entry an inline login with it produced, and
+    /// until when it may stand in for the login (see `jwt_auth::inline_login`).
+    pub(crate) inline_logins: Cache<[u8; 32], Arc<(i64, Arc<TokenEntry>)>>,
     /// This node holds the background-work lease (always true on single-node storage).
     leader: std::sync::atomic::AtomicBool,
     /// `<random id> <api address>`: how this node names itself in leases.
@@ -164,9 +167,24 @@ impl Core {
             jwks: jwks::JwksCache::default(),
             verified_jwts: Cache::new(65_536),
             jwt_parsed: Cache::new(1_024),
+            inline_logins: Cache::new(16_384),
             leader: std::sync::atomic::AtomicBool::new(false),
             node_id: format!("{} {}", &util::uuid4()[..8], cfg_api_addr),
         })
+    }
+
+    /// Forget every remembered JWT verification, parsed role and inline-login outcome:
+    /// after any change to a jwt mount's config, its roles or its tuning.
+    pub(crate) fn forget_jwt_logins(&self) {
+        self.verified_jwts.clear();
+        self.forget_jwt_roles();
+    }
+
+    /// Forget parsed roles and inline-login outcomes (a role changed; verified signatures
+    /// still stand).
+    pub(crate) fn forget_jwt_roles(&self) {
+        self.jwt_parsed.clear();
+        self.inline_logins.clear();
     }
 
     pub fn barrier(&self) -> &Arc<Barrier> {
@@ -530,20 +548,19 @@ impl Core {
                 ia.path
             )));
         }
-        let (id, entry) = jwt_auth::login(
+        let entry = jwt_auth::inline_login(
             self,
             active,
             &ns,
             &table.entries[i],
             &ia.data,
             req.client_ip,
-            false,
         )
         .await?;
         let acl = policy::acl_for(active, &ns, &entry.policies).await?;
         Ok(Caller {
-            entry: Arc::new(entry),
-            token_id: id,
+            entry,
+            token_id: String::new(),
             acl,
             ns,
         })
@@ -671,8 +688,7 @@ impl Core {
         }
         if everything || key.contains("/config") || key.contains("/role/") {
             self.jwks.clear();
-            self.verified_jwts.clear();
-            self.jwt_parsed.clear();
+            self.forget_jwt_logins();
         }
         if everything || key == strongroom_barrier::KEYRING_PATH {
             if let Err(e) = self.barrier.reload_keyring().await {

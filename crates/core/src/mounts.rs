@@ -351,8 +351,7 @@ async fn disable_auth(core: &Core, ns: &Arc<NsState>, path: &str) -> Result<()> 
         .delete_prefix(&format!("auth/{}/", entry.uuid))
         .await?;
     core.jwks.forget(&entry.uuid);
-    core.verified_jwts.clear();
-    core.jwt_parsed.clear();
+    core.forget_jwt_logins();
     Ok(())
 }
 
@@ -437,10 +436,11 @@ async fn tune(
             "default_lease_ttl cannot be greater than max_lease_ttl",
         ));
     }
-    let _ = core;
     if auth {
         ns.view.put_json("sys/auth", &auths).await?;
         ns.set_auth_mounts(auths);
+        // Token lifetimes of jwt logins follow the mount's tuning.
+        core.forget_jwt_logins();
     } else {
         ns.view.put_json("sys/mounts", &mounts).await?;
         ns.set_mounts(mounts);

@@ -740,6 +740,21 @@ fn gitlab_secrets_manager_resolver_replay() {
         None,
     );
     assert_eq!(r.status, 404, "inline logins store no token: {}", r.body);
+    // The job's repeated logins reuse its first one only while the role stands: a role
+    // change applies to the very next request with the same JWT.
+    assert_eq!(get("SHARED", &prod_jwt).status, 200);
+    let narrowed = json!({"bound_claims": {"project_id": "99"}});
+    let r = http(
+        "POST",
+        &s.url("auth/pipeline_jwt/role/all_pipelines"),
+        t,
+        &[("X-Vault-Namespace", ns)],
+        Some(narrowed.to_string().as_bytes()),
+    );
+    assert_eq!(r.status, 204, "{}", r.body);
+    let r = get("SHARED", &prod_jwt);
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(r.header("x-vault-inline-auth-failed"), Some("true"));
 }
 
 #[test]
