@@ -189,6 +189,20 @@ impl Core {
         self.inline_logins.clear();
     }
 
+    /// A core on memory storage with a static seal, not yet initialized (unit tests).
+    #[cfg(test)]
+    pub(crate) fn for_tests() -> Arc<Core> {
+        Core::new(
+            Arc::new(strongroom_storage::MemoryStorage::new()),
+            CoreConfig::default(),
+            Seal::Static(StaticSeal {
+                current_key_id: "test".into(),
+                current: UnsealKey::generate(),
+                previous: None,
+            }),
+        )
+    }
+
     pub fn barrier(&self) -> &Arc<Barrier> {
         &self.barrier
     }
@@ -727,21 +741,12 @@ pub(crate) fn field_str<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use strongroom_storage::MemoryStorage;
 
     /// Every request allocates its future: the rarer branches are boxed so that a KV read
     /// does not carry the state of every handler (it was 12 KB before they were).
     #[test]
     fn a_request_future_stays_small() {
-        let core = Core::new(
-            Arc::new(MemoryStorage::new()),
-            CoreConfig::default(),
-            Seal::Static(StaticSeal {
-                current_key_id: "test".into(),
-                current: UnsealKey::generate(),
-                previous: None,
-            }),
-        );
+        let core = Core::for_tests();
         let fut = core.handle(Request::new(Operation::Read, "secret/data/x"));
         let size = std::mem::size_of_val(&fut);
         assert!(size <= 4096, "Core::handle's future is {size} bytes");

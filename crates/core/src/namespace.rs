@@ -573,10 +573,8 @@ pub async fn handle_sys(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Core, CoreConfig, Request, Seal};
+    use crate::{Core, Request};
     use serde_json::json;
-    use strongroom_barrier::{seal::StaticSeal, UnsealKey};
-    use strongroom_storage::MemoryStorage;
 
     async fn call(core: &Core, op: Operation, path: &str, data: Value) -> Response {
         let req = Request::new(op, path).with_token("root").with_data(data);
@@ -590,15 +588,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_namespace_without_children_answers_child_lookups_from_its_record() {
-        let core = Core::new(
-            Arc::new(MemoryStorage::new()),
-            CoreConfig::default(),
-            Seal::Static(StaticSeal {
-                current_key_id: "test".into(),
-                current: UnsealKey::generate(),
-                previous: None,
-            }),
-        );
+        let core = Core::for_tests();
         core.initialize(1, 1, Some("root".into())).await.unwrap();
         call(&core, Operation::Update, "sys/namespaces/team", json!({})).await;
         assert_eq!(stored(&core, "team").await.has_children, Some(false));

@@ -1105,9 +1105,6 @@ async fn key_page(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{CoreConfig, Seal};
-    use strongroom_barrier::{seal::StaticSeal, UnsealKey};
-    use strongroom_storage::MemoryStorage;
 
     async fn call(
         core: &Core,
@@ -1175,15 +1172,7 @@ mod tests {
 
     #[tokio::test]
     async fn tidy_revokes_expired_tokens_in_every_namespace_through_the_expiry_index() {
-        let core = Core::new(
-            Arc::new(MemoryStorage::new()),
-            CoreConfig::default(),
-            Seal::Static(StaticSeal {
-                current_key_id: "test".into(),
-                current: UnsealKey::generate(),
-                previous: None,
-            }),
-        );
+        let core = Core::for_tests();
         core.initialize(1, 1, Some("root".into())).await.unwrap();
         call(
             &core,

@@ -381,35 +381,25 @@ fn success_response(r: Response) -> HttpResponse {
         return resp;
     }
     let status = StatusCode::from_u16(r.status.unwrap_or(200)).unwrap_or(StatusCode::OK);
+    // Serialized straight from the response, without building the envelope as a map.
+    let env = Envelope {
+        auth: &r.auth,
+        data: &r.data,
+        lease_duration: r.lease_duration,
+        lease_id: "",
+        renewable: r.renewable,
+        request_id: &strongroom_core::util::uuid4(),
+        warnings: (!r.warnings.is_empty()).then_some(&r.warnings),
+        wrap_info: None,
+    };
     if !r.legacy_top_level {
-        // Serialized straight from the response, without building the envelope as a map.
-        let env = Envelope {
-            auth: &r.auth,
-            data: &r.data,
-            lease_duration: r.lease_duration,
-            lease_id: "",
-            renewable: r.renewable,
-            request_id: &strongroom_core::util::uuid4(),
-            warnings: (!r.warnings.is_empty()).then_some(&r.warnings),
-            wrap_info: None,
-        };
         return json_response(status, &env);
     }
-    let mut env = json!({
-        "request_id": strongroom_core::util::uuid4(),
-        "lease_id": "",
-        "renewable": r.renewable,
-        "lease_duration": r.lease_duration,
-        "data": r.data,
-        "wrap_info": Value::Null,
-        "warnings": if r.warnings.is_empty() { Value::Null } else { json!(r.warnings) },
-        "auth": r.auth,
-    });
-    {
-        if let (Some(Value::Object(d)), Some(obj)) = (&r.data, env.as_object_mut()) {
-            for (k, v) in d {
-                obj.entry(k.clone()).or_insert(v.clone());
-            }
+    // Legacy endpoints also repeat `data`'s keys at the top level.
+    let mut env = serde_json::to_value(&env).unwrap_or(Value::Null);
+    if let (Some(Value::Object(d)), Some(obj)) = (&r.data, env.as_object_mut()) {
+        for (k, v) in d {
+            obj.entry(k.clone()).or_insert(v.clone());
         }
     }
     json_response(status, &env)
