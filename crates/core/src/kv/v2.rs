@@ -2,8 +2,11 @@
 //!
 //! Layout inside the mount view:
 //! - `config` → [`KvConfig`],
-//! - `metadata/<path>` → [`KeyMeta`] (versions' times, flags, settings),
-//! - `versions/<sha256(path)>/<version>` → the version's data.
+//! - `metadata/<path>` → [`KeyMeta`] (versions' times, flags, settings) and the current
+//!   version's data, so that reading the current version is one storage read,
+//! - `versions/<sha256(path)>/<version>` → the data of every other version (a version moves
+//!   here when a newer one is written). Records written before the current version moved
+//!   into the metadata keep every version here, and are read that way until rewritten.
 //!
 //! Every write is one storage transaction that checks the metadata entry has not changed
 //! since it was read (retrying on a concurrent write), so versions are never lost or
@@ -14,6 +17,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use strongroom_barrier::BarrierOp;
+use zeroize::Zeroizing;
 
 use crate::error::{CoreError, Result};
 use crate::util::{self, now_nanos, rfc3339_nanos};
@@ -76,6 +80,40 @@ struct KeyMeta {
     metadata_version: u64,
     #[serde(default)]
     metadata_cas_required: bool,
+    /// The current version's data. Absent in records written before it moved here, after
+    /// the current version is destroyed, and for keys with no live version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    latest: Option<Latest>,
+}
+
+/// A version's data kept inside the metadata record: its JSON text, zeroized when the
+/// record (which the barrier may keep parsed in its cache) is dropped.
+#[derive(Clone, Serialize, Deserialize)]
+struct Latest {
+    version: u64,
+    #[serde(with = "zeroizing_string")]
+    data: Zeroizing<String>,
+}
+
+impl std::fmt::Debug for Latest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Latest")
+            .field("version", &self.version)
+            .field("data", &"<redacted>")
+            .finish()
+    }
+}
+
+mod zeroizing_string {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use zeroize::Zeroizing;
+
+    pub fn serialize<S: Serializer>(v: &Zeroizing<String>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(v)
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Zeroizing<String>, D::Error> {
+        String::deserialize(d).map(Zeroizing::new)
+    }
 }
 
 impl KeyMeta {
@@ -92,6 +130,28 @@ impl KeyMeta {
             updated_time: now,
             metadata_version: 0,
             metadata_cas_required: false,
+            latest: None,
+        }
+    }
+
+    /// The stored form. The current version's data is kept only while that version still
+    /// exists and is not destroyed.
+    fn stored_form(&mut self) -> Result<Vec<u8>> {
+        if let Some(l) = &self.latest {
+            if self.versions.get(&l.version).is_none_or(|m| m.destroyed) {
+                self.latest = None;
+            }
+        }
+        json_bytes(self)
+    }
+
+    /// The data of version `v` if this record holds it.
+    fn inline_data(&self, v: u64) -> Result<Option<Value>> {
+        match &self.latest {
+            Some(l) if l.version == v => serde_json::from_str(&l.data)
+                .map(Some)
+                .map_err(|e| CoreError::Internal(format!("corrupt kv version data: {e}"))),
+            _ => Ok(None),
         }
     }
 
@@ -279,7 +339,7 @@ where
         };
         let mk = meta_key(path);
         ops.insert(0, BarrierOp::Check(mk.clone(), ver));
-        ops.push(BarrierOp::Put(mk, json_bytes(&meta)?));
+        ops.push(BarrierOp::Put(mk, meta.stored_form()?));
         match view.transact(ops).await {
             Ok(()) => return Ok(resp),
             Err(TxnError::Conflict) => continue,
@@ -363,9 +423,12 @@ async fn write_data(
                 if !alive {
                     return Err(CoreError::NotFound(String::new()));
                 }
-                let mut base: Value = match view.get_json::<Value>(&version_key(path, cur)).await? {
-                    Some(v) => v,
-                    None => return Err(CoreError::NotFound(String::new())),
+                let stored = match meta.inline_data(cur)? {
+                    Some(d) => Some(d),
+                    None => view.get_json::<Value>(&version_key(path, cur)).await?,
+                };
+                let Some(mut base) = stored else {
+                    return Err(CoreError::NotFound(String::new()));
                 };
                 merge_patch(&mut base, &body);
                 base
@@ -393,14 +456,26 @@ async fn write_data(
         meta.updated_time = now;
         let dropped = meta.trim(effective_max(&cfg, &meta));
         let mk = meta_key(path);
-        let mut ops = vec![
-            BarrierOp::Check(mk.clone(), ver),
-            BarrierOp::Put(mk, json_bytes(&meta)?),
-            BarrierOp::Put(version_key(path, v), json_bytes(&new_data)?),
-        ];
+        let mut ops = vec![BarrierOp::Check(mk.clone(), ver)];
+        // The version this one supersedes moves from the metadata record to its own key.
+        if let Some(prev) = meta.latest.take() {
+            if meta.versions.contains_key(&prev.version) {
+                ops.push(BarrierOp::Put(
+                    version_key(path, prev.version),
+                    prev.data.as_bytes().to_vec(),
+                ));
+            }
+        }
         for d in dropped {
             ops.push(BarrierOp::Delete(version_key(path, d)));
         }
+        meta.latest = Some(Latest {
+            version: v,
+            data: Zeroizing::new(
+                serde_json::to_string(&new_data).map_err(|e| CoreError::Internal(e.to_string()))?,
+            ),
+        });
+        ops.push(BarrierOp::Put(mk, meta.stored_form()?));
         match view.transact(ops).await {
             Ok(()) => return Ok(Response::data(meta.version_json(v))),
             Err(TxnError::Conflict) => continue,
@@ -440,10 +515,13 @@ async fn read_data(view: &View, path: &str, data: &Map<String, Value>) -> Result
         r.status = Some(404);
         return Ok(r);
     }
-    let d: Value = view
-        .get_json(&version_key(path, version))
-        .await?
-        .unwrap_or(Value::Null);
+    let d: Value = match meta.inline_data(version)? {
+        Some(d) => d,
+        None => view
+            .get_json(&version_key(path, version))
+            .await?
+            .unwrap_or(Value::Null),
+    };
     // Built by moving `d` in: `json!` would serialize (deep-copy) it.
     let mut out = Map::new();
     out.insert("data".into(), d);
@@ -800,5 +878,144 @@ pub async fn handle(
         _ => Err(CoreError::NotFound(format!(
             "no handler for route \"{path}\". route entry not found."
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Core, Request};
+
+    async fn call(core: &Core, op: Operation, path: &str, data: Value) -> Result<Response> {
+        let req = Request::new(op, path).with_token("root").with_data(data);
+        core.handle(req).await
+    }
+
+    async fn read(core: &Core, version: u64) -> Value {
+        let r = call(
+            core,
+            Operation::Read,
+            "secret/data/app",
+            json!({"version": version}),
+        )
+        .await
+        .unwrap();
+        r.data.unwrap()["data"].clone()
+    }
+
+    #[tokio::test]
+    async fn the_current_version_lives_in_the_metadata_record() {
+        let core = Core::for_tests();
+        core.initialize(1, 1, Some("root".into())).await.unwrap();
+        call(
+            &core,
+            Operation::Update,
+            "sys/mounts/secret",
+            json!({"type": "kv", "options": {"version": "2"}}),
+        )
+        .await
+        .unwrap();
+        let mount = core
+            .active()
+            .unwrap()
+            .namespaces
+            .root()
+            .mounts()
+            .get("secret/")
+            .unwrap()
+            .uuid
+            .clone();
+        let view = View::new(core.barrier.clone(), format!("logical/{mount}/"));
+        for n in 1..=3 {
+            let d = json!({"data": {"n": n.to_string()}});
+            call(&core, Operation::Update, "secret/data/app", d)
+                .await
+                .unwrap();
+        }
+        let raw = view.get(&meta_key("app")).await.unwrap().unwrap();
+        let meta = parse_meta(&raw).unwrap();
+        assert_eq!(meta.latest.as_ref().map(|l| l.version), Some(3));
+        assert!(
+            !format!("{meta:?}").contains("\"n\""),
+            "Debug shows no data"
+        );
+        // Superseded versions moved to their own keys; the current one has none.
+        assert!(view.get(&version_key("app", 2)).await.unwrap().is_some());
+        assert!(view.get(&version_key("app", 3)).await.unwrap().is_none());
+        for n in 1..=3 {
+            assert_eq!(read(&core, n).await, json!({"n": n.to_string()}));
+        }
+        call(
+            &core,
+            Operation::Patch,
+            "secret/data/app",
+            json!({"data": {"m": "x"}}),
+        )
+        .await
+        .unwrap();
+        assert_eq!(read(&core, 4).await, json!({"n": "3", "m": "x"}));
+        assert_eq!(read(&core, 3).await, json!({"n": "3"}));
+
+        // Destroying the current version removes its data from the record.
+        call(
+            &core,
+            Operation::Update,
+            "secret/destroy/app",
+            json!({"versions": [4]}),
+        )
+        .await
+        .unwrap();
+        let raw = view.get(&meta_key("app")).await.unwrap().unwrap();
+        assert!(parse_meta(&raw).unwrap().latest.is_none());
+        assert!(!String::from_utf8_lossy(&raw).contains("\\\"m\\\""));
+        let r = call(&core, Operation::Read, "secret/data/app", json!({}))
+            .await
+            .unwrap();
+        assert_eq!(r.status, Some(404));
+
+        // A record written before the current version moved in is read from its key, and
+        // the next write moves to the new layout without losing a version.
+        let mut old = KeyMeta::new(now_nanos());
+        old.versions.insert(
+            1,
+            VersionMeta {
+                created_time: 1,
+                deletion_time: 0,
+                destroyed: false,
+            },
+        );
+        old.current_version = 1;
+        old.oldest_version = 1;
+        view.put(&meta_key("legacy"), &json_bytes(&old).unwrap())
+            .await
+            .unwrap();
+        view.put(&version_key("legacy", 1), br#"{"old":"1"}"#)
+            .await
+            .unwrap();
+        let r = call(&core, Operation::Read, "secret/data/legacy", json!({}))
+            .await
+            .unwrap();
+        assert_eq!(r.data.unwrap()["data"], json!({"old": "1"}));
+        call(
+            &core,
+            Operation::Patch,
+            "secret/data/legacy",
+            json!({"data": {"new": "2"}}),
+        )
+        .await
+        .unwrap();
+        let r = call(&core, Operation::Read, "secret/data/legacy", json!({}))
+            .await
+            .unwrap();
+        assert_eq!(r.data.unwrap()["data"], json!({"old": "1", "new": "2"}));
+        let r = call(
+            &core,
+            Operation::Read,
+            "secret/data/legacy",
+            json!({"version": 1}),
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.data.unwrap()["data"], json!({"old": "1"}));
     }
 }
