@@ -597,6 +597,19 @@ async fn scale_strongroom(
     )
     .await?;
     let after_reads = ours.rss_kb();
+    // The same server unloaded (one client: no queueing), over every namespace and over
+    // one namespace's 10 secrets: what the data volume alone adds to a read.
+    let unloaded = |n: usize| {
+        client::run(
+            &ours.addr,
+            1,
+            plan.warmup,
+            plan.duration,
+            random_ns_read(n, "root".into()),
+        )
+    };
+    let all = unloaded(plan.namespaces).await?;
+    let one = unloaded(1).await?;
     let secrets = plan.namespaces as u64 * 10;
     Ok(report::Scale {
         namespaces: plan.namespaces,
@@ -610,6 +623,8 @@ async fn scale_strongroom(
         read_rps: res.ops_per_sec(),
         read_errors: res.errors,
         small_p99_ms: 0.0,
+        unloaded_all: (all.percentile(0.5), all.percentile(0.99)),
+        unloaded_one: (one.percentile(0.5), one.percentile(0.99)),
         bytes_per_secret: ours.data_bytes() as f64 / secrets as f64,
         openbao_namespaces: plan.openbao_namespaces,
         openbao_load: Duration::ZERO,
@@ -672,7 +687,8 @@ async fn main() -> Result<()> {
             scale_strongroom(&plan, &sr_bin, &issuer_key, &tmp, args.scale_dir.as_deref()).await?;
         eprintln!(
             "{} namespaces: load {:?}; RSS KiB before {} after load {} restarted {} after reads {} \
-             ({} B/namespace); read p50 {:.2} ms p99 {:.2} ms, {:.0} req/s, {} errors; {:.0} storage B/secret",
+             ({} B/namespace); read p50 {:.2} ms p99 {:.2} ms, {:.0} req/s, {} errors; {:.0} storage B/secret; \
+             unloaded p50/p99 all {:.3}/{:.3} ms, one namespace {:.3}/{:.3} ms",
             plan.namespaces,
             s.load,
             s.rss_before_kb,
@@ -685,6 +701,10 @@ async fn main() -> Result<()> {
             s.read_rps,
             s.read_errors,
             s.bytes_per_secret,
+            s.unloaded_all.0,
+            s.unloaded_all.1,
+            s.unloaded_one.0,
+            s.unloaded_one.1,
         );
         let _ = std::fs::remove_dir_all(&tmp);
         return Ok(());

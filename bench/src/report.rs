@@ -135,6 +135,10 @@ pub struct Scale {
     pub read_rps: f64,
     pub read_errors: u64,
     pub small_p99_ms: f64,
+    /// The same server unloaded (one client, so no queueing): p50/p99 of reads spread over
+    /// every namespace, and of reads of one namespace's 10 secrets (served from memory).
+    pub unloaded_all: (f64, f64),
+    pub unloaded_one: (f64, f64),
     pub bytes_per_secret: f64,
     pub openbao_namespaces: usize,
     pub openbao_load: Duration,
@@ -417,8 +421,32 @@ impl Report {
             let _ = writeln!(md, "| read p50 / p99, random namespace, restarted server | {:.2} / {:.2} ms ({:.0} req/s, {} errors) | |", s.read_p50_ms, s.read_p99_ms, s.read_rps, s.read_errors);
             let _ = writeln!(
                 md,
-                "| read p99, small case (workload 1) | {:.2} ms | |\n",
+                "| read p99, small case (workload 1) | {:.2} ms | |",
                 s.small_p99_ms
+            );
+            let _ = writeln!(
+                md,
+                "| read p50 / p99 unloaded (one client), random namespace | {:.3} / {:.3} ms | |",
+                s.unloaded_all.0, s.unloaded_all.1
+            );
+            let _ = writeln!(
+                md,
+                "| read p50 / p99 unloaded (one client), one namespace's 10 secrets, same server | {:.3} / {:.3} ms | |",
+                s.unloaded_one.0, s.unloaded_one.1
+            );
+            let _ = writeln!(
+                md,
+                "| unloaded p99 ratio, all {} secrets / one namespace | {:.2}× | |\n",
+                s.namespaces * 10,
+                if s.unloaded_one.1 > 0.0 {
+                    s.unloaded_all.1 / s.unloaded_one.1
+                } else {
+                    0.0
+                }
+            );
+            let _ = writeln!(
+                md,
+                "The goal row compares p99 at saturation (32 closed-loop clients), where latency follows throughput; the unloaded rows compare the same server's reads with no queueing, so they show what the data volume alone adds to one read.\n"
             );
             let _ = writeln!(
                 md,
