@@ -92,7 +92,7 @@ impl MountEntry {
     }
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct MountTable {
     pub entries: Vec<MountEntry>,
 }
@@ -294,8 +294,7 @@ pub async fn enable_mount(
         seal_wrap: false,
     };
     table.entries.push(entry.clone());
-    ns.view.put_json("sys/mounts", &table).await?;
-    ns.set_mounts(table);
+    ns.save_secrets_table(table).await?;
     Ok(entry)
 }
 
@@ -363,8 +362,7 @@ async fn disable_mount(ns: &Arc<NsState>, path: &str) -> Result<()> {
         return Ok(());
     };
     let entry = table.entries.remove(i);
-    ns.view.put_json("sys/mounts", &table).await?;
-    ns.set_mounts(table);
+    ns.save_secrets_table(table).await?;
     ns.view
         .delete_prefix(&format!("logical/{}/", entry.uuid))
         .await?;
@@ -442,8 +440,7 @@ async fn tune(
         // Token lifetimes of jwt logins follow the mount's tuning.
         core.forget_jwt_logins();
     } else {
-        ns.view.put_json("sys/mounts", &mounts).await?;
-        ns.set_mounts(mounts);
+        ns.save_secrets_table(mounts).await?;
     }
     Ok(())
 }

@@ -1,7 +1,8 @@
 //! Namespaces: isolated trees of mounts, policies and tokens, loaded lazily.
 //!
 //! Storage layout (all through the barrier):
-//! - `core/ns-path/<full/path>` → [`Namespace`] record (the index by path),
+//! - `core/ns-path/<full/path>` → [`Namespace`] record (the index by path), with a copy of
+//!   the namespace's secrets-engine table written in the same transaction as the table,
 //! - `core/ns-id/<id>` → the namespace's path (the index by id, for token suffixes),
 //! - `namespaces/<id>/…` → everything inside the namespace (root: no prefix).
 //!
@@ -54,6 +55,12 @@ pub struct Namespace {
     /// flag existed, which are treated as "may have children".
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub has_children: Option<bool>,
+    /// The secrets-engine table, as stored under `sys/mounts` (which stays authoritative),
+    /// so that loading the namespace is one read. Absent in records written before the
+    /// copy existed: those load the table from `sys/mounts`. Never kept in a loaded
+    /// [`NsState`]'s `ns`, whose table is [`NsState::mounts`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mounts: Option<MountTable>,
 }
 
 impl Namespace {
@@ -64,6 +71,7 @@ impl Namespace {
             custom_metadata: BTreeMap::new(),
             uuid: String::new(),
             has_children: None,
+            mounts: None,
         }
     }
     pub fn storage_prefix(&self) -> String {
@@ -135,6 +143,28 @@ impl NsState {
     pub fn set_mounts(&self, t: MountTable) {
         self.mounts.store(Arc::new(t));
     }
+    /// Store `table` as this namespace's secrets-engine table and make it current: its
+    /// `sys/mounts` key and, outside root, the copy in the namespace's record, in one
+    /// transaction. The caller holds `admin`, as every change to the record does.
+    pub async fn save_secrets_table(&self, table: MountTable) -> Result<()> {
+        let mut ops = vec![self.view.absolute(strongroom_barrier::BarrierOp::Put(
+            "sys/mounts".into(),
+            json_bytes(&table)?,
+        ))];
+        if !self.is_root() {
+            let root = self.view.root();
+            let key = record_key(&self.ns.path);
+            let mut rec: Namespace = root
+                .get_json(&key)
+                .await?
+                .ok_or_else(|| CoreError::NotFound(format!("namespace {:?}", self.ns.path)))?;
+            rec.mounts = Some(table.clone());
+            ops.push(strongroom_barrier::BarrierOp::Put(key, json_bytes(&rec)?));
+        }
+        self.view.transact_absolute(ops).await?;
+        self.set_mounts(table);
+        Ok(())
+    }
     pub fn set_auth_mounts(&self, t: MountTable) {
         self.auth.store(Some(Arc::new(t)));
     }
@@ -205,12 +235,15 @@ impl Registry {
         View::new(self.barrier.clone(), storage_prefix_of(id))
     }
 
-    async fn load(&self, ns: Namespace) -> Result<Arc<NsState>> {
+    async fn load(&self, mut ns: Namespace) -> Result<Arc<NsState>> {
         if let Some(s) = self.loaded.get(&ns.id) {
             return Ok(s);
         }
         let view = View::new(self.barrier.clone(), ns.storage_prefix());
-        let m = MountTable::load_secrets(&view).await?;
+        let m = match ns.mounts.take() {
+            Some(m) => m,
+            None => MountTable::load_secrets(&view).await?,
+        };
         let state = Arc::new(NsState {
             may_have_children: AtomicBool::new(ns.has_children != Some(false)),
             ns,
@@ -343,6 +376,8 @@ impl Registry {
             custom_metadata: meta,
             uuid: util::uuid4(),
             has_children: Some(false),
+            // A new namespace has no secrets engines yet.
+            mounts: Some(MountTable::default()),
         };
         let rec = serde_json::to_vec(&ns).map_err(|e| CoreError::Internal(e.to_string()))?;
         let mut ops = vec![
@@ -438,6 +473,10 @@ impl Registry {
         self.loaded.remove(&child.ns.id);
         Ok(true)
     }
+}
+
+fn json_bytes(v: &impl Serialize) -> Result<Vec<u8>> {
+    serde_json::to_vec(v).map_err(|e| CoreError::Internal(e.to_string()))
 }
 
 /// Where the record of the namespace at `path` (`a/b/` or `a/b`) is stored.
@@ -647,5 +686,76 @@ mod tests {
         // The auth table is read on first use and includes the token method.
         assert!(team.auth.load_full().is_none());
         assert!(team.auth_mounts().await.unwrap().get("token/").is_some());
+    }
+
+    #[tokio::test]
+    async fn a_namespace_record_carries_its_mount_table() {
+        let core = Core::for_tests();
+        core.initialize(1, 1, Some("root".into())).await.unwrap();
+        call(&core, Operation::Update, "sys/namespaces/p1", json!({})).await;
+        assert_eq!(
+            stored(&core, "p1").await.mounts,
+            Some(MountTable::default())
+        );
+        let sys_mounts = || async {
+            let raw = core
+                .barrier
+                .get(&format!(
+                    "{}sys/mounts",
+                    stored(&core, "p1").await.storage_prefix()
+                ))
+                .await
+                .unwrap()
+                .unwrap();
+            serde_json::from_slice::<MountTable>(&raw).unwrap()
+        };
+        // Every change of the table writes the copy with it: enable, tune, disable.
+        let kv2 = json!({"type": "kv", "options": {"version": "2"}});
+        call(
+            &core,
+            Operation::Update,
+            "p1/sys/mounts/secret",
+            kv2.clone(),
+        )
+        .await;
+        call(&core, Operation::Update, "p1/sys/mounts/other", kv2).await;
+        call(
+            &core,
+            Operation::Update,
+            "p1/sys/mounts/secret/tune",
+            json!({"description": "tuned"}),
+        )
+        .await;
+        call(&core, Operation::Delete, "p1/sys/mounts/other", json!({})).await;
+        let copy = stored(&core, "p1").await.mounts.unwrap();
+        assert_eq!(copy, sys_mounts().await);
+        assert_eq!(copy.entries.len(), 1);
+        assert_eq!(copy.get("secret/").unwrap().description, "tuned");
+        // A metadata update keeps it.
+        call(
+            &core,
+            Operation::Update,
+            "sys/namespaces/p1",
+            json!({"custom_metadata": {"team": "a"}}),
+        )
+        .await;
+        assert_eq!(stored(&core, "p1").await.mounts, Some(copy.clone()));
+
+        // A fresh registry loads the table from the record and keeps no second copy.
+        let fresh = Registry::new(core.barrier.clone());
+        let p1 = fresh.lookup(&fresh.root(), "p1").await.unwrap().unwrap();
+        assert_eq!(*p1.mounts_arc(), copy);
+        assert!(p1.ns.mounts.is_none());
+
+        // A record written before the copy existed loads the table from `sys/mounts`.
+        let mut old = serde_json::to_value(stored(&core, "p1").await).unwrap();
+        old.as_object_mut().unwrap().remove("mounts");
+        core.barrier
+            .put(&record_key("p1"), &serde_json::to_vec(&old).unwrap())
+            .await
+            .unwrap();
+        let fresh = Registry::new(core.barrier.clone());
+        let p1 = fresh.lookup(&fresh.root(), "p1").await.unwrap().unwrap();
+        assert_eq!(*p1.mounts_arc(), copy);
     }
 }

@@ -28,6 +28,11 @@ impl View {
         }
     }
 
+    /// A view of the whole barrier (no prefix).
+    pub fn root(&self) -> View {
+        View::new(self.barrier.clone(), "")
+    }
+
     pub fn prefix(&self) -> &str {
         &self.prefix
     }
