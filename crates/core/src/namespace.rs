@@ -149,7 +149,7 @@ impl NsState {
     pub async fn save_secrets_table(&self, table: MountTable) -> Result<()> {
         let mut ops = vec![self.view.absolute(strongroom_barrier::BarrierOp::Put(
             "sys/mounts".into(),
-            json_bytes(&table)?,
+            util::json_bytes(&table)?,
         ))];
         if !self.is_root() {
             let root = self.view.root();
@@ -159,7 +159,10 @@ impl NsState {
                 .await?
                 .ok_or_else(|| CoreError::NotFound(format!("namespace {:?}", self.ns.path)))?;
             rec.mounts = Some(table.clone());
-            ops.push(strongroom_barrier::BarrierOp::Put(key, json_bytes(&rec)?));
+            ops.push(strongroom_barrier::BarrierOp::Put(
+                key,
+                util::json_bytes(&rec)?,
+            ));
         }
         self.view.transact_absolute(ops).await?;
         self.set_mounts(table);
@@ -379,7 +382,7 @@ impl Registry {
             // A new namespace has no secrets engines yet.
             mounts: Some(MountTable::default()),
         };
-        let rec = serde_json::to_vec(&ns).map_err(|e| CoreError::Internal(e.to_string()))?;
+        let rec = util::json_bytes(&ns)?;
         let mut ops = vec![
             strongroom_barrier::BarrierOp::Put(key, rec),
             strongroom_barrier::BarrierOp::Put(
@@ -398,8 +401,7 @@ impl Registry {
                 })?;
             if rec.has_children != Some(true) {
                 rec.has_children = Some(true);
-                let bytes =
-                    serde_json::to_vec(&rec).map_err(|e| CoreError::Internal(e.to_string()))?;
+                let bytes = util::json_bytes(&rec)?;
                 ops.push(strongroom_barrier::BarrierOp::Put(parent_key, bytes));
             }
         }
@@ -473,10 +475,6 @@ impl Registry {
         self.loaded.remove(&child.ns.id);
         Ok(true)
     }
-}
-
-fn json_bytes(v: &impl Serialize) -> Result<Vec<u8>> {
-    serde_json::to_vec(v).map_err(|e| CoreError::Internal(e.to_string()))
 }
 
 /// Where the record of the namespace at `path` (`a/b/` or `a/b`) is stored.

@@ -652,9 +652,7 @@ pub(crate) async fn issue(
         return Ok(String::new());
     }
     if entry.batch {
-        let plain = Zeroizing::new(
-            serde_json::to_vec(&*entry).map_err(|e| CoreError::Internal(e.to_string()))?,
-        );
+        let plain = Zeroizing::new(util::json_bytes(&*entry)?);
         let ct = core.barrier.seal_blob(BATCH_AAD, &plain)?;
         return Ok(format!(
             "b.{}",

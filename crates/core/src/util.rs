@@ -157,6 +157,12 @@ fn push_hex(out: &mut String, byte: u8) {
 
 /// Lower-case hex of `bytes` (the `hex` crate's encoder goes through a char iterator;
 /// this one is on every request's path: token and secret-path hashes).
+/// `v` as JSON bytes, for storage (serializing our own types cannot fail in practice; if it
+/// does, the request fails as an internal error).
+pub fn json_bytes(v: &impl serde::Serialize) -> crate::error::Result<Vec<u8>> {
+    serde_json::to_vec(v).map_err(|e| crate::error::CoreError::Internal(e.to_string()))
+}
+
 pub fn hex(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(bytes.len() * 2);
     for b in bytes {

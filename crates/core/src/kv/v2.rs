@@ -142,7 +142,7 @@ impl KeyMeta {
                 self.latest = None;
             }
         }
-        json_bytes(self)
+        util::json_bytes(self)
     }
 
     /// The data of version `v` if this record holds it.
@@ -265,10 +265,6 @@ async fn read_meta(view: &View, path: &str) -> Result<Option<(KeyMeta, Vec<u8>)>
         None => Ok(None),
         Some((plain, ver)) => Ok(Some((parse_meta(&plain)?, ver))),
     }
-}
-
-fn json_bytes(v: &impl Serialize) -> Result<Vec<u8>> {
-    serde_json::to_vec(v).map_err(|e| CoreError::Internal(e.to_string()))
 }
 
 pub async fn exists(view: &View, path: &str) -> Result<Option<bool>> {
@@ -986,7 +982,7 @@ mod tests {
         );
         old.current_version = 1;
         old.oldest_version = 1;
-        view.put(&meta_key("legacy"), &json_bytes(&old).unwrap())
+        view.put(&meta_key("legacy"), &util::json_bytes(&old).unwrap())
             .await
             .unwrap();
         view.put(&version_key("legacy", 1), br#"{"old":"1"}"#)
