@@ -293,7 +293,7 @@ async fn store_entry(
     e: &TokenEntry,
     accessor_plain: &str,
 ) -> Result<()> {
-    let bytes = serde_json::to_vec(e).map_err(|x| CoreError::Internal(x.to_string()))?;
+    let bytes = util::json_bytes(e)?;
     let mut ops = vec![
         BarrierOp::Check(format!("sys/token/id/{}", e.hash), None),
         BarrierOp::Put(format!("sys/token/id/{}", e.hash), bytes),
@@ -1166,6 +1166,43 @@ mod tests {
                 .count();
         }
         n
+    }
+
+    #[tokio::test]
+    async fn a_chosen_token_id_that_exists_is_refused_and_the_first_token_stays() {
+        let core = Core::for_tests();
+        core.initialize(1, 1, Some("root".into())).await.unwrap();
+        let create = || {
+            call(
+                &core,
+                "",
+                Operation::Update,
+                "auth/token/create",
+                json!({"id": "chosen-1", "policies": ["default"]}),
+            )
+        };
+        let first = create().await.unwrap();
+        let first_accessor = first.auth.unwrap()["accessor"].clone();
+        match create().await {
+            Err(CoreError::BadRequest(m)) => assert!(m.contains("already exists"), "{m}"),
+            Err(e) => panic!("expected a 400, got {}", e.status()),
+            Ok(_) => panic!("a second token with the same id was created"),
+        }
+        let r = call(
+            &core,
+            "",
+            Operation::Update,
+            "auth/token/lookup",
+            json!({"token": "chosen-1"}),
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.data.unwrap()["accessor"], first_accessor);
+        // Generated ids keep working beside it.
+        let a = token(&core, "", "1h").await;
+        let b = token(&core, "", "1h").await;
+        assert_ne!(a, b);
+        assert!(lookup_ok(&core, "", &a).await && lookup_ok(&core, "", &b).await);
     }
 
     #[tokio::test]
