@@ -203,6 +203,20 @@ impl Core {
         )
     }
 
+    /// A request with the root token (`"root"`) in namespace `ns` (`""`: root), for tests.
+    #[cfg(test)]
+    pub(crate) async fn root_request(
+        &self,
+        ns: &str,
+        op: Operation,
+        path: &str,
+        data: serde_json::Value,
+    ) -> Result<Response> {
+        let mut req = Request::new(op, path).with_token("root").with_data(data);
+        req.namespace = ns.into();
+        self.handle(req).await
+    }
+
     pub fn barrier(&self) -> &Arc<Barrier> {
         &self.barrier
     }

@@ -610,24 +610,31 @@ pub async fn handle_sys(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Core, Request};
+    use crate::Core;
     use serde_json::json;
-
-    async fn call(core: &Core, op: Operation, path: &str, data: Value) -> Response {
-        let req = Request::new(op, path).with_token("root").with_data(data);
-        core.handle(req).await.unwrap()
-    }
 
     async fn stored(core: &Core, path: &str) -> Namespace {
         let raw = core.barrier.get(&record_key(path)).await.unwrap().unwrap();
         serde_json::from_slice(&raw).unwrap()
     }
 
+    /// Rewrite a namespace's stored record without `field`, as an older release wrote it.
+    async fn store_without(core: &Core, path: &str, field: &str) {
+        let mut old = serde_json::to_value(stored(core, path).await).unwrap();
+        old.as_object_mut().unwrap().remove(field);
+        core.barrier
+            .put(&record_key(path), &serde_json::to_vec(&old).unwrap())
+            .await
+            .unwrap();
+    }
+
     #[tokio::test]
     async fn a_namespace_without_children_answers_child_lookups_from_its_record() {
         let core = Core::for_tests();
         core.initialize(1, 1, Some("root".into())).await.unwrap();
-        call(&core, Operation::Update, "sys/namespaces/team", json!({})).await;
+        core.root_request("", Operation::Update, "sys/namespaces/team", json!({}))
+            .await
+            .unwrap();
         assert_eq!(stored(&core, "team").await.has_children, Some(false));
 
         let active = core.active().unwrap();
@@ -637,23 +644,20 @@ mod tests {
         assert!(reg.child(&team, "sub").await.unwrap().is_none());
 
         // A child created while the parent is loaded is found through the loaded state…
-        call(
-            &core,
-            Operation::Update,
-            "sys/namespaces/team/sub",
-            json!({}),
-        )
-        .await;
+        core.root_request("", Operation::Update, "sys/namespaces/team/sub", json!({}))
+            .await
+            .unwrap();
         assert!(reg.child(&team, "sub").await.unwrap().is_some());
         assert_eq!(stored(&core, "team").await.has_children, Some(true));
         // …and a metadata update of the parent keeps the flag.
-        call(
-            &core,
+        core.root_request(
+            "",
             Operation::Update,
             "sys/namespaces/team",
             json!({"custom_metadata": {"owner": "ci"}}),
         )
-        .await;
+        .await
+        .unwrap();
         let rec = stored(&core, "team").await;
         assert_eq!(rec.has_children, Some(true));
         assert_eq!(
@@ -670,12 +674,7 @@ mod tests {
             .is_some());
 
         // A record written before the flag existed may have children.
-        let mut old = serde_json::to_value(stored(&core, "team").await).unwrap();
-        old.as_object_mut().unwrap().remove("has_children");
-        core.barrier
-            .put(&record_key("team"), &serde_json::to_vec(&old).unwrap())
-            .await
-            .unwrap();
+        store_without(&core, "team", "has_children").await;
         let fresh = Registry::new(core.barrier.clone());
         let team = fresh.lookup(&fresh.root(), "team").await.unwrap().unwrap();
         assert_eq!(team.ns.has_children, None);
@@ -690,7 +689,9 @@ mod tests {
     async fn a_namespace_record_carries_its_mount_table() {
         let core = Core::for_tests();
         core.initialize(1, 1, Some("root".into())).await.unwrap();
-        call(&core, Operation::Update, "sys/namespaces/p1", json!({})).await;
+        core.root_request("", Operation::Update, "sys/namespaces/p1", json!({}))
+            .await
+            .unwrap();
         assert_eq!(
             stored(&core, "p1").await.mounts,
             Some(MountTable::default())
@@ -709,34 +710,36 @@ mod tests {
         };
         // Every change of the table writes the copy with it: enable, tune, disable.
         let kv2 = json!({"type": "kv", "options": {"version": "2"}});
-        call(
-            &core,
-            Operation::Update,
-            "p1/sys/mounts/secret",
-            kv2.clone(),
-        )
-        .await;
-        call(&core, Operation::Update, "p1/sys/mounts/other", kv2).await;
-        call(
-            &core,
+        core.root_request("", Operation::Update, "p1/sys/mounts/secret", kv2.clone())
+            .await
+            .unwrap();
+        core.root_request("", Operation::Update, "p1/sys/mounts/other", kv2)
+            .await
+            .unwrap();
+        core.root_request(
+            "",
             Operation::Update,
             "p1/sys/mounts/secret/tune",
             json!({"description": "tuned"}),
         )
-        .await;
-        call(&core, Operation::Delete, "p1/sys/mounts/other", json!({})).await;
+        .await
+        .unwrap();
+        core.root_request("", Operation::Delete, "p1/sys/mounts/other", json!({}))
+            .await
+            .unwrap();
         let copy = stored(&core, "p1").await.mounts.unwrap();
         assert_eq!(copy, sys_mounts().await);
         assert_eq!(copy.entries.len(), 1);
         assert_eq!(copy.get("secret/").unwrap().description, "tuned");
         // A metadata update keeps it.
-        call(
-            &core,
+        core.root_request(
+            "",
             Operation::Update,
             "sys/namespaces/p1",
             json!({"custom_metadata": {"team": "a"}}),
         )
-        .await;
+        .await
+        .unwrap();
         assert_eq!(stored(&core, "p1").await.mounts, Some(copy.clone()));
 
         // A fresh registry loads the table from the record and keeps no second copy.
@@ -746,12 +749,7 @@ mod tests {
         assert!(p1.ns.mounts.is_none());
 
         // A record written before the copy existed loads the table from `sys/mounts`.
-        let mut old = serde_json::to_value(stored(&core, "p1").await).unwrap();
-        old.as_object_mut().unwrap().remove("mounts");
-        core.barrier
-            .put(&record_key("p1"), &serde_json::to_vec(&old).unwrap())
-            .await
-            .unwrap();
+        store_without(&core, "p1", "mounts").await;
         let fresh = Registry::new(core.barrier.clone());
         let p1 = fresh.lookup(&fresh.root(), "p1").await.unwrap().unwrap();
         assert_eq!(*p1.mounts_arc(), copy);

@@ -1104,35 +1104,22 @@ async fn key_page(
 mod tests {
     use super::*;
 
-    async fn call(
-        core: &Core,
-        ns: &str,
-        op: Operation,
-        path: &str,
-        data: Value,
-    ) -> Result<Response> {
-        let mut req = Request::new(op, path).with_token("root").with_data(data);
-        req.namespace = ns.into();
-        core.handle(req).await
-    }
-
     /// Create a token in namespace `ns`; returns (token, its hash).
     async fn token(core: &Core, ns: &str, ttl: &str) -> String {
-        let r = call(
-            core,
-            ns,
-            Operation::Update,
-            "auth/token/create",
-            json!({"ttl": ttl}),
-        )
-        .await
-        .unwrap();
+        let r = core
+            .root_request(
+                ns,
+                Operation::Update,
+                "auth/token/create",
+                json!({"ttl": ttl}),
+            )
+            .await
+            .unwrap();
         r.auth.unwrap()["client_token"].as_str().unwrap().to_owned()
     }
 
     async fn lookup_ok(core: &Core, ns: &str, t: &str) -> bool {
-        call(
-            core,
+        core.root_request(
             ns,
             Operation::Update,
             "auth/token/lookup",
@@ -1173,8 +1160,7 @@ mod tests {
         let core = Core::for_tests();
         core.initialize(1, 1, Some("root".into())).await.unwrap();
         let create = || {
-            call(
-                &core,
+            core.root_request(
                 "",
                 Operation::Update,
                 "auth/token/create",
@@ -1188,15 +1174,15 @@ mod tests {
             Err(e) => panic!("expected a 400, got {}", e.status()),
             Ok(_) => panic!("a second token with the same id was created"),
         }
-        let r = call(
-            &core,
-            "",
-            Operation::Update,
-            "auth/token/lookup",
-            json!({"token": "chosen-1"}),
-        )
-        .await
-        .unwrap();
+        let r = core
+            .root_request(
+                "",
+                Operation::Update,
+                "auth/token/lookup",
+                json!({"token": "chosen-1"}),
+            )
+            .await
+            .unwrap();
         assert_eq!(r.data.unwrap()["accessor"], first_accessor);
         // Generated ids keep working beside it.
         let a = token(&core, "", "1h").await;
@@ -1209,15 +1195,9 @@ mod tests {
     async fn tidy_revokes_expired_tokens_in_every_namespace_through_the_expiry_index() {
         let core = Core::for_tests();
         core.initialize(1, 1, Some("root".into())).await.unwrap();
-        call(
-            &core,
-            "",
-            Operation::Update,
-            "sys/namespaces/team",
-            json!({}),
-        )
-        .await
-        .unwrap();
+        core.root_request("", Operation::Update, "sys/namespaces/team", json!({}))
+            .await
+            .unwrap();
         let short_root = token(&core, "", "1s").await;
         let short_ns = token(&core, "team", "1s").await;
         let long_ns = token(&core, "team", "1h").await;
@@ -1260,8 +1240,7 @@ mod tests {
         assert!(core.barrier.get(EXPIRY_INDEXED).await.unwrap().is_some());
 
         // Renewal moves the entry; the old one does not make tidy revoke the token.
-        call(
-            &core,
+        core.root_request(
             "team",
             Operation::Update,
             "auth/token/renew",

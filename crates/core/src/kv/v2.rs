@@ -880,22 +880,18 @@ pub async fn handle(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Core, Request};
-
-    async fn call(core: &Core, op: Operation, path: &str, data: Value) -> Result<Response> {
-        let req = Request::new(op, path).with_token("root").with_data(data);
-        core.handle(req).await
-    }
+    use crate::Core;
 
     async fn read(core: &Core, version: u64) -> Value {
-        let r = call(
-            core,
-            Operation::Read,
-            "secret/data/app",
-            json!({"version": version}),
-        )
-        .await
-        .unwrap();
+        let r = core
+            .root_request(
+                "",
+                Operation::Read,
+                "secret/data/app",
+                json!({"version": version}),
+            )
+            .await
+            .unwrap();
         r.data.unwrap()["data"].clone()
     }
 
@@ -903,8 +899,8 @@ mod tests {
     async fn the_current_version_lives_in_the_metadata_record() {
         let core = Core::for_tests();
         core.initialize(1, 1, Some("root".into())).await.unwrap();
-        call(
-            &core,
+        core.root_request(
+            "",
             Operation::Update,
             "sys/mounts/secret",
             json!({"type": "kv", "options": {"version": "2"}}),
@@ -924,7 +920,7 @@ mod tests {
         let view = View::new(core.barrier.clone(), format!("logical/{mount}/"));
         for n in 1..=3 {
             let d = json!({"data": {"n": n.to_string()}});
-            call(&core, Operation::Update, "secret/data/app", d)
+            core.root_request("", Operation::Update, "secret/data/app", d)
                 .await
                 .unwrap();
         }
@@ -941,8 +937,8 @@ mod tests {
         for n in 1..=3 {
             assert_eq!(read(&core, n).await, json!({"n": n.to_string()}));
         }
-        call(
-            &core,
+        core.root_request(
+            "",
             Operation::Patch,
             "secret/data/app",
             json!({"data": {"m": "x"}}),
@@ -953,8 +949,8 @@ mod tests {
         assert_eq!(read(&core, 3).await, json!({"n": "3"}));
 
         // Destroying the current version removes its data from the record.
-        call(
-            &core,
+        core.root_request(
+            "",
             Operation::Update,
             "secret/destroy/app",
             json!({"versions": [4]}),
@@ -964,7 +960,8 @@ mod tests {
         let raw = view.get(&meta_key("app")).await.unwrap().unwrap();
         assert!(parse_meta(&raw).unwrap().latest.is_none());
         assert!(!String::from_utf8_lossy(&raw).contains("\\\"m\\\""));
-        let r = call(&core, Operation::Read, "secret/data/app", json!({}))
+        let r = core
+            .root_request("", Operation::Read, "secret/data/app", json!({}))
             .await
             .unwrap();
         assert_eq!(r.status, Some(404));
@@ -988,30 +985,33 @@ mod tests {
         view.put(&version_key("legacy", 1), br#"{"old":"1"}"#)
             .await
             .unwrap();
-        let r = call(&core, Operation::Read, "secret/data/legacy", json!({}))
+        let r = core
+            .root_request("", Operation::Read, "secret/data/legacy", json!({}))
             .await
             .unwrap();
         assert_eq!(r.data.unwrap()["data"], json!({"old": "1"}));
-        call(
-            &core,
+        core.root_request(
+            "",
             Operation::Patch,
             "secret/data/legacy",
             json!({"data": {"new": "2"}}),
         )
         .await
         .unwrap();
-        let r = call(&core, Operation::Read, "secret/data/legacy", json!({}))
+        let r = core
+            .root_request("", Operation::Read, "secret/data/legacy", json!({}))
             .await
             .unwrap();
         assert_eq!(r.data.unwrap()["data"], json!({"old": "1", "new": "2"}));
-        let r = call(
-            &core,
-            Operation::Read,
-            "secret/data/legacy",
-            json!({"version": 1}),
-        )
-        .await
-        .unwrap();
+        let r = core
+            .root_request(
+                "",
+                Operation::Read,
+                "secret/data/legacy",
+                json!({"version": 1}),
+            )
+            .await
+            .unwrap();
         assert_eq!(r.data.unwrap()["data"], json!({"old": "1"}));
     }
 }
