@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
-use strongroom_jwt::{glob_match, Jwt, KeySet};
+use strongroom_jwt::{glob_match, Jwt, JwtError, KeySet};
 
 use crate::error::{CoreError, Result};
 use crate::mounts::MountEntry;
@@ -700,12 +700,72 @@ fn render_template(t: &str, claims: &Map<String, Value>) -> std::result::Result<
 /// A mount's config and one role, parsed; cached per (mount, role) because every login
 /// (and, with inline auth, every request of a job) needs them. Any config or role write —
 /// here or, through invalidation, on another node — drops the whole cache.
+pub(crate) struct ParsedRole {
+    cfg: JwtConfig,
+    role: JwtRole,
+    name: String,
+    /// The user claim as a name or, with `user_claim_json_pointer`, a JSON pointer.
+    user_claim: String,
+    /// The top-level claims a login with this role reads (standard claims, user claim,
+    /// bound claims, claim mappings), so a login parses only those of the token's
+    /// claims; `None` when policy templates may name any claim.
+    reads: Option<Vec<String>>,
+}
+
+/// The top-level claim a name or JSON pointer (`/a/b`) starts from.
+fn top_level(name: &str) -> String {
+    match name.strip_prefix('/') {
+        Some(ptr) => {
+            let first = ptr.split('/').next().unwrap_or("");
+            first.replace("~1", "/").replace("~0", "~")
+        }
+        None => name.to_owned(),
+    }
+}
+
+impl ParsedRole {
+    fn new(cfg: JwtConfig, role: JwtRole, name: String) -> ParsedRole {
+        let user_claim = if role.user_claim_json_pointer && !role.user_claim.starts_with('/') {
+            format!("/{}", role.user_claim)
+        } else {
+            role.user_claim.clone()
+        };
+        let reads = (!role.token_policies_template_claims).then(|| {
+            let mut v: Vec<String> = STANDARD_CLAIMS.iter().map(|s| (*s).to_owned()).collect();
+            v.push(top_level(&user_claim));
+            v.extend(role.bound_claims.keys().map(|k| top_level(k)));
+            v.extend(role.claim_mappings.keys().map(|k| top_level(k)));
+            v.sort();
+            v.dedup();
+            v
+        });
+        ParsedRole {
+            cfg,
+            role,
+            name,
+            user_claim,
+            reads,
+        }
+    }
+
+    /// The claims of `jwt` this role's checks and mappings read.
+    fn claims(&self, jwt: &Jwt) -> std::result::Result<Map<String, Value>, JwtError> {
+        match &self.reads {
+            Some(names) => jwt.claims_named(names.iter().map(String::as_str)),
+            None => jwt.claims(),
+        }
+    }
+}
+
+/// The registered claims `check_standard_claims` reads.
+const STANDARD_CLAIMS: &[&str] = &["aud", "exp", "iat", "iss", "nbf", "sub"];
+
 async fn load_parsed(
     core: &Core,
     view: &View,
     mount: &MountEntry,
     requested: Option<&str>,
-) -> Result<Arc<(JwtConfig, JwtRole, String)>> {
+) -> Result<Arc<ParsedRole>> {
     let key = format!("{}\u{0}{}", mount.uuid, requested.unwrap_or(""));
     if let Some(p) = core.jwt_parsed.get(&key) {
         return Ok(p);
@@ -723,7 +783,7 @@ async fn load_parsed(
         .get_json(&format!("role/{role_name}"))
         .await?
         .ok_or_else(|| CoreError::bad(format!("role {role_name:?} could not be found")))?;
-    let p = Arc::new((cfg, role, role_name));
+    let p = Arc::new(ParsedRole::new(cfg, role, role_name));
     core.jwt_parsed.insert(key, p.clone());
     Ok(p)
 }
@@ -812,7 +872,7 @@ async fn login_checked(
         .map(|s| s.into_owned())
         .filter(|s| !s.is_empty());
     let parsed = load_parsed(core, &view, mount, requested.as_deref()).await?;
-    let (cfg, role, role_name) = (&parsed.0, &parsed.1, parsed.2.clone());
+    let (cfg, role, role_name) = (&parsed.cfg, &parsed.role, parsed.name.clone());
     if role.role_type == "oidc" {
         return Err(CoreError::bad("role with oidc role_type is not allowed"));
     }
@@ -828,12 +888,12 @@ async fn login_checked(
         Jwt::parse(&raw).map_err(|e| CoreError::bad(format!("error validating token: {e}")))?;
     // A job's token is presented once per secret with inline auth: remember signatures
     // already verified (briefly, per mount), so RSA runs once per job, not per request.
-    let digest = aws_lc_rs::digest::digest(
-        &aws_lc_rs::digest::SHA256,
-        format!("{}\u{0}{raw}", mount.uuid).as_bytes(),
-    );
+    let mut h = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    for part in [mount.uuid.as_bytes(), b"\0", raw.as_bytes()] {
+        h.update(part);
+    }
     let mut cache_key = [0u8; 32];
-    cache_key.copy_from_slice(digest.as_ref());
+    cache_key.copy_from_slice(h.finish().as_ref());
     let now_s = util::now_secs();
     let verified_recently = core
         .verified_jwts
@@ -854,16 +914,13 @@ async fn login_checked(
             .map_err(|e| CoreError::bad(format!("error validating token: {e}")))?;
         core.verified_jwts.insert(cache_key, now_s);
     }
-    let claims = &jwt.claims;
+    let claims = &parsed
+        .claims(&jwt)
+        .map_err(|e| CoreError::bad(format!("error validating token: {e}")))?;
     let exp = num_claim(claims, "exp").ok().flatten();
     check_standard_claims(cfg, role, claims, util::now_secs())
         .map_err(|e| CoreError::bad(format!("error validating token: {e}")))?;
-    let user_claim = if role.user_claim_json_pointer && !role.user_claim.starts_with('/') {
-        format!("/{}", role.user_claim)
-    } else {
-        role.user_claim.clone()
-    };
-    let user = claim(claims, &user_claim)
+    let user = claim(claims, &parsed.user_claim)
         .ok_or_else(|| CoreError::bad(format!("claim {:?} not found in token", role.user_claim)))?;
     let user = claim_as_string(user).ok_or_else(|| {
         CoreError::bad(format!(
@@ -1021,5 +1078,54 @@ mod tests {
             .clone();
         assert_eq!(claim(&c, "/a/b~1c/d"), Some(&json!("x")));
         assert_eq!(claim(&c, "/a/missing"), None);
+    }
+
+    #[test]
+    fn a_login_parses_only_the_claims_its_role_reads() {
+        let mut role = JwtRole {
+            user_claim: "a~1b/c".into(),
+            user_claim_json_pointer: true,
+            ..Default::default()
+        };
+        role.bound_claims.insert("/n/x".into(), json!("1"));
+        role.bound_claims.insert("project_id".into(), json!("42"));
+        role.claim_mappings.insert("ref".into(), "git_ref".into());
+        let p = ParsedRole::new(JwtConfig::default(), role.clone(), "r".into());
+        assert_eq!(p.user_claim, "/a~1b/c");
+        let reads = p.reads.as_ref().unwrap();
+        for name in [
+            "a/b",
+            "n",
+            "project_id",
+            "ref",
+            "exp",
+            "aud",
+            "iss",
+            "nbf",
+            "iat",
+            "sub",
+        ] {
+            assert!(reads.iter().any(|r| r == name), "{name} in {reads:?}");
+        }
+        let payload = json!({"a/b": {"c": "u"}, "n": {"x": "1"}, "project_id": "42",
+            "ref": "main", "exp": 1, "unread": "big", "namespace_path": "g"});
+        let enc = |v: &Value| {
+            use base64::Engine;
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
+        };
+        let jwt = Jwt::parse(&format!(
+            "{}.{}.c2ln",
+            enc(&json!({"alg": "RS256"})),
+            enc(&payload)
+        ))
+        .unwrap();
+        let claims = p.claims(&jwt).unwrap();
+        assert_eq!(claim(&claims, &p.user_claim), Some(&json!("u")));
+        assert!(check_bound_claims(&p.role, &claims).is_ok());
+        assert_eq!(claims.len(), 5, "{claims:?}");
+        role.token_policies_template_claims = true;
+        let all = ParsedRole::new(JwtConfig::default(), role, "r".into());
+        assert!(all.reads.is_none());
+        assert_eq!(Value::Object(all.claims(&jwt).unwrap()), payload);
     }
 }

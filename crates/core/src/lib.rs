@@ -107,7 +107,7 @@ pub struct Core {
     /// SHA-256(mount, JWT) → when its signature was verified.
     pub(crate) verified_jwts: Cache<[u8; 32], i64>,
     /// (mount uuid, role) → parsed jwt config and role.
-    pub(crate) jwt_parsed: Cache<String, Arc<(jwt_auth::JwtConfig, jwt_auth::JwtRole, String)>>,
+    pub(crate) jwt_parsed: Cache<String, Arc<jwt_auth::ParsedRole>>,
     /// SHA-256(mount, role, JWT) → the token entry an inline login with it produced, and
     /// until when it may stand in for the login (see `jwt_auth::inline_login`). A job's
     /// requests come within seconds of each other: 4096 jobs in flight is plenty (a 16k

@@ -12,7 +12,8 @@
 //! let keys = KeySet::from_jwks(&issuer.jwks()).unwrap();
 //! let jwt = Jwt::parse(&token).unwrap();
 //! jwt.verify(&keys, &["RS256"]).unwrap();
-//! assert_eq!(jwt.claims["sub"], "x");
+//! assert_eq!(jwt.claims().unwrap()["sub"], "x");
+//! assert_eq!(jwt.claims_named(["sub", "aud"]).unwrap().len(), 1);
 //! ```
 //!
 //! Architecture invariant: pure — no I/O and no clock; the caller fetches keys and
@@ -49,12 +50,36 @@ pub enum JwtError {
 }
 
 /// A parsed, not yet verified, JWT.
+///
+/// The claims are checked to be one JSON object at parse time but left unparsed: a login
+/// reads a handful of a CI ID token's ~30 claims, so [`Jwt::claims_named`] parses only
+/// those and [`Jwt::claims`] all of them. Either way a claim named twice reads as its last
+/// value, as a JSON map would.
 #[derive(Debug, Clone)]
 pub struct Jwt {
-    pub header: Map<String, Value>,
-    pub claims: Map<String, Value>,
+    header: Header,
+    /// The decoded claims object.
+    payload: Vec<u8>,
+    /// Each top-level claim: its name and where its value lies in `payload`.
+    index: Vec<(ClaimName, std::ops::Range<usize>)>,
     signing_input: String,
     signature: Vec<u8>,
+}
+
+#[derive(Debug, Clone, serde::Deserialize)]
+struct Header {
+    #[serde(default)]
+    alg: Option<Value>,
+    #[serde(default)]
+    kid: Option<Value>,
+}
+
+#[derive(Debug, Clone)]
+enum ClaimName {
+    /// The name as it appears in `payload` (no escapes).
+    At(std::ops::Range<usize>),
+    /// A name written with escapes, unescaped.
+    Owned(String),
 }
 
 /// Algorithms we can verify. HMAC and `none` are deliberately absent.
@@ -68,35 +93,152 @@ fn b64(s: &str) -> Result<Vec<u8>, JwtError> {
         .map_err(|_| JwtError::Malformed)
 }
 
+type Cow<'a> = std::borrow::Cow<'a, str>;
+
+/// The top-level members of a JSON object, borrowed: names and raw (validated) values.
+struct Members<'a>(Vec<(Cow<'a>, &'a serde_json::value::RawValue)>);
+
+/// A member name, borrowed from the input unless it had to be unescaped.
+struct Name<'a>(Cow<'a>);
+
+impl<'de> serde::Deserialize<'de> for Name<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Name<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Name<'de>, E> {
+                Ok(Name(Cow::Borrowed(s)))
+            }
+            fn visit_str<E>(self, s: &str) -> Result<Name<'de>, E> {
+                Ok(Name(Cow::Owned(s.to_owned())))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Members<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Members<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut m: A,
+            ) -> Result<Members<'de>, A::Error> {
+                let mut out = Vec::with_capacity(32);
+                while let Some((Name(k), v)) = m.next_entry()? {
+                    out.push((k, v));
+                }
+                Ok(Members(out))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+fn offset_in(outer: &[u8], inner: &str) -> std::ops::Range<usize> {
+    let start = inner.as_ptr() as usize - outer.as_ptr() as usize;
+    start..start + inner.len()
+}
+
 impl Jwt {
     pub fn parse(raw: &str) -> Result<Jwt, JwtError> {
         if raw.len() > MAX_TOKEN_LEN {
             return Err(JwtError::TooLarge);
         }
-        let mut parts = raw.trim().split('.');
+        let raw = raw.trim();
+        let mut parts = raw.split('.');
         let (Some(h), Some(c), Some(s), None) =
             (parts.next(), parts.next(), parts.next(), parts.next())
         else {
             return Err(JwtError::Malformed);
         };
-        let header: Map<String, Value> =
-            serde_json::from_slice(&b64(h)?).map_err(|_| JwtError::Malformed)?;
-        let claims: Map<String, Value> =
-            serde_json::from_slice(&b64(c)?).map_err(|_| JwtError::Malformed)?;
+        let header: Header = serde_json::from_slice(&b64(h)?).map_err(|_| JwtError::Malformed)?;
+        let payload = b64(c)?;
+        let index = {
+            let members: Members<'_> =
+                serde_json::from_slice(&payload).map_err(|_| JwtError::Malformed)?;
+            members
+                .0
+                .into_iter()
+                .map(|(k, v)| {
+                    let name = match k {
+                        Cow::Borrowed(k) => ClaimName::At(offset_in(&payload, k)),
+                        Cow::Owned(k) => ClaimName::Owned(k),
+                    };
+                    (name, offset_in(&payload, v.get()))
+                })
+                .collect()
+        };
         Ok(Jwt {
             header,
-            claims,
-            signing_input: format!("{h}.{c}"),
+            payload,
+            index,
+            signing_input: raw[..h.len() + 1 + c.len()].to_owned(),
             signature: b64(s)?,
         })
     }
 
+    fn name<'a>(&'a self, n: &'a ClaimName) -> &'a [u8] {
+        match n {
+            ClaimName::At(r) => &self.payload[r.clone()],
+            ClaimName::Owned(s) => s.as_bytes(),
+        }
+    }
+
+    fn value(&self, r: &std::ops::Range<usize>) -> Result<Value, JwtError> {
+        serde_json::from_slice(&self.payload[r.clone()]).map_err(|_| JwtError::Malformed)
+    }
+
+    /// The claims whose top-level names are in `names`, parsed; the rest are not.
+    pub fn claims_named<'n>(
+        &self,
+        names: impl IntoIterator<Item = &'n str>,
+    ) -> Result<Map<String, Value>, JwtError> {
+        let mut out = Map::new();
+        for want in names {
+            if out.contains_key(want) {
+                continue;
+            }
+            let last = self
+                .index
+                .iter()
+                .rev()
+                .find(|(n, _)| self.name(n) == want.as_bytes());
+            if let Some((_, r)) = last {
+                out.insert(want.to_owned(), self.value(r)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every claim, parsed.
+    pub fn claims(&self) -> Result<Map<String, Value>, JwtError> {
+        let mut out = Map::new();
+        for (n, r) in &self.index {
+            let name = String::from_utf8_lossy(self.name(n)).into_owned();
+            out.insert(name, self.value(r)?);
+        }
+        Ok(out)
+    }
+
     pub fn alg(&self) -> &str {
-        self.header.get("alg").and_then(Value::as_str).unwrap_or("")
+        self.header
+            .alg
+            .as_ref()
+            .and_then(Value::as_str)
+            .unwrap_or("")
     }
 
     pub fn kid(&self) -> Option<&str> {
-        self.header.get("kid").and_then(Value::as_str)
+        self.header.kid.as_ref().and_then(Value::as_str)
     }
 
     /// Verify the signature with a key from `keys`, using only an algorithm in `allowed`.
@@ -526,6 +668,36 @@ mod tests {
             JwtError::TooLarge
         );
         assert_eq!(Jwt::parse("a.b").unwrap_err(), JwtError::Malformed);
+    }
+
+    /// A token whose claims are `payload` verbatim (the signature is not checked here).
+    fn with_payload(payload: &str) -> Result<Jwt, JwtError> {
+        let h = URL_SAFE_NO_PAD.encode(br#"{"alg":"RS256"}"#);
+        Jwt::parse(&format!("{h}.{}.c2ln", URL_SAFE_NO_PAD.encode(payload)))
+    }
+
+    #[test]
+    fn claims_read_like_a_json_map() {
+        let payload = r#"{"sub":"a","n":{"x":[1,2]},"dup":1,"dup":2,"esc\u0061ped":"\u00e9","aud":["p","q"]}"#;
+        let jwt = with_payload(payload).unwrap();
+        let all: Map<String, Value> = serde_json::from_str(payload).unwrap();
+        assert_eq!(jwt.claims().unwrap(), all);
+        let some = jwt
+            .claims_named(["dup", "escaped", "missing", "n", "dup"])
+            .unwrap();
+        assert_eq!(
+            Value::Object(some),
+            json!({"dup": 2, "escaped": "é", "n": {"x": [1, 2]}})
+        );
+        for bad in [
+            r#"[1,2]"#,
+            r#""s""#,
+            r#"{"a":}"#,
+            r#"{"a":1"#,
+            r#"{"a":1} x"#,
+        ] {
+            assert_eq!(with_payload(bad).unwrap_err(), JwtError::Malformed, "{bad}");
+        }
     }
 
     #[test]

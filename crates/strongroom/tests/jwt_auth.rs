@@ -453,7 +453,7 @@ fn attack_corpus_issues_nothing() {
         String::from_utf8_lossy(&out.stderr)
     );
     let tok = String::from_utf8(out.stdout).unwrap().trim().to_owned();
-    let claims = strongroom_jwt::Jwt::parse(&tok).unwrap().claims;
+    let claims = strongroom_jwt::Jwt::parse(&tok).unwrap().claims().unwrap();
     for k in [
         "iss",
         "sub",
@@ -812,7 +812,13 @@ fn jwks_url_and_oidc_discovery() {
     // a token from an unknown key (unknown kid): refreshed once, still refused
     let stranger = DevIssuer::generate().unwrap();
     let forged = stranger
-        .sign(&strongroom_jwt::Jwt::parse(&tok).unwrap().claims.into())
+        .sign(
+            &strongroom_jwt::Jwt::parse(&tok)
+                .unwrap()
+                .claims()
+                .unwrap()
+                .into(),
+        )
         .unwrap();
     let r = http(
         "POST",
