@@ -888,17 +888,22 @@ async fn login_checked(
         Jwt::parse(&raw).map_err(|e| CoreError::bad(format!("error validating token: {e}")))?;
     // A job's token is presented once per secret with inline auth: remember signatures
     // already verified (briefly, per mount), so RSA runs once per job, not per request.
-    let mut h = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
-    for part in [mount.uuid.as_bytes(), b"\0", raw.as_bytes()] {
-        h.update(part);
-    }
-    let mut cache_key = [0u8; 32];
-    cache_key.copy_from_slice(h.finish().as_ref());
+    // A stored login is made once per job, so it neither consults nor fills the cache.
+    let cache_key = (!persist).then(|| {
+        let mut h = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+        for part in [mount.uuid.as_bytes(), b"\0", raw.as_bytes()] {
+            h.update(part);
+        }
+        let mut key = [0u8; 32];
+        key.copy_from_slice(h.finish().as_ref());
+        key
+    });
     let now_s = util::now_secs();
-    let verified_recently = core
-        .verified_jwts
-        .get(&cache_key)
-        .is_some_and(|at| now_s - at < VERIFIED_TTL);
+    let verified_recently = cache_key.is_some_and(|k| {
+        core.verified_jwts
+            .get(&k)
+            .is_some_and(|at| now_s - at < VERIFIED_TTL)
+    });
     if !verified_recently {
         let keys = if cfg.jwt_validation_pubkeys.is_empty() {
             core.jwks.keys_for(&mount.uuid, cfg, jwt.kid(), core.cfg.allow_loopback_http).await.map_err(|e| {
@@ -912,7 +917,9 @@ async fn login_checked(
         };
         jwt.verify(&keys, &cfg.algs())
             .map_err(|e| CoreError::bad(format!("error validating token: {e}")))?;
-        core.verified_jwts.insert(cache_key, now_s);
+        if let Some(k) = cache_key {
+            core.verified_jwts.insert(k, now_s);
+        }
     }
     let claims = &parsed
         .claims(&jwt)
