@@ -1,0 +1,122 @@
+#!/usr/bin/env python3
+"""Instructions a Strongroom server executes per request, counted by callgrind.
+
+Counts are repeatable on a shared, noisy machine where throughput is not, so they show
+what a change to the CPU path saves. Kernel time is not counted, and aws-lc's assembly
+runs on valgrind's emulated CPU (no SHA extensions), so RSA and SHA-256 weigh more here
+than on the real machine: compare binaries, not workloads.
+
+    python3 bench/tools/instructions.py target/release/strongroom batch 300
+    python3 bench/tools/instructions.py /tmp/old-strongroom svc 300
+
+Workloads: `batch` and `svc` (JWT logins with distinct GitLab-shaped CI ID tokens, batch
+or service tokens), `read` (one kv-v2 secret), `write` (a new kv-v2 secret per request,
+durable: the SQLite writer thread is counted too). Needs valgrind and openssl.
+"""
+import glob
+import http.client
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+
+def main():
+    if len(sys.argv) != 4 or sys.argv[2] not in ("batch", "svc", "read", "write"):
+        raise SystemExit(__doc__)
+    binary, kind, n = os.path.abspath(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+    work = tempfile.mkdtemp(prefix="strongroom-instructions-")
+    try:
+        run(binary, kind, n, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def run(binary, kind, n, work):
+    key = f"{work}/issuer.pem"
+    warm = 50
+    tokens = [
+        subprocess.check_output([binary, "dev", "ci-token", "--key", key, "--project-path", "g/p",
+                                 "--project-id", "42", "--aud", "bench", "--job-id", str(j)]).decode().strip()
+        for j in range(1, warm + n + 1)
+    ] if kind in ("batch", "svc") else []
+    if not tokens:
+        subprocess.check_output([binary, "dev", "ci-token", "--key", key, "--project-path", "g/p"])
+    port = 18300 + os.getpid() % 1000
+    out = f"{work}/callgrind.out"
+    server = subprocess.Popen(
+        ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", *os.environ.get("CALLGRIND_ARGS", "").split(), binary, "server", "--dev",
+         "--dev-root-token-id", "root", "--dev-listen-address", f"127.0.0.1:{port}",
+         "--dev-data-dir", f"{work}/data"],
+        env=dict(os.environ, STRONGROOM_DEV_ISSUER_KEY=key, RUST_LOG="warn"),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        conn = wait_ready(port)
+
+        def api(method, path, body=None, token="root"):
+            conn.request(method, path, body=None if body is None else json.dumps(body),
+                         headers={"X-Vault-Token": token} if token else {})
+            r = conn.getresponse()
+            data = r.read()
+            if r.status >= 300:
+                raise SystemExit(f"{method} {path}: {r.status} {data[:300]!r}")
+            return json.loads(data) if data else None
+
+        public = subprocess.check_output(["openssl", "pkey", "-in", key, "-pubout"]).decode()
+        api("PUT", "/v1/secret/data/bench", {"data": {"username": "svc", "password": "pw"}})
+        api("PUT", "/v1/sys/policies/acl/bench",
+            {"policy": 'path "secret/data/bench" { capabilities = ["read"] }\n'
+                       'path "secret/data/w/*" { capabilities = ["create", "update"] }'})
+        api("POST", "/v1/sys/auth/count", {"type": "jwt"})
+        api("POST", "/v1/auth/count/config", {"jwt_validation_pubkeys": [public]})
+        for name, ty in (("svc", "service"), ("batch", "batch")):
+            api("POST", f"/v1/auth/count/role/{name}",
+                {"role_type": "jwt", "user_claim": "project_path", "bound_audiences": ["bench"],
+                 "bound_claims": {"project_id": "42"}, "token_policies": ["bench"],
+                 "token_ttl": "1h", "token_type": ty})
+        reader = api("POST", "/v1/auth/token/create", {"policies": ["bench"]})["auth"]["client_token"]
+
+        def one(i):
+            if kind == "read":
+                api("GET", "/v1/secret/data/bench", token=reader)
+            elif kind == "write":
+                api("PUT", f"/v1/secret/data/w/0-{i}", {"data": {"value": f"secret-{i}"}}, token=reader)
+            else:
+                api("POST", "/v1/auth/count/login", {"role": kind, "jwt": tokens[i]}, token=None)
+
+        for i in range(warm):
+            one(i)
+        subprocess.run(["callgrind_control", "-z", str(server.pid)], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for i in range(warm, warm + n):
+            one(i)
+        subprocess.run(["callgrind_control", "-d", str(server.pid)], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    finally:
+        server.terminate()
+        server.wait()
+    total = 0
+    for f in glob.glob(out + ".*"):
+        with open(f) as fh:
+            total += next(int(l.split()[1]) for l in fh if l.startswith("summary:"))
+    print(f"{kind}: {total / n:,.0f} instructions per request ({n} requests, {binary})")
+
+
+def wait_ready(port):
+    for _ in range(1200):
+        try:
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+            c.request("GET", "/v1/sys/health")
+            r = c.getresponse()
+            r.read()
+            if r.status == 200:
+                return c
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise SystemExit("the server did not become ready")
+
+
+if __name__ == "__main__":
+    main()
