@@ -524,9 +524,7 @@ fn claim<'a>(claims: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
     let Some(ptr) = name.strip_prefix('/') else {
         return claims.get(name);
     };
-    let mut segs = ptr
-        .split('/')
-        .map(|s| s.replace("~1", "/").replace("~0", "~"));
+    let mut segs = ptr.split('/').map(unescape_pointer_segment);
     let mut cur = claims.get(&segs.next()?)?;
     for s in segs {
         cur = match cur {
@@ -712,13 +710,15 @@ pub(crate) struct ParsedRole {
     reads: Option<Vec<String>>,
 }
 
+/// A JSON pointer segment with `~1` and `~0` unescaped.
+fn unescape_pointer_segment(s: &str) -> String {
+    s.replace("~1", "/").replace("~0", "~")
+}
+
 /// The top-level claim a name or JSON pointer (`/a/b`) starts from.
 fn top_level(name: &str) -> String {
     match name.strip_prefix('/') {
-        Some(ptr) => {
-            let first = ptr.split('/').next().unwrap_or("");
-            first.replace("~1", "/").replace("~0", "~")
-        }
+        Some(ptr) => unescape_pointer_segment(ptr.split('/').next().unwrap_or("")),
         None => name.to_owned(),
     }
 }

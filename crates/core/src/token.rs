@@ -152,21 +152,25 @@ fn time_prefix(id: &str) -> Option<&str> {
         .then(|| &body[..TIME_DIGITS])
 }
 
-/// The HMAC of a token id or accessor, hex; prefixed with its creation time when it has
-/// one (`time_prefix`), which orders storage keys by creation and reveals nothing the
-/// id did not already show.
+/// The HMAC of a token id or accessor, hex.
+fn mac(active: &Active, id: &str) -> String {
+    util::hex(hmac::sign(&active.token_key, id.as_bytes()).as_ref())
+}
+
+/// The stored hash of a token id or accessor: its HMAC, prefixed with its creation time
+/// when it has one (`time_prefix`), which orders storage keys by creation and reveals
+/// nothing the id did not already show.
 fn hash_token(active: &Active, id: &str) -> String {
-    let mac = util::hex(hmac::sign(&active.token_key, id.as_bytes()).as_ref());
     match time_prefix(id) {
-        Some(t) => format!("{t}{mac}"),
-        None => mac,
+        Some(t) => format!("{t}{}", mac(active, id)),
+        None => mac(active, id),
     }
 }
 
 /// The hash tokens had before ids carried their creation time: a custom id chosen
 /// earlier may have the time-ordered shape and be stored under this one.
 fn plain_hash(active: &Active, id: &str) -> Option<String> {
-    time_prefix(id).map(|_| util::hex(hmac::sign(&active.token_key, id.as_bytes()).as_ref()))
+    time_prefix(id).map(|_| mac(active, id))
 }
 
 /// The namespace id a token or accessor names by its suffix (`s.xxx.<nsid>`).
