@@ -72,6 +72,10 @@ struct Args {
     /// investigating it).
     #[arg(long)]
     only_scale: bool,
+    /// Run only Strongroom's JWT logins of one kind (`svc` or `batch`) and print the rate
+    /// and the server's pid (for profiling it with `perf record -p`).
+    #[arg(long, value_parser = ["svc", "batch"])]
+    only_logins: Option<String>,
     /// Keep the scale workload's populated data in this directory and reuse it on the next
     /// run instead of loading it again (for investigating; the load time is then not measured).
     #[arg(long)]
@@ -271,6 +275,58 @@ fn ci_jwt(issuer: &DevIssuer, job: u64) -> String {
         "runner_id": "9", "runner_environment": "self-hosted", "sha": "abc", "project_visibility": "private",
     });
     issuer.sign(&claims).expect("sign")
+}
+
+/// Sign `pool` distinct CI ID tokens on every core.
+fn sign_pool(issuer: &DevIssuer, pool: u64) -> Vec<String> {
+    eprintln!("signing {pool} CI ID tokens…");
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get() as u64)
+        .unwrap_or(2);
+    std::thread::scope(|sc| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                sc.spawn(move || {
+                    (t..pool)
+                        .step_by(threads as usize)
+                        .map(|j| ci_jwt(issuer, j))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("signer thread"))
+            .collect()
+    })
+}
+
+/// Start the login ceiling (see `report::login_ceiling_server`), answering with the bytes
+/// of a real batch login on `ours`, and measure it under batch logins like the servers'.
+async fn login_ceiling(
+    plan: &Plan,
+    ours: &str,
+    issuer: &DevIssuer,
+    jwts: &Arc<Vec<String>>,
+) -> Result<f64> {
+    let (status, body) = api(
+        ours,
+        "POST",
+        "/v1/auth/bench-jwt-0/login",
+        None,
+        Some(json!({"role": "batch", "jwt": ci_jwt(issuer, u64::MAX)})),
+    )
+    .await?;
+    if status != 200 {
+        bail!("a batch login for the login ceiling's response failed: {status} {body}");
+    }
+    let keys = strongroom_jwt::KeySet::from_pems(&[issuer.public_pem()])?;
+    let addr = report::login_ceiling_server(body.to_string().into_bytes(), keys).await?;
+    let res = compare(plan, &[(addr.as_str(), login_step("batch", jwts.clone()))]).await?;
+    if res[0].0.errors > 0 {
+        bail!("the login ceiling rejected {} logins", res[0].0.errors);
+    }
+    Ok(median(&res[0].1))
 }
 
 /// Each login presents a different token (as distinct CI jobs do), from a pre-signed pool.
@@ -710,6 +766,31 @@ async fn main() -> Result<()> {
         return Ok(());
     }
 
+    if let Some(role) = args.only_logins.as_deref() {
+        let role: &'static str = if role == "svc" { "svc" } else { "batch" };
+        let ours = servers::strongroom(&sr_bin, &tmp.join("sr"), &issuer_key).await?;
+        setup(&ours.addr, "root", &issuer, false)
+            .await
+            .context("setting up strongroom")?;
+        let jwts = Arc::new(sign_pool(&issuer, args.token_pool.unwrap_or(200_000)));
+        let ceiling = login_ceiling(&plan, &ours.addr, &issuer, &jwts).await?;
+        eprintln!("login ceiling: {ceiling:.0}/s");
+        eprintln!("server pid {}: {role} logins start", ours.pid());
+        let res = compare(&plan, &[(ours.addr.as_str(), login_step(role, jwts))]).await?;
+        eprintln!(
+            "{role} logins: {:.0}/s (median of {} rounds, {:.0}% of the login ceiling), p50 {:.2} ms, p99 {:.2} ms, {} errors",
+            median(&res[0].1),
+            plan.rounds,
+            100.0 * median(&res[0].1) / ceiling.max(1.0),
+            res[0].0.percentile(0.50),
+            res[0].0.percentile(0.99),
+            res[0].0.errors
+        );
+        drop(ours);
+        let _ = std::fs::remove_dir_all(&tmp);
+        return Ok(());
+    }
+
     // The physical bound on durable writes: how many fsyncs this disk does per second.
     report.fsyncs_per_sec = fsync_rate(&tmp)?;
 
@@ -782,28 +863,7 @@ async fn main() -> Result<()> {
     let pool: u64 = args
         .token_pool
         .unwrap_or(if args.quick { 2_000 } else { 200_000 });
-    eprintln!("signing {pool} CI ID tokens…");
-    let threads = std::thread::available_parallelism()
-        .map(|n| n.get() as u64)
-        .unwrap_or(2);
-    let jwts: Vec<String> = std::thread::scope(|sc| {
-        let handles: Vec<_> = (0..threads)
-            .map(|t| {
-                let issuer = &issuer;
-                sc.spawn(move || {
-                    (t..pool)
-                        .step_by(threads as usize)
-                        .map(|j| ci_jwt(issuer, j))
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().expect("signer thread"))
-            .collect()
-    });
-    let jwts = Arc::new(jwts);
+    let jwts = Arc::new(sign_pool(&issuer, pool));
     // The physical bound on logins: one RS256 verification per distinct token.
     {
         let keys = strongroom_jwt::KeySet::from_pems(&[issuer.public_pem()])?;
@@ -818,6 +878,8 @@ async fn main() -> Result<()> {
         }
         report.rsa_verify_per_core = parsed.len() as f64 / t0.elapsed().as_secs_f64();
     }
+    report.login_ceiling_rps = login_ceiling(&plan, &ours.addr, &issuer, &jwts).await?;
+    eprintln!("login ceiling: {:.0} logins/s", report.login_ceiling_rps);
     for (role, label) in [("svc", "service tokens"), ("batch", "batch tokens")] {
         let res = compare(
             &plan,
@@ -827,11 +889,14 @@ async fn main() -> Result<()> {
             ],
         )
         .await?;
-        report.push(Section::new(
-            &format!("3. JWT login ({label})"),
-            "POST `auth/bench-jwt-<m>/login` with a GitLab-shaped CI ID token (RS256), a distinct token per login",
-            rows(&names, &[&ours, &bao], &res),
-        ));
+        report.push(
+            Section::new(
+                &format!("3. JWT login ({label})"),
+                "POST `auth/bench-jwt-<m>/login` with a GitLab-shaped CI ID token (RS256), a distinct token per login",
+                rows(&names, &[&ours, &bao], &res),
+            )
+            .with_ceiling(report.login_ceiling_rps),
+        );
     }
 
     // 4. CI job fetching 10 secrets

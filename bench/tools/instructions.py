@@ -9,6 +9,9 @@ than on the real machine: compare binaries, not workloads.
     python3 bench/tools/instructions.py target/release/strongroom batch 300
     python3 bench/tools/instructions.py /tmp/old-strongroom svc 300
 
+Set CALLGRIND_KEEP=<dir> to keep the callgrind output files there, for
+`callgrind_annotate --inclusive=yes <dir>/callgrind.out.*`.
+
 Workloads: `batch` and `svc` (JWT logins with distinct GitLab-shaped CI ID tokens, batch
 or service tokens), `read` (one kv-v2 secret), `write` (a new kv-v2 secret per request,
 durable: the SQLite writer thread is counted too). Needs valgrind and openssl.
@@ -101,6 +104,11 @@ def run(binary, kind, n, work):
         with open(f) as fh:
             total += next(int(l.split()[1]) for l in fh if l.startswith("summary:"))
     print(f"{kind}: {total / n:,.0f} instructions per request ({n} requests, {binary})")
+    keep = os.environ.get("CALLGRIND_KEEP")
+    if keep:
+        os.makedirs(keep, exist_ok=True)
+        for f in glob.glob(out + ".*"):
+            shutil.copy(f, keep)
 
 
 def wait_ready(port):
