@@ -629,3 +629,65 @@ impl Report {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_framing() {
+        assert_eq!(
+            content_length(b"POST / HTTP/1.1\r\ncontent-LENGTH: 42\r\nHost: x"),
+            42
+        );
+        assert_eq!(content_length(b"GET / HTTP/1.1\r\nHost: x"), 0);
+        assert_eq!(
+            json_string_field(br#"{"jwt":"a.b.c","role":"batch"}"#, br#""jwt":""#),
+            Some("a.b.c")
+        );
+        assert_eq!(
+            json_string_field(br#"{"role":"batch"}"#, br#""jwt":""#),
+            None
+        );
+    }
+
+    /// The login ceiling answers a validly signed login and refuses a tampered one.
+    #[tokio::test]
+    async fn login_ceiling_verifies_each_token() {
+        let issuer = strongroom_jwt::DevIssuer::generate().unwrap();
+        let keys = strongroom_jwt::KeySet::from_pems(&[issuer.public_pem()]).unwrap();
+        let addr = login_ceiling_server(b"{\"auth\":{}}".to_vec(), keys)
+            .await
+            .unwrap();
+        let good = issuer
+            .sign(&serde_json::json!({"sub": "x", "exp": 4_000_000_000u64}))
+            .unwrap();
+        // Flip one character well inside the signature.
+        let mut bad = good.clone().into_bytes();
+        let at = bad.len() - 20;
+        bad[at] = if bad[at] == b'A' { b'B' } else { b'A' };
+        let bad = String::from_utf8(bad).unwrap();
+        let mut s = tokio::net::TcpStream::connect(addr.trim_start_matches("http://"))
+            .await
+            .unwrap();
+        let mut statuses = Vec::new();
+        for jwt in [&good, &bad, &good] {
+            let body = serde_json::json!({"jwt": jwt, "role": "batch"}).to_string();
+            let req = format!(
+                "POST /v1/auth/x/login HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            s.write_all(req.as_bytes()).await.unwrap();
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") {
+                s.read_exact(&mut byte).await.unwrap();
+                head.push(byte[0]);
+            }
+            let mut rest = vec![0u8; content_length(&head)];
+            s.read_exact(&mut rest).await.unwrap();
+            statuses.push(String::from_utf8_lossy(&head[9..12]).into_owned());
+        }
+        assert_eq!(statuses, ["200", "400", "200"]);
+    }
+}
