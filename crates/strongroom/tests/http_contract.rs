@@ -440,3 +440,20 @@ fn tls_listener_serves_the_bao_cli() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// The server opts out of transparent huge pages before its first allocation, so idle
+/// memory does not depend on the host's THP mode (`always` would back the allocator's
+/// arenas 2 MiB at a time).
+#[cfg(target_os = "linux")]
+#[test]
+fn the_server_runs_without_transparent_huge_pages() {
+    let s = strongroom_dev();
+    let pid = s.child.as_ref().expect("running").id();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let thp = status
+        .lines()
+        .find_map(|l| l.strip_prefix("THP_enabled:"))
+        .expect("the kernel reports THP_enabled")
+        .trim();
+    assert_eq!(thp, "0", "THP_enabled for the server process");
+}
