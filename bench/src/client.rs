@@ -85,19 +85,9 @@ impl Conn {
             .nth(1)
             .and_then(|s| s.parse().ok())
             .ok_or_else(|| anyhow!("bad status line"))?;
-        let mut len: Option<usize> = None;
-        let mut chunked = false;
-        for line in head.lines().skip(1) {
-            if let Some((k, v)) = line.split_once(':') {
-                if k.eq_ignore_ascii_case("content-length") {
-                    len = v.trim().parse().ok();
-                } else if k.eq_ignore_ascii_case("transfer-encoding")
-                    && v.to_ascii_lowercase().contains("chunked")
-                {
-                    chunked = true;
-                }
-            }
-        }
+        let len: Option<usize> = header(&head, "content-length").and_then(|v| v.parse().ok());
+        let chunked = header(&head, "transfer-encoding")
+            .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
         self.buf.drain(..head_end + 4);
         let body = if chunked {
             let mut out = Vec::new();
@@ -277,5 +267,14 @@ pub fn single(
             };
             (conn, r)
         })
+    })
+}
+
+/// The value of header `name` (case-insensitive) in an HTTP head (start line and headers,
+/// without the blank line), trimmed.
+pub fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines().skip(1).find_map(|line| {
+        let (k, v) = line.split_once(':')?;
+        k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
     })
 }

@@ -118,15 +118,10 @@ async fn minimal_server(body: Vec<u8>, check: Option<Check>) -> Result<String> {
 }
 
 fn content_length(head: &[u8]) -> usize {
-    head.split(|&b| b == b'\n')
-        .filter_map(|line| {
-            let line = std::str::from_utf8(line).ok()?;
-            let (k, v) = line.split_once(':')?;
-            k.trim()
-                .eq_ignore_ascii_case("content-length")
-                .then(|| v.trim().parse().ok())?
-        })
-        .next()
+    std::str::from_utf8(head)
+        .ok()
+        .and_then(|h| crate::client::header(h, "content-length"))
+        .and_then(|v| v.parse().ok())
         .unwrap_or(0)
 }
 
