@@ -37,7 +37,7 @@ use strongroom_storage::Storage;
 use zeroize::Zeroizing;
 
 pub use error::{CoreError, Result};
-pub use request::{InlineAuth, Operation, Request, Response};
+pub use request::{Auth, InlineAuth, Operation, Request, Response};
 pub use token::TokenEntry;
 
 use namespace::{NsState, Registry};

@@ -54,11 +54,44 @@ impl Request {
     }
 }
 
+/// The `auth` block of a login or token-creation response. Typed rather than a JSON value:
+/// built and serialized once per login without a map of owned keys, and its `Debug` never
+/// shows the token. Fields in OpenBao's (alphabetical) order.
+#[derive(Clone, Default, serde::Serialize)]
+pub struct Auth {
+    pub accessor: String,
+    pub client_token: String,
+    pub entity_id: String,
+    /// Always null: no identity-derived policies.
+    pub identity_policies: Option<()>,
+    pub lease_duration: i64,
+    /// Null when the token has no metadata.
+    pub metadata: Option<std::collections::BTreeMap<String, String>>,
+    pub mfa_requirement: Option<()>,
+    pub num_uses: i64,
+    pub orphan: bool,
+    pub policies: Vec<String>,
+    pub renewable: bool,
+    pub token_policies: Vec<String>,
+    pub token_type: &'static str,
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Auth")
+            .field("accessor", &self.accessor)
+            .field("client_token", &"[redacted]")
+            .field("policies", &self.policies)
+            .field("token_type", &self.token_type)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A response. `None` data and no auth and no warnings = 204.
 #[derive(Debug, Clone, Default)]
 pub struct Response {
     pub data: Option<Value>,
-    pub auth: Option<Value>,
+    pub auth: Option<Auth>,
     pub warnings: Vec<String>,
     /// Overrides the status (e.g. 404 with a body for a deleted KV version).
     pub status: Option<u16>,

@@ -27,7 +27,7 @@ use zeroize::Zeroizing;
 use crate::error::{CoreError, Result};
 use crate::namespace::NsState;
 use crate::view::TxnError;
-use crate::{policy, util, Active, Caller, Core, Operation, Request, Response};
+use crate::{policy, util, Active, Auth, Caller, Core, Operation, Request, Response};
 
 const BATCH_AAD: &str = "strongroom/batch-token/v1";
 
@@ -443,23 +443,22 @@ pub(crate) fn needs_sudo(rest: &str, data: &Map<String, Value>) -> bool {
                 .unwrap_or(false))
 }
 
-fn auth_json(e: &TokenEntry, id: &str, now: i64) -> Value {
-    let token_policies: Vec<&String> = e.policies.iter().collect();
-    json!({
-        "client_token": id,
-        "accessor": e.accessor,
-        "policies": e.policies,
-        "token_policies": token_policies,
-        "identity_policies": Value::Null,
-        "metadata": if e.meta.is_empty() { Value::Null } else { json!(e.meta) },
-        "lease_duration": e.remaining(now),
-        "renewable": e.renewable,
-        "entity_id": e.entity_id,
-        "token_type": e.type_name(),
-        "orphan": e.orphan,
-        "mfa_requirement": Value::Null,
-        "num_uses": e.num_uses,
-    })
+fn auth_json(e: &TokenEntry, id: &str, now: i64) -> Auth {
+    Auth {
+        accessor: e.accessor.clone(),
+        client_token: id.to_owned(),
+        entity_id: e.entity_id.clone(),
+        identity_policies: None,
+        lease_duration: e.remaining(now),
+        metadata: (!e.meta.is_empty()).then(|| e.meta.clone()),
+        mfa_requirement: None,
+        num_uses: e.num_uses,
+        orphan: e.orphan,
+        policies: e.policies.clone(),
+        renewable: e.renewable,
+        token_policies: e.policies.clone(),
+        token_type: e.type_name(),
+    }
 }
 
 fn lookup_json(e: &TokenEntry, id: &str, ns: &NsState, now: i64) -> Value {
@@ -735,7 +734,7 @@ pub(crate) async fn issue(
 }
 
 /// The `auth` block of a login or token-create response.
-pub(crate) fn auth_response(entry: &TokenEntry, id: &str) -> Value {
+pub(crate) fn auth_response(entry: &TokenEntry, id: &str) -> Auth {
     auth_json(entry, id, util::now_secs())
 }
 
@@ -1002,7 +1001,7 @@ pub(crate) async fn handle(
                 .ok_or_else(|| CoreError::bad("invalid accessor"))?;
             let mut r = renew(core, active, &ens, &e, "", data).await?;
             if let Some(a) = r.auth.as_mut() {
-                a["client_token"] = json!("");
+                a.client_token.clear();
             }
             Ok(r)
         }
@@ -1180,7 +1179,7 @@ mod tests {
             )
             .await
             .unwrap();
-        r.auth.unwrap()["client_token"].as_str().unwrap().to_owned()
+        r.auth.unwrap().client_token
     }
 
     async fn lookup_ok(core: &Core, ns: &str, t: &str) -> bool {
@@ -1233,7 +1232,7 @@ mod tests {
             )
         };
         let first = create().await.unwrap();
-        let first_accessor = first.auth.unwrap()["accessor"].clone();
+        let first_accessor = json!(first.auth.unwrap().accessor);
         match create().await {
             Err(CoreError::BadRequest(m)) => assert!(m.contains("already exists"), "{m}"),
             Err(e) => panic!("expected a 400, got {}", e.status()),
@@ -1267,10 +1266,7 @@ mod tests {
                 .await
                 .unwrap();
             let auth = r.auth.unwrap();
-            made.push((
-                auth["client_token"].as_str().unwrap().to_owned(),
-                auth["accessor"].as_str().unwrap().to_owned(),
-            ));
+            made.push((auth.client_token, auth.accessor));
             tokio::time::sleep(std::time::Duration::from_millis(3)).await;
         }
         let active = core.active().unwrap();

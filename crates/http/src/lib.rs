@@ -388,7 +388,7 @@ fn success_response(r: Response) -> HttpResponse {
         lease_duration: r.lease_duration,
         lease_id: "",
         renewable: r.renewable,
-        request_id: &strongroom_core::util::uuid4(),
+        request_id: &strongroom_core::util::request_id(),
         warnings: (!r.warnings.is_empty()).then_some(&r.warnings),
         wrap_info: None,
     };
@@ -408,7 +408,7 @@ fn success_response(r: Response) -> HttpResponse {
 /// The response envelope, fields in the order a map would serialize them.
 #[derive(serde::Serialize)]
 struct Envelope<'a> {
-    auth: &'a Option<Value>,
+    auth: &'a Option<strongroom_core::Auth>,
     data: &'a Option<Value>,
     lease_duration: i64,
     lease_id: &'a str,
