@@ -178,6 +178,24 @@ pub async fn run(
     duration: Duration,
     step: Step,
 ) -> Result<LoadResult> {
+    run_paced(addr, clients, None, warmup, duration, step).await
+}
+
+/// Like [`run`], but with `rate` (iterations per second, all clients together) the
+/// clients offer a fixed load instead of a closed loop: client `c`'s `i`-th iteration is
+/// due at `start + (i * clients + c) / rate`. A client that is still waiting for its
+/// previous response when the next one falls due sends at once, and that iteration's
+/// latency counts from when it fell due, so a slow server's queueing is measured rather
+/// than hidden by the clients slowing down with it (coordinated omission).
+pub async fn run_paced(
+    addr: &str,
+    clients: usize,
+    rate: Option<f64>,
+    warmup: Duration,
+    duration: Duration,
+    step: Step,
+) -> Result<LoadResult> {
+    let start = Instant::now();
     let measuring = Arc::new(AtomicBool::new(false));
     let stop = Arc::new(AtomicBool::new(false));
     let mut tasks = Vec::new();
@@ -193,7 +211,17 @@ pub async fn run(
             let mut conn = Some(Conn::connect(&addr).await?);
             let mut i = 0u64;
             while !stop.load(Ordering::Relaxed) {
-                let t0 = Instant::now();
+                let mut t0 = Instant::now();
+                if let Some(rate) = rate {
+                    let due = start
+                        + Duration::from_secs_f64((i as f64 * clients as f64 + c as f64) / rate);
+                    if t0 < due {
+                        tokio::time::sleep_until(due.into()).await;
+                        t0 = Instant::now();
+                    } else {
+                        t0 = due;
+                    }
+                }
                 let (c2, r) = step(c, i, conn.take().expect("connection")).await;
                 conn = Some(c2);
                 let on = measuring.load(Ordering::Relaxed);

@@ -76,6 +76,18 @@ struct Args {
     /// and the server's pid (for profiling it with `perf record -p`).
     #[arg(long, value_parser = ["svc", "batch"])]
     only_logins: Option<String>,
+    /// Run only Strongroom's KV reads (workload 1) against the read ceiling and print the
+    /// rates and the server's pid (for profiling it with `perf record -p`).
+    #[arg(long)]
+    only_reads: bool,
+    /// Internal: serve a ceiling server answering with this file's bytes, print its address
+    /// and run until stdin closes (the harness starts its ceilings this way, as processes).
+    #[arg(long, hide = true)]
+    serve_ceiling: Option<PathBuf>,
+    /// Internal, with `--serve-ceiling`: the issuer's public key (PEM) makes it the login
+    /// ceiling, which verifies each login's JWT.
+    #[arg(long, hide = true)]
+    ceiling_key: Option<PathBuf>,
     /// Keep the scale workload's populated data in this directory and reuse it on the next
     /// run instead of loading it again (for investigating; the load time is then not measured).
     #[arg(long)]
@@ -305,6 +317,7 @@ fn sign_pool(issuer: &DevIssuer, pool: u64) -> Vec<String> {
 /// of a real batch login on `ours`, and measure it under batch logins like the servers'.
 async fn login_ceiling(
     plan: &Plan,
+    dir: &Path,
     ours: &str,
     issuer: &DevIssuer,
     jwts: &Arc<Vec<String>>,
@@ -320,9 +333,12 @@ async fn login_ceiling(
     if status != 200 {
         bail!("a batch login for the login ceiling's response failed: {status} {body}");
     }
-    let keys = strongroom_jwt::KeySet::from_pems(&[issuer.public_pem()])?;
-    let addr = report::login_ceiling_server(body.to_string().into_bytes(), keys).await?;
-    let res = compare(plan, &[(addr.as_str(), login_step("batch", jwts.clone()))]).await?;
+    let ceiling = servers::ceiling(body.to_string().as_bytes(), Some(&issuer.public_pem()), dir)?;
+    let res = compare(
+        plan,
+        &[(ceiling.addr.as_str(), login_step("batch", jwts.clone()))],
+    )
+    .await?;
     if res[0].0.errors > 0 {
         bail!("the login ceiling rejected {} logins", res[0].0.errors);
     }
@@ -480,6 +496,17 @@ fn write_step(token: String) -> Step {
 }
 
 /// Run `step` against each server `rounds` times, alternating which goes first.
+/// Workload 1: GET `secret/data/bench` with the given token, expecting 200.
+fn read_step(token: &str) -> Step {
+    single(
+        "GET",
+        "/v1/secret/data/bench".into(),
+        vec![("X-Vault-Token".into(), token.into())],
+        vec![],
+        200,
+    )
+}
+
 async fn compare(plan: &Plan, servers: &[(&str, Step)]) -> Result<Vec<(LoadResult, Vec<f64>)>> {
     let mut out: Vec<(LoadResult, Vec<f64>)> = servers
         .iter()
@@ -644,6 +671,7 @@ async fn scale_strongroom(
     };
     let ours = servers::strongroom_at(sr_bin, &dir, issuer_key).await?;
     let idle = ours.rss_kb();
+    eprintln!("server pid {}: reads over all namespaces start", ours.pid());
     let res = client::run(
         &ours.addr,
         plan.clients,
@@ -666,6 +694,21 @@ async fn scale_strongroom(
     };
     let all = unloaded(plan.namespaces).await?;
     let one = unloaded(1).await?;
+    // The same server at the same offered load over every namespace and over one
+    // namespace: half of what it sustained over every namespace, from 32 clients.
+    let rate = res.ops_per_sec() / 2.0;
+    let paced = |n: usize| {
+        client::run_paced(
+            &ours.addr,
+            plan.clients,
+            Some(rate),
+            plan.warmup,
+            plan.duration,
+            random_ns_read(n, "root".into()),
+        )
+    };
+    let paced_all = paced(plan.namespaces).await?;
+    let paced_one = paced(1).await?;
     let secrets = plan.namespaces as u64 * 10;
     Ok(report::Scale {
         namespaces: plan.namespaces,
@@ -681,6 +724,9 @@ async fn scale_strongroom(
         small_p99_ms: 0.0,
         unloaded_all: (all.percentile(0.5), all.percentile(0.99)),
         unloaded_one: (one.percentile(0.5), one.percentile(0.99)),
+        paced_rps: rate,
+        paced_all: (paced_all.percentile(0.5), paced_all.percentile(0.99)),
+        paced_one: (paced_one.percentile(0.5), paced_one.percentile(0.99)),
         bytes_per_secret: ours.data_bytes() as f64 / secrets as f64,
         openbao_namespaces: plan.openbao_namespaces,
         openbao_load: Duration::ZERO,
@@ -708,6 +754,24 @@ fn fsync_rate(dir: &Path) -> Result<f64> {
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = Args::parse();
+    if let Some(body) = &args.serve_ceiling {
+        let body = std::fs::read(body)?;
+        let addr = match &args.ceiling_key {
+            Some(k) => {
+                let pem = std::fs::read_to_string(k)?;
+                report::login_ceiling_server(body, strongroom_jwt::KeySet::from_pems(&[pem])?)
+                    .await?
+            }
+            None => report::ceiling_server(body).await?,
+        };
+        println!("{addr}");
+        // Serve until the harness closes stdin (or kills this process).
+        tokio::task::spawn_blocking(|| {
+            let _ = std::io::Read::read_to_end(&mut std::io::stdin(), &mut Vec::new());
+        })
+        .await?;
+        return Ok(());
+    }
     let plan = Plan {
         rounds: args.rounds.unwrap_or(if args.quick { 1 } else { 3 }),
         duration: Duration::from_secs_f64(args.duration.unwrap_or(if args.quick {
@@ -744,7 +808,8 @@ async fn main() -> Result<()> {
         eprintln!(
             "{} namespaces: load {:?}; RSS KiB before {} after load {} restarted {} after reads {} \
              ({} B/namespace); read p50 {:.2} ms p99 {:.2} ms, {:.0} req/s, {} errors; {:.0} storage B/secret; \
-             unloaded p50/p99 all {:.3}/{:.3} ms, one namespace {:.3}/{:.3} ms",
+             unloaded p50/p99 all {:.3}/{:.3} ms, one namespace {:.3}/{:.3} ms; \
+             at {:.0} req/s offered p50/p99 all {:.3}/{:.3} ms, one namespace {:.3}/{:.3} ms",
             plan.namespaces,
             s.load,
             s.rss_before_kb,
@@ -761,6 +826,11 @@ async fn main() -> Result<()> {
             s.unloaded_all.1,
             s.unloaded_one.0,
             s.unloaded_one.1,
+            s.paced_rps,
+            s.paced_all.0,
+            s.paced_all.1,
+            s.paced_one.0,
+            s.paced_one.1,
         );
         let _ = std::fs::remove_dir_all(&tmp);
         return Ok(());
@@ -773,7 +843,7 @@ async fn main() -> Result<()> {
             .await
             .context("setting up strongroom")?;
         let jwts = Arc::new(sign_pool(&issuer, args.token_pool.unwrap_or(200_000)));
-        let ceiling = login_ceiling(&plan, &ours.addr, &issuer, &jwts).await?;
+        let ceiling = login_ceiling(&plan, &tmp, &ours.addr, &issuer, &jwts).await?;
         eprintln!("login ceiling: {ceiling:.0}/s");
         eprintln!("server pid {}: {role} logins start", ours.pid());
         let res = compare(&plan, &[(ours.addr.as_str(), login_step(role, jwts))]).await?;
@@ -782,6 +852,40 @@ async fn main() -> Result<()> {
             median(&res[0].1),
             plan.rounds,
             100.0 * median(&res[0].1) / ceiling.max(1.0),
+            res[0].0.percentile(0.50),
+            res[0].0.percentile(0.99),
+            res[0].0.errors
+        );
+        drop(ours);
+        let _ = std::fs::remove_dir_all(&tmp);
+        return Ok(());
+    }
+
+    if args.only_reads {
+        let ours = servers::strongroom(&sr_bin, &tmp.join("sr"), &issuer_key).await?;
+        let token = setup(&ours.addr, "root", &issuer, false)
+            .await
+            .context("setting up strongroom")?;
+        let (_, body) = api(
+            &ours.addr,
+            "GET",
+            "/v1/secret/data/bench",
+            Some(&token),
+            None,
+        )
+        .await?;
+        let ceiling = servers::ceiling(body.to_string().as_bytes(), None, &tmp)?;
+        let cres = compare(&plan, &[(ceiling.addr.as_str(), read_step(&token))]).await?;
+        drop(ceiling);
+        let ceiling_rps = median(&cres[0].1);
+        eprintln!("read ceiling: {ceiling_rps:.0} req/s");
+        eprintln!("server pid {}: reads start", ours.pid());
+        let res = compare(&plan, &[(ours.addr.as_str(), read_step(&token))]).await?;
+        eprintln!(
+            "KV reads: {:.0} req/s (median of {} rounds, {:.0}% of the ceiling), p50 {:.2} ms, p99 {:.2} ms, {} errors",
+            median(&res[0].1),
+            plan.rounds,
+            100.0 * median(&res[0].1) / ceiling_rps.max(1.0),
             res[0].0.percentile(0.50),
             res[0].0.percentile(0.99),
             res[0].0.errors
@@ -823,17 +927,10 @@ async fn main() -> Result<()> {
     .await?
     .1
     .to_string();
-    let ceiling = report::ceiling_server(body.into_bytes()).await?;
-    let read = |t: &str| {
-        single(
-            "GET",
-            "/v1/secret/data/bench".into(),
-            vec![("X-Vault-Token".into(), t.into())],
-            vec![],
-            200,
-        )
-    };
-    let cres = compare(&plan, &[(ceiling.as_str(), read(&our_token))]).await?;
+    let ceiling = servers::ceiling(body.as_bytes(), None, &tmp)?;
+    let read = read_step;
+    let cres = compare(&plan, &[(ceiling.addr.as_str(), read(&our_token))]).await?;
+    drop(ceiling);
     let ceiling_rps = median(&cres[0].1);
     report.ceiling_rps = ceiling_rps;
     eprintln!("ceiling: {ceiling_rps:.0} req/s");
@@ -878,7 +975,7 @@ async fn main() -> Result<()> {
         }
         report.rsa_verify_per_core = parsed.len() as f64 / t0.elapsed().as_secs_f64();
     }
-    report.login_ceiling_rps = login_ceiling(&plan, &ours.addr, &issuer, &jwts).await?;
+    report.login_ceiling_rps = login_ceiling(&plan, &tmp, &ours.addr, &issuer, &jwts).await?;
     eprintln!("login ceiling: {:.0} logins/s", report.login_ceiling_rps);
     for (role, label) in [("svc", "service tokens"), ("batch", "batch tokens")] {
         let res = compare(

@@ -140,6 +140,44 @@ pub async fn strongroom_at(bin: &Path, dir: &Path, issuer_key: &Path) -> Result<
     })
 }
 
+/// A ceiling server (`report::ceiling_server`, or with `key_pem` the login ceiling) in a
+/// process of its own: this binary started again with `--serve-ceiling`, so it pays what
+/// the servers under test pay for being separate processes (its own runtime and threads,
+/// a context switch between the load generator and it) and shares no runtime with the load
+/// generator. Its files go in `dir`.
+pub fn ceiling(body: &[u8], key_pem: Option<&str>, dir: &Path) -> Result<Proc> {
+    std::fs::create_dir_all(dir)?;
+    let body_file = dir.join("ceiling-body");
+    std::fs::write(&body_file, body)?;
+    let mut cmd = Command::new(std::env::current_exe()?);
+    scrub(&mut cmd);
+    cmd.arg("--serve-ceiling").arg(&body_file);
+    if let Some(pem) = key_pem {
+        let key_file = dir.join("ceiling-key.pem");
+        std::fs::write(&key_file, pem)?;
+        cmd.arg("--ceiling-key").arg(key_file);
+    }
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    let started = Instant::now();
+    let mut child = cmd.spawn().context("starting the ceiling server")?;
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().ok_or_else(|| anyhow!("no stdout"))?)
+        .read_line(&mut line)?;
+    let addr = line.trim().to_owned();
+    if !addr.starts_with("http://") {
+        let _ = child.kill();
+        bail!("the ceiling server did not start: {line:?}");
+    }
+    Ok(Proc {
+        addr,
+        child,
+        data_dir: None,
+        startup: started.elapsed(),
+    })
+}
+
 /// `bao server -dev` (in-memory storage).
 pub async fn openbao_dev(bao: &Path) -> Result<Proc> {
     let port = free_port();
