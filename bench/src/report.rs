@@ -117,6 +117,22 @@ async fn minimal_server(body: Vec<u8>, check: Option<Check>) -> Result<String> {
     Ok(addr)
 }
 
+/// `text` split at spaces into lines of at most `width` characters (a longer word stays
+/// whole on its own line).
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines: Vec<String> = Vec::new();
+    for word in text.split_whitespace() {
+        match lines.last_mut() {
+            Some(l) if l.chars().count() + 1 + word.chars().count() <= width => {
+                l.push(' ');
+                l.push_str(word);
+            }
+            _ => lines.push(word.to_owned()),
+        }
+    }
+    lines
+}
+
 fn content_length(head: &[u8]) -> usize {
     std::str::from_utf8(head)
         .ok()
@@ -368,7 +384,7 @@ impl Report {
                 .and_then(|f| f.to_str())
                 .unwrap_or("bench.png")
         );
-        let _ = writeln!(md, "## 0. Ceiling\n\nA minimal HTTP server inside the harness answering the KV read with the same JSON bytes and doing nothing else: **{:.0} req/s** on this machine.\n", self.ceiling_rps);
+        let _ = writeln!(md, "## 0. Ceiling\n\nA minimal HTTP server (a process of its own, started by the harness, like the servers under test) answering the KV read with the same JSON bytes and doing nothing else: **{:.0} req/s** on this machine.\n", self.ceiling_rps);
         for s in &self.sections {
             let _ = writeln!(md, "## {}\n\n{}.\n", s.title, s.what);
             if s.title.starts_with("2") {
@@ -384,7 +400,7 @@ impl Report {
                 let theirs = s.rows.get(1).map_or(0.0, |r| r.ops_per_sec);
                 let _ = writeln!(
                     md,
-                    "Each login presents a distinct token, so each costs one RS256 signature verification ({:.0}/s on one core here). The login ceiling is a minimal server in the harness that does only what every server must per login: it reads the request, decodes the JWT and verifies its signature with the same aws-lc code, and answers with the bytes of a real Strongroom login response. It did **{:.0} logins/s** here, {:.1}× OpenBao's rate in this table: the ratio a server reaches if it does nothing else.\n",
+                    "Each login presents a distinct token, so each costs one RS256 signature verification ({:.0}/s on one core here). The login ceiling is a minimal server (a process of its own, like the read ceiling) that does only what every server must per login: it reads the request, decodes the JWT and verifies its signature with the same aws-lc code, and answers with the bytes of a real Strongroom login response. It did **{:.0} logins/s** here, {:.1}× OpenBao's rate in this table: the ratio a server reaches if it does nothing else.\n",
                     self.rsa_verify_per_core,
                     self.login_ceiling_rps,
                     self.login_ceiling_rps / theirs.max(1.0),
@@ -469,7 +485,7 @@ impl Report {
             );
             let _ = writeln!(
                 md,
-                "| unloaded p99 ratio, all {} secrets / one namespace | {:.2}× | |\n",
+                "| unloaded p99 ratio, all {} secrets / one namespace | {:.2}× | |",
                 s.namespaces * 10,
                 if s.unloaded_one.1 > 0.0 {
                     s.unloaded_all.1 / s.unloaded_one.1
@@ -569,7 +585,7 @@ impl Report {
                 )
             })
             .collect();
-        let ymax = items.iter().map(|i| i.1.max(i.2)).fold(1.0, f64::max) * 1.15;
+        let ymax = items.iter().map(|i| i.1.max(i.2)).fold(1.0, f64::max) * 1.3;
         let root = BitMapBackend::new(path, (1100, 650)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| anyhow::anyhow!("{e}"))?;
         let n = items.len();
@@ -618,15 +634,19 @@ impl Report {
                     ("sans-serif", 16),
                 )))
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
-            chart
-                .draw_series(std::iter::once(Text::new(
-                    label.clone(),
-                    (x - 0.45, ymax * 0.97),
-                    ("sans-serif", 12)
-                        .into_font()
-                        .transform(FontTransform::None),
-                )))
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            // Wrapped to the column's width, one line under another, so that
+            // neighbouring labels do not run into each other.
+            for (k, line) in wrap(label, 15).iter().enumerate() {
+                chart
+                    .draw_series(std::iter::once(Text::new(
+                        line.clone(),
+                        (x - 0.45, ymax * (0.985 - 0.035 * k as f64)),
+                        ("sans-serif", 12)
+                            .into_font()
+                            .transform(FontTransform::None),
+                    )))
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+            }
         }
         root.present().map_err(|e| anyhow::anyhow!("{e}"))?;
         Ok(())
@@ -669,6 +689,16 @@ mod tests {
             json_string_field(br#"{"role":"batch"}"#, br#""jwt":""#),
             None
         );
+    }
+
+    #[test]
+    fn chart_labels_wrap_at_spaces() {
+        assert_eq!(
+            wrap("CI job, 10 secrets: classic flow", 15),
+            ["CI job, 10", "secrets:", "classic flow"]
+        );
+        assert_eq!(wrap("KV v2 read", 15), ["KV v2 read"]);
+        assert_eq!(wrap("", 15), Vec::<String>::new());
     }
 
     /// Paced clients offer the rate asked for, not as many requests as the server answers.
