@@ -4,7 +4,8 @@ use serde_json::{Map, Value};
 pub use strongroom_acl::Operation;
 
 /// A request, already stripped of HTTP. `path` has no `/v1/` and no leading slash.
-#[derive(Debug, Clone, Default)]
+/// Its `Debug` shows neither the token nor the values of `data` (secrets on a write).
+#[derive(Clone, Default)]
 pub struct Request {
     pub operation: Option<Operation>,
     pub path: String,
@@ -20,8 +21,8 @@ pub struct Request {
     pub inline_auth: Option<InlineAuth>,
 }
 
-/// `X-Vault-Inline-Auth-*` headers, decoded.
-#[derive(Debug, Clone, Default)]
+/// `X-Vault-Inline-Auth-*` headers, decoded. Its `Debug` shows the parameters' names only.
+#[derive(Clone, Default)]
 pub struct InlineAuth {
     /// The login path, e.g. `auth/jwt/login` or `<ns>/auth/pipeline_jwt/login`.
     pub path: String,
@@ -87,8 +88,9 @@ impl std::fmt::Debug for Auth {
     }
 }
 
-/// A response. `None` data and no auth and no warnings = 204.
-#[derive(Debug, Clone, Default)]
+/// A response. `None` data and no auth and no warnings = 204. Its `Debug` shows the names
+/// in `data` and `raw`, not their values (a KV read's data is the secret).
+#[derive(Clone, Default)]
 pub struct Response {
     pub data: Option<Value>,
     pub auth: Option<Auth>,
@@ -129,5 +131,92 @@ impl Response {
     }
     pub fn is_empty(&self) -> bool {
         self.data.is_none() && self.auth.is_none() && self.warnings.is_empty() && self.raw.is_none()
+    }
+}
+
+/// The top-level keys of a JSON object (or its kind), for `Debug` without the values.
+struct Keys<'a>(Option<&'a Value>);
+
+impl std::fmt::Debug for Keys<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            None => f.write_str("None"),
+            Some(Value::Object(m)) => f.debug_set().entries(m.keys()).finish(),
+            Some(Value::Array(a)) => write!(f, "[{} items]", a.len()),
+            Some(_) => f.write_str("[value]"),
+        }
+    }
+}
+
+impl std::fmt::Debug for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Request")
+            .field("operation", &self.operation)
+            .field("path", &self.path)
+            .field("data", &self.data.keys().collect::<Vec<_>>())
+            .field("token", &self.token.as_ref().map(|_| "[redacted]"))
+            .field("namespace", &self.namespace)
+            .field("is_write", &self.is_write)
+            .field("client_ip", &self.client_ip)
+            .field("inline_auth", &self.inline_auth)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for InlineAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InlineAuth")
+            .field("path", &self.path)
+            .field("data", &self.data.keys().collect::<Vec<_>>())
+            .field("namespace", &self.namespace)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for Response {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Response")
+            .field("data", &Keys(self.data.as_ref()))
+            .field("auth", &self.auth)
+            .field("warnings", &self.warnings)
+            .field("status", &self.status)
+            .field("raw", &Keys(self.raw.as_ref()))
+            .field("legacy_top_level", &self.legacy_top_level)
+            .field("lease_duration", &self.lease_duration)
+            .field("renewable", &self.renewable)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn debug_shows_no_token_and_no_secret_values() {
+        let mut req = Request::new(Operation::Update, "secret/data/app")
+            .with_token("hvs.the-token")
+            .with_data(json!({"data": {"password": "hunter2"}}));
+        req.inline_auth = Some(InlineAuth {
+            path: "auth/jwt/login".into(),
+            data: json!({"jwt": "eyJ.the-jwt"}).as_object().unwrap().clone(),
+            namespace: String::new(),
+        });
+        let resp = Response {
+            data: Some(json!({"data": {"password": "hunter2"}})),
+            auth: Some(Auth {
+                client_token: "hvs.issued".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let shown = format!("{req:?} {resp:?}");
+        for secret in ["hvs.the-token", "hunter2", "eyJ.the-jwt", "hvs.issued"] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        for name in ["secret/data/app", "\"data\"", "\"jwt\"", "[redacted]"] {
+            assert!(shown.contains(name), "{name} missing from {shown}");
+        }
     }
 }
