@@ -496,6 +496,28 @@ fn write_step(token: String) -> Step {
 }
 
 /// Run `step` against each server `rounds` times, alternating which goes first.
+/// Start the read ceiling (see `report::ceiling_server`), answering with the bytes of
+/// `secret/data/bench` as `ours` serves it to `token`, and measure it under the KV read.
+async fn read_ceiling(plan: &Plan, dir: &Path, ours: &str, token: &str) -> Result<f64> {
+    let (_, body) = api(ours, "GET", "/v1/secret/data/bench", Some(token), None).await?;
+    let ceiling = servers::ceiling(body.to_string().as_bytes(), None, dir)?;
+    let res = compare(plan, &[(ceiling.addr.as_str(), read_step(token))]).await?;
+    Ok(median(&res[0].1))
+}
+
+/// The summary line of an `--only-*` run: Strongroom's rate against its ceiling.
+fn print_alone(what: &str, unit: &str, plan: &Plan, res: &LoadResult, rates: &[f64], ceiling: f64) {
+    eprintln!(
+        "{what}: {:.0} {unit} (median of {} rounds, {:.0}% of the ceiling), p50 {:.2} ms, p99 {:.2} ms, {} errors",
+        median(rates),
+        plan.rounds,
+        100.0 * median(rates) / ceiling.max(1.0),
+        res.percentile(0.50),
+        res.percentile(0.99),
+        res.errors
+    );
+}
+
 /// Workload 1: GET `secret/data/bench` with the given token, expecting 200.
 fn read_step(token: &str) -> Step {
     single(
@@ -847,15 +869,8 @@ async fn main() -> Result<()> {
         eprintln!("login ceiling: {ceiling:.0}/s");
         eprintln!("server pid {}: {role} logins start", ours.pid());
         let res = compare(&plan, &[(ours.addr.as_str(), login_step(role, jwts))]).await?;
-        eprintln!(
-            "{role} logins: {:.0}/s (median of {} rounds, {:.0}% of the login ceiling), p50 {:.2} ms, p99 {:.2} ms, {} errors",
-            median(&res[0].1),
-            plan.rounds,
-            100.0 * median(&res[0].1) / ceiling.max(1.0),
-            res[0].0.percentile(0.50),
-            res[0].0.percentile(0.99),
-            res[0].0.errors
-        );
+        let what = format!("{role} logins");
+        print_alone(&what, "/s", &plan, &res[0].0, &res[0].1, ceiling);
         drop(ours);
         let _ = std::fs::remove_dir_all(&tmp);
         return Ok(());
@@ -866,29 +881,17 @@ async fn main() -> Result<()> {
         let token = setup(&ours.addr, "root", &issuer, false)
             .await
             .context("setting up strongroom")?;
-        let (_, body) = api(
-            &ours.addr,
-            "GET",
-            "/v1/secret/data/bench",
-            Some(&token),
-            None,
-        )
-        .await?;
-        let ceiling = servers::ceiling(body.to_string().as_bytes(), None, &tmp)?;
-        let cres = compare(&plan, &[(ceiling.addr.as_str(), read_step(&token))]).await?;
-        drop(ceiling);
-        let ceiling_rps = median(&cres[0].1);
+        let ceiling_rps = read_ceiling(&plan, &tmp, &ours.addr, &token).await?;
         eprintln!("read ceiling: {ceiling_rps:.0} req/s");
         eprintln!("server pid {}: reads start", ours.pid());
         let res = compare(&plan, &[(ours.addr.as_str(), read_step(&token))]).await?;
-        eprintln!(
-            "KV reads: {:.0} req/s (median of {} rounds, {:.0}% of the ceiling), p50 {:.2} ms, p99 {:.2} ms, {} errors",
-            median(&res[0].1),
-            plan.rounds,
-            100.0 * median(&res[0].1) / ceiling_rps.max(1.0),
-            res[0].0.percentile(0.50),
-            res[0].0.percentile(0.99),
-            res[0].0.errors
+        print_alone(
+            "KV reads",
+            "req/s",
+            &plan,
+            &res[0].0,
+            &res[0].1,
+            ceiling_rps,
         );
         drop(ours);
         let _ = std::fs::remove_dir_all(&tmp);
@@ -917,28 +920,14 @@ async fn main() -> Result<()> {
     let names = ["Strongroom", "OpenBao"];
 
     // 0. ceiling and 1. KV read
-    let body = api(
-        &ours.addr,
-        "GET",
-        "/v1/secret/data/bench",
-        Some(&our_token),
-        None,
-    )
-    .await?
-    .1
-    .to_string();
-    let ceiling = servers::ceiling(body.as_bytes(), None, &tmp)?;
-    let read = read_step;
-    let cres = compare(&plan, &[(ceiling.addr.as_str(), read(&our_token))]).await?;
-    drop(ceiling);
-    let ceiling_rps = median(&cres[0].1);
+    let ceiling_rps = read_ceiling(&plan, &tmp, &ours.addr, &our_token).await?;
     report.ceiling_rps = ceiling_rps;
     eprintln!("ceiling: {ceiling_rps:.0} req/s");
     let res = compare(
         &plan,
         &[
-            (ours.addr.as_str(), read(&our_token)),
-            (bao.addr.as_str(), read(&bao_token)),
+            (ours.addr.as_str(), read_step(&our_token)),
+            (bao.addr.as_str(), read_step(&bao_token)),
         ],
     )
     .await?;
@@ -1095,8 +1084,8 @@ async fn main() -> Result<()> {
                 let res = compare(
                     &plan,
                     &[
-                        (pg.addr.as_str(), read(&pg_token)),
-                        (bao.addr.as_str(), read(&bao_token)),
+                        (pg.addr.as_str(), read_step(&pg_token)),
+                        (bao.addr.as_str(), read_step(&bao_token)),
                     ],
                 )
                 .await?;

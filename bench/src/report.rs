@@ -117,6 +117,16 @@ async fn minimal_server(body: Vec<u8>, check: Option<Check>) -> Result<String> {
     Ok(addr)
 }
 
+/// Three rows of the scale table, labelled `labels`: read p50/p99 (ms) over every
+/// namespace, the same over one namespace's 10 secrets, then the ratio of their p99s.
+fn latency_rows(md: &mut String, labels: [String; 3], all: (f64, f64), one: (f64, f64)) {
+    let [all_label, one_label, ratio_label] = labels;
+    let _ = writeln!(md, "| {all_label} | {:.3} / {:.3} ms | |", all.0, all.1);
+    let _ = writeln!(md, "| {one_label} | {:.3} / {:.3} ms | |", one.0, one.1);
+    let ratio = if one.1 > 0.0 { all.1 / one.1 } else { 0.0 };
+    let _ = writeln!(md, "| {ratio_label} | {ratio:.2}× | |");
+}
+
 /// `text` split at spaces into lines of at most `width` characters (a longer word stays
 /// whole on its own line).
 fn wrap(text: &str, width: usize) -> Vec<String> {
@@ -473,46 +483,29 @@ impl Report {
                 "| read p99, small case (workload 1) | {:.2} ms | |",
                 s.small_p99_ms
             );
-            let _ = writeln!(
-                md,
-                "| read p50 / p99 unloaded (one client), random namespace | {:.3} / {:.3} ms | |",
-                s.unloaded_all.0, s.unloaded_all.1
+            let secrets = s.namespaces * 10;
+            latency_rows(
+                &mut md,
+                [
+                    "read p50 / p99 unloaded (one client), random namespace".into(),
+                    "read p50 / p99 unloaded (one client), one namespace's 10 secrets, same server"
+                        .into(),
+                    format!("unloaded p99 ratio, all {secrets} secrets / one namespace"),
+                ],
+                s.unloaded_all,
+                s.unloaded_one,
             );
-            let _ = writeln!(
-                md,
-                "| read p50 / p99 unloaded (one client), one namespace's 10 secrets, same server | {:.3} / {:.3} ms | |",
-                s.unloaded_one.0, s.unloaded_one.1
+            latency_rows(
+                &mut md,
+                [
+                    format!("read p50 / p99 at a fixed offered load of {:.0} req/s (32 clients, latency from each request's due time), random namespace", s.paced_rps),
+                    "the same load, one namespace's 10 secrets, same server".into(),
+                    format!("p99 ratio at that load, all {secrets} secrets / one namespace"),
+                ],
+                s.paced_all,
+                s.paced_one,
             );
-            let _ = writeln!(
-                md,
-                "| unloaded p99 ratio, all {} secrets / one namespace | {:.2}× | |",
-                s.namespaces * 10,
-                if s.unloaded_one.1 > 0.0 {
-                    s.unloaded_all.1 / s.unloaded_one.1
-                } else {
-                    0.0
-                }
-            );
-            let _ = writeln!(
-                md,
-                "| read p50 / p99 at a fixed offered load of {:.0} req/s (32 clients, latency from each request's due time), random namespace | {:.3} / {:.3} ms | |",
-                s.paced_rps, s.paced_all.0, s.paced_all.1
-            );
-            let _ = writeln!(
-                md,
-                "| the same load, one namespace's 10 secrets, same server | {:.3} / {:.3} ms | |",
-                s.paced_one.0, s.paced_one.1
-            );
-            let _ = writeln!(
-                md,
-                "| p99 ratio at that load, all {} secrets / one namespace | {:.2}× | |\n",
-                s.namespaces * 10,
-                if s.paced_one.1 > 0.0 {
-                    s.paced_all.1 / s.paced_one.1
-                } else {
-                    0.0
-                }
-            );
+            md.push('\n');
             let _ = writeln!(
                 md,
                 "The goal row compares p99 at saturation (32 closed-loop clients), where latency follows throughput. The unloaded rows compare the same server's reads with no queueing, so they show what the data volume alone adds to one read; the fixed-load rows compare them under the same offered load (half the rate the server sustains over every namespace), queueing included.\n"
