@@ -391,6 +391,20 @@ impl Barrier {
         self.write_epoch.fetch_add(1, Ordering::SeqCst);
     }
 
+    /// Taken before a read whose result a caller wants to cache: `None` while a write is
+    /// in flight (do not cache). Cache what was read, then check
+    /// [`Barrier::unwritten_since`] and drop the entry if a write began meanwhile; a
+    /// writer drops its keys' entries after its write, so no stale entry survives.
+    pub fn write_fence(&self) -> Option<u64> {
+        let epoch = self.write_epoch.load(Ordering::SeqCst);
+        (self.writes_in_flight.load(Ordering::SeqCst) == 0).then_some(epoch)
+    }
+
+    /// No write began since [`Barrier::write_fence`] returned `fence`.
+    pub fn unwritten_since(&self, fence: u64) -> bool {
+        self.write_epoch.load(Ordering::SeqCst) == fence
+    }
+
     /// After a write (successful or not): drop what it touched, then close the window.
     fn end_write(&self, touched: &[&str], prefix_deleted: bool) {
         if let Some(c) = &self.cache {
@@ -606,13 +620,12 @@ impl Barrier {
                 return Ok(Read::Hit(hit));
             }
         }
-        let epoch = self.write_epoch.load(Ordering::SeqCst);
-        let quiet = self.writes_in_flight.load(Ordering::SeqCst) == 0;
+        let fence = self.write_fence();
         let found = match self.storage.get(path).await? {
             None => None,
             Some(ct) => Some((self.decrypt(&ring, path, &ct)?, ct)),
         };
-        if let (Some(c), true) = (&self.cache, quiet) {
+        if let (Some(c), Some(fence)) = (&self.cache, fence) {
             let cached = found.as_ref().map(|(plain, ct)| {
                 Arc::new(Cached {
                     plaintext: Zeroizing::new(plain.clone()),
@@ -621,7 +634,7 @@ impl Barrier {
                 })
             });
             c.insert(path.to_owned(), cached);
-            if self.write_epoch.load(Ordering::SeqCst) != epoch {
+            if !self.unwritten_since(fence) {
                 // A write began meanwhile: what we read may already be stale.
                 c.remove(path);
             }

@@ -1,0 +1,349 @@
+//! A compact binary form of a namespace record, for the registry's second-tier cache of
+//! every namespace it has resolved (see [`super::Records`]).
+//!
+//! The stored record is JSON (~500 B for a project namespace with one mount); this form
+//! is ~90 B: strings are length-prefixed, UUIDs in canonical form take 16 bytes, numbers
+//! are varints and a default mount config is six zero bytes. It is never stored and never
+//! leaves the process, so its layout can change freely between versions. The record's
+//! path is not included: it is the cache's key.
+
+use std::collections::BTreeMap;
+
+use super::Namespace;
+use crate::mounts::{MountConfig, MountEntry, MountTable};
+
+pub fn encode(ns: &Namespace) -> Vec<u8> {
+    let mut b = Vec::with_capacity(96);
+    put_str(&mut b, &ns.id);
+    put_map(&mut b, &ns.custom_metadata);
+    put_uuid(&mut b, &ns.uuid);
+    b.push(match ns.has_children {
+        None => 0,
+        Some(false) => 1,
+        Some(true) => 2,
+    });
+    match &ns.mounts {
+        None => b.push(0),
+        Some(t) => {
+            b.push(1);
+            put_len(&mut b, t.entries.len());
+            for e in &t.entries {
+                put_mount(&mut b, e);
+            }
+        }
+    }
+    b
+}
+
+/// The record encoded by [`encode`], with `path` as its path; `None` if `bytes` is not one.
+pub fn decode(bytes: &[u8], path: &str) -> Option<Namespace> {
+    let mut r = Reader(bytes);
+    let id = r.string()?;
+    let custom_metadata = r.map()?;
+    let uuid = r.uuid()?;
+    let has_children = match r.byte()? {
+        0 => None,
+        1 => Some(false),
+        2 => Some(true),
+        _ => return None,
+    };
+    let mounts = match r.byte()? {
+        0 => None,
+        1 => {
+            let n = r.len()?;
+            let mut entries = Vec::with_capacity(n.min(64));
+            for _ in 0..n {
+                entries.push(r.mount()?);
+            }
+            Some(MountTable { entries })
+        }
+        _ => return None,
+    };
+    r.0.is_empty().then(|| Namespace {
+        id,
+        path: path.to_owned(),
+        custom_metadata,
+        uuid,
+        has_children,
+        mounts,
+    })
+}
+
+fn put_mount(b: &mut Vec<u8>, e: &MountEntry) {
+    put_str(b, &e.path);
+    put_str(b, &e.kind);
+    put_str(b, &e.description);
+    put_uuid(b, &e.uuid);
+    put_str(b, &e.accessor);
+    let c = &e.config;
+    put_varint(b, zigzag(c.default_lease_ttl));
+    put_varint(b, zigzag(c.max_lease_ttl));
+    put_str(b, &c.listing_visibility);
+    for list in [
+        &c.audit_non_hmac_request_keys,
+        &c.audit_non_hmac_response_keys,
+        &c.passthrough_request_headers,
+    ] {
+        put_len(b, list.len());
+        for s in list {
+            put_str(b, s);
+        }
+    }
+    put_map(b, &e.options);
+    b.push(u8::from(e.local) | u8::from(e.seal_wrap) << 1);
+}
+
+fn put_varint(b: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        b.push(v as u8 | 0x80);
+        v >>= 7;
+    }
+    b.push(v as u8);
+}
+
+fn put_len(b: &mut Vec<u8>, n: usize) {
+    put_varint(b, n as u64);
+}
+
+fn put_str(b: &mut Vec<u8>, s: &str) {
+    put_len(b, s.len());
+    b.extend_from_slice(s.as_bytes());
+}
+
+fn put_map(b: &mut Vec<u8>, m: &BTreeMap<String, String>) {
+    put_len(b, m.len());
+    for (k, v) in m {
+        put_str(b, k);
+        put_str(b, v);
+    }
+}
+
+/// A canonical UUID (lowercase, hyphenated) as a 1 tag and its 16 bytes; anything else as
+/// a 0 tag and the string.
+fn put_uuid(b: &mut Vec<u8>, s: &str) {
+    match uuid_bytes(s) {
+        Some(raw) => {
+            b.push(1);
+            b.extend_from_slice(&raw);
+        }
+        None => {
+            b.push(0);
+            put_str(b, s);
+        }
+    }
+}
+
+const HYPHENS: [usize; 4] = [8, 13, 18, 23];
+
+fn uuid_bytes(s: &str) -> Option<[u8; 16]> {
+    let s = s.as_bytes();
+    if s.len() != 36 || HYPHENS.iter().any(|&i| s[i] != b'-') {
+        return None;
+    }
+    let mut nibbles = s
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !HYPHENS.contains(i))
+        .map(|(_, &c)| match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            _ => None,
+        });
+    let mut raw = [0u8; 16];
+    for byte in &mut raw {
+        *byte = nibbles.next()?? << 4 | nibbles.next()??;
+    }
+    Some(raw)
+}
+
+fn uuid_string(raw: &[u8]) -> String {
+    let mut s = String::with_capacity(36);
+    for (i, b) in raw.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            s.push('-');
+        }
+        for n in [b >> 4, b & 15] {
+            s.push(char::from_digit(u32::from(n), 16).unwrap_or('0'));
+        }
+    }
+    s
+}
+
+fn zigzag(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
+}
+
+fn unzigzag(v: u64) -> i64 {
+    (v >> 1) as i64 ^ -((v & 1) as i64)
+}
+
+struct Reader<'a>(&'a [u8]);
+
+impl Reader<'_> {
+    fn byte(&mut self) -> Option<u8> {
+        let (&b, rest) = self.0.split_first()?;
+        self.0 = rest;
+        Some(b)
+    }
+    fn take(&mut self, n: usize) -> Option<&[u8]> {
+        if n > self.0.len() {
+            return None;
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Some(head)
+    }
+    fn varint(&mut self) -> Option<u64> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let b = self.byte()?;
+            v |= u64::from(b & 0x7f) << shift;
+            if b < 0x80 {
+                return Some(v);
+            }
+        }
+        None
+    }
+    fn len(&mut self) -> Option<usize> {
+        usize::try_from(self.varint()?).ok()
+    }
+    fn string(&mut self) -> Option<String> {
+        let n = self.len()?;
+        String::from_utf8(self.take(n)?.to_vec()).ok()
+    }
+    fn map(&mut self) -> Option<BTreeMap<String, String>> {
+        let mut m = BTreeMap::new();
+        for _ in 0..self.len()? {
+            let k = self.string()?;
+            m.insert(k, self.string()?);
+        }
+        Some(m)
+    }
+    fn list(&mut self) -> Option<Vec<String>> {
+        let n = self.len()?;
+        let mut v = Vec::with_capacity(n.min(64));
+        for _ in 0..n {
+            v.push(self.string()?);
+        }
+        Some(v)
+    }
+    fn uuid(&mut self) -> Option<String> {
+        match self.byte()? {
+            0 => self.string(),
+            1 => Some(uuid_string(self.take(16)?)),
+            _ => None,
+        }
+    }
+    fn mount(&mut self) -> Option<MountEntry> {
+        let path = self.string()?;
+        let kind = self.string()?;
+        let description = self.string()?;
+        let uuid = self.uuid()?;
+        let accessor = self.string()?;
+        let config = MountConfig {
+            default_lease_ttl: unzigzag(self.varint()?),
+            max_lease_ttl: unzigzag(self.varint()?),
+            listing_visibility: self.string()?,
+            audit_non_hmac_request_keys: self.list()?,
+            audit_non_hmac_response_keys: self.list()?,
+            passthrough_request_headers: self.list()?,
+        };
+        let options = self.map()?;
+        let flags = self.byte()?;
+        Some(MountEntry {
+            path,
+            kind,
+            description,
+            uuid,
+            accessor,
+            config,
+            options,
+            local: flags & 1 != 0,
+            seal_wrap: flags & 2 != 0,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mount(uuid: &str) -> MountEntry {
+        MountEntry {
+            path: "secret/".into(),
+            kind: "kv".into(),
+            description: "".into(),
+            uuid: uuid.into(),
+            accessor: "kv_1a2b3c4d".into(),
+            config: MountConfig::default(),
+            options: [("version".to_owned(), "2".to_owned())].into(),
+            local: false,
+            seal_wrap: false,
+        }
+    }
+
+    fn project() -> Namespace {
+        Namespace {
+            id: "Xy12ab".into(),
+            path: "p123/".into(),
+            custom_metadata: BTreeMap::new(),
+            uuid: crate::util::uuid4(),
+            has_children: Some(false),
+            mounts: Some(MountTable {
+                entries: vec![mount(&crate::util::uuid4())],
+            }),
+        }
+    }
+
+    #[test]
+    fn a_project_record_round_trips_in_a_fifth_of_its_json() {
+        let ns = project();
+        let bytes = encode(&ns);
+        assert_eq!(decode(&bytes, "p123/"), Some(ns.clone()));
+        let json = serde_json::to_vec(&ns).unwrap();
+        assert!(
+            bytes.len() * 5 < json.len(),
+            "{} bytes against {} of JSON",
+            bytes.len(),
+            json.len()
+        );
+    }
+
+    #[test]
+    fn every_field_round_trips() {
+        let mut ns = project();
+        ns.custom_metadata = [("team".to_owned(), "ünïcode ✓".to_owned())].into();
+        ns.has_children = None;
+        ns.uuid = "not-a-uuid".into();
+        let mut odd = mount("ABCDEF01-2345-6789-abcd-ef0123456789");
+        odd.description = "x".repeat(300);
+        odd.config = MountConfig {
+            default_lease_ttl: -1,
+            max_lease_ttl: i64::MAX,
+            listing_visibility: "unauth".into(),
+            audit_non_hmac_request_keys: vec!["a".into(), "".into()],
+            audit_non_hmac_response_keys: vec!["b".into()],
+            passthrough_request_headers: vec!["X-A".into()],
+        };
+        odd.local = true;
+        odd.seal_wrap = true;
+        let table = ns.mounts.as_mut().unwrap();
+        table.entries.push(odd);
+        table.entries.push(mount(""));
+        assert_eq!(decode(&encode(&ns), "p123/"), Some(ns.clone()));
+        ns.has_children = Some(true);
+        ns.mounts = None;
+        assert_eq!(decode(&encode(&ns), "p123/"), Some(ns));
+    }
+
+    #[test]
+    fn truncated_or_extended_input_is_refused() {
+        let bytes = encode(&project());
+        for n in 0..bytes.len() {
+            assert_eq!(decode(&bytes[..n], "p/"), None, "prefix of {n} bytes");
+        }
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert_eq!(decode(&longer, "p/"), None);
+    }
+}
