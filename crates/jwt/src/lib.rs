@@ -20,6 +20,7 @@
 //! checks times.
 
 mod glob;
+mod scan;
 
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::rsa::{KeyPair as RsaKeyPair, KeySize, PublicKeyComponents};
@@ -93,61 +94,6 @@ fn b64(s: &str) -> Result<Vec<u8>, JwtError> {
         .map_err(|_| JwtError::Malformed)
 }
 
-type Cow<'a> = std::borrow::Cow<'a, str>;
-
-/// The top-level members of a JSON object, borrowed: names and raw (validated) values.
-struct Members<'a>(Vec<(Cow<'a>, &'a serde_json::value::RawValue)>);
-
-/// A member name, borrowed from the input unless it had to be unescaped.
-struct Name<'a>(Cow<'a>);
-
-impl<'de> serde::Deserialize<'de> for Name<'de> {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> serde::de::Visitor<'de> for V {
-            type Value = Name<'de>;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a string")
-            }
-            fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Name<'de>, E> {
-                Ok(Name(Cow::Borrowed(s)))
-            }
-            fn visit_str<E>(self, s: &str) -> Result<Name<'de>, E> {
-                Ok(Name(Cow::Owned(s.to_owned())))
-            }
-        }
-        d.deserialize_str(V)
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for Members<'de> {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> serde::de::Visitor<'de> for V {
-            type Value = Members<'de>;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(
-                self,
-                mut m: A,
-            ) -> Result<Members<'de>, A::Error> {
-                let mut out = Vec::with_capacity(32);
-                while let Some((Name(k), v)) = m.next_entry()? {
-                    out.push((k, v));
-                }
-                Ok(Members(out))
-            }
-        }
-        d.deserialize_map(V)
-    }
-}
-
-fn offset_in(outer: &[u8], inner: &str) -> std::ops::Range<usize> {
-    let start = inner.as_ptr() as usize - outer.as_ptr() as usize;
-    start..start + inner.len()
-}
-
 impl Jwt {
     pub fn parse(raw: &str) -> Result<Jwt, JwtError> {
         if raw.len() > MAX_TOKEN_LEN {
@@ -162,21 +108,7 @@ impl Jwt {
         };
         let header: Header = serde_json::from_slice(&b64(h)?).map_err(|_| JwtError::Malformed)?;
         let payload = b64(c)?;
-        let index = {
-            let members: Members<'_> =
-                serde_json::from_slice(&payload).map_err(|_| JwtError::Malformed)?;
-            members
-                .0
-                .into_iter()
-                .map(|(k, v)| {
-                    let name = match k {
-                        Cow::Borrowed(k) => ClaimName::At(offset_in(&payload, k)),
-                        Cow::Owned(k) => ClaimName::Owned(k),
-                    };
-                    (name, offset_in(&payload, v.get()))
-                })
-                .collect()
-        };
+        let index = scan::members(&payload).ok_or(JwtError::Malformed)?;
         Ok(Jwt {
             header,
             payload,
