@@ -345,10 +345,12 @@ struct Cached {
     decoded: std::sync::OnceLock<Arc<dyn std::any::Any + Send + Sync>>,
 }
 
-/// What [`Barrier::read`] found: a cache entry (`None`: known absent), or what storage
-/// returned (plaintext, ciphertext).
+/// What [`Barrier::read`] found: a cache entry (`None`: known absent), the entry it just
+/// read from storage into the cache, or, with the cache off, what storage returned
+/// (plaintext, ciphertext).
 enum Read {
     Hit(Option<Arc<Cached>>),
+    Fresh(Option<Arc<Cached>>),
     Miss(Option<(Vec<u8>, Vec<u8>)>),
 }
 
@@ -565,7 +567,7 @@ impl Barrier {
 
     pub async fn get(&self, path: &str) -> Result<Option<Vec<u8>>> {
         Ok(match self.read(path).await? {
-            Read::Hit(c) => c.map(|c| c.plaintext.to_vec()),
+            Read::Hit(c) | Read::Fresh(c) => c.map(|c| c.plaintext.to_vec()),
             Read::Miss(v) => v.map(|(p, _)| p),
         })
     }
@@ -573,7 +575,7 @@ impl Barrier {
     /// `f` applied to the plaintext, without copying a cached value first.
     pub async fn get_with<R>(&self, path: &str, f: impl FnOnce(&[u8]) -> R) -> Result<Option<R>> {
         Ok(match self.read(path).await? {
-            Read::Hit(c) => c.map(|c| f(&c.plaintext)),
+            Read::Hit(c) | Read::Fresh(c) => c.map(|c| f(&c.plaintext)),
             Read::Miss(v) => v.map(|(p, _)| f(&p)),
         })
     }
@@ -589,7 +591,14 @@ impl Barrier {
     ) -> Result<Option<Arc<T>>> {
         let corrupt = |e: String| BarrierError::Corrupt(format!("value at {path:?}: {e}"));
         let cached = match self.read(path).await? {
-            Read::Hit(None) | Read::Miss(None) => return Ok(None),
+            Read::Hit(None) | Read::Fresh(None) | Read::Miss(None) => return Ok(None),
+            // Read just now: most keys read once are not read again soon, so the parsed
+            // form is kept only from the second read on.
+            Read::Fresh(Some(c)) => {
+                return decode(&c.plaintext)
+                    .map(|t| Some(Arc::new(t)))
+                    .map_err(corrupt)
+            }
             Read::Miss(Some((plain, _))) => {
                 return decode(&plain).map(|t| Some(Arc::new(t))).map_err(corrupt)
             }
@@ -608,7 +617,9 @@ impl Barrier {
     /// The plaintext and the stored ciphertext (a version token for [`BarrierOp::Check`]).
     pub async fn get_versioned(&self, path: &str) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
         Ok(match self.read(path).await? {
-            Read::Hit(c) => c.map(|c| (c.plaintext.to_vec(), c.ciphertext.clone())),
+            Read::Hit(c) | Read::Fresh(c) => {
+                c.map(|c| (c.plaintext.to_vec(), c.ciphertext.clone()))
+            }
             Read::Miss(v) => v,
         })
     }
@@ -625,21 +636,22 @@ impl Barrier {
             None => None,
             Some(ct) => Some((self.decrypt(&ring, path, &ct)?, ct)),
         };
-        if let (Some(c), Some(fence)) = (&self.cache, fence) {
-            let cached = found.as_ref().map(|(plain, ct)| {
-                Arc::new(Cached {
-                    plaintext: Zeroizing::new(plain.clone()),
-                    ciphertext: ct.clone(),
-                    decoded: std::sync::OnceLock::new(),
-                })
-            });
-            c.insert(path.to_owned(), cached);
-            if !self.unwritten_since(fence) {
-                // A write began meanwhile: what we read may already be stale.
-                c.remove(path);
-            }
+        let (Some(c), Some(fence)) = (&self.cache, fence) else {
+            return Ok(Read::Miss(found));
+        };
+        let cached = found.map(|(plain, ct)| {
+            Arc::new(Cached {
+                plaintext: Zeroizing::new(plain),
+                ciphertext: ct,
+                decoded: std::sync::OnceLock::new(),
+            })
+        });
+        c.insert(path.to_owned(), cached.clone());
+        if !self.unwritten_since(fence) {
+            // A write began meanwhile: what we read may already be stale.
+            c.remove(path);
         }
-        Ok(Read::Miss(found))
+        Ok(Read::Fresh(cached))
     }
 
     pub async fn put(&self, path: &str, plaintext: &[u8]) -> Result<()> {
