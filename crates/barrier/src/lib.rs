@@ -590,19 +590,15 @@ impl Barrier {
         decode: impl FnOnce(&[u8]) -> std::result::Result<T, String>,
     ) -> Result<Option<Arc<T>>> {
         let corrupt = |e: String| BarrierError::Corrupt(format!("value at {path:?}: {e}"));
-        let cached = match self.read(path).await? {
+        // A value read just now keeps no parsed form (most keys read once are not read
+        // again soon); a cached one keeps it from its second read on.
+        let (cached, keep) = match self.read(path).await? {
             Read::Hit(None) | Read::Fresh(None) | Read::Miss(None) => return Ok(None),
-            // Read just now: most keys read once are not read again soon, so the parsed
-            // form is kept only from the second read on.
-            Read::Fresh(Some(c)) => {
-                return decode(&c.plaintext)
-                    .map(|t| Some(Arc::new(t)))
-                    .map_err(corrupt)
-            }
             Read::Miss(Some((plain, _))) => {
                 return decode(&plain).map(|t| Some(Arc::new(t))).map_err(corrupt)
             }
-            Read::Hit(Some(c)) => c,
+            Read::Fresh(Some(c)) => (c, false),
+            Read::Hit(Some(c)) => (c, true),
         };
         if let Some(d) = cached.decoded.get() {
             if let Ok(t) = d.clone().downcast::<T>() {
@@ -610,7 +606,9 @@ impl Barrier {
             }
         }
         let t = Arc::new(decode(&cached.plaintext).map_err(corrupt)?);
-        let _ = cached.decoded.set(t.clone());
+        if keep {
+            let _ = cached.decoded.set(t.clone());
+        }
         Ok(Some(t))
     }
 
