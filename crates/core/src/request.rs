@@ -93,6 +93,9 @@ impl std::fmt::Debug for Auth {
 #[derive(Clone, Default)]
 pub struct Response {
     pub data: Option<Value>,
+    /// The data as JSON text, written verbatim in place of `data` (a KV read writes the
+    /// stored secret's JSON around its metadata without building values). Zeroized.
+    pub data_text: Option<std::sync::Arc<zeroize::Zeroizing<String>>>,
     pub auth: Option<Auth>,
     pub warnings: Vec<String>,
     /// Overrides the status (e.g. 404 with a body for a deleted KV version).
@@ -130,7 +133,18 @@ impl Response {
         self
     }
     pub fn is_empty(&self) -> bool {
-        self.data.is_none() && self.auth.is_none() && self.warnings.is_empty() && self.raw.is_none()
+        self.data.is_none()
+            && self.data_text.is_none()
+            && self.auth.is_none()
+            && self.warnings.is_empty()
+            && self.raw.is_none()
+    }
+    /// The data as a value, whether it was built as one or written as text.
+    pub fn data_value(&self) -> Option<Value> {
+        match &self.data_text {
+            Some(t) => serde_json::from_str(t).ok(),
+            None => self.data.clone(),
+        }
     }
 }
 
@@ -177,6 +191,7 @@ impl std::fmt::Debug for Response {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Response")
             .field("data", &Keys(self.data.as_ref()))
+            .field("data_text", &self.data_text.as_ref().map(|_| "<redacted>"))
             .field("auth", &self.auth)
             .field("warnings", &self.warnings)
             .field("status", &self.status)
@@ -211,8 +226,20 @@ mod tests {
             }),
             ..Default::default()
         };
-        let shown = format!("{req:?} {resp:?}");
-        for secret in ["hvs.the-token", "hunter2", "eyJ.the-jwt", "hvs.issued"] {
+        let text = Response {
+            data_text: Some(std::sync::Arc::new(zeroize::Zeroizing::new(
+                r#"{"data":{"password":"s3cr3t"}}"#.to_owned(),
+            ))),
+            ..Default::default()
+        };
+        let shown = format!("{req:?} {resp:?} {text:?}");
+        for secret in [
+            "hvs.the-token",
+            "hunter2",
+            "eyJ.the-jwt",
+            "hvs.issued",
+            "s3cr3t",
+        ] {
             assert!(!shown.contains(secret), "{secret} in {shown}");
         }
         for name in ["secret/data/app", "\"data\"", "\"jwt\"", "[redacted]"] {

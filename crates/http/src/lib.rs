@@ -381,10 +381,22 @@ fn success_response(r: Response) -> HttpResponse {
         return resp;
     }
     let status = StatusCode::from_u16(r.status.unwrap_or(200)).unwrap_or(StatusCode::OK);
+    // Data given as text is written verbatim, once checked to be one JSON value.
+    let data = match r.data_text.as_deref() {
+        None => Data::Value(&r.data),
+        Some(text) => match serde_json::from_str(text) {
+            Ok(raw) => Data::Text(raw),
+            Err(_) => {
+                return error_response(&CoreError::Internal(
+                    "a response's data is not valid JSON".into(),
+                ))
+            }
+        },
+    };
     // Serialized straight from the response, without building the envelope as a map.
     let env = Envelope {
         auth: &r.auth,
-        data: &r.data,
+        data,
         lease_duration: r.lease_duration,
         lease_id: "",
         renewable: r.renewable,
@@ -397,7 +409,7 @@ fn success_response(r: Response) -> HttpResponse {
     }
     // Legacy endpoints also repeat `data`'s keys at the top level.
     let mut env = serde_json::to_value(&env).unwrap_or(Value::Null);
-    if let (Some(Value::Object(d)), Some(obj)) = (&r.data, env.as_object_mut()) {
+    if let (Some(Value::Object(d)), Some(obj)) = (&r.data_value(), env.as_object_mut()) {
         for (k, v) in d {
             obj.entry(k.clone()).or_insert(v.clone());
         }
@@ -409,13 +421,21 @@ fn success_response(r: Response) -> HttpResponse {
 #[derive(serde::Serialize)]
 struct Envelope<'a> {
     auth: &'a Option<strongroom_core::Auth>,
-    data: &'a Option<Value>,
+    data: Data<'a>,
     lease_duration: i64,
     lease_id: &'a str,
     renewable: bool,
     request_id: &'a str,
     warnings: Option<&'a Vec<String>>,
     wrap_info: Option<()>,
+}
+
+/// A response's data: built as a value, or JSON text written as it is.
+#[derive(serde::Serialize)]
+#[serde(untagged)]
+enum Data<'a> {
+    Value(&'a Option<Value>),
+    Text(&'a serde_json::value::RawValue),
 }
 
 #[cfg(test)]

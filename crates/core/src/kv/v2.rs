@@ -84,6 +84,26 @@ struct KeyMeta {
     /// the current version is destroyed, and for keys with no live version.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     latest: Option<Latest>,
+    /// The read response for `latest`, built on first use ([`KeyMeta::response_text`]).
+    #[serde(skip)]
+    response: ResponseText,
+}
+
+/// A read response kept with a parsed record: its text holds the secret, so it is
+/// zeroized, shown redacted, and not carried into a clone (which may then change).
+#[derive(Default)]
+struct ResponseText(std::sync::OnceLock<std::sync::Arc<Zeroizing<String>>>);
+
+impl Clone for ResponseText {
+    fn clone(&self) -> Self {
+        ResponseText::default()
+    }
+}
+
+impl std::fmt::Debug for ResponseText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
 }
 
 /// A version's data kept inside the metadata record: its JSON text, zeroized when the
@@ -131,6 +151,7 @@ impl KeyMeta {
             metadata_version: 0,
             metadata_cas_required: false,
             latest: None,
+            response: ResponseText::default(),
         }
     }
 
@@ -153,6 +174,27 @@ impl KeyMeta {
                 .map_err(|e| CoreError::Internal(format!("corrupt kv version data: {e}"))),
             _ => Ok(None),
         }
+    }
+
+    /// The data of a read of version `v`, `{"data":…,"metadata":…}`, as text, if this
+    /// record holds that version's data: the stored JSON of the data verbatim (what
+    /// parsing and serializing it again would give) and the version's metadata. Built
+    /// once per parsed record, which the barrier keeps for a hot key.
+    fn response_text(&self, v: u64) -> Result<Option<std::sync::Arc<Zeroizing<String>>>> {
+        let Some(l) = self.latest.as_ref().filter(|l| l.version == v) else {
+            return Ok(None);
+        };
+        if let Some(t) = self.response.0.get() {
+            return Ok(Some(t.clone()));
+        }
+        let meta = serde_json::to_string(&self.version_json(v))
+            .map_err(|e| CoreError::Internal(e.to_string()))?;
+        let mut text = Zeroizing::new(String::with_capacity(l.data.len() + meta.len() + 24));
+        for part in ["{\"data\":", l.data.as_str(), ",\"metadata\":", &meta, "}"] {
+            text.push_str(part);
+        }
+        let text = std::sync::Arc::new(text);
+        Ok(Some(self.response.0.get_or_init(|| text).clone()))
     }
 
     fn to_json(&self) -> Value {
@@ -511,6 +553,12 @@ async fn read_data(view: &View, path: &str, data: &Map<String, Value>) -> Result
         r.status = Some(404);
         return Ok(r);
     }
+    if let Some(text) = meta.response_text(version)? {
+        return Ok(Response {
+            data_text: Some(text),
+            ..Default::default()
+        });
+    }
     let d: Value = match meta.inline_data(version)? {
         Some(d) => d,
         None => view
@@ -550,6 +598,9 @@ async fn subkeys(view: &View, path: &str, data: &Map<String, Value>) -> Result<R
     let depth = data.get("depth").and_then(util::as_i64).unwrap_or(0);
     if depth < 0 {
         return Err(CoreError::bad("depth must be a non-negative integer"));
+    }
+    if let Some(text) = r.data_text.take() {
+        r.data = serde_json::from_str(&text).ok();
     }
     if let Some(Value::Object(body)) = r.data.take() {
         let sub = body
@@ -892,7 +943,53 @@ mod tests {
             )
             .await
             .unwrap();
-        r.data.unwrap()["data"].clone()
+        r.data_value().unwrap()["data"].clone()
+    }
+
+    #[tokio::test]
+    async fn a_read_of_the_current_version_is_the_stored_text_of_what_a_value_would_give() {
+        let core = Core::for_tests();
+        core.initialize(1, 1, Some("root".into())).await.unwrap();
+        let data = json!({"z": "1", "a": [1, 2.5, -3e-7, true, null], "u": "é\"\\\n✓/",
+                          "n": {"big": 12345678901234567890u64}});
+        let kv2 = json!({"type": "kv", "options": {"version": "2"}});
+        core.root_request("", Operation::Update, "sys/mounts/secret", kv2)
+            .await
+            .unwrap();
+        core.root_request(
+            "",
+            Operation::Update,
+            "secret/data/app",
+            json!({"data": data}),
+        )
+        .await
+        .unwrap();
+        let get = || async {
+            core.root_request("", Operation::Read, "secret/data/app", json!({}))
+                .await
+                .unwrap()
+        };
+        let (first, second, third) = (get().await, get().await, get().await);
+        let text = second.data_text.clone().unwrap();
+        let value = second.data_value().unwrap();
+        assert_eq!(value["data"], data);
+        assert_eq!(value["metadata"]["version"], 1);
+        // Byte for byte what serializing the value-built data gives.
+        assert_eq!(serde_json::to_string(&value).unwrap(), text.as_str());
+        assert_eq!(first.data_text.unwrap().as_str(), text.as_str());
+        // Built once per cached record, and a change of the record gives a new one.
+        assert!(std::sync::Arc::ptr_eq(&text, &third.data_text.unwrap()));
+        core.root_request(
+            "",
+            Operation::Update,
+            "secret/metadata/app",
+            json!({"custom_metadata": {"team": "a"}}),
+        )
+        .await
+        .unwrap();
+        let changed = get().await.data_value().unwrap();
+        assert_eq!(changed["metadata"]["custom_metadata"], json!({"team": "a"}));
+        assert_eq!(changed["data"], data);
     }
 
     #[tokio::test]
@@ -989,7 +1086,7 @@ mod tests {
             .root_request("", Operation::Read, "secret/data/legacy", json!({}))
             .await
             .unwrap();
-        assert_eq!(r.data.unwrap()["data"], json!({"old": "1"}));
+        assert_eq!(r.data_value().unwrap()["data"], json!({"old": "1"}));
         core.root_request(
             "",
             Operation::Patch,
@@ -1002,7 +1099,10 @@ mod tests {
             .root_request("", Operation::Read, "secret/data/legacy", json!({}))
             .await
             .unwrap();
-        assert_eq!(r.data.unwrap()["data"], json!({"old": "1", "new": "2"}));
+        assert_eq!(
+            r.data_value().unwrap()["data"],
+            json!({"old": "1", "new": "2"})
+        );
         let r = core
             .root_request(
                 "",
@@ -1012,6 +1112,6 @@ mod tests {
             )
             .await
             .unwrap();
-        assert_eq!(r.data.unwrap()["data"], json!({"old": "1"}));
+        assert_eq!(r.data_value().unwrap()["data"], json!({"old": "1"}));
     }
 }
