@@ -1,5 +1,6 @@
-//! A bounded, sharded in-memory cache (used by the barrier and the core). Reads take one shard's read lock, so concurrent
-//! readers on different cores do not contend on a single global lock.
+//! A bounded, sharded in-memory cache (used by the barrier and the core). Reads take one
+//! shard's read lock, so concurrent readers on different cores do not contend on a single
+//! global lock.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash, RandomState};

@@ -559,13 +559,12 @@ async fn read_data(view: &View, path: &str, data: &Map<String, Value>) -> Result
             ..Default::default()
         });
     }
-    let d: Value = match meta.inline_data(version)? {
-        Some(d) => d,
-        None => view
-            .get_json(&version_key(path, version))
-            .await?
-            .unwrap_or(Value::Null),
-    };
+    // Any other version (or any, in a record written before the current one moved into
+    // it) has a key of its own.
+    let d: Value = view
+        .get_json(&version_key(path, version))
+        .await?
+        .unwrap_or(Value::Null);
     // Built by moving `d` in: `json!` would serialize (deep-copy) it.
     let mut out = Map::new();
     out.insert("data".into(), d);
