@@ -183,6 +183,11 @@ pub fn request_id() -> String {
 fn uuid_string(mut b: [u8; 16]) -> String {
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
+    uuid_text(&b)
+}
+
+/// `b` in a UUID's canonical text form (lower-case hex, hyphenated 8-4-4-4-12), as is.
+pub(crate) fn uuid_text(b: &[u8; 16]) -> String {
     let mut out = String::with_capacity(36);
     for (i, byte) in b.iter().enumerate() {
         if matches!(i, 4 | 6 | 8 | 10) {
@@ -200,14 +205,14 @@ fn push_hex(out: &mut String, byte: u8) {
     out.push(HEX_DIGITS[usize::from(byte & 0xf)] as char);
 }
 
-/// Lower-case hex of `bytes` (the `hex` crate's encoder goes through a char iterator;
-/// this one is on every request's path: token and secret-path hashes).
 /// `v` as JSON bytes, for storage (serializing our own types cannot fail in practice; if it
 /// does, the request fails as an internal error).
 pub fn json_bytes(v: &impl serde::Serialize) -> crate::error::Result<Vec<u8>> {
     serde_json::to_vec(v).map_err(|e| crate::error::CoreError::Internal(e.to_string()))
 }
 
+/// Lower-case hex of `bytes` (the `hex` crate's encoder goes through a char iterator;
+/// this one is on every request's path: token and secret-path hashes).
 pub fn hex(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(bytes.len() * 2);
     for b in bytes {

@@ -156,19 +156,6 @@ fn uuid_bytes(s: &str) -> Option<[u8; 16]> {
     Some(raw)
 }
 
-fn uuid_string(raw: &[u8]) -> String {
-    let mut s = String::with_capacity(36);
-    for (i, b) in raw.iter().enumerate() {
-        if matches!(i, 4 | 6 | 8 | 10) {
-            s.push('-');
-        }
-        for n in [b >> 4, b & 15] {
-            s.push(char::from_digit(u32::from(n), 16).unwrap_or('0'));
-        }
-    }
-    s
-}
-
 fn zigzag(v: i64) -> u64 {
     ((v << 1) ^ (v >> 63)) as u64
 }
@@ -230,7 +217,7 @@ impl Reader<'_> {
     fn uuid(&mut self) -> Option<String> {
         match self.byte()? {
             0 => self.string(),
-            1 => Some(uuid_string(self.take(16)?)),
+            1 => Some(crate::util::uuid_text(self.take(16)?.try_into().ok()?)),
             _ => None,
         }
     }
