@@ -217,6 +217,20 @@ impl Core {
         self.handle(req).await
     }
 
+    /// [`Core::root_request`] in the root namespace that must succeed, for tests.
+    #[cfg(test)]
+    pub(crate) async fn root_ok(
+        &self,
+        op: Operation,
+        path: &str,
+        data: serde_json::Value,
+    ) -> Response {
+        match self.root_request("", op, path, data).await {
+            Ok(r) => r,
+            Err(e) => panic!("{op:?} {path}: {e}"),
+        }
+    }
+
     pub fn barrier(&self) -> &Arc<Barrier> {
         &self.barrier
     }

@@ -821,15 +821,7 @@ mod tests {
     async fn a_namespace_that_left_the_loaded_cache_loads_again_from_its_compact_record() {
         let core = Core::for_tests();
         core.initialize(1, 1, Some("root".into())).await.unwrap();
-        let req = |path: &str, body: Value| {
-            let core = &core;
-            let path = path.to_owned();
-            async move {
-                core.root_request("", Operation::Update, &path, body)
-                    .await
-                    .unwrap()
-            }
-        };
+        let req = |path: &'static str, body: Value| core.root_ok(Operation::Update, path, body);
         req("sys/namespaces/p1", json!({})).await;
         req(
             "p1/sys/mounts/secret",
@@ -887,9 +879,8 @@ mod tests {
         assert_eq!(p1.ns.has_children, Some(true));
         assert!(reg.lookup(&p1, "sub").await.unwrap().is_some());
         // and a deletion.
-        core.root_request("", Operation::Delete, "sys/namespaces/p1/sub", json!({}))
-            .await
-            .unwrap();
+        core.root_ok(Operation::Delete, "sys/namespaces/p1/sub", json!({}))
+            .await;
         reload().await.unwrap();
         assert!(reg.records.get("p1/sub/").is_none());
         let p1 = reload().await.unwrap();

@@ -952,22 +952,11 @@ mod tests {
         let data = json!({"z": "1", "a": [1, 2.5, -3e-7, true, null], "u": "é\"\\\n✓/",
                           "n": {"big": 12345678901234567890u64}});
         let kv2 = json!({"type": "kv", "options": {"version": "2"}});
-        core.root_request("", Operation::Update, "sys/mounts/secret", kv2)
-            .await
-            .unwrap();
-        core.root_request(
-            "",
-            Operation::Update,
-            "secret/data/app",
-            json!({"data": data}),
-        )
-        .await
-        .unwrap();
-        let get = || async {
-            core.root_request("", Operation::Read, "secret/data/app", json!({}))
-                .await
-                .unwrap()
-        };
+        core.root_ok(Operation::Update, "sys/mounts/secret", kv2)
+            .await;
+        core.root_ok(Operation::Update, "secret/data/app", json!({"data": data}))
+            .await;
+        let get = || core.root_ok(Operation::Read, "secret/data/app", json!({}));
         let (first, second, third) = (get().await, get().await, get().await);
         let text = second.data_text.clone().unwrap();
         let value = second.data_value().unwrap();
@@ -978,14 +967,9 @@ mod tests {
         assert_eq!(first.data_text.unwrap().as_str(), text.as_str());
         // Built once per cached record, and a change of the record gives a new one.
         assert!(std::sync::Arc::ptr_eq(&text, &third.data_text.unwrap()));
-        core.root_request(
-            "",
-            Operation::Update,
-            "secret/metadata/app",
-            json!({"custom_metadata": {"team": "a"}}),
-        )
-        .await
-        .unwrap();
+        let team = json!({"custom_metadata": {"team": "a"}});
+        core.root_ok(Operation::Update, "secret/metadata/app", team)
+            .await;
         let changed = get().await.data_value().unwrap();
         assert_eq!(changed["metadata"]["custom_metadata"], json!({"team": "a"}));
         assert_eq!(changed["data"], data);
