@@ -31,6 +31,10 @@ const AUD: &str = "https://bench.strongroom";
 /// over the whole pool — longer than any server may remember a verified signature.
 const MOUNTS: usize = 16;
 
+/// Workload 4c takes its tokens from this multiple of the pool size on (mount 4 onwards), past what
+/// the login workloads before it used.
+const JOB_SVC_START: u64 = 4;
+
 fn mount_for(k: usize, pool: usize) -> usize {
     (k / pool.max(1)) % MOUNTS
 }
@@ -80,6 +84,14 @@ struct Args {
     /// rates and the server's pid (for profiling it with `perf record -p`).
     #[arg(long)]
     only_reads: bool,
+    /// Run only Strongroom's classic-flow CI jobs (workload 4a with `batch`, 4c with `svc`)
+    /// and print the rate and the server's pid.
+    #[arg(long, value_parser = ["svc", "batch"])]
+    only_jobs: Option<String>,
+    /// Run only Strongroom's durable KV writes (workload 2) and print the rate, the bytes
+    /// the server wrote to disk per secret and its pid (for profiling it with `perf record -p`).
+    #[arg(long)]
+    only_writes: bool,
     /// Internal: serve a ceiling server answering with this file's bytes, print its address
     /// and run until stdin closes (the harness starts its ceilings this way, as processes).
     #[arg(long, hide = true)]
@@ -381,15 +393,16 @@ fn login_step_from(role: &'static str, jwts: Arc<Vec<String>>, start: u64) -> St
     })
 }
 
-/// A CI job reading 10 secrets: the runner's classic flow (login, then one GET per secret).
-fn job_classic(jwts: Arc<Vec<String>>) -> Step {
-    let next = Arc::new(AtomicU64::new(0));
+/// A CI job reading 10 secrets: the runner's classic flow (login with `role`, then one GET
+/// per secret), taking tokens from use `start` of the pool on.
+fn job_classic(role: &'static str, jwts: Arc<Vec<String>>, start: u64) -> Step {
+    let next = Arc::new(AtomicU64::new(start));
     Arc::new(move |_c, _i, mut conn| {
         let (jwts, next) = (jwts.clone(), next.clone());
         Box::pin(async move {
             let r: Result<u32> = async {
                 let k = next.fetch_add(1, Ordering::Relaxed) as usize;
-                let body = json!({"role": "batch", "jwt": jwts[k % jwts.len()]}).to_string();
+                let body = json!({"role": role, "jwt": jwts[k % jwts.len()]}).to_string();
                 let rep = conn
                     .send(
                         "PUT",
@@ -506,16 +519,40 @@ async fn read_ceiling(plan: &Plan, dir: &Path, ours: &str, token: &str) -> Resul
 }
 
 /// The summary line of an `--only-*` run: Strongroom's rate against its ceiling.
-fn print_alone(what: &str, unit: &str, plan: &Plan, res: &LoadResult, rates: &[f64], ceiling: f64) {
+fn print_alone(
+    what: &str,
+    unit: &str,
+    plan: &Plan,
+    res: &LoadResult,
+    rates: &[f64],
+    ceiling: Option<f64>,
+) {
+    let of_ceiling = ceiling
+        .map(|c| {
+            format!(
+                ", {:.0}% of the ceiling",
+                100.0 * median(rates) / c.max(1.0)
+            )
+        })
+        .unwrap_or_default();
     eprintln!(
-        "{what}: {:.0} {unit} (median of {} rounds, {:.0}% of the ceiling), p50 {:.2} ms, p99 {:.2} ms, {} errors",
+        "{what}: {:.0} {unit} (median of {} rounds{of_ceiling}), p50 {:.2} ms, p99 {:.2} ms, {} errors",
         median(rates),
         plan.rounds,
-        100.0 * median(rates) / ceiling.max(1.0),
         res.percentile(0.50),
         res.percentile(0.99),
         res.errors
     );
+}
+
+/// Bytes process `pid` has caused to be written to storage (`write_bytes` in `/proc/<pid>/io`).
+fn io_write_bytes(pid: u32) -> Result<u64> {
+    let io = std::fs::read_to_string(format!("/proc/{pid}/io"))
+        .with_context(|| format!("reading /proc/{pid}/io"))?;
+    io.lines()
+        .find_map(|l| l.strip_prefix("write_bytes: "))
+        .and_then(|v| v.trim().parse().ok())
+        .context("no write_bytes in /proc/<pid>/io")
 }
 
 /// Workload 1: GET `secret/data/bench` with the given token, expecting 200.
@@ -870,7 +907,65 @@ async fn main() -> Result<()> {
         eprintln!("server pid {}: {role} logins start", ours.pid());
         let res = compare(&plan, &[(ours.addr.as_str(), login_step(role, jwts))]).await?;
         let what = format!("{role} logins");
-        print_alone(&what, "/s", &plan, &res[0].0, &res[0].1, ceiling);
+        print_alone(&what, "/s", &plan, &res[0].0, &res[0].1, Some(ceiling));
+        drop(ours);
+        let _ = std::fs::remove_dir_all(&tmp);
+        return Ok(());
+    }
+
+    if let Some(role) = args.only_jobs.as_deref() {
+        let role: &'static str = if role == "svc" { "svc" } else { "batch" };
+        let ours = servers::strongroom(&sr_bin, &tmp.join("sr"), &issuer_key).await?;
+        setup(&ours.addr, "root", &issuer, false)
+            .await
+            .context("setting up strongroom")?;
+        let jwts = Arc::new(sign_pool(&issuer, args.token_pool.unwrap_or(200_000)));
+        eprintln!("server pid {}: {role} jobs start", ours.pid());
+        let res = compare(&plan, &[(ours.addr.as_str(), job_classic(role, jwts, 0))]).await?;
+        print_alone(
+            &format!("{role} jobs"),
+            "/s",
+            &plan,
+            &res[0].0,
+            &res[0].1,
+            None,
+        );
+        drop(ours);
+        let _ = std::fs::remove_dir_all(&tmp);
+        return Ok(());
+    }
+
+    if args.only_writes {
+        let ours = servers::strongroom(&sr_bin, &tmp.join("sr"), &issuer_key).await?;
+        let token = setup(&ours.addr, "root", &issuer, false)
+            .await
+            .context("setting up strongroom")?;
+        eprintln!("server pid {}: writes start", ours.pid());
+        // Every acknowledged write counts, the warm-ups' too, as their bytes do.
+        let acked = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let inner = write_step(token);
+        let counted: Step = {
+            let acked = acked.clone();
+            Arc::new(move |c, i, conn| {
+                let (inner, acked) = (inner.clone(), acked.clone());
+                Box::pin(async move {
+                    let (conn, r) = inner(c, i, conn).await;
+                    if r.is_ok() {
+                        acked.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    (conn, r)
+                })
+            })
+        };
+        let before = io_write_bytes(ours.pid())?;
+        let res = compare(&plan, &[(ours.addr.as_str(), counted)]).await?;
+        let written = io_write_bytes(ours.pid())?.saturating_sub(before);
+        print_alone("durable writes", "/s", &plan, &res[0].0, &res[0].1, None);
+        let n = acked.load(std::sync::atomic::Ordering::Relaxed).max(1);
+        eprintln!(
+            "server wrote {written} B to disk over {n} writes: {} B per write",
+            written / n
+        );
         drop(ours);
         let _ = std::fs::remove_dir_all(&tmp);
         return Ok(());
@@ -891,7 +986,7 @@ async fn main() -> Result<()> {
             &plan,
             &res[0].0,
             &res[0].1,
-            ceiling_rps,
+            Some(ceiling_rps),
         );
         drop(ours);
         let _ = std::fs::remove_dir_all(&tmp);
@@ -989,8 +1084,8 @@ async fn main() -> Result<()> {
     let res = compare(
         &plan,
         &[
-            (ours.addr.as_str(), job_classic(jwts.clone())),
-            (bao.addr.as_str(), job_classic(jwts.clone())),
+            (ours.addr.as_str(), job_classic("batch", jwts.clone(), 0)),
+            (bao.addr.as_str(), job_classic("batch", jwts.clone(), 0)),
         ],
     )
     .await?;
@@ -1014,6 +1109,26 @@ async fn main() -> Result<()> {
         Section::new(
             "4b. CI job, 10 secrets: inline auth",
             "10 GETs each carrying X-Vault-Inline-Auth-*; jobs/s",
+            rows(&names, &[&ours, &bao], &res),
+        )
+        .jobs(),
+    );
+    // The classic flow as GitLab's documented roles run it: a role without `token_type`
+    // issues service tokens, so each job writes one token and reads with it while other
+    // jobs' tokens are being written.
+    let start = JOB_SVC_START * jwts.len() as u64;
+    let res = compare(
+        &plan,
+        &[
+            (ours.addr.as_str(), job_classic("svc", jwts.clone(), start)),
+            (bao.addr.as_str(), job_classic("svc", jwts.clone(), start)),
+        ],
+    )
+    .await?;
+    report.push(
+        Section::new(
+            "4c. CI job, 10 secrets: classic flow, service tokens",
+            "login (service token, written durably by Strongroom, in memory by `bao server -dev`) then 10 GETs; jobs/s",
             rows(&names, &[&ours, &bao], &res),
         )
         .jobs(),

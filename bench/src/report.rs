@@ -40,6 +40,11 @@ const GOALS: &[(&str, &str, f64)] = &[
         "CI job (10 secrets) jobs/s, inline auth",
         20.0,
     ),
+    (
+        "4c. CI job, 10 secrets: classic flow, service tokens",
+        "CI job (10 secrets) jobs/s, classic flow with service tokens (OpenBao `-dev`)",
+        20.0,
+    ),
 ];
 
 /// A server that answers every request with the same bytes and does nothing else: what

@@ -4,21 +4,33 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash, RandomState};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use parking_lot::RwLock;
 
 const SHARDS: usize = 16;
 
+/// A value and whether it was read since an eviction last passed over it.
+struct Entry<V> {
+    value: V,
+    used: AtomicBool,
+}
+
+type Shard<K, V> = RwLock<HashMap<K, Entry<V>>>;
+
 pub struct Cache<K, V> {
-    shards: Box<[RwLock<HashMap<K, V>>]>,
+    shards: Box<[Shard<K, V>]>,
     per_shard: usize,
     hasher: RandomState,
 }
 
 impl<K: Hash + Eq + Clone, V: Clone> Cache<K, V> {
-    /// A cache holding about `capacity` entries. A full shard drops one arbitrary entry
-    /// per insert (random eviction: no bookkeeping on the read path, and no stampede of
-    /// misses as a wholesale clear would cause).
+    /// A cache holding about `capacity` entries. A full shard evicts one entry per insert
+    /// by second chance: it walks the shard's table from its start, skips (and marks
+    /// unread) entries read since they were last passed, and drops the first entry not
+    /// read. So entries in use stay while entries inserted and never read again (a
+    /// written key no one reads) go first, with no bookkeeping on the read path but one
+    /// flag.
     pub fn new(capacity: usize) -> Self {
         Cache {
             shards: (0..SHARDS).map(|_| RwLock::new(HashMap::new())).collect(),
@@ -27,7 +39,7 @@ impl<K: Hash + Eq + Clone, V: Clone> Cache<K, V> {
         }
     }
 
-    fn shard<Q: Hash + ?Sized>(&self, k: &Q) -> &RwLock<HashMap<K, V>> {
+    fn shard<Q: Hash + ?Sized>(&self, k: &Q) -> &Shard<K, V> {
         &self.shards[(self.hasher.hash_one(k) as usize) % SHARDS]
     }
 
@@ -36,17 +48,66 @@ impl<K: Hash + Eq + Clone, V: Clone> Cache<K, V> {
         K: std::borrow::Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.shard(k).read().get(k).cloned()
+        let s = self.shard(k).read();
+        let e = s.get(k)?;
+        if !e.used.load(Ordering::Relaxed) {
+            e.used.store(true, Ordering::Relaxed);
+        }
+        Some(e.value.clone())
     }
 
     pub fn insert(&self, k: K, v: V) {
+        self.insert_if(k, v, || true);
+    }
+
+    /// Insert unless `still` says no; `still` runs under the shard's lock, so an insert
+    /// or removal of the same key that follows a change `still` would see is ordered after
+    /// this insert.
+    pub fn insert_if(&self, k: K, v: V, still: impl FnOnce() -> bool) -> bool {
         let mut s = self.shard(&k).write();
-        if s.len() >= self.per_shard && !s.contains_key(&k) {
-            if let Some(victim) = s.keys().next().cloned() {
+        if !still() {
+            return false;
+        }
+        if let Some(e) = s.get_mut(&k) {
+            e.value = v;
+            return true;
+        }
+        if s.len() >= self.per_shard {
+            let victim = s
+                .iter()
+                .find(|(_, e)| !e.used.swap(false, Ordering::Relaxed))
+                .map(|(k, _)| k.clone());
+            // Every entry was read since the last pass, and is unmarked now: the first goes.
+            let victim = victim.or_else(|| s.keys().next().cloned());
+            if let Some(victim) = victim {
                 s.remove(&victim);
             }
         }
-        s.insert(k, v);
+        s.insert(
+            k,
+            Entry {
+                value: v,
+                used: AtomicBool::new(false),
+            },
+        );
+        true
+    }
+
+    /// Replace the value of `k` if it is cached and `still` holds (checked under the
+    /// shard's lock, as in [`Cache::insert_if`]); an absent key stays absent.
+    pub fn replace_if<Q>(&self, k: &Q, v: V, still: impl FnOnce() -> bool) -> bool
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let mut s = self.shard(k).write();
+        match s.get_mut(k) {
+            Some(e) if still() => {
+                e.value = v;
+                true
+            }
+            _ => false,
+        }
     }
 
     pub fn remove<Q>(&self, k: &Q)
@@ -61,5 +122,40 @@ impl<K: Hash + Eq + Clone, V: Clone> Cache<K, V> {
         for s in self.shards.iter() {
             s.write().clear();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_in_use_outlast_entries_never_read_again() {
+        // One shard's worth: 16 entries per shard.
+        let c: Cache<u32, u32> = Cache::new(16 * SHARDS);
+        let hot: Vec<u32> = (0..8).collect();
+        for &k in &hot {
+            c.insert(k, k);
+        }
+        // A stream of keys written once and never read, with the hot keys read between.
+        for k in 1000..5000 {
+            c.insert(k, k);
+            for &h in &hot {
+                assert_eq!(c.get(&h), Some(h), "hot key {h} evicted at {k}");
+            }
+        }
+        // Bounded all along.
+        let total: usize = c.shards.iter().map(|s| s.read().len()).sum();
+        assert!(total <= 16 * SHARDS, "{total}");
+        // An overwrite keeps one entry; a replacement changes only what is there; a
+        // removal drops it.
+        c.insert(3, 30);
+        assert_eq!(c.get(&3), Some(30));
+        assert!(c.replace_if(&3, 31, || true));
+        assert!(!c.replace_if(&3, 32, || false));
+        assert!(!c.replace_if(&999_999, 1, || true));
+        assert_eq!((c.get(&3), c.get(&999_999)), (Some(31), None));
+        c.remove(&3);
+        assert_eq!(c.get(&3), None);
     }
 }

@@ -34,7 +34,7 @@ pub mod cache;
 pub mod seal;
 pub mod shamir;
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -358,18 +358,99 @@ enum Read {
 pub struct Barrier {
     storage: Arc<dyn Storage>,
     keyring: ArcSwapOption<Keyring>,
-    /// Write-through cache of decrypted values, and of absent keys (`None`: a read of a key
-    /// that does not exist, such as an unset config, costs no storage read either); `None`
-    /// when another process may write the same storage (then every read goes to storage).
-    cache: Option<cache::Cache<String, Option<Arc<Cached>>>>,
-    /// Bumped before and after every write; a read only caches what it read if no write
-    /// was in flight when it started and none began before it finished.
+    /// The value cache; `None` when another process may write the same storage (then
+    /// every read goes to storage).
+    cache: Option<Arc<ValueCache>>,
+    /// Bumped before and after every write, for [`Barrier::write_fence`].
     write_epoch: AtomicU64,
     writes_in_flight: AtomicU64,
 }
 
-/// Entries kept by the read cache.
+/// Entries kept by the value cache.
 const CACHE_ENTRIES: usize = 16_384;
+
+/// Stripes of the value cache's write tracking: a read is kept unless a write of a key in
+/// its stripe overlapped it, so with a few dozen writes in flight most reads are kept.
+const STRIPES: usize = 1024;
+
+/// Decrypted values, and absent keys (`None`: a read of a key that does not exist, such
+/// as an unset config, costs no storage read either).
+///
+/// Writes of cached keys go through it in commit order ([`Storage::transact_then`]) where
+/// the backend allows, so a key read, written and read again (a read-modify-write) stays in
+/// memory; otherwise a write drops its keys.
+/// A value read from storage is kept only if no write of a key in the same stripe was in
+/// flight when the read began or began before the value was inserted (the check runs
+/// under the shard's lock, see [`cache::Cache::insert_if`]), so it can never replace what
+/// a later write left.
+struct ValueCache {
+    entries: cache::Cache<String, Option<Arc<Cached>>>,
+    stripes: Box<[Stripe]>,
+    /// False while sealed: nothing enters, so no plaintext outlives a seal.
+    open: AtomicBool,
+}
+
+/// Writes in flight on the keys of one stripe, and a count bumped as each begins and ends.
+#[derive(Default)]
+struct Stripe {
+    epoch: AtomicU64,
+    in_flight: AtomicU64,
+}
+
+impl ValueCache {
+    fn new() -> ValueCache {
+        ValueCache {
+            entries: cache::Cache::new(CACHE_ENTRIES),
+            stripes: (0..STRIPES).map(|_| Stripe::default()).collect(),
+            open: AtomicBool::new(false),
+        }
+    }
+
+    fn stripe(&self, key: &str) -> &Stripe {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::hash::DefaultHasher::new();
+        key.hash(&mut h);
+        &self.stripes[h.finish() as usize % STRIPES]
+    }
+
+    /// The stripes `keys` fall in (every stripe when `all`), with repeats.
+    fn stripes_of<'a>(
+        &'a self,
+        keys: &'a [String],
+        all: bool,
+    ) -> Box<dyn Iterator<Item = &'a Stripe> + 'a> {
+        if all {
+            Box::new(self.stripes.iter())
+        } else {
+            Box::new(keys.iter().map(|k| self.stripe(k)))
+        }
+    }
+
+    /// Taken before a storage read of `key`: `None` while a write of its stripe is in flight.
+    fn fence(&self, key: &str) -> Option<(&Stripe, u64)> {
+        let s = self.stripe(key);
+        let epoch = s.epoch.load(Ordering::SeqCst);
+        (s.in_flight.load(Ordering::SeqCst) == 0).then_some((s, epoch))
+    }
+
+    /// Keep what a read found, unless a write began since its `fence` or the barrier sealed.
+    fn keep(&self, key: &str, v: Option<Arc<Cached>>, (stripe, epoch): (&Stripe, u64)) {
+        self.entries.insert_if(key.to_owned(), v, || {
+            self.open.load(Ordering::SeqCst) && stripe.epoch.load(Ordering::SeqCst) == epoch
+        });
+    }
+
+    /// What a committed transaction wrote, in commit order, for the keys cached now. A key
+    /// not cached is not added: most keys written and not read before (a new token's
+    /// indexes, a new secret) are not read soon either, and would only push out entries
+    /// in use.
+    fn write_through(&self, written: Vec<(String, Option<Arc<Cached>>)>) {
+        for (k, v) in written {
+            self.entries
+                .replace_if(k.as_str(), v, || self.open.load(Ordering::SeqCst));
+        }
+    }
+}
 
 impl Barrier {
     pub fn new(storage: Arc<dyn Storage>) -> Self {
@@ -382,15 +463,22 @@ impl Barrier {
         Barrier {
             storage,
             keyring: ArcSwapOption::empty(),
-            cache: cache.then(|| cache::Cache::new(CACHE_ENTRIES)),
+            cache: cache.then(|| Arc::new(ValueCache::new())),
             write_epoch: AtomicU64::new(0),
             writes_in_flight: AtomicU64::new(0),
         }
     }
 
-    fn begin_write(&self) {
+    /// Before a write of `keys` (of every key when `all`, a prefix delete).
+    fn begin_write(&self, keys: &[String], all: bool) {
         self.writes_in_flight.fetch_add(1, Ordering::SeqCst);
         self.write_epoch.fetch_add(1, Ordering::SeqCst);
+        if let Some(c) = &self.cache {
+            for s in c.stripes_of(keys, all) {
+                s.in_flight.fetch_add(1, Ordering::SeqCst);
+                s.epoch.fetch_add(1, Ordering::SeqCst);
+            }
+        }
     }
 
     /// Taken before a read whose result a caller wants to cache: `None` while a write is
@@ -407,15 +495,20 @@ impl Barrier {
         self.write_epoch.load(Ordering::SeqCst) == fence
     }
 
-    /// After a write (successful or not): drop what it touched, then close the window.
-    fn end_write(&self, touched: &[&str], prefix_deleted: bool) {
+    /// After a write (successful or not): drop what it touched unless it was written
+    /// through, then close the window.
+    fn end_write(&self, keys: &[String], all: bool, written_through: bool) {
         if let Some(c) = &self.cache {
-            if prefix_deleted {
-                c.clear();
-            } else {
-                for k in touched {
-                    c.remove(*k);
+            if all {
+                c.entries.clear();
+            } else if !written_through {
+                for k in keys {
+                    c.entries.remove(k.as_str());
                 }
+            }
+            for s in c.stripes_of(keys, all) {
+                s.epoch.fetch_add(1, Ordering::SeqCst);
+                s.in_flight.fetch_sub(1, Ordering::SeqCst);
             }
         }
         self.write_epoch.fetch_add(1, Ordering::SeqCst);
@@ -470,6 +563,7 @@ impl Barrier {
                 e => e.into(),
             })?;
         self.keyring.store(Some(Arc::new(keyring)));
+        self.open_cache();
         Ok(())
     }
 
@@ -484,7 +578,14 @@ impl Barrier {
             .ok_or(BarrierError::InvalidKey)?;
         let ring = self.load_keyring(root_key).await?;
         self.keyring.store(Some(Arc::new(ring)));
+        self.open_cache();
         Ok(())
+    }
+
+    fn open_cache(&self) {
+        if let Some(c) = &self.cache {
+            c.open.store(true, Ordering::SeqCst);
+        }
     }
 
     /// Check that `unseal` opens the root key, without unsealing.
@@ -527,7 +628,8 @@ impl Barrier {
     pub fn seal(&self) {
         self.keyring.store(None);
         if let Some(c) = &self.cache {
-            c.clear();
+            c.open.store(false, Ordering::SeqCst);
+            c.entries.clear();
         }
     }
 
@@ -625,11 +727,11 @@ impl Barrier {
     async fn read(&self, path: &str) -> Result<Read> {
         let ring = self.ring()?;
         if let Some(c) = &self.cache {
-            if let Some(hit) = c.get(path) {
+            if let Some(hit) = c.entries.get(path) {
                 return Ok(Read::Hit(hit));
             }
         }
-        let fence = self.write_fence();
+        let fence = self.cache.as_ref().and_then(|c| c.fence(path));
         let found = match self.storage.get(path).await? {
             None => None,
             Some(ct) => Some((self.decrypt(&ring, path, &ct)?, ct)),
@@ -644,31 +746,18 @@ impl Barrier {
                 decoded: std::sync::OnceLock::new(),
             })
         });
-        c.insert(path.to_owned(), cached.clone());
-        if !self.unwritten_since(fence) {
-            // A write began meanwhile: what we read may already be stale.
-            c.remove(path);
-        }
+        c.keep(path, cached.clone(), fence);
         Ok(Read::Fresh(cached))
     }
 
     pub async fn put(&self, path: &str, plaintext: &[u8]) -> Result<()> {
-        let ring = self.ring()?;
-        let ct = self.encrypt(&ring, path, plaintext);
-        self.begin_write();
-        let r = self.storage.put(path, ct).await;
-        self.end_write(&[path], false);
-        r?;
-        Ok(())
+        self.transact(vec![BarrierOp::Put(path.to_owned(), plaintext.to_vec())])
+            .await
     }
 
     pub async fn delete(&self, path: &str) -> Result<()> {
-        self.ring()?;
-        self.begin_write();
-        let r = self.storage.delete(path).await;
-        self.end_write(&[path], false);
-        r?;
-        Ok(())
+        self.transact(vec![BarrierOp::Delete(path.to_owned())])
+            .await
     }
 
     pub async fn list(
@@ -700,20 +789,35 @@ impl Barrier {
             .collect()
     }
 
+    /// Apply `ops` atomically. What it writes enters the value cache as it commits
+    /// (a prefix delete empties the cache instead).
     pub async fn transact(&self, ops: Vec<BarrierOp>) -> Result<()> {
         let ring = self.ring()?;
         let mut touched: Vec<String> = Vec::new();
+        let mut written: Vec<(String, Option<Arc<Cached>>)> = Vec::new();
         let mut prefix_deleted = false;
         let ops = ops
             .into_iter()
             .map(|op| match op {
                 BarrierOp::Put(k, v) => {
+                    let v = Zeroizing::new(v);
                     let ct = self.encrypt(&ring, &k, &v);
                     touched.push(k.clone());
+                    if self.cache.is_some() {
+                        let c = Cached {
+                            plaintext: v,
+                            ciphertext: ct.clone(),
+                            decoded: std::sync::OnceLock::new(),
+                        };
+                        written.push((k.clone(), Some(Arc::new(c))));
+                    }
                     Op::Put(k, ct)
                 }
                 BarrierOp::Delete(k) => {
                     touched.push(k.clone());
+                    if self.cache.is_some() {
+                        written.push((k.clone(), None));
+                    }
                     Op::Delete(k)
                 }
                 BarrierOp::DeletePrefix(k) => {
@@ -723,10 +827,20 @@ impl Barrier {
                 BarrierOp::Check(k, v) => Op::Check(k, v),
             })
             .collect();
-        self.begin_write();
-        let r = self.storage.transact(ops).await;
-        let refs: Vec<&str> = touched.iter().map(String::as_str).collect();
-        self.end_write(&refs, prefix_deleted);
+        self.begin_write(&touched, prefix_deleted);
+        let through = Arc::new(AtomicBool::new(false));
+        let r = match &self.cache {
+            Some(c) if !prefix_deleted => {
+                let (c, done) = (c.clone(), through.clone());
+                let hook = Box::new(move || {
+                    c.write_through(written);
+                    done.store(true, Ordering::SeqCst);
+                });
+                self.storage.transact_then(ops, hook).await
+            }
+            _ => self.storage.transact(ops).await,
+        };
+        self.end_write(&touched, prefix_deleted, through.load(Ordering::SeqCst));
         r?;
         Ok(())
     }
@@ -915,12 +1029,16 @@ mod tests {
         rt().block_on(async {
             let store = Arc::new(MemoryStorage::new());
             let b = Barrier::new(store.clone());
-            b.initialize(&UnsealKey::generate()).await.unwrap();
+            let key = UnsealKey::generate();
+            b.initialize(&key).await.unwrap();
             b.put("a", b"value").await.unwrap();
             let mut ct = store.get("a").await.unwrap().unwrap();
             let last = ct.len() - 1;
             ct[last] ^= 1;
             store.put("a", ct).await.unwrap();
+            // The value written is cached; after a seal it is read from storage again.
+            b.seal();
+            b.unseal(&key).await.unwrap();
             assert!(matches!(b.get("a").await, Err(BarrierError::Decrypt(_))));
         });
     }
@@ -976,7 +1094,8 @@ mod tests {
     fn a_decoded_value_is_parsed_once_and_ends_with_a_write() {
         rt().block_on(async {
             let b = Barrier::new(Arc::new(MemoryStorage::new()));
-            b.initialize(&UnsealKey::generate()).await.unwrap();
+            let key = UnsealKey::generate();
+            b.initialize(&key).await.unwrap();
             let parses = std::sync::atomic::AtomicUsize::new(0);
             let decode = |v: &[u8]| {
                 parses.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
@@ -984,13 +1103,22 @@ mod tests {
             };
             assert!(b.get_decoded("k", decode).await.unwrap().is_none());
             b.put("k", b"one").await.unwrap();
+            // What a write put in the cache keeps its parsed form from the first read on.
+            let first = b.get_decoded("k", decode).await.unwrap().unwrap();
+            let again = b.get_decoded("k", decode).await.unwrap().unwrap();
+            assert_eq!(*first, "one");
+            assert!(Arc::ptr_eq(&first, &again), "kept with the cached value");
+            assert_eq!(parses.load(std::sync::atomic::Ordering::SeqCst), 1);
+            // A seal empties the cache. Then the first read comes from storage and keeps
+            // nothing; the second parses the cached value once.
+            b.seal();
+            b.unseal(&key).await.unwrap();
             let first = b.get_decoded("k", decode).await.unwrap().unwrap();
             let again = b.get_decoded("k", decode).await.unwrap().unwrap();
             let third = b.get_decoded("k", decode).await.unwrap().unwrap();
             assert_eq!(*first, "one");
             assert!(Arc::ptr_eq(&again, &third), "kept with the cached value");
-            // The first read came from storage; the second parsed the cached value once.
-            assert_eq!(parses.load(std::sync::atomic::Ordering::SeqCst), 2);
+            assert_eq!(parses.load(std::sync::atomic::Ordering::SeqCst), 3);
             b.put("k", b"two").await.unwrap();
             assert_eq!(*b.get_decoded("k", decode).await.unwrap().unwrap(), "two");
             b.delete("k").await.unwrap();
@@ -1000,5 +1128,169 @@ mod tests {
             let e = b.get_decoded("bad", decode).await.unwrap_err().to_string();
             assert!(e.contains("\"bad\""), "{e}");
         });
+    }
+
+    #[test]
+    fn a_write_of_a_cached_key_goes_through_as_it_commits_and_a_failed_one_changes_nothing() {
+        rt().block_on(async {
+            let b = Barrier::new(Arc::new(MemoryStorage::new()));
+            b.initialize(&UnsealKey::generate()).await.unwrap();
+            let c = b.cache.clone().unwrap();
+            // A key no one read is not added by its write.
+            b.put("new", b"1").await.unwrap();
+            assert!(c.entries.get("new").is_none());
+            // A key read (here: known absent) is updated by its write.
+            assert!(b.get("a").await.unwrap().is_none());
+            b.put("a", b"1").await.unwrap();
+            let entry = c.entries.get("a").expect("written through").unwrap();
+            assert_eq!(&entry.plaintext[..], b"1");
+            let (_, version) = b.get_versioned("a").await.unwrap().unwrap();
+            assert_eq!(
+                version, entry.ciphertext,
+                "the stored ciphertext, for checks"
+            );
+            // A transaction whose check fails writes nothing, here or below.
+            let stale = Some(b"not the version".to_vec());
+            assert!(b
+                .transact(vec![
+                    BarrierOp::Check("a".into(), stale),
+                    BarrierOp::Put("a".into(), b"2".to_vec()),
+                ])
+                .await
+                .is_err());
+            assert_eq!(b.get("a").await.unwrap().unwrap(), b"1");
+            b.delete("a").await.unwrap();
+            assert!(c
+                .entries
+                .get("a")
+                .expect("absence written through")
+                .is_none());
+            assert!(b.get("a").await.unwrap().is_none());
+        });
+    }
+
+    #[test]
+    fn a_read_is_kept_while_other_keys_are_written_but_not_while_its_own_is() {
+        rt().block_on(async {
+            let b = Barrier::new(Arc::new(MemoryStorage::new()));
+            let key = UnsealKey::generate();
+            b.initialize(&key).await.unwrap();
+            let c = b.cache.clone().unwrap();
+            let (x, y) = ("x".to_string(), "y".to_string());
+            assert!(
+                !std::ptr::eq(c.stripe(&x), c.stripe(&y)),
+                "pick keys of two stripes"
+            );
+            b.put(&x, b"1").await.unwrap();
+            b.put(&y, b"1").await.unwrap();
+            b.seal();
+            b.unseal(&key).await.unwrap();
+            // A write of y in flight: a read of x is kept, a read of y is not.
+            b.begin_write(std::slice::from_ref(&y), false);
+            assert_eq!(b.get(&x).await.unwrap().unwrap(), b"1");
+            assert_eq!(b.get(&y).await.unwrap().unwrap(), b"1");
+            assert!(c.entries.get(&x).is_some());
+            assert!(c.entries.get(&y).is_none());
+            // A read that a write of its key overtook is not kept either.
+            let fence = c.fence(&x).unwrap();
+            c.entries.remove(&x);
+            b.begin_write(std::slice::from_ref(&x), false);
+            c.keep(&x, None, fence);
+            assert!(c.entries.get(&x).is_none());
+            b.end_write(std::slice::from_ref(&x), false, false);
+            b.end_write(std::slice::from_ref(&y), false, false);
+            assert_eq!(b.get(&y).await.unwrap().unwrap(), b"1");
+            assert!(c.entries.get(&y).is_some());
+            // A prefix delete in flight stops every read from being kept.
+            c.entries.clear();
+            b.begin_write(&[], true);
+            assert!(c.fence(&x).is_none() && c.fence(&y).is_none());
+            b.end_write(&[], true, false);
+            assert!(c.fence(&x).is_some());
+            // Nothing enters while sealed.
+            b.seal();
+            c.write_through(vec![(x.clone(), None)]);
+            assert!(c.entries.get(&x).is_none());
+        });
+    }
+
+    /// Concurrent compare-and-set increments of one key, with readers: no reader ever
+    /// sees the count go back (a stale value kept by the cache would), and the cache and
+    /// storage agree at the end.
+    async fn counts_never_go_back(store: Arc<dyn Storage>) {
+        let b = Arc::new(Barrier::new(store.clone()));
+        let key = UnsealKey::generate();
+        b.initialize(&key).await.unwrap();
+        b.put("n", b"0").await.unwrap();
+        let count = |v: &[u8]| std::str::from_utf8(v).unwrap().parse::<u64>().unwrap();
+        let (writers, each) = (6, 60);
+        let done = Arc::new(AtomicBool::new(false));
+        let mut readers = Vec::new();
+        for _ in 0..3 {
+            let (b, done) = (b.clone(), done.clone());
+            readers.push(tokio::spawn(async move {
+                let mut last = 0;
+                while !done.load(Ordering::SeqCst) {
+                    let n = count(&b.get("n").await.unwrap().unwrap());
+                    assert!(n >= last, "read {n} after {last}");
+                    last = n;
+                    // Writes of other keys, so reads race with writes of all kinds.
+                    b.put(&format!("other/{n}"), b"x").await.unwrap();
+                    tokio::task::yield_now().await;
+                }
+            }));
+        }
+        let mut tasks = Vec::new();
+        for _ in 0..writers {
+            let b = b.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut ok = 0;
+                while ok < each {
+                    let (v, version) = b.get_versioned("n").await.unwrap().unwrap();
+                    let next = (count(&v) + 1).to_string().into_bytes();
+                    match b
+                        .transact(vec![
+                            BarrierOp::Check("n".into(), Some(version)),
+                            BarrierOp::Put("n".into(), next),
+                        ])
+                        .await
+                    {
+                        Ok(()) => ok += 1,
+                        Err(BarrierError::Storage(StorageError::Conflict(_))) => {}
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        done.store(true, Ordering::SeqCst);
+        for r in readers {
+            r.await.unwrap();
+        }
+        let total = (writers * each) as u64;
+        assert_eq!(count(&b.get("n").await.unwrap().unwrap()), total);
+        b.seal();
+        b.unseal(&key).await.unwrap();
+        assert_eq!(count(&b.get("n").await.unwrap().unwrap()), total);
+    }
+
+    #[test]
+    fn concurrent_writes_and_reads_never_see_a_count_go_back() {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(4)
+            .build()
+            .unwrap();
+        rt.block_on(counts_never_go_back(Arc::new(MemoryStorage::new())));
+        let dir = std::env::temp_dir().join(format!(
+            "strongroom-barrier-test-{}-{}",
+            std::process::id(),
+            now_secs()
+        ));
+        let store =
+            strongroom_storage::SqliteStorage::open(dir.join("db"), Default::default()).unwrap();
+        rt.block_on(counts_never_go_back(Arc::new(store)));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -74,6 +74,9 @@ impl Op {
     }
 }
 
+/// Run by [`Storage::transact_then`] when its transaction has committed.
+pub type CommitHook = Box<dyn FnOnce() + Send>;
+
 /// The ordered key-value store every backend implements.
 #[async_trait]
 pub trait Storage: Send + Sync + 'static {
@@ -101,6 +104,18 @@ pub trait Storage: Send + Sync + 'static {
     /// Apply all ops atomically and durably, or none if a [`Op::Check`] fails
     /// ([`StorageError::Conflict`]).
     async fn transact(&self, ops: Vec<Op>) -> Result<()>;
+
+    /// [`Storage::transact`], running `on_commit` once the transaction is durable, in the
+    /// order transactions commit: for two transactions that commit one after the other,
+    /// the first one's hook has returned before the second one's starts. A cache above
+    /// can then write through: what the hooks leave in it is what storage holds.
+    ///
+    /// A backend that cannot promise that order (the default) never runs the hook; the
+    /// caller then learns from the hook's not having run that it must invalidate instead.
+    async fn transact_then(&self, ops: Vec<Op>, on_commit: CommitHook) -> Result<()> {
+        drop(on_commit);
+        self.transact(ops).await
+    }
 
     async fn put(&self, key: &str, value: Vec<u8>) -> Result<()> {
         self.transact(vec![Op::Put(key.to_owned(), value)]).await

@@ -6,7 +6,7 @@ use std::ops::Bound;
 use async_trait::async_trait;
 use parking_lot::RwLock;
 
-use crate::{child_of, Op, Result, Storage, StorageError};
+use crate::{child_of, CommitHook, Op, Result, Storage, StorageError};
 
 #[derive(Default)]
 pub struct MemoryStorage {
@@ -77,6 +77,22 @@ impl Storage for MemoryStorage {
     }
 
     async fn transact(&self, ops: Vec<Op>) -> Result<()> {
+        self.apply(ops, None)
+    }
+
+    async fn transact_then(&self, ops: Vec<Op>, on_commit: CommitHook) -> Result<()> {
+        self.apply(ops, Some(on_commit))
+    }
+
+    fn kind(&self) -> &'static str {
+        "inmem"
+    }
+}
+
+impl MemoryStorage {
+    /// Apply `ops` under the map's lock; `on_commit` runs before it is released, so hooks
+    /// run in the order transactions apply.
+    fn apply(&self, ops: Vec<Op>, on_commit: Option<CommitHook>) -> Result<()> {
         let mut map = self.map.write();
         for op in &ops {
             if let Op::Check(k, expect) = op {
@@ -106,11 +122,10 @@ impl Storage for MemoryStorage {
                 Op::Check(..) => {}
             }
         }
+        if let Some(hook) = on_commit {
+            hook();
+        }
         Ok(())
-    }
-
-    fn kind(&self) -> &'static str {
-        "inmem"
     }
 }
 

@@ -5,7 +5,9 @@
 //! queued while the previous commit was syncing, runs each one's checks before any of its
 //! writes (so a failed check aborts only its own transaction, having written nothing) and
 //! commits them with a single fsync. A write is acknowledged only after its commit is durable, so an acknowledged
-//! write survives `kill -9` and power loss.
+//! write survives `kill -9` and power loss. Commit hooks ([`Storage::transact_then`]) run
+//! on the writer thread after each commit, in the order of the transactions in it, before
+//! any later commit.
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -16,7 +18,7 @@ use parking_lot::Mutex;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use tokio::sync::oneshot;
 
-use crate::{prefix_end, Op, Result, Storage, StorageError};
+use crate::{prefix_end, CommitHook, Op, Result, Storage, StorageError};
 
 /// Tuning for [`SqliteStorage`].
 #[derive(Debug, Clone)]
@@ -33,8 +35,11 @@ impl Default for SqliteOptions {
 
 type Reply = oneshot::Sender<Result<()>>;
 
+/// A transaction for the writer: its ops, where to answer, what to run once committed.
+struct Txn(Vec<Op>, Reply, Option<CommitHook>);
+
 enum WriterMsg {
-    Txn(Vec<Op>, Reply),
+    Txn(Txn),
     Close(oneshot::Sender<()>),
 }
 
@@ -101,6 +106,21 @@ impl SqliteStorage {
         })
     }
 
+    /// Queue a transaction for the writer and wait until it is durable (or failed).
+    async fn send(&self, ops: Vec<Op>, hook: Option<CommitHook>) -> Result<()> {
+        let (tx, rx) = oneshot::channel();
+        {
+            let writer = self.writer.lock();
+            let w = writer
+                .as_ref()
+                .ok_or_else(|| StorageError::Unavailable("storage is closed".into()))?;
+            w.send(WriterMsg::Txn(Txn(ops, tx, hook)))
+                .map_err(|_| StorageError::Unavailable("storage writer stopped".into()))?;
+        }
+        rx.await
+            .map_err(|_| StorageError::Unavailable("storage writer stopped".into()))?
+    }
+
     fn with_reader<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
         READERS.with(|cell| {
             let mut map = cell.borrow_mut();
@@ -125,9 +145,9 @@ impl SqliteStorage {
 fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<WriterMsg>, max_batch: usize) {
     let mut close_reply = None;
     while let Ok(first) = rx.recv() {
-        let mut batch: Vec<(Vec<Op>, Reply)> = Vec::new();
+        let mut batch: Vec<Txn> = Vec::new();
         match first {
-            WriterMsg::Txn(ops, reply) => batch.push((ops, reply)),
+            WriterMsg::Txn(t) => batch.push(t),
             WriterMsg::Close(r) => {
                 close_reply = Some(r);
                 break;
@@ -135,7 +155,7 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<WriterMsg>, max_batch: u
         }
         while batch.len() < max_batch {
             match rx.try_recv() {
-                Ok(WriterMsg::Txn(ops, reply)) => batch.push((ops, reply)),
+                Ok(WriterMsg::Txn(t)) => batch.push(t),
                 Ok(WriterMsg::Close(r)) => {
                     close_reply = Some(r);
                     break;
@@ -156,11 +176,11 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<WriterMsg>, max_batch: u
     }
 }
 
-fn commit_batch(conn: &mut Connection, batch: Vec<(Vec<Op>, Reply)>) {
+fn commit_batch(conn: &mut Connection, batch: Vec<Txn>) {
     let tx = match conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate) {
         Ok(tx) => tx,
         Err(e) => {
-            for (_, reply) in batch {
+            for Txn(_, reply, _) in batch {
                 let _ = reply.send(Err(StorageError::Unavailable(e.to_string())));
             }
             return;
@@ -168,7 +188,8 @@ fn commit_batch(conn: &mut Connection, batch: Vec<(Vec<Op>, Reply)>) {
     };
     let mut results = Vec::with_capacity(batch.len());
     let mut replies = Vec::with_capacity(batch.len());
-    for (ops, reply) in batch {
+    let mut hooks = Vec::with_capacity(batch.len());
+    for Txn(ops, reply, hook) in batch {
         // Checks first: a transaction whose check fails writes nothing, so no savepoint
         // is needed to undo it.
         let r = check(&tx, &ops);
@@ -185,10 +206,18 @@ fn commit_batch(conn: &mut Connection, batch: Vec<(Vec<Op>, Reply)>) {
                 return;
             }
         }
+        if r.is_ok() {
+            hooks.extend(hook);
+        }
         results.push(r);
         replies.push(reply);
     }
     let committed = tx.commit();
+    if committed.is_ok() {
+        for hook in hooks {
+            hook();
+        }
+    }
     for (reply, r) in replies.into_iter().zip(results) {
         let r = match &committed {
             Ok(()) => r,
@@ -356,17 +385,11 @@ impl Storage for SqliteStorage {
     }
 
     async fn transact(&self, ops: Vec<Op>) -> Result<()> {
-        let (tx, rx) = oneshot::channel();
-        {
-            let writer = self.writer.lock();
-            let w = writer
-                .as_ref()
-                .ok_or_else(|| StorageError::Unavailable("storage is closed".into()))?;
-            w.send(WriterMsg::Txn(ops, tx))
-                .map_err(|_| StorageError::Unavailable("storage writer stopped".into()))?;
-        }
-        rx.await
-            .map_err(|_| StorageError::Unavailable("storage writer stopped".into()))?
+        self.send(ops, None).await
+    }
+
+    async fn transact_then(&self, ops: Vec<Op>, on_commit: CommitHook) -> Result<()> {
+        self.send(ops, Some(on_commit)).await
     }
 
     async fn close(&self) {
