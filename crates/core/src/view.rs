@@ -73,18 +73,14 @@ impl View {
         }
     }
 
-    /// A JSON entry parsed once while it stays cached (see `Barrier::get_decoded`): for
-    /// metadata read on every request, never for secret data.
-    pub async fn get_json_shared<T>(&self, k: &str) -> Result<Option<Arc<T>>>
-    where
-        T: serde::de::DeserializeOwned + Send + Sync + 'static,
-    {
-        Ok(self
-            .barrier
-            .get_decoded(&self.key(k), |b| {
-                serde_json::from_slice(b).map_err(|e| e.to_string())
-            })
-            .await?)
+    /// An entry as `decode` parses it, parsed once while it stays cached (see
+    /// `Barrier::get_decoded`); secret data in it must be zeroized on drop.
+    pub async fn get_decoded<T: Send + Sync + 'static>(
+        &self,
+        k: &str,
+        decode: impl FnOnce(&[u8]) -> std::result::Result<T, String>,
+    ) -> Result<Option<Arc<T>>> {
+        Ok(self.barrier.get_decoded(&self.key(k), decode).await?)
     }
 
     /// Value and version token (the stored ciphertext) for check-and-set.

@@ -155,15 +155,119 @@ impl KeyMeta {
         }
     }
 
-    /// The stored form. The current version's data is kept only while that version still
-    /// exists and is not destroyed.
+    /// The stored form ([`KeyMeta::encode`]). The current version's data is kept only while
+    /// that version still exists and is not destroyed.
     fn stored_form(&mut self) -> Result<Vec<u8>> {
         if let Some(l) = &self.latest {
             if self.versions.get(&l.version).is_none_or(|m| m.destroyed) {
                 self.latest = None;
             }
         }
-        util::json_bytes(self)
+        Ok(self.encode())
+    }
+
+    /// The binary record: [`META_BINARY`], then the counters as varints, a flags byte,
+    /// times as 16-byte integers, each version's times and flag, the custom metadata and
+    /// the current version's data as length-prefixed strings. Records written as JSON
+    /// before it (which start with `{`) are still read ([`parse_meta`]).
+    fn encode(&self) -> Vec<u8> {
+        use crate::codec::{put_i128, put_len, put_map, put_str, put_varint, zigzag};
+        // Sized up front: the buffer may hold secret data, and a reallocation would leave
+        // a copy behind in freed memory.
+        let custom: usize = self
+            .custom_metadata
+            .as_ref()
+            .map_or(0, |m| m.iter().map(|(k, v)| k.len() + v.len() + 20).sum());
+        let latest = self.latest.as_ref().map_or(0, |l| l.data.len() + 20);
+        let mut b = Vec::with_capacity(96 + self.versions.len() * 44 + custom + latest);
+        b.push(META_BINARY);
+        put_varint(&mut b, self.current_version);
+        put_varint(&mut b, self.oldest_version);
+        put_varint(&mut b, self.metadata_version);
+        put_varint(&mut b, u64::from(self.max_versions));
+        put_varint(&mut b, zigzag(self.delete_version_after));
+        b.push(
+            u8::from(self.cas_required)
+                | u8::from(self.metadata_cas_required) << 1
+                | u8::from(self.custom_metadata.is_some()) << 2
+                | u8::from(self.latest.is_some()) << 3,
+        );
+        put_i128(&mut b, self.created_time);
+        put_i128(&mut b, self.updated_time);
+        put_len(&mut b, self.versions.len());
+        for (v, m) in &self.versions {
+            put_varint(&mut b, *v);
+            put_i128(&mut b, m.created_time);
+            put_i128(&mut b, m.deletion_time);
+            b.push(u8::from(m.destroyed));
+        }
+        if let Some(m) = &self.custom_metadata {
+            put_map(&mut b, m);
+        }
+        if let Some(l) = &self.latest {
+            put_varint(&mut b, l.version);
+            put_str(&mut b, &l.data);
+        }
+        b
+    }
+
+    /// The record [`KeyMeta::encode`] wrote (without its first byte); `None` if `b` is
+    /// not exactly one.
+    fn decode(b: &[u8]) -> Option<KeyMeta> {
+        use crate::codec::{unzigzag, Reader};
+        let mut r = Reader::new(b);
+        let current_version = r.varint()?;
+        let oldest_version = r.varint()?;
+        let metadata_version = r.varint()?;
+        let max_versions = u32::try_from(r.varint()?).ok()?;
+        let delete_version_after = unzigzag(r.varint()?);
+        let flags = r.byte()?;
+        if flags >> 4 != 0 {
+            return None;
+        }
+        let created_time = r.i128()?;
+        let updated_time = r.i128()?;
+        let mut versions = BTreeMap::new();
+        for _ in 0..r.len()? {
+            let v = r.varint()?;
+            let m = VersionMeta {
+                created_time: r.i128()?,
+                deletion_time: r.i128()?,
+                destroyed: match r.byte()? {
+                    0 => false,
+                    1 => true,
+                    _ => return None,
+                },
+            };
+            versions.insert(v, m);
+        }
+        let custom_metadata = if flags & 4 != 0 { Some(r.map()?) } else { None };
+        let latest = if flags & 8 != 0 {
+            let version = r.varint()?;
+            let n = r.len()?;
+            let data = std::str::from_utf8(r.take(n)?).ok()?;
+            Some(Latest {
+                version,
+                data: Zeroizing::new(data.to_owned()),
+            })
+        } else {
+            None
+        };
+        r.is_done().then_some(KeyMeta {
+            versions,
+            current_version,
+            oldest_version,
+            max_versions,
+            cas_required: flags & 1 != 0,
+            delete_version_after,
+            custom_metadata,
+            created_time,
+            updated_time,
+            metadata_version,
+            metadata_cas_required: flags & 2 != 0,
+            latest,
+            response: ResponseText::default(),
+        })
     }
 
     /// The data of version `v` if this record holds it.
@@ -298,8 +402,17 @@ fn effective_max(cfg: &KvConfig, meta: &KeyMeta) -> usize {
     }
 }
 
+/// The first byte of a binary metadata record ([`KeyMeta::encode`]); a JSON one starts
+/// with `{`.
+const META_BINARY: u8 = 1;
+
 fn parse_meta(b: &[u8]) -> Result<KeyMeta> {
-    serde_json::from_slice(b).map_err(|e| CoreError::Internal(format!("corrupt kv metadata: {e}")))
+    match b.split_first() {
+        Some((&META_BINARY, rest)) => KeyMeta::decode(rest)
+            .ok_or_else(|| CoreError::Internal("corrupt kv metadata record".into())),
+        _ => serde_json::from_slice(b)
+            .map_err(|e| CoreError::Internal(format!("corrupt kv metadata: {e}"))),
+    }
 }
 
 async fn read_meta(view: &View, path: &str) -> Result<Option<(KeyMeta, Vec<u8>)>> {
@@ -527,7 +640,10 @@ async fn write_data(
 
 /// The metadata for a read: parsed once while its entry stays cached.
 async fn read_meta_shared(view: &View, path: &str) -> Result<Option<std::sync::Arc<KeyMeta>>> {
-    view.get_json_shared(&meta_key(path)).await
+    view.get_decoded(&meta_key(path), |b| {
+        parse_meta(b).map_err(|e| e.to_string())
+    })
+    .await
 }
 
 async fn read_data(view: &View, path: &str, data: &Map<String, Value>) -> Result<Response> {
@@ -975,6 +1091,82 @@ mod tests {
         assert_eq!(changed["data"], data);
     }
 
+    /// Everything a record holds, as the API shows it, with its current data.
+    fn shown(m: &KeyMeta) -> (Value, Option<(u64, String)>) {
+        let latest = m.latest.as_ref().map(|l| (l.version, l.data.to_string()));
+        (m.to_json(), latest)
+    }
+
+    #[test]
+    fn metadata_records_are_stored_binary_and_json_ones_still_read() {
+        let mut m = KeyMeta::new(1_700_000_000_123_456_789);
+        for v in 3..=12u64 {
+            let destroyed = v == 4;
+            let deletion_time = if v == 5 { -1 } else { i128::from(v) << 70 };
+            let created_time = i128::from(v) * 1_000_000_007;
+            let vm = VersionMeta {
+                created_time,
+                deletion_time,
+                destroyed,
+            };
+            m.versions.insert(v, vm);
+        }
+        m.current_version = 12;
+        m.oldest_version = 3;
+        m.max_versions = u32::MAX;
+        m.cas_required = true;
+        m.delete_version_after = -7;
+        m.metadata_version = 1 << 40;
+        m.custom_metadata = Some(BTreeMap::from([
+            ("team".into(), "é\"✓".into()),
+            (String::new(), "x".repeat(300)),
+        ]));
+        m.latest = Some(Latest {
+            version: 12,
+            data: Zeroizing::new(r#"{"k":"v\n","n":[1,2.5]}"#.into()),
+        });
+        let bare = KeyMeta::new(0);
+        for meta in [&m, &bare] {
+            let bytes = meta.clone().stored_form().unwrap();
+            assert_eq!(bytes[0], META_BINARY);
+            assert_eq!(shown(&parse_meta(&bytes).unwrap()), shown(meta));
+            // Records written as JSON by earlier versions read the same.
+            let json = util::json_bytes(meta).unwrap();
+            assert_eq!(shown(&parse_meta(&json).unwrap()), shown(meta));
+            // Anything but exactly one record is refused, not misread.
+            for cut in 1..bytes.len() {
+                assert!(parse_meta(&bytes[..cut]).is_err(), "cut at {cut}");
+            }
+            let mut longer = bytes.clone();
+            longer.push(0);
+            assert!(parse_meta(&longer).is_err());
+            // An unknown flag too: the flags byte follows the five varints.
+            let varint_len = |v: u64| {
+                let mut b = Vec::new();
+                crate::codec::put_varint(&mut b, v);
+                b.len()
+            };
+            let at = 1 + [
+                meta.current_version,
+                meta.oldest_version,
+                meta.metadata_version,
+                u64::from(meta.max_versions),
+                crate::codec::zigzag(meta.delete_version_after),
+            ]
+            .map(varint_len)
+            .iter()
+            .sum::<usize>();
+            let mut flags = bytes.clone();
+            flags[at] |= 0x10;
+            assert!(parse_meta(&flags).is_err());
+        }
+        // The stored record drops the data of a destroyed current version.
+        let mut gone = m.clone();
+        gone.versions.get_mut(&12).unwrap().destroyed = true;
+        let bytes = gone.stored_form().unwrap();
+        assert!(parse_meta(&bytes).unwrap().latest.is_none());
+    }
+
     #[tokio::test]
     async fn the_current_version_lives_in_the_metadata_record() {
         let core = Core::for_tests();
@@ -1039,7 +1231,8 @@ mod tests {
         .unwrap();
         let raw = view.get(&meta_key("app")).await.unwrap().unwrap();
         assert!(parse_meta(&raw).unwrap().latest.is_none());
-        assert!(!String::from_utf8_lossy(&raw).contains("\\\"m\\\""));
+        assert_eq!(raw.first(), Some(&META_BINARY));
+        assert!(!String::from_utf8_lossy(&raw).contains("\"m\""));
         let r = core
             .root_request("", Operation::Read, "secret/data/app", json!({}))
             .await

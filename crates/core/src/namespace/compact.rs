@@ -7,9 +7,8 @@
 //! leaves the process, so its layout can change freely between versions. The record's
 //! path is not included: it is the cache's key.
 
-use std::collections::BTreeMap;
-
 use super::Namespace;
+use crate::codec::{put_len, put_map, put_str, put_varint, unzigzag, zigzag, Reader};
 use crate::mounts::{MountConfig, MountEntry, MountTable};
 
 pub fn encode(ns: &Namespace) -> Vec<u8> {
@@ -37,10 +36,10 @@ pub fn encode(ns: &Namespace) -> Vec<u8> {
 
 /// The record encoded by [`encode`], with `path` as its path; `None` if `bytes` is not one.
 pub fn decode(bytes: &[u8], path: &str) -> Option<Namespace> {
-    let mut r = Reader(bytes);
+    let mut r = Reader::new(bytes);
     let id = r.string()?;
     let custom_metadata = r.map()?;
-    let uuid = r.uuid()?;
+    let uuid = read_uuid(&mut r)?;
     let has_children = match r.byte()? {
         0 => None,
         1 => Some(false),
@@ -53,13 +52,13 @@ pub fn decode(bytes: &[u8], path: &str) -> Option<Namespace> {
             let n = r.len()?;
             let mut entries = Vec::with_capacity(n.min(64));
             for _ in 0..n {
-                entries.push(r.mount()?);
+                entries.push(read_mount(&mut r)?);
             }
             Some(MountTable { entries })
         }
         _ => return None,
     };
-    r.0.is_empty().then(|| Namespace {
+    r.is_done().then(|| Namespace {
         id,
         path: path.to_owned(),
         custom_metadata,
@@ -91,31 +90,6 @@ fn put_mount(b: &mut Vec<u8>, e: &MountEntry) {
     }
     put_map(b, &e.options);
     b.push(u8::from(e.local) | u8::from(e.seal_wrap) << 1);
-}
-
-fn put_varint(b: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        b.push(v as u8 | 0x80);
-        v >>= 7;
-    }
-    b.push(v as u8);
-}
-
-fn put_len(b: &mut Vec<u8>, n: usize) {
-    put_varint(b, n as u64);
-}
-
-fn put_str(b: &mut Vec<u8>, s: &str) {
-    put_len(b, s.len());
-    b.extend_from_slice(s.as_bytes());
-}
-
-fn put_map(b: &mut Vec<u8>, m: &BTreeMap<String, String>) {
-    put_len(b, m.len());
-    for (k, v) in m {
-        put_str(b, k);
-        put_str(b, v);
-    }
 }
 
 /// A canonical UUID (lowercase, hyphenated) as a 1 tag and its 16 bytes; anything else as
@@ -156,104 +130,47 @@ fn uuid_bytes(s: &str) -> Option<[u8; 16]> {
     Some(raw)
 }
 
-fn zigzag(v: i64) -> u64 {
-    ((v << 1) ^ (v >> 63)) as u64
+fn read_uuid(r: &mut Reader) -> Option<String> {
+    match r.byte()? {
+        0 => r.string(),
+        1 => Some(crate::util::uuid_text(r.take(16)?.try_into().ok()?)),
+        _ => None,
+    }
 }
 
-fn unzigzag(v: u64) -> i64 {
-    (v >> 1) as i64 ^ -((v & 1) as i64)
-}
-
-struct Reader<'a>(&'a [u8]);
-
-impl Reader<'_> {
-    fn byte(&mut self) -> Option<u8> {
-        let (&b, rest) = self.0.split_first()?;
-        self.0 = rest;
-        Some(b)
-    }
-    fn take(&mut self, n: usize) -> Option<&[u8]> {
-        if n > self.0.len() {
-            return None;
-        }
-        let (head, rest) = self.0.split_at(n);
-        self.0 = rest;
-        Some(head)
-    }
-    fn varint(&mut self) -> Option<u64> {
-        let mut v = 0u64;
-        for shift in (0..64).step_by(7) {
-            let b = self.byte()?;
-            v |= u64::from(b & 0x7f) << shift;
-            if b < 0x80 {
-                return Some(v);
-            }
-        }
-        None
-    }
-    fn len(&mut self) -> Option<usize> {
-        usize::try_from(self.varint()?).ok()
-    }
-    fn string(&mut self) -> Option<String> {
-        let n = self.len()?;
-        String::from_utf8(self.take(n)?.to_vec()).ok()
-    }
-    fn map(&mut self) -> Option<BTreeMap<String, String>> {
-        let mut m = BTreeMap::new();
-        for _ in 0..self.len()? {
-            let k = self.string()?;
-            m.insert(k, self.string()?);
-        }
-        Some(m)
-    }
-    fn list(&mut self) -> Option<Vec<String>> {
-        let n = self.len()?;
-        let mut v = Vec::with_capacity(n.min(64));
-        for _ in 0..n {
-            v.push(self.string()?);
-        }
-        Some(v)
-    }
-    fn uuid(&mut self) -> Option<String> {
-        match self.byte()? {
-            0 => self.string(),
-            1 => Some(crate::util::uuid_text(self.take(16)?.try_into().ok()?)),
-            _ => None,
-        }
-    }
-    fn mount(&mut self) -> Option<MountEntry> {
-        let path = self.string()?;
-        let kind = self.string()?;
-        let description = self.string()?;
-        let uuid = self.uuid()?;
-        let accessor = self.string()?;
-        let config = MountConfig {
-            default_lease_ttl: unzigzag(self.varint()?),
-            max_lease_ttl: unzigzag(self.varint()?),
-            listing_visibility: self.string()?,
-            audit_non_hmac_request_keys: self.list()?,
-            audit_non_hmac_response_keys: self.list()?,
-            passthrough_request_headers: self.list()?,
-        };
-        let options = self.map()?;
-        let flags = self.byte()?;
-        Some(MountEntry {
-            path,
-            kind,
-            description,
-            uuid,
-            accessor,
-            config,
-            options,
-            local: flags & 1 != 0,
-            seal_wrap: flags & 2 != 0,
-        })
-    }
+fn read_mount(r: &mut Reader) -> Option<MountEntry> {
+    let path = r.string()?;
+    let kind = r.string()?;
+    let description = r.string()?;
+    let uuid = read_uuid(r)?;
+    let accessor = r.string()?;
+    let config = MountConfig {
+        default_lease_ttl: unzigzag(r.varint()?),
+        max_lease_ttl: unzigzag(r.varint()?),
+        listing_visibility: r.string()?,
+        audit_non_hmac_request_keys: r.list()?,
+        audit_non_hmac_response_keys: r.list()?,
+        passthrough_request_headers: r.list()?,
+    };
+    let options = r.map()?;
+    let flags = r.byte()?;
+    Some(MountEntry {
+        path,
+        kind,
+        description,
+        uuid,
+        accessor,
+        config,
+        options,
+        local: flags & 1 != 0,
+        seal_wrap: flags & 2 != 0,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeMap;
 
     fn mount(uuid: &str) -> MountEntry {
         MountEntry {
