@@ -545,6 +545,30 @@ fn print_alone(
     );
 }
 
+/// Start Strongroom alone for an `--only-*` mode, configured as in the full run; returns
+/// the server and the benchmark's token.
+async fn strongroom_alone(
+    bin: &Path,
+    tmp: &Path,
+    issuer_key: &Path,
+    issuer: &DevIssuer,
+) -> Result<(servers::Proc, String)> {
+    let ours = servers::strongroom(bin, &tmp.join("sr"), issuer_key).await?;
+    let token = setup(&ours.addr, "root", issuer, false)
+        .await
+        .context("setting up strongroom")?;
+    Ok((ours, token))
+}
+
+/// The role of a `--only-logins`/`--only-jobs` value (clap allows only these two).
+fn role_name(role: &str) -> &'static str {
+    if role == "svc" {
+        "svc"
+    } else {
+        "batch"
+    }
+}
+
 /// Bytes process `pid` has caused to be written to storage (`write_bytes` in `/proc/<pid>/io`).
 fn io_write_bytes(pid: u32) -> Result<u64> {
     let io = std::fs::read_to_string(format!("/proc/{pid}/io"))
@@ -896,11 +920,8 @@ async fn main() -> Result<()> {
     }
 
     if let Some(role) = args.only_logins.as_deref() {
-        let role: &'static str = if role == "svc" { "svc" } else { "batch" };
-        let ours = servers::strongroom(&sr_bin, &tmp.join("sr"), &issuer_key).await?;
-        setup(&ours.addr, "root", &issuer, false)
-            .await
-            .context("setting up strongroom")?;
+        let role = role_name(role);
+        let (ours, _) = strongroom_alone(&sr_bin, &tmp, &issuer_key, &issuer).await?;
         let jwts = Arc::new(sign_pool(&issuer, args.token_pool.unwrap_or(200_000)));
         let ceiling = login_ceiling(&plan, &tmp, &ours.addr, &issuer, &jwts).await?;
         eprintln!("login ceiling: {ceiling:.0}/s");
@@ -914,11 +935,8 @@ async fn main() -> Result<()> {
     }
 
     if let Some(role) = args.only_jobs.as_deref() {
-        let role: &'static str = if role == "svc" { "svc" } else { "batch" };
-        let ours = servers::strongroom(&sr_bin, &tmp.join("sr"), &issuer_key).await?;
-        setup(&ours.addr, "root", &issuer, false)
-            .await
-            .context("setting up strongroom")?;
+        let role = role_name(role);
+        let (ours, _) = strongroom_alone(&sr_bin, &tmp, &issuer_key, &issuer).await?;
         let jwts = Arc::new(sign_pool(&issuer, args.token_pool.unwrap_or(200_000)));
         eprintln!("server pid {}: {role} jobs start", ours.pid());
         let res = compare(&plan, &[(ours.addr.as_str(), job_classic(role, jwts, 0))]).await?;
@@ -936,10 +954,7 @@ async fn main() -> Result<()> {
     }
 
     if args.only_writes {
-        let ours = servers::strongroom(&sr_bin, &tmp.join("sr"), &issuer_key).await?;
-        let token = setup(&ours.addr, "root", &issuer, false)
-            .await
-            .context("setting up strongroom")?;
+        let (ours, token) = strongroom_alone(&sr_bin, &tmp, &issuer_key, &issuer).await?;
         eprintln!("server pid {}: writes start", ours.pid());
         // Every acknowledged write counts, the warm-ups' too, as their bytes do.
         let acked = Arc::new(std::sync::atomic::AtomicU64::new(0));
@@ -972,10 +987,7 @@ async fn main() -> Result<()> {
     }
 
     if args.only_reads {
-        let ours = servers::strongroom(&sr_bin, &tmp.join("sr"), &issuer_key).await?;
-        let token = setup(&ours.addr, "root", &issuer, false)
-            .await
-            .context("setting up strongroom")?;
+        let (ours, token) = strongroom_alone(&sr_bin, &tmp, &issuer_key, &issuer).await?;
         let ceiling_rps = read_ceiling(&plan, &tmp, &ours.addr, &token).await?;
         eprintln!("read ceiling: {ceiling_rps:.0} req/s");
         eprintln!("server pid {}: reads start", ours.pid());

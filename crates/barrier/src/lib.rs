@@ -413,16 +413,12 @@ impl ValueCache {
         &self.stripes[h.finish() as usize % STRIPES]
     }
 
-    /// The stripes `keys` fall in (every stripe when `all`), with repeats.
-    fn stripes_of<'a>(
-        &'a self,
-        keys: &'a [String],
-        all: bool,
-    ) -> Box<dyn Iterator<Item = &'a Stripe> + 'a> {
+    /// `f` on each stripe `keys` fall in (on every stripe when `all`), repeats included.
+    fn each_stripe(&self, keys: &[String], all: bool, f: impl FnMut(&Stripe)) {
         if all {
-            Box::new(self.stripes.iter())
+            self.stripes.iter().for_each(f);
         } else {
-            Box::new(keys.iter().map(|k| self.stripe(k)))
+            keys.iter().map(|k| self.stripe(k)).for_each(f);
         }
     }
 
@@ -474,10 +470,10 @@ impl Barrier {
         self.writes_in_flight.fetch_add(1, Ordering::SeqCst);
         self.write_epoch.fetch_add(1, Ordering::SeqCst);
         if let Some(c) = &self.cache {
-            for s in c.stripes_of(keys, all) {
+            c.each_stripe(keys, all, |s| {
                 s.in_flight.fetch_add(1, Ordering::SeqCst);
                 s.epoch.fetch_add(1, Ordering::SeqCst);
-            }
+            });
         }
     }
 
@@ -506,10 +502,10 @@ impl Barrier {
                     c.entries.remove(k.as_str());
                 }
             }
-            for s in c.stripes_of(keys, all) {
+            c.each_stripe(keys, all, |s| {
                 s.epoch.fetch_add(1, Ordering::SeqCst);
                 s.in_flight.fetch_sub(1, Ordering::SeqCst);
-            }
+            });
         }
         self.write_epoch.fetch_add(1, Ordering::SeqCst);
         self.writes_in_flight.fetch_sub(1, Ordering::SeqCst);
