@@ -34,7 +34,7 @@ pub mod cache;
 pub mod seal;
 pub mod shamir;
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -369,6 +369,11 @@ pub struct Barrier {
 /// Entries kept by the value cache.
 const CACHE_ENTRIES: usize = 16_384;
 
+/// Bits of the value cache's doorkeeper ([`Seen`]): 128 KiB. It forgets everything after
+/// a quarter of them were set (262,144 keys), so a key is admitted if it is read again
+/// within about that many other first reads.
+const SEEN_BITS: usize = 1 << 20;
+
 /// Stripes of the value cache's write tracking: a read is kept unless a write of a key in
 /// its stripe overlapped it, so with a few dozen writes in flight most reads are kept.
 const STRIPES: usize = 1024;
@@ -383,9 +388,16 @@ const STRIPES: usize = 1024;
 /// flight when the read began or began before the value was inserted (the check runs
 /// under the shard's lock, see [`cache::Cache::insert_if`]), so it can never replace what
 /// a later write left.
+///
+/// A read from storage is kept only for a key seen before ([`Seen`]: read or written
+/// since the doorkeeper last forgot). Most keys read once are not read again soon (reads
+/// spread over a million secrets): keeping each would cost an insert, an eviction and a
+/// copy per read, and push out the entries in use. A key written and then read (a new
+/// token, then its first use) is kept from that first read on.
 struct ValueCache {
     entries: cache::Cache<String, Option<Arc<Cached>>>,
     stripes: Box<[Stripe]>,
+    seen: Seen,
     /// False while sealed: nothing enters, so no plaintext outlives a seal.
     open: AtomicBool,
 }
@@ -397,34 +409,92 @@ struct Stripe {
     in_flight: AtomicU64,
 }
 
+/// The value cache's doorkeeper: one bit per key hash, set as the key is read from
+/// storage or written, all cleared together once a quarter of them are set. A false "seen"
+/// (another key's bit) only admits a value early. It holds no key and no value.
+struct Seen {
+    bits: Box<[AtomicU64]>,
+    set: AtomicUsize,
+}
+
+impl Seen {
+    fn new() -> Seen {
+        Seen {
+            bits: (0..SEEN_BITS / 64).map(|_| AtomicU64::new(0)).collect(),
+            set: AtomicUsize::new(0),
+        }
+    }
+
+    /// Mark the key hashing to `h`; whether it was marked already.
+    fn mark(&self, h: u64) -> bool {
+        let i = (h >> 20) as usize % SEEN_BITS;
+        let bit = 1u64 << (i % 64);
+        if self.bits[i / 64].fetch_or(bit, Ordering::Relaxed) & bit != 0 {
+            return true;
+        }
+        // The one caller that sets the limiting bit clears them all.
+        if self.set.fetch_add(1, Ordering::Relaxed) + 1 == SEEN_BITS / 4 {
+            for w in self.bits.iter() {
+                w.store(0, Ordering::Relaxed);
+            }
+            self.set.store(0, Ordering::Relaxed);
+        }
+        false
+    }
+}
+
 impl ValueCache {
     fn new() -> ValueCache {
         ValueCache {
             entries: cache::Cache::new(CACHE_ENTRIES),
             stripes: (0..STRIPES).map(|_| Stripe::default()).collect(),
+            seen: Seen::new(),
             open: AtomicBool::new(false),
         }
     }
 
-    fn stripe(&self, key: &str) -> &Stripe {
+    fn hash(key: &str) -> u64 {
         use std::hash::{Hash, Hasher};
         let mut h = std::hash::DefaultHasher::new();
         key.hash(&mut h);
-        &self.stripes[h.finish() as usize % STRIPES]
+        h.finish()
+    }
+
+    fn stripe_of(&self, h: u64) -> &Stripe {
+        &self.stripes[h as usize % STRIPES]
+    }
+
+    #[cfg(test)]
+    fn stripe(&self, key: &str) -> &Stripe {
+        self.stripe_of(Self::hash(key))
     }
 
     /// `f` on each stripe `keys` fall in (on every stripe when `all`), repeats included.
-    fn each_stripe(&self, keys: &[String], all: bool, f: impl FnMut(&Stripe)) {
+    /// With `mark`, the keys are marked seen as well (they are being written).
+    fn each_stripe(&self, keys: &[String], all: bool, mark: bool, f: impl FnMut(&Stripe)) {
         if all {
             self.stripes.iter().for_each(f);
         } else {
-            keys.iter().map(|k| self.stripe(k)).for_each(f);
+            keys.iter()
+                .map(|k| {
+                    let h = Self::hash(k);
+                    if mark {
+                        self.seen.mark(h);
+                    }
+                    self.stripe_of(h)
+                })
+                .for_each(f);
         }
     }
 
-    /// Taken before a storage read of `key`: `None` while a write of its stripe is in flight.
+    /// Taken before a storage read of `key`, marking it seen: `None` if it was not seen
+    /// before (the read is not kept) or while a write of its stripe is in flight.
     fn fence(&self, key: &str) -> Option<(&Stripe, u64)> {
-        let s = self.stripe(key);
+        let h = Self::hash(key);
+        if !self.seen.mark(h) {
+            return None;
+        }
+        let s = self.stripe_of(h);
         let epoch = s.epoch.load(Ordering::SeqCst);
         (s.in_flight.load(Ordering::SeqCst) == 0).then_some((s, epoch))
     }
@@ -470,7 +540,7 @@ impl Barrier {
         self.writes_in_flight.fetch_add(1, Ordering::SeqCst);
         self.write_epoch.fetch_add(1, Ordering::SeqCst);
         if let Some(c) = &self.cache {
-            c.each_stripe(keys, all, |s| {
+            c.each_stripe(keys, all, true, |s| {
                 s.in_flight.fetch_add(1, Ordering::SeqCst);
                 s.epoch.fetch_add(1, Ordering::SeqCst);
             });
@@ -502,7 +572,7 @@ impl Barrier {
                     c.entries.remove(k.as_str());
                 }
             }
-            c.each_stripe(keys, all, |s| {
+            c.each_stripe(keys, all, false, |s| {
                 s.epoch.fetch_add(1, Ordering::SeqCst);
                 s.in_flight.fetch_sub(1, Ordering::SeqCst);
             });
@@ -1097,6 +1167,8 @@ mod tests {
                 parses.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 String::from_utf8(v.to_vec()).map_err(|e| e.to_string())
             };
+            // Read twice, so its absence is cached (a first read is not kept).
+            assert!(b.get_decoded("k", decode).await.unwrap().is_none());
             assert!(b.get_decoded("k", decode).await.unwrap().is_none());
             b.put("k", b"one").await.unwrap();
             // What a write put in the cache keeps its parsed form from the first read on.
@@ -1135,8 +1207,11 @@ mod tests {
             // A key no one read is not added by its write.
             b.put("new", b"1").await.unwrap();
             assert!(c.entries.get("new").is_none());
-            // A key read (here: known absent) is updated by its write.
+            // A key read twice (the first read is not kept; here: known absent) is
+            // updated by its write.
             assert!(b.get("a").await.unwrap().is_none());
+            assert!(b.get("a").await.unwrap().is_none());
+            assert!(c.entries.get("a").is_some());
             b.put("a", b"1").await.unwrap();
             let entry = c.entries.get("a").expect("written through").unwrap();
             assert_eq!(&entry.plaintext[..], b"1");
@@ -1162,6 +1237,45 @@ mod tests {
                 .expect("absence written through")
                 .is_none());
             assert!(b.get("a").await.unwrap().is_none());
+        });
+    }
+
+    #[test]
+    fn a_value_read_once_is_not_kept_and_one_read_again_or_written_is() {
+        rt().block_on(async {
+            let store = Arc::new(MemoryStorage::new());
+            let b = Barrier::new(store.clone());
+            let key = UnsealKey::generate();
+            b.initialize(&key).await.unwrap();
+            let c = b.cache.clone().unwrap();
+            // Stored under another barrier: nothing here has seen these keys.
+            let other = Barrier::new(store);
+            other.unseal(&key).await.unwrap();
+            for i in 0..100 {
+                other.put(&format!("once/{i}"), b"v").await.unwrap();
+            }
+            other.put("twice", b"v").await.unwrap();
+            for i in 0..100 {
+                assert_eq!(b.get(&format!("once/{i}")).await.unwrap().unwrap(), b"v");
+            }
+            assert!((0..100).all(|i| c.entries.get(&format!("once/{i}")).is_none()));
+            b.get("twice").await.unwrap();
+            assert!(c.entries.get("twice").is_none(), "first read: not kept");
+            b.get("twice").await.unwrap();
+            assert!(c.entries.get("twice").is_some(), "second read: kept");
+            // A key written here is kept from its first read.
+            b.put("written", b"w").await.unwrap();
+            assert!(c.entries.get("written").is_none(), "a write adds nothing");
+            assert_eq!(b.get("written").await.unwrap().unwrap(), b"w");
+            assert!(c.entries.get("written").is_some());
+            // The doorkeeper forgets everything once a quarter of its bits are set.
+            let seen = Seen::new();
+            let hashes = (0u64..).map(|i| i << 20);
+            let limit = SEEN_BITS / 4;
+            assert!(hashes.clone().take(limit - 1).all(|h| !seen.mark(h)));
+            assert!(seen.mark(0), "remembered below the limit");
+            assert!(!seen.mark((limit as u64 - 1) << 20), "the limiting mark");
+            assert!(!seen.mark(0), "forgotten");
         });
     }
 
