@@ -54,6 +54,10 @@ impl<'a> Reader<'a> {
     pub fn is_done(&self) -> bool {
         self.0.is_empty()
     }
+    /// The bytes not read yet.
+    pub fn rest(self) -> &'a [u8] {
+        self.0
+    }
     /// A 128-bit integer, 16 bytes little-endian.
     pub fn i128(&mut self) -> Option<i128> {
         Some(i128::from_le_bytes(self.take(16)?.try_into().ok()?))

@@ -1,11 +1,12 @@
-//! A compact binary form of a namespace record, for the registry's second-tier cache of
-//! every namespace it has resolved (see [`super::Records`]).
+//! A compact binary form of a namespace record: the stored record's body (after a format
+//! byte and the path, see `record_bytes` in the parent module) and the entry of the
+//! registry's second-tier cache of every namespace it has resolved (see
+//! [`super::Records`]), whose key is the path.
 //!
-//! The stored record is JSON (~500 B for a project namespace with one mount); this form
-//! is ~90 B: strings are length-prefixed, UUIDs in canonical form take 16 bytes, numbers
-//! are varints and a default mount config is six zero bytes. It is never stored and never
-//! leaves the process, so its layout can change freely between versions. The record's
-//! path is not included: it is the cache's key.
+//! ~90 B for a project namespace with one mount, against ~500 B of JSON: strings are
+//! length-prefixed, UUIDs in canonical form take 16 bytes, numbers are varints and a
+//! default mount config is six zero bytes. Records are stored in this layout, so it
+//! changes only together with the stored record's format byte. The path is not included.
 
 use super::Namespace;
 use crate::codec::{put_len, put_map, put_str, put_varint, unzigzag, zigzag, Reader};
