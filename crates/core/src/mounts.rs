@@ -279,7 +279,7 @@ pub async fn enable_mount(
         )));
     }
     let (kind, options) = resolve_engine(kind, options)?;
-    let _g = ns.admin.lock().await;
+    let _g = ns.admin().lock().await;
     let mut table = MountTable::load_secrets(&ns.view).await?;
     check_conflict(&table, &path)?;
     let entry = MountEntry {
@@ -312,7 +312,7 @@ async fn enable_auth(
     if path == "token/" {
         return Err(CoreError::bad("path is already in use at token/"));
     }
-    let _g = ns.admin.lock().await;
+    let _g = ns.admin().lock().await;
     let mut table = MountTable::load_auth(&ns.view).await?;
     check_conflict(&table, &path)?;
     table.entries.push(MountEntry {
@@ -338,7 +338,7 @@ async fn disable_auth(core: &Core, ns: &Arc<NsState>, path: &str) -> Result<()> 
             "token credential backend cannot be disabled",
         ));
     }
-    let _g = ns.admin.lock().await;
+    let _g = ns.admin().lock().await;
     let mut table = MountTable::load_auth(&ns.view).await?;
     let Some(i) = table.entries.iter().position(|e| e.path == path) else {
         return Ok(());
@@ -356,7 +356,7 @@ async fn disable_auth(core: &Core, ns: &Arc<NsState>, path: &str) -> Result<()> 
 
 async fn disable_mount(ns: &Arc<NsState>, path: &str) -> Result<()> {
     let path = normalize_path(path)?;
-    let _g = ns.admin.lock().await;
+    let _g = ns.admin().lock().await;
     let mut table = MountTable::load_secrets(&ns.view).await?;
     let Some(i) = table.entries.iter().position(|e| e.path == path) else {
         return Ok(());
@@ -389,7 +389,7 @@ async fn tune(
     data: &Map<String, Value>,
 ) -> Result<()> {
     let path = normalize_path(path)?;
-    let _g = ns.admin.lock().await;
+    let _g = ns.admin().lock().await;
     let (mut mounts, mut auths) = MountTable::load(&ns.view).await?;
     let table = if auth { &mut auths } else { &mut mounts };
     let e = table

@@ -156,13 +156,37 @@ pub struct NsState {
     /// False while this namespace is known never to have had a child; set (in memory
     /// first, then in its stored record) before a child is created.
     may_have_children: AtomicBool,
-    /// Serializes changes to this namespace's tables.
-    pub admin: tokio::sync::Mutex<()>,
+    /// Serializes changes to this namespace's tables ([`NsState::admin`]); taken on first
+    /// use, so a namespace loaded only to be read never touches the shared map.
+    admin: std::sync::OnceLock<Arc<tokio::sync::Mutex<()>>>,
+    /// Namespace id → its admin lock, while some `NsState` of it holds the lock.
+    admin_locks: Arc<AdminLocks>,
     /// The registry's compact records, which a change of this namespace's record updates.
     records: Arc<Records>,
 }
 
+type AdminLocks = parking_lot::Mutex<HashMap<String, std::sync::Weak<tokio::sync::Mutex<()>>>>;
+
 impl NsState {
+    /// The lock that serializes changes to this namespace's tables. Every `NsState` of
+    /// the namespace alive at once shares it: without that, a namespace evicted from the
+    /// loaded cache while a request still held it would load again with a lock of its
+    /// own, and two changes of its tables could interleave.
+    pub fn admin(&self) -> &tokio::sync::Mutex<()> {
+        self.admin.get_or_init(|| {
+            let mut locks = self.admin_locks.lock();
+            if let Some(lock) = locks.get(&self.ns.id).and_then(std::sync::Weak::upgrade) {
+                return lock;
+            }
+            // Forget the locks no one holds any more, once they outnumber the loaded cache.
+            if locks.len() >= 2 * LOADED_MAX {
+                locks.retain(|_, w| w.strong_count() > 0);
+            }
+            let lock = Arc::new(tokio::sync::Mutex::new(()));
+            locks.insert(self.ns.id.clone(), Arc::downgrade(&lock));
+            lock
+        })
+    }
     pub fn mounts(&self) -> arc_swap::Guard<Arc<MountTable>> {
         self.mounts.load()
     }
@@ -234,12 +258,14 @@ pub struct Registry {
     loaded: Cache<String, Arc<NsState>>,
     records: Arc<Records>,
     root_view: View,
+    admin_locks: Arc<AdminLocks>,
 }
 
 impl Registry {
     pub fn new(barrier: Arc<Barrier>) -> Registry {
         let root_view = View::new(barrier.clone(), "");
         let records = Arc::new(Records::new());
+        let admin_locks = Arc::new(AdminLocks::default());
         let root = Arc::new(NsState {
             ns: Namespace::root(),
             view: root_view.clone(),
@@ -247,7 +273,8 @@ impl Registry {
             auth: ArcSwapOption::empty(),
             children: RwLock::new(HashMap::new()),
             may_have_children: AtomicBool::new(true),
-            admin: tokio::sync::Mutex::new(()),
+            admin: std::sync::OnceLock::new(),
+            admin_locks: admin_locks.clone(),
             records: records.clone(),
         });
         Registry {
@@ -256,6 +283,7 @@ impl Registry {
             loaded: Cache::new(LOADED_MAX),
             records,
             root_view,
+            admin_locks,
         }
     }
 
@@ -300,7 +328,8 @@ impl Registry {
             mounts: ArcSwap::from_pointee(m),
             auth: ArcSwapOption::empty(),
             children: RwLock::new(HashMap::new()),
-            admin: tokio::sync::Mutex::new(()),
+            admin: std::sync::OnceLock::new(),
+            admin_locks: self.admin_locks.clone(),
             records: self.records.clone(),
         });
         self.loaded.insert(state.ns.id.clone(), state.clone());
@@ -412,7 +441,7 @@ impl Registry {
         meta: BTreeMap<String, String>,
     ) -> Result<Namespace> {
         validate_name(name)?;
-        let _g = parent.admin.lock().await;
+        let _g = parent.admin().lock().await;
         let path = format!("{}{}/", parent.ns.path, name);
         let key = record_key(&path);
         if let Some(existing) = read_record(&self.root_view, &key).await? {
@@ -476,7 +505,7 @@ impl Registry {
         state: &Arc<NsState>,
         meta: BTreeMap<String, String>,
     ) -> Result<Namespace> {
-        let _g = state.admin.lock().await;
+        let _g = state.admin().lock().await;
         let key = record_key(&state.ns.path);
         let mut updated = read_record(&self.root_view, &key)
             .await?
@@ -507,7 +536,7 @@ impl Registry {
         let Some(child) = self.child(parent, name).await? else {
             return Ok(false);
         };
-        let _g = parent.admin.lock().await;
+        let _g = parent.admin().lock().await;
         if !self.list_children(&child).await?.is_empty() {
             return Err(CoreError::bad(format!(
                 "cannot delete namespace {:?}: it has child namespaces; delete those first",
@@ -914,6 +943,11 @@ mod tests {
             reg.lookup(&reg.root(), "p1").await.unwrap()
         };
         let p1 = reload().await.unwrap();
+        // A reload while the evicted state is still held shares its admin lock.
+        let held = reload().await.unwrap();
+        assert!(!Arc::ptr_eq(&p1, &held));
+        assert!(std::ptr::eq(p1.admin(), held.admin()));
+        drop(held);
         let mut rec = stored(&core, "p1").await;
         rec.path = "p1/".into();
         assert_eq!(reg.records.get("p1/"), Some(rec.clone()));
