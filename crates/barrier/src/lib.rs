@@ -384,16 +384,16 @@ const STRIPES: usize = 1024;
 /// Writes of cached keys go through it in commit order ([`Storage::transact_then`]) where
 /// the backend allows, so a key read, written and read again (a read-modify-write) stays in
 /// memory; otherwise a write drops its keys.
-/// A value read from storage is kept only if no write of a key in the same stripe was in
-/// flight when the read began or began before the value was inserted (the check runs
-/// under the shard's lock, see [`cache::Cache::insert_if`]), so it can never replace what
-/// a later write left.
 ///
-/// A read from storage is kept only for a key seen before ([`Seen`]: read or written
-/// since the doorkeeper last forgot). Most keys read once are not read again soon (reads
-/// spread over a million secrets): keeping each would cost an insert, an eviction and a
-/// copy per read, and push out the entries in use. A key written and then read (a new
-/// token, then its first use) is kept from that first read on.
+/// A value read from storage is kept only
+/// - for a key seen before ([`Seen`]: read or written since the doorkeeper last forgot).
+///   Most keys read once are not read again soon (reads spread over a million secrets):
+///   keeping each would cost an insert, an eviction and a copy per read, and push out the
+///   entries in use. A key written and then read (a new token, then its first use) is
+///   kept from that first read on;
+/// - and if no write of a key in the same stripe was in flight when the read began or
+///   began before the value was inserted (the check runs under the shard's lock, see
+///   [`cache::Cache::insert_if`]), so it can never replace what a later write left.
 struct ValueCache {
     entries: cache::Cache<String, Option<Arc<Cached>>>,
     stripes: Box<[Stripe]>,
