@@ -100,6 +100,12 @@ struct Args {
     /// ceiling, which verifies each login's JWT.
     #[arg(long, hide = true)]
     ceiling_key: Option<PathBuf>,
+    /// Internal, with `--serve-ceiling`: serve the cold-read lookup floor on this SQLite file.
+    #[arg(long, hide = true)]
+    floor_lookup: Option<PathBuf>,
+    /// Internal, with `--serve-ceiling`: serve the cold-read page floor on this file.
+    #[arg(long, hide = true)]
+    floor_page: Option<PathBuf>,
     /// Keep the scale workload's populated data in this directory and reuse it on the next
     /// run instead of loading it again (for investigating; the load time is then not measured).
     #[arg(long)]
@@ -345,7 +351,11 @@ async fn login_ceiling(
     if status != 200 {
         bail!("a batch login for the login ceiling's response failed: {status} {body}");
     }
-    let ceiling = servers::ceiling(body.to_string().as_bytes(), Some(&issuer.public_pem()), dir)?;
+    let ceiling = servers::ceiling(
+        body.to_string().as_bytes(),
+        servers::Ceiling::Login(&issuer.public_pem()),
+        dir,
+    )?;
     let res = compare(
         plan,
         &[(ceiling.addr.as_str(), login_step("batch", jwts.clone()))],
@@ -513,7 +523,7 @@ fn write_step(token: String) -> Step {
 /// `secret/data/bench` as `ours` serves it to `token`, and measure it under the KV read.
 async fn read_ceiling(plan: &Plan, dir: &Path, ours: &str, token: &str) -> Result<f64> {
     let (_, body) = api(ours, "GET", "/v1/secret/data/bench", Some(token), None).await?;
-    let ceiling = servers::ceiling(body.to_string().as_bytes(), None, dir)?;
+    let ceiling = servers::ceiling(body.to_string().as_bytes(), servers::Ceiling::Read, dir)?;
     let res = compare(plan, &[(ceiling.addr.as_str(), read_step(token))]).await?;
     Ok(median(&res[0].1))
 }
@@ -752,8 +762,10 @@ async fn scale_strongroom(
         let load = populate(&ours.addr, "root", plan.namespaces, plan.clients).await?;
         (load, before, ours.rss_kb())
     };
+    let db = dir.join("strongroom.db");
     let ours = servers::strongroom_at(sr_bin, &dir, issuer_key).await?;
     let idle = ours.rss_kb();
+    warm_page_cache(&db)?;
     eprintln!("server pid {}: reads over all namespaces start", ours.pid());
     let res = client::run(
         &ours.addr,
@@ -793,6 +805,42 @@ async fn scale_strongroom(
     let paced_all = paced(plan.namespaces).await?;
     let paced_one = paced(1).await?;
     let secrets = plan.namespaces as u64 * 10;
+    let bytes_per_secret = ours.data_bytes() as f64 / secrets as f64;
+    // The floors: what a cold read cannot avoid, served by minimal servers on the same file
+    // under the same reads, with Strongroom stopped (see `report::lookup_floor_server`).
+    let (_, body) = api(
+        &ours.addr,
+        "GET",
+        "/v1/p0/secret/data/s0",
+        Some("root"),
+        None,
+    )
+    .await?;
+    drop(ours);
+    let body = body.to_string().into_bytes();
+    let mut floors = Vec::new();
+    for kind in [servers::Ceiling::Lookup(&db), servers::Ceiling::Page(&db)] {
+        let floor = servers::ceiling(&body, kind, &tmp.join("floor"))?;
+        warm_page_cache(&db)?;
+        let r = client::run(
+            &floor.addr,
+            plan.clients,
+            plan.warmup,
+            plan.duration * 2,
+            random_ns_read(plan.namespaces, "root".into()),
+        )
+        .await?;
+        if r.errors > 0 {
+            bail!("a cold-read floor server refused {} reads", r.errors);
+        }
+        floors.push(report::Floor {
+            rps: r.ops_per_sec(),
+            p50_ms: r.percentile(0.5),
+            p99_ms: r.percentile(0.99),
+        });
+    }
+    let page_floor = floors.pop();
+    let lookup_floor = floors.pop();
     Ok(report::Scale {
         namespaces: plan.namespaces,
         load,
@@ -810,12 +858,26 @@ async fn scale_strongroom(
         paced_rps: rate,
         paced_all: (paced_all.percentile(0.5), paced_all.percentile(0.99)),
         paced_one: (paced_one.percentile(0.5), paced_one.percentile(0.99)),
-        bytes_per_secret: ours.data_bytes() as f64 / secrets as f64,
+        bytes_per_secret,
+        lookup_floor,
+        page_floor,
         openbao_namespaces: plan.openbao_namespaces,
         openbao_load: Duration::ZERO,
         openbao_rss_before_kb: 0,
         openbao_rss_after_kb: 0,
     })
+}
+
+/// Read `file` through once, so the reads measured next find it in the page cache as the
+/// ones before them did: this machine's kernel reclaims cold page cache proactively
+/// (DAMON), and a phase that started after a pause would otherwise read from disk. The
+/// server's resident memory is unaffected (it reads with `pread`, not a mapping).
+fn warm_page_cache(file: &Path) -> Result<()> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(file)?;
+    let mut buf = vec![0u8; 1 << 20];
+    while f.read(&mut buf)? > 0 {}
+    Ok(())
 }
 
 /// Small writes, each followed by fdatasync, for one second: what one durable commit costs.
@@ -839,13 +901,15 @@ async fn main() -> Result<()> {
     let args = Args::parse();
     if let Some(body) = &args.serve_ceiling {
         let body = std::fs::read(body)?;
-        let addr = match &args.ceiling_key {
-            Some(k) => {
+        let addr = match (&args.ceiling_key, &args.floor_lookup, &args.floor_page) {
+            (Some(k), _, _) => {
                 let pem = std::fs::read_to_string(k)?;
                 report::login_ceiling_server(body, strongroom_jwt::KeySet::from_pems(&[pem])?)
                     .await?
             }
-            None => report::ceiling_server(body).await?,
+            (_, Some(db), _) => report::lookup_floor_server(body, db).await?,
+            (_, _, Some(file)) => report::page_floor_server(body, file).await?,
+            _ => report::ceiling_server(body).await?,
         };
         println!("{addr}");
         // Serve until the harness closes stdin (or kills this process).
@@ -915,6 +979,14 @@ async fn main() -> Result<()> {
             s.paced_one.0,
             s.paced_one.1,
         );
+        for (what, f) in [("lookup", &s.lookup_floor), ("page", &s.page_floor)] {
+            if let Some(f) = f {
+                eprintln!(
+                    "cold-read {what} floor: {:.0} req/s, p50 {:.2} ms p99 {:.2} ms",
+                    f.rps, f.p50_ms, f.p99_ms
+                );
+            }
+        }
         let _ = std::fs::remove_dir_all(&tmp);
         return Ok(());
     }

@@ -140,22 +140,43 @@ pub async fn strongroom_at(bin: &Path, dir: &Path, issuer_key: &Path) -> Result<
     })
 }
 
-/// A ceiling server (`report::ceiling_server`, or with `key_pem` the login ceiling) in a
-/// process of its own: this binary started again with `--serve-ceiling`, so it pays what
-/// the servers under test pay for being separate processes (its own runtime and threads,
-/// a context switch between the load generator and it) and shares no runtime with the load
-/// generator. Its files go in `dir`.
-pub fn ceiling(body: &[u8], key_pem: Option<&str>, dir: &Path) -> Result<Proc> {
+/// Which minimal server [`ceiling`] starts.
+pub enum Ceiling<'a> {
+    /// `report::ceiling_server`: answers every request.
+    Read,
+    /// `report::login_ceiling_server`: verifies each login's JWT with this issuer key (PEM).
+    Login(&'a str),
+    /// `report::lookup_floor_server` on this SQLite file.
+    Lookup(&'a Path),
+    /// `report::page_floor_server` on this file.
+    Page(&'a Path),
+}
+
+/// A ceiling or floor server (see [`Ceiling`]) in a process of its own: this binary
+/// started again with `--serve-ceiling`, so it pays what the servers under test pay for
+/// being separate processes (its own runtime and threads, a context switch between the
+/// load generator and it) and shares no runtime with the load generator. Its files go in
+/// `dir`.
+pub fn ceiling(body: &[u8], kind: Ceiling, dir: &Path) -> Result<Proc> {
     std::fs::create_dir_all(dir)?;
     let body_file = dir.join("ceiling-body");
     std::fs::write(&body_file, body)?;
     let mut cmd = Command::new(std::env::current_exe()?);
     scrub(&mut cmd);
     cmd.arg("--serve-ceiling").arg(&body_file);
-    if let Some(pem) = key_pem {
-        let key_file = dir.join("ceiling-key.pem");
-        std::fs::write(&key_file, pem)?;
-        cmd.arg("--ceiling-key").arg(key_file);
+    match kind {
+        Ceiling::Read => {}
+        Ceiling::Login(pem) => {
+            let key_file = dir.join("ceiling-key.pem");
+            std::fs::write(&key_file, pem)?;
+            cmd.arg("--ceiling-key").arg(key_file);
+        }
+        Ceiling::Lookup(db) => {
+            cmd.arg("--floor-lookup").arg(db);
+        }
+        Ceiling::Page(file) => {
+            cmd.arg("--floor-page").arg(file);
+        }
     }
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
