@@ -56,6 +56,15 @@ impl<K: Hash + Eq + Clone, V: Clone> Cache<K, V> {
         Some(e.value.clone())
     }
 
+    /// Whether an insert of `k` would find room in its shard without evicting.
+    pub fn has_room<Q>(&self, k: &Q) -> bool
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.shard(k).read().len() < self.per_shard
+    }
+
     pub fn insert(&self, k: K, v: V) {
         self.insert_if(k, v, || true);
     }

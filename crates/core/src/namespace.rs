@@ -47,6 +47,11 @@ const RESERVED: &[&str] = &[
 const CHILD_CACHE_MAX: usize = 4096;
 /// Loaded namespaces kept (each ~2 KB with its mount table).
 const LOADED_MAX: usize = 8_192;
+/// Once the loaded cache is full, one load in this many is kept in it. A namespace in use
+/// gets in after a few loads; reads spread over more namespaces than it holds no longer
+/// replace an entry (and drop the one it pushed out) on every load, for a hit rate no
+/// better than the cache's share of the namespaces either way.
+const ADMIT_ONE_IN: u32 = 8;
 /// Namespace records kept in compact form (~200 B each with the map's own overhead).
 const RECORDS_MAX: usize = 262_144;
 
@@ -57,6 +62,49 @@ const RECORDS_MAX: usize = 262_144;
 /// stale record is never served.
 pub struct Records {
     cache: Cache<Box<str>, Arc<[u8]>>,
+}
+
+/// The loaded namespaces by id, and a count of the changes of their tables and records. A
+/// state is kept only if no change was counted since its record was read, and a change
+/// drops the state kept, after the change is stored: so a state built from a record read
+/// before a change (by a request racing it, through an instance evicted meanwhile) is
+/// never served after it.
+struct Loaded {
+    cache: Cache<String, Arc<NsState>>,
+    changes: std::sync::atomic::AtomicU64,
+}
+
+impl Loaded {
+    /// Taken before a namespace's record is read, for [`Loaded::keep`].
+    fn generation(&self) -> u64 {
+        self.changes.load(Ordering::Acquire)
+    }
+    /// Keep `state`, whose record was read after `generation` was taken, unless a change
+    /// was counted since. Once the cache is full, only one call in [`ADMIT_ONE_IN`] keeps.
+    fn keep(&self, state: &Arc<NsState>, generation: u64) -> bool {
+        thread_local! {
+            static LOADS: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+        }
+        let id = &state.ns.id;
+        if !self.cache.has_room(id) {
+            let n = LOADS.with(|c| {
+                let n = c.get().wrapping_add(1);
+                c.set(n);
+                n
+            });
+            if !n.is_multiple_of(ADMIT_ONE_IN) {
+                return false;
+            }
+        }
+        self.cache.insert_if(id.clone(), state.clone(), || {
+            self.changes.load(Ordering::Acquire) == generation
+        })
+    }
+    /// After a change of the namespace `id`'s tables or record is stored.
+    fn changed(&self, id: &str) {
+        self.changes.fetch_add(1, Ordering::AcqRel);
+        self.cache.remove(id);
+    }
 }
 
 impl Records {
@@ -163,6 +211,9 @@ pub struct NsState {
     admin_locks: Arc<AdminLocks>,
     /// The registry's compact records, which a change of this namespace's record updates.
     records: Arc<Records>,
+    /// The registry's loaded namespaces, which a change of this namespace's tables updates
+    /// (weak: the cache holds this state).
+    loaded: std::sync::Weak<Loaded>,
 }
 
 type AdminLocks = parking_lot::Mutex<HashMap<String, std::sync::Weak<tokio::sync::Mutex<()>>>>;
@@ -230,11 +281,21 @@ impl NsState {
         }
         self.view.transact_absolute(ops).await?;
         self.records.forget(&self.ns.path);
+        self.changed();
         self.set_mounts(table);
         Ok(())
     }
+    /// Make `t`, just stored, this namespace's auth table.
     pub fn set_auth_mounts(&self, t: MountTable) {
+        self.changed();
         self.auth.store(Some(Arc::new(t)));
+    }
+    /// After a change of this namespace's tables is stored: another state of it that the
+    /// registry keeps (loaded while this one was evicted) is dropped, so it loads afresh.
+    fn changed(&self) {
+        if let Some(loaded) = self.loaded.upgrade() {
+            loaded.changed(&self.ns.id);
+        }
     }
     pub fn is_root(&self) -> bool {
         self.ns.path.is_empty()
@@ -255,7 +316,7 @@ impl NsState {
 pub struct Registry {
     barrier: Arc<Barrier>,
     root: Arc<NsState>,
-    loaded: Cache<String, Arc<NsState>>,
+    loaded: Arc<Loaded>,
     records: Arc<Records>,
     root_view: View,
     admin_locks: Arc<AdminLocks>,
@@ -266,6 +327,10 @@ impl Registry {
         let root_view = View::new(barrier.clone(), "");
         let records = Arc::new(Records::new());
         let admin_locks = Arc::new(AdminLocks::default());
+        let loaded = Arc::new(Loaded {
+            cache: Cache::new(LOADED_MAX),
+            changes: 0.into(),
+        });
         let root = Arc::new(NsState {
             ns: Namespace::root(),
             view: root_view.clone(),
@@ -276,11 +341,12 @@ impl Registry {
             admin: std::sync::OnceLock::new(),
             admin_locks: admin_locks.clone(),
             records: records.clone(),
+            loaded: Arc::downgrade(&loaded),
         });
         Registry {
             barrier,
             root,
-            loaded: Cache::new(LOADED_MAX),
+            loaded,
             records,
             root_view,
             admin_locks,
@@ -297,7 +363,8 @@ impl Registry {
 
     /// Forget every loaded namespace and cached child lookup (another node changed them).
     pub fn clear_caches(&self) {
-        self.loaded.clear();
+        self.loaded.changes.fetch_add(1, Ordering::AcqRel);
+        self.loaded.cache.clear();
         self.records.cache.clear();
         self.root.children.write().clear();
     }
@@ -312,9 +379,11 @@ impl Registry {
         View::new(self.barrier.clone(), storage_prefix_of(id))
     }
 
-    async fn load(&self, mut ns: Namespace) -> Result<Arc<NsState>> {
-        if let Some(s) = self.loaded.get(&ns.id) {
-            return Ok(s);
+    /// The state of `ns`, whose record was read after `generation` was taken, and whether
+    /// the loaded cache holds it.
+    async fn load(&self, mut ns: Namespace, generation: u64) -> Result<(Arc<NsState>, bool)> {
+        if let Some(s) = self.loaded.cache.get(&ns.id) {
+            return Ok((s, true));
         }
         let view = View::new(self.barrier.clone(), ns.storage_prefix());
         let m = match ns.mounts.take() {
@@ -331,9 +400,10 @@ impl Registry {
             admin: std::sync::OnceLock::new(),
             admin_locks: self.admin_locks.clone(),
             records: self.records.clone(),
+            loaded: Arc::downgrade(&self.loaded),
         });
-        self.loaded.insert(state.ns.id.clone(), state.clone());
-        Ok(state)
+        let kept = self.loaded.keep(&state, generation);
+        Ok((state, kept))
     }
 
     /// The child `name` of `parent`, if it exists.
@@ -348,10 +418,11 @@ impl Registry {
             None => None,
         };
         if let Some(id) = &id {
-            if let Some(s) = self.loaded.get(id) {
+            if let Some(s) = self.loaded.cache.get(id) {
                 return Ok(Some(s));
             }
         }
+        let generation = self.loaded.generation();
         let path = format!("{}{}/", parent.ns.path, name);
         let rec = match self.records.get(&path) {
             Some(rec) => Some(rec),
@@ -364,19 +435,30 @@ impl Registry {
                 rec
             }
         };
-        {
+        let (state, kept) = match rec {
+            None => (None, false),
+            Some(r) => {
+                let (s, kept) = self.load(r, generation).await?;
+                (Some(s), kept)
+            }
+        };
+        // Remember the answer: "none", or the child's id while the loaded cache keeps it
+        // (a state it does not keep loads again from the compact record either way).
+        let known = match &state {
+            None => Some(None),
+            Some(s) if kept && id.is_none() => Some(Some(s.ns.id.clone())),
+            Some(_) => None,
+        };
+        if let Some(known) = known {
             let mut c = parent.children.write();
             if c.len() >= CHILD_CACHE_MAX {
                 if let Some(victim) = c.keys().next().cloned() {
                     c.remove(&victim);
                 }
             }
-            c.insert(name.to_owned(), rec.as_ref().map(|r| r.id.clone()));
+            c.insert(name.to_owned(), known);
         }
-        match rec {
-            None => Ok(None),
-            Some(r) => Ok(Some(self.load(r).await?)),
-        }
+        Ok(state)
     }
 
     /// Walk `path` (`a/b`) from `from`.
@@ -395,7 +477,7 @@ impl Registry {
         if id == "root" || id.is_empty() {
             return Ok(Some(self.root()));
         }
-        if let Some(s) = self.loaded.get(id) {
+        if let Some(s) = self.loaded.cache.get(id) {
             return Ok(Some(s));
         }
         let Some(path) = self.root_view.get(&format!("core/ns-id/{id}")).await? else {
@@ -491,8 +573,14 @@ impl Registry {
         self.root_view.transact(ops).await?;
         self.records.forget(&parent.ns.path);
         self.records.forget(&path);
+        if !parent.is_root() {
+            // Its `has_children` changed: a state of it loaded meanwhile must not answer
+            // "no such child" from memory.
+            self.loaded.changed(&parent.ns.id);
+        }
+        let generation = self.loaded.generation();
         parent.forget_child(name);
-        let state = self.load(ns.clone()).await?;
+        let (state, _) = self.load(ns.clone(), generation).await?;
         crate::policy::install_defaults(&state).await?;
         Ok(ns)
     }
@@ -513,7 +601,7 @@ impl Registry {
         updated.custom_metadata = meta;
         self.root_view.put(&key, &record_bytes(&updated)).await?;
         self.records.forget(&state.ns.path);
-        self.loaded.remove(&state.ns.id);
+        self.loaded.changed(&state.ns.id);
         Ok(updated)
     }
 
@@ -553,7 +641,7 @@ impl Registry {
             .await?;
         self.records.forget(&child.ns.path);
         parent.forget_child(name);
-        self.loaded.remove(&child.ns.id);
+        self.loaded.changed(&child.ns.id);
         Ok(true)
     }
 }
@@ -924,6 +1012,116 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_change_made_through_an_evicted_state_reaches_the_state_loaded_meanwhile() {
+        let core = Core::for_tests();
+        core.initialize(1, 1, Some("root".into())).await.unwrap();
+        core.root_ok(Operation::Update, "sys/namespaces/p1", json!({}))
+            .await;
+        let active = core.active().unwrap();
+        let reg = &active.namespaces;
+        let lookup = || async { reg.lookup(&reg.root(), "p1").await.unwrap().unwrap() };
+        // A request holds p1's state while the loaded cache evicts it, and another request
+        // loads p1 again meanwhile: the cache now keeps that second state.
+        let held = lookup().await;
+        reg.loaded.cache.clear();
+        reg.root.children.write().clear();
+        let meanwhile = lookup().await;
+        assert!(!Arc::ptr_eq(&held, &meanwhile));
+        assert!(Arc::ptr_eq(&lookup().await, &meanwhile));
+        let before = read_record(&reg.root_view, &record_key("p1/"))
+            .await
+            .unwrap()
+            .unwrap();
+        let generation = reg.loaded.generation();
+
+        // The first request changes p1's secrets-engine table through the state it holds.
+        let mut table = (*held.mounts_arc()).clone();
+        table.entries.push(crate::mounts::MountEntry {
+            path: "secret/".into(),
+            kind: "kv".into(),
+            uuid: util::uuid4(),
+            accessor: "kv_1234".into(),
+            description: String::new(),
+            config: Default::default(),
+            options: BTreeMap::from([("version".into(), "2".into())]),
+            local: false,
+            seal_wrap: false,
+        });
+        held.save_secrets_table(table).await.unwrap();
+        // The state loaded meanwhile is not served again: the next lookup loads the change.
+        let after = lookup().await;
+        assert!(!Arc::ptr_eq(&after, &meanwhile));
+        assert!(after.mounts().get("secret/").is_some());
+        // A state built from the record as it was before the change is not kept.
+        reg.loaded.cache.clear();
+        let (stale, kept) = reg.load(before, generation).await.unwrap();
+        assert!(!kept);
+        assert!(stale.mounts().get("secret/").is_none());
+        assert!(lookup().await.mounts().get("secret/").is_some());
+
+        // The same for the auth table.
+        let meanwhile = lookup().await;
+        let auth = (*held.auth_mounts().await.unwrap()).clone();
+        let mut auth2 = auth.clone();
+        auth2.entries.retain(|e| e.path == "token/");
+        held.set_auth_mounts(auth2);
+        assert!(!Arc::ptr_eq(&lookup().await, &meanwhile));
+    }
+
+    #[tokio::test]
+    async fn a_full_loaded_cache_keeps_one_load_in_eight() {
+        let core = Core::for_tests();
+        core.initialize(1, 1, Some("root".into())).await.unwrap();
+        for i in 0..40 {
+            core.root_ok(
+                Operation::Update,
+                &format!("sys/namespaces/n{i}"),
+                json!({}),
+            )
+            .await;
+        }
+        let mut reg = Registry::new(core.barrier.clone());
+        // One entry per shard: the cache is full after a few loads.
+        reg.loaded = Arc::new(Loaded {
+            cache: Cache::new(16),
+            changes: 0.into(),
+        });
+        let record = |i: usize| {
+            let view = reg.root_view.clone();
+            async move {
+                read_record(&view, &record_key(&format!("n{i}/")))
+                    .await
+                    .unwrap()
+                    .unwrap()
+            }
+        };
+        // Namespaces loaded once each: past the free slots, about one in eight is kept.
+        let mut kept = 0;
+        for i in 0..40 {
+            let generation = reg.loaded.generation();
+            let (state, k) = reg.load(record(i).await, generation).await.unwrap();
+            assert_eq!(k, reg.loaded.cache.get(&state.ns.id).is_some());
+            kept += usize::from(k);
+        }
+        assert!(kept <= 16 + 40 / ADMIT_ONE_IN as usize, "{kept} kept");
+        // A namespace in use gets in within eight loads, and is then served from the cache.
+        let mut loads = 0;
+        loop {
+            loads += 1;
+            let generation = reg.loaded.generation();
+            let (_, k) = reg.load(record(39).await, generation).await.unwrap();
+            if k {
+                break;
+            }
+            assert!(loads < ADMIT_ONE_IN, "not kept after {loads} loads");
+        }
+        let generation = reg.loaded.generation();
+        let (first, _) = reg.load(record(39).await, generation).await.unwrap();
+        let (second, k) = reg.load(record(39).await, generation).await.unwrap();
+        assert!(k && Arc::ptr_eq(&first, &second));
+    }
+
+    #[tokio::test]
     async fn a_namespace_that_left_the_loaded_cache_loads_again_from_its_compact_record() {
         let core = Core::for_tests();
         core.initialize(1, 1, Some("root".into())).await.unwrap();
@@ -938,7 +1136,7 @@ mod tests {
         let reg = &active.namespaces;
         // What a fresh lookup finds, as the loaded cache would hold it after an eviction.
         let reload = || async {
-            reg.loaded.clear();
+            reg.loaded.cache.clear();
             reg.root.children.write().clear();
             reg.lookup(&reg.root(), "p1").await.unwrap()
         };
