@@ -787,6 +787,7 @@ async fn scale_strongroom(
             random_ns_read(n, "root".into()),
         )
     };
+    warm_page_cache(&db)?;
     let all = unloaded(plan.namespaces).await?;
     let one = unloaded(1).await?;
     // The same server at the same offered load over every namespace and over one
@@ -802,6 +803,7 @@ async fn scale_strongroom(
             random_ns_read(n, "root".into()),
         )
     };
+    warm_page_cache(&db)?;
     let paced_all = paced(plan.namespaces).await?;
     let paced_one = paced(1).await?;
     let secrets = plan.namespaces as u64 * 10;
@@ -870,7 +872,8 @@ async fn scale_strongroom(
 
 /// Read `file` through once, so the reads measured next find it in the page cache as the
 /// ones before them did: this machine's kernel reclaims cold page cache proactively
-/// (DAMON), and a phase that started after a pause would otherwise read from disk. The
+/// (DAMON), and a phase that started after a pause, or after a phase that read only part
+/// of the file, would otherwise read some pages from disk. The
 /// server's resident memory is unaffected (it reads with `pread`, not a mapping).
 fn warm_page_cache(file: &Path) -> Result<()> {
     use std::io::Read;
