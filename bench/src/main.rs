@@ -873,8 +873,8 @@ async fn scale_strongroom(
 /// Read `file` through once, so the reads measured next find it in the page cache as the
 /// ones before them did: this machine's kernel reclaims cold page cache proactively
 /// (DAMON), and a phase that started after a pause, or after a phase that read only part
-/// of the file, would otherwise read some pages from disk. The
-/// server's resident memory is unaffected (it reads with `pread`, not a mapping).
+/// of the file, would otherwise read some pages from disk. The server's resident memory
+/// is unaffected (it reads with `pread`, not a mapping).
 fn warm_page_cache(file: &Path) -> Result<()> {
     use std::io::Read;
     let mut f = std::fs::File::open(file)?;
