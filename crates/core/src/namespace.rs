@@ -1104,7 +1104,7 @@ mod tests {
             kept += usize::from(k);
         }
         assert!(kept <= 16 + 40 / ADMIT_ONE_IN as usize, "{kept} kept");
-        // A namespace in use gets in within eight loads, and is then served from the cache.
+        // Loaded alone, a namespace gets in within eight loads; then the cache serves it.
         let mut loads = 0;
         loop {
             loads += 1;
