@@ -767,14 +767,7 @@ async fn scale_strongroom(
     let idle = ours.rss_kb();
     warm_page_cache(&db)?;
     eprintln!("server pid {}: reads over all namespaces start", ours.pid());
-    let res = client::run(
-        &ours.addr,
-        plan.clients,
-        plan.warmup,
-        plan.duration * 2,
-        random_ns_read(plan.namespaces, "root".into()),
-    )
-    .await?;
+    let res = saturated_reads(plan, &ours.addr).await?;
     let after_reads = ours.rss_kb();
     // The same server unloaded (one client: no queueing), over every namespace and over
     // one namespace's 10 secrets: what the data volume alone adds to a read.
@@ -824,14 +817,7 @@ async fn scale_strongroom(
     for kind in [servers::Ceiling::Lookup(&db), servers::Ceiling::Page(&db)] {
         let floor = servers::ceiling(&body, kind, &tmp.join("floor"))?;
         warm_page_cache(&db)?;
-        let r = client::run(
-            &floor.addr,
-            plan.clients,
-            plan.warmup,
-            plan.duration * 2,
-            random_ns_read(plan.namespaces, "root".into()),
-        )
-        .await?;
+        let r = saturated_reads(plan, &floor.addr).await?;
         if r.errors > 0 {
             bail!("a cold-read floor server refused {} reads", r.errors);
         }
@@ -868,6 +854,19 @@ async fn scale_strongroom(
         openbao_rss_before_kb: 0,
         openbao_rss_after_kb: 0,
     })
+}
+
+/// The scale workload's reads at saturation: `plan.clients` closed-loop clients reading
+/// random secrets of random namespaces for twice the plan's duration.
+async fn saturated_reads(plan: &Plan, addr: &str) -> Result<LoadResult> {
+    client::run(
+        addr,
+        plan.clients,
+        plan.warmup,
+        plan.duration * 2,
+        random_ns_read(plan.namespaces, "root".into()),
+    )
+    .await
 }
 
 /// Read `file` through once, so the reads measured next find it in the page cache as the
