@@ -24,6 +24,7 @@
 //! children of a prefix (a child ending in `/` has descendants), in order, exactly like
 //! OpenBao's physical layer. Nothing here knows what a value means.
 
+mod hints;
 mod memory;
 mod postgres;
 mod sqlite;

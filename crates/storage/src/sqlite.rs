@@ -18,6 +18,7 @@ use parking_lot::Mutex;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use tokio::sync::oneshot;
 
+use crate::hints::{Insert, RowHints};
 use crate::{prefix_end, CommitHook, Op, Result, Storage, StorageError};
 
 /// Tuning for [`SqliteStorage`].
@@ -48,6 +49,8 @@ pub struct SqliteStorage {
     id: u64,
     path: PathBuf,
     writer: Mutex<Option<mpsc::Sender<WriterMsg>>>,
+    /// Row ids of keys, so a point read can skip the key index (see `hints`).
+    hints: std::sync::Arc<RowHints>,
 }
 
 static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
@@ -99,11 +102,43 @@ impl SqliteStorage {
             .name("sqlite-writer".into())
             .spawn(move || writer_loop(conn, rx, max_batch))
             .map_err(|e| StorageError::Backend(e.to_string()))?;
-        Ok(SqliteStorage {
+        let store = SqliteStorage {
             id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             path,
             writer: Mutex::new(Some(tx)),
-        })
+            hints: std::sync::Arc::new(RowHints::new()),
+        };
+        store.rebuild_hints();
+        Ok(store)
+    }
+
+    /// Read every key's row id into a new hint table, on a thread of its own, unless a
+    /// rebuild is under way. Reads go on meanwhile, through the key index where no hint
+    /// helps. About a second per million keys, once at open and again whenever the table
+    /// fills up (with hints of keys since deleted, or with new keys).
+    fn rebuild_hints(&self) {
+        if !self.hints.start_rebuild() {
+            return;
+        }
+        let (path, hints) = (self.path.clone(), self.hints.clone());
+        let spawned = thread::Builder::new()
+            .name("sqlite-hints".into())
+            .spawn(move || match read_hints(&path, &hints) {
+                Ok(all) => hints.install(&all),
+                Err(e) => {
+                    tracing::warn!("reading row hints failed (reads stay correct, slower): {e}");
+                    hints.abandon_rebuild();
+                }
+            });
+        if spawned.is_err() {
+            self.hints.abandon_rebuild();
+        }
+    }
+
+    /// How many hint tables were built: 1 once the build at open is done (tests wait on it).
+    #[cfg(test)]
+    fn hint_builds(&self) -> u64 {
+        self.hints.builds()
     }
 
     /// Queue a transaction for the writer and wait until it is durable (or failed).
@@ -140,6 +175,27 @@ impl SqliteStorage {
             f(conn).map_err(backend)
         })
     }
+}
+
+const HINTS_SQL: &str = "SELECT id, key FROM kv";
+
+/// Every key's hint ([`RowHints::word`]), read from the key index through a connection of
+/// its own.
+fn read_hints(path: &Path, hints: &RowHints) -> rusqlite::Result<Vec<u64>> {
+    let c = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    c.busy_timeout(std::time::Duration::from_secs(5))?;
+    // The key index holds the row ids too, so SQLite reads the index alone (a test checks).
+    let mut st = c.prepare(HINTS_SQL)?;
+    let mut rows = st.query([])?;
+    let mut all = Vec::new();
+    while let Some(r) = rows.next()? {
+        let key = r.get_ref(1)?.as_blob()?;
+        all.extend(RowHints::word(hints.tag(key), r.get(0)?));
+    }
+    Ok(all)
 }
 
 fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<WriterMsg>, max_batch: usize) {
@@ -339,11 +395,35 @@ fn next_key(
 #[async_trait]
 impl Storage for SqliteStorage {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
-        self.with_reader(|c| {
-            c.prepare_cached("SELECT value FROM kv WHERE key = ?1")?
-                .query_row([key.as_bytes()], |r| r.get(0))
-                .optional()
-        })
+        let key = key.as_bytes();
+        let tag = self.hints.tag(key);
+        let (value, found) = self.with_reader(|c| {
+            // A hinted read descends the table alone; the key is checked in the same
+            // statement, so a stale hint reads nothing rather than another key's row.
+            if let Some(id) = self.hints.find(tag) {
+                let v = c
+                    .prepare_cached("SELECT value FROM kv WHERE id = ?1 AND key = ?2")?
+                    .query_row(params![id, key], |r| r.get(0))
+                    .optional()?;
+                if v.is_some() {
+                    return Ok((v, None));
+                }
+            }
+            let row: Option<(i64, Vec<u8>)> = c
+                .prepare_cached("SELECT id, value FROM kv WHERE key = ?1")?
+                .query_row([key], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?;
+            Ok(match row {
+                Some((id, v)) => (Some(v), Some(id)),
+                None => (None, None),
+            })
+        })?;
+        if let Some(id) = found {
+            if self.hints.record(tag, id) == Insert::Full {
+                self.rebuild_hints();
+            }
+        }
+        Ok(value)
     }
 
     async fn list(
@@ -483,6 +563,114 @@ mod tests {
         let s = SqliteStorage::open(&p, SqliteOptions::default()).unwrap();
         assert_eq!(s.get("k/0000").await.unwrap().as_deref(), Some(&b"new"[..]));
         assert_eq!(s.scan("k/", None, 1000).await.unwrap().len(), 500);
+        s.close().await;
+        let _ = std::fs::remove_dir_all(p.parent().unwrap());
+    }
+
+    async fn hints_built(s: &SqliteStorage, n: u64) {
+        for _ in 0..500 {
+            if s.hint_builds() >= n {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        panic!("row hints not built");
+    }
+
+    fn row_id(p: &Path, key: &str) -> i64 {
+        Connection::open(p)
+            .unwrap()
+            .query_row("SELECT id FROM kv WHERE key = ?1", [key.as_bytes()], |r| {
+                r.get(0)
+            })
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn point_reads_follow_row_hints_and_never_a_wrong_one() {
+        let p = tmp("hints");
+        let s = SqliteStorage::open(&p, SqliteOptions::default()).unwrap();
+        for i in 0..300u32 {
+            s.put(&format!("k/{i:04}"), format!("v{i}").into_bytes())
+                .await
+                .unwrap();
+        }
+        s.close().await;
+        let s = SqliteStorage::open(&p, SqliteOptions::default()).unwrap();
+        hints_built(&s, 1).await;
+        let hint = |k: &str| s.hints.find(s.hints.tag(k.as_bytes()));
+        // the build at open read every key's row id
+        for i in [0u32, 17, 299] {
+            let k = format!("k/{i:04}");
+            assert_eq!(hint(&k), Some(row_id(&p, &k)));
+            assert_eq!(s.get(&k).await.unwrap(), Some(format!("v{i}").into_bytes()));
+        }
+        // A hint naming another key's row, or a row that is gone, reads the right value
+        // (or none) and is replaced by the key's own row id.
+        let (a, b) = ("k/0001", "k/0002");
+        s.hints.record(s.hints.tag(a.as_bytes()), row_id(&p, b));
+        assert_eq!(s.get(a).await.unwrap().as_deref(), Some(&b"v1"[..]));
+        assert_eq!(hint(a), Some(row_id(&p, a)));
+        s.hints.record(s.hints.tag(a.as_bytes()), 1_000_000);
+        assert_eq!(s.get(a).await.unwrap().as_deref(), Some(&b"v1"[..]));
+        // a key deleted and written again lives in a new row: its old hint is stale
+        let old = row_id(&p, "k/0000");
+        s.delete("k/0000").await.unwrap();
+        assert_eq!(s.get("k/0000").await.unwrap(), None);
+        s.put("k/0000", b"again".to_vec()).await.unwrap();
+        assert_ne!(row_id(&p, "k/0000"), old);
+        assert_eq!(hint("k/0000"), Some(old));
+        assert_eq!(
+            s.get("k/0000").await.unwrap().as_deref(),
+            Some(&b"again"[..])
+        );
+        assert_eq!(hint("k/0000"), Some(row_id(&p, "k/0000")));
+        // the highest row deleted, its id is taken by the next new key: the hint of the
+        // deleted key now names a live row of another key
+        let last = row_id(&p, "k/0000");
+        s.delete("k/0000").await.unwrap();
+        s.put("other", b"o".to_vec()).await.unwrap();
+        assert_eq!(row_id(&p, "other"), last);
+        assert_eq!(s.get("k/0000").await.unwrap(), None);
+        assert_eq!(s.get("other").await.unwrap().as_deref(), Some(&b"o"[..]));
+        // the two statements a read can use take the paths the hints are for
+        let c = Connection::open(&p).unwrap();
+        let plan = |sql: &str| -> String {
+            let mut st = c.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+            let rows = st.query_map([], |r| r.get::<_, String>(3)).unwrap();
+            rows.map(Result::unwrap).collect::<Vec<_>>().join("; ")
+        };
+        let hinted = plan("SELECT value FROM kv WHERE id = 1 AND key = x'00'");
+        assert!(hinted.contains("INTEGER PRIMARY KEY"), "{hinted}");
+        let build = plan(HINTS_SQL);
+        assert!(build.contains("COVERING INDEX"), "{build}");
+        s.close().await;
+        let _ = std::fs::remove_dir_all(p.parent().unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_full_hint_table_is_rebuilt_from_the_database() {
+        let p = tmp("hints-full");
+        let s = SqliteStorage::open(&p, SqliteOptions::default()).unwrap();
+        hints_built(&s, 1).await;
+        // the table built for an empty file has 4096 slots: reads of 5000 keys fill it
+        let ops: Vec<Op> = (0..5000u32)
+            .map(|i| Op::put(format!("k/{i:05}"), i.to_le_bytes()))
+            .collect();
+        s.transact(ops).await.unwrap();
+        for i in 0..5000u32 {
+            let v = s.get(&format!("k/{i:05}")).await.unwrap();
+            assert_eq!(v.as_deref(), Some(&i.to_le_bytes()[..]));
+        }
+        hints_built(&s, 2).await;
+        assert!(s.hints.bytes() > 8 * 4096, "rebuilt for 5000 keys");
+        let hinted = (0..5000u32)
+            .filter(|i| {
+                let k = format!("k/{i:05}");
+                s.hints.find(s.hints.tag(k.as_bytes())) == Some(row_id(&p, &k))
+            })
+            .count();
+        assert!(hinted >= 4990, "{hinted}");
         s.close().await;
         let _ = std::fs::remove_dir_all(p.parent().unwrap());
     }
