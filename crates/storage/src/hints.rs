@@ -182,15 +182,18 @@ impl RowHints {
 
     /// Replace the table by one holding exactly `words` ([`RowHints::word`]), as a rebuild
     /// read them from the database, and release the rebuild's claim. Hints recorded meanwhile
-    /// in the old table are lost; reads record them again.
-    pub(crate) fn install(&self, words: &[u64]) {
+    /// in the old table are lost; reads record them again. Returns the new table's size in
+    /// bytes.
+    pub(crate) fn install(&self, words: &[u64]) -> usize {
         let t = Table::for_count(words.len());
         for &w in words {
             t.insert(w);
         }
+        let bytes = t.slots.len() * 8;
         self.table.store(Arc::new(t));
         self.builds.fetch_add(1, Ordering::Release);
         self.rebuilding.store(false, Ordering::Release);
+        bytes
     }
 
     /// How many tables were installed: 1 once the build at open is done.

@@ -123,11 +123,24 @@ impl SqliteStorage {
         let (path, hints) = (self.path.clone(), self.hints.clone());
         let spawned = thread::Builder::new()
             .name("sqlite-hints".into())
-            .spawn(move || match read_hints(&path, &hints) {
-                Ok(all) => hints.install(&all),
-                Err(e) => {
-                    tracing::warn!("reading row hints failed (reads stay correct, slower): {e}");
-                    hints.abandon_rebuild();
+            .spawn(move || {
+                let t0 = std::time::Instant::now();
+                match read_hints(&path, &hints) {
+                    Ok(all) => {
+                        let bytes = hints.install(&all);
+                        tracing::info!(
+                            keys = all.len(),
+                            bytes,
+                            ms = t0.elapsed().as_millis() as u64,
+                            "row hints built"
+                        );
+                    }
+                    Err(e) => {
+                        tracing::warn!(
+                            "reading row hints failed (reads stay correct, slower): {e}"
+                        );
+                        hints.abandon_rebuild();
+                    }
                 }
             });
         if spawned.is_err() {
