@@ -70,10 +70,10 @@ pub async fn login_ceiling_server(body: Vec<u8>, keys: strongroom_jwt::KeySet) -
 
 /// What a cold read cannot avoid in Strongroom's layout: a server that per request only
 /// reads it, looks up one kv-v2 metadata record in `db` (Strongroom's SQLite file, through
-/// Strongroom's own storage code: the same per-thread read connections, pragmas and SQLite
-/// build) and answers with `body`. No namespace resolution, no token, no decryption: the
-/// request `/v1/p<n>/secret/data/s<k>` picks record `10n + k` of the file's metadata keys,
-/// so reads spread over them as the scale workload's do. Returns its address.
+/// Strongroom's own storage code: the same per-thread read connections, pragmas, row hints
+/// and SQLite build) and answers with `body`. No namespace resolution, no token, no
+/// decryption: the request `/v1/p<n>/secret/data/s<k>` picks record `10n + k` of the file's
+/// metadata keys, so reads spread over them as the scale workload's do. Returns its address.
 pub async fn lookup_floor_server(body: Vec<u8>, db: &Path) -> Result<String> {
     use strongroom_storage::Storage;
     let store = Arc::new(strongroom_storage::SqliteStorage::open(
@@ -630,7 +630,7 @@ impl Report {
                 s.paced_one,
             );
             for (what, f) in [
-                ("one SQLite lookup per read: Strongroom's own storage code on the same file (its per-thread read connections, pragmas and SQLite build), no namespace, token or decryption", &s.lookup_floor),
+                ("one SQLite lookup per read: Strongroom's own storage code on the same file (its per-thread read connections, pragmas, row hints and SQLite build), no namespace, token or decryption", &s.lookup_floor),
                 ("one 4 KiB `pread` of the same file per read, at a page picked by the request", &s.page_floor),
             ] {
                 let Some(f) = f else { continue };

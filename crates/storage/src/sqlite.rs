@@ -51,6 +51,9 @@ pub struct SqliteStorage {
     writer: Mutex<Option<mpsc::Sender<WriterMsg>>>,
     /// Row ids of keys, so a point read can skip the key index (see `hints`).
     hints: std::sync::Arc<RowHints>,
+    /// Reads answered through a hint (tests check the hinted statement finds rows).
+    #[cfg(test)]
+    hinted_reads: std::sync::atomic::AtomicU64,
 }
 
 static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
@@ -107,6 +110,8 @@ impl SqliteStorage {
             path,
             writer: Mutex::new(Some(tx)),
             hints: std::sync::Arc::new(RowHints::new()),
+            #[cfg(test)]
+            hinted_reads: Default::default(),
         };
         store.rebuild_hints();
         Ok(store)
@@ -419,6 +424,9 @@ impl Storage for SqliteStorage {
                     .query_row(params![id, key], |r| r.get(0))
                     .optional()?;
                 if v.is_some() {
+                    #[cfg(test)]
+                    self.hinted_reads
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     return Ok((v, None));
                 }
             }
@@ -612,18 +620,23 @@ mod tests {
         let s = SqliteStorage::open(&p, SqliteOptions::default()).unwrap();
         hints_built(&s, 1).await;
         let hint = |k: &str| s.hints.find(s.hints.tag(k.as_bytes()));
-        // the build at open read every key's row id
+        let hinted = || s.hinted_reads.load(std::sync::atomic::Ordering::Relaxed);
+        // the build at open read every key's row id, and reads follow them
         for i in [0u32, 17, 299] {
             let k = format!("k/{i:04}");
             assert_eq!(hint(&k), Some(row_id(&p, &k)));
             assert_eq!(s.get(&k).await.unwrap(), Some(format!("v{i}").into_bytes()));
         }
+        assert_eq!(hinted(), 3);
         // A hint naming another key's row, or a row that is gone, reads the right value
         // (or none) and is replaced by the key's own row id.
         let (a, b) = ("k/0001", "k/0002");
         s.hints.record(s.hints.tag(a.as_bytes()), row_id(&p, b));
         assert_eq!(s.get(a).await.unwrap().as_deref(), Some(&b"v1"[..]));
+        assert_eq!(hinted(), 3, "the wrong row was not used");
         assert_eq!(hint(a), Some(row_id(&p, a)));
+        assert_eq!(s.get(a).await.unwrap().as_deref(), Some(&b"v1"[..]));
+        assert_eq!(hinted(), 4, "the learned hint is used");
         s.hints.record(s.hints.tag(a.as_bytes()), 1_000_000);
         assert_eq!(s.get(a).await.unwrap().as_deref(), Some(&b"v1"[..]));
         // a key deleted and written again lives in a new row: its old hint is stale
