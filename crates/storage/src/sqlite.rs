@@ -1,6 +1,8 @@
 //! SQLite backend: one table of (key BLOB, value BLOB), WAL mode, `synchronous=FULL`.
 //!
-//! Reads run on a small pool of read-only connections and never wait for writers (WAL).
+//! Reads run on a small pool of read-only connections and never wait for writers (WAL). A
+//! point read follows the key's row hint when it has one (see `hints`): one B-tree instead
+//! of two.
 //! All writes go to one writer thread that *group-commits*: it takes every transaction
 //! queued while the previous commit was syncing, runs each one's checks before any of its
 //! writes (so a failed check aborts only its own transaction, having written nothing) and
