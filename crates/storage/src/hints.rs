@@ -23,8 +23,8 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
-/// A key's tag: the top 32 bits of its keyed hash. The table's home slot for a key is the
-/// tag's top bits, so growing needs only the tags already stored.
+/// A key's tag: the top 32 bits of its keyed hash. A key's home slot is the tag's top bits;
+/// a word holds the whole tag, so keys sharing a home slot are told apart.
 pub(crate) type Tag = u32;
 
 /// How far a lookup or insert walks from a key's home slot before giving up.
@@ -129,7 +129,7 @@ pub(crate) enum Insert {
 pub(crate) struct RowHints {
     hasher: RandomState,
     table: ArcSwap<Table>,
-    /// Whether a rebuild from the database is under way (or is not wanted any more).
+    /// Whether a rebuild from the database is under way (at most one at a time).
     rebuilding: AtomicBool,
     /// Tables installed by [`RowHints::install`] so far.
     builds: AtomicU64,
