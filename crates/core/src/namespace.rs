@@ -75,6 +75,12 @@ struct Loaded {
 }
 
 impl Loaded {
+    fn new(capacity: usize) -> Arc<Loaded> {
+        Arc::new(Loaded {
+            cache: Cache::new(capacity),
+            changes: 0.into(),
+        })
+    }
     /// Taken before a namespace's record is read, for [`Loaded::keep`].
     fn generation(&self) -> u64 {
         self.changes.load(Ordering::Acquire)
@@ -104,6 +110,11 @@ impl Loaded {
     fn changed(&self, id: &str) {
         self.changes.fetch_add(1, Ordering::AcqRel);
         self.cache.remove(id);
+    }
+    /// After changes of any namespaces (made by another node): drop every state kept.
+    fn changed_all(&self) {
+        self.changes.fetch_add(1, Ordering::AcqRel);
+        self.cache.clear();
     }
 }
 
@@ -327,10 +338,7 @@ impl Registry {
         let root_view = View::new(barrier.clone(), "");
         let records = Arc::new(Records::new());
         let admin_locks = Arc::new(AdminLocks::default());
-        let loaded = Arc::new(Loaded {
-            cache: Cache::new(LOADED_MAX),
-            changes: 0.into(),
-        });
+        let loaded = Loaded::new(LOADED_MAX);
         let root = Arc::new(NsState {
             ns: Namespace::root(),
             view: root_view.clone(),
@@ -363,8 +371,7 @@ impl Registry {
 
     /// Forget every loaded namespace and cached child lookup (another node changed them).
     pub fn clear_caches(&self) {
-        self.loaded.changes.fetch_add(1, Ordering::AcqRel);
-        self.loaded.cache.clear();
+        self.loaded.changed_all();
         self.records.cache.clear();
         self.root.children.write().clear();
     }
@@ -1082,10 +1089,7 @@ mod tests {
         }
         let mut reg = Registry::new(core.barrier.clone());
         // One entry per shard: the cache is full after a few loads.
-        reg.loaded = Arc::new(Loaded {
-            cache: Cache::new(16),
-            changes: 0.into(),
-        });
+        reg.loaded = Loaded::new(16);
         let record = |i: usize| {
             let view = reg.root_view.clone();
             async move {
