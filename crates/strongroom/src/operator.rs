@@ -3,8 +3,9 @@
 //! Everything is copied as stored — still encrypted by the barrier — so neither command
 //! needs the unseal key, and a snapshot is as safe at rest as the database itself. Both
 //! refuse a target that is not empty unless told `--force`. Run them against a stopped
-//! server (or one that takes no writes): the copy is made page by page, not in one
-//! read transaction.
+//! server: the copy is made page by page, not in one read transaction. A SQLite file that
+//! a running server holds is refused ("in use by another process"); PostgreSQL has no
+//! such lock, so there the server must at least take no writes meanwhile.
 
 use std::io::{Read, Write};
 use std::path::PathBuf;

@@ -205,3 +205,56 @@ fn acknowledged_writes_survive_kill_9() {
         last.len()
     );
 }
+
+/// The SQLite file belongs to the server that opened it: a second server, or an operator
+/// command, on the same file while it runs is refused with a clear error (it would write
+/// behind the first one's caches), and the file opens again once the server stopped.
+#[test]
+fn a_database_in_use_is_refused_to_another_process() {
+    let dir = TempDir::new("in-use");
+    let cfg = config(&dir);
+    let mut s = strongroom_config(&cfg);
+    let root = init(&s);
+    let put = http(
+        "POST",
+        &s.url("secret/data/app"),
+        Some(&root),
+        &[],
+        Some(br#"{"data": {"k": "v1"}}"#),
+    );
+    assert_eq!(put.status, 200, "{}", put.body);
+    let snap = dir.path().join("snap");
+    for args in [
+        vec!["server", "--config"],
+        vec![
+            "operator",
+            "snapshot",
+            "save",
+            snap.to_str().unwrap(),
+            "--config",
+        ],
+    ] {
+        let out = std::process::Command::new(strongroom_bin())
+            .args(&args)
+            .arg(&cfg)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} ran beside the server");
+        assert!(
+            err.contains("is in use by another process"),
+            "{args:?}: {err}"
+        );
+    }
+    assert!(!snap.exists(), "the refused snapshot wrote nothing");
+    let read = |s: &Server| {
+        let r = http("GET", &s.url("secret/data/app"), Some(&root), &[], None);
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.json()["data"]["data"]["k"].as_str().unwrap().to_owned()
+    };
+    assert_eq!(read(&s), "v1", "the running server is unaffected");
+    assert!(s.stop().success());
+    let s = strongroom_config(&cfg);
+    assert_eq!(read(&s), "v1", "the file opens again after the stop");
+}
