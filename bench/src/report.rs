@@ -298,10 +298,16 @@ pub struct Scale {
     /// After a restart on the populated data: idle, then after random reads over all.
     pub steady_idle_kb: u64,
     pub steady_after_reads_kb: u64,
+    /// Reads at saturation over every namespace once each was used (the steady state).
     pub read_p50_ms: f64,
     pub read_p99_ms: f64,
     pub read_rps: f64,
     pub read_errors: u64,
+    /// The same right after the restart, when most reads are a namespace's first use:
+    /// p50, p99, req/s, errors.
+    pub restart: (f64, f64, f64, u64),
+    /// How long one read of each namespace took, between the two.
+    pub first_use: Duration,
     pub small_p99_ms: f64,
     /// The same server unloaded (one client, so no queueing): p50/p99 of reads spread over
     /// every namespace, and of reads of one namespace's 10 secrets (served from memory).
@@ -446,14 +452,20 @@ impl Report {
                 .and_then(|f| self.cold_floor_ratio(f))
                 .map(|f| format!("; one SQLite lookup added to a hot read: {f:.2}×"))
                 .unwrap_or_default();
+            let restart = if s.small_p99_ms > 0.0 {
+                s.restart.1 / s.small_p99_ms
+            } else {
+                0.0
+            };
             out.push((
                 format!(
-                    "read p99 at {} secrets vs the small case",
+                    "read p99 at {} secrets vs the small case (every namespace used once)",
                     s.namespaces * 10
                 ),
                 "≤ 1.5×".into(),
                 format!(
-                    "{r:.2}× ({:.2} vs {:.2} ms{floor})",
+                    "{r:.2}× ({:.2} vs {:.2} ms{floor}; right after a restart, most reads \
+                     a namespace's first use: {restart:.2}×)",
                     s.read_p99_ms, s.small_p99_ms
                 ),
                 r <= 1.5,
@@ -591,7 +603,7 @@ impl Report {
                 s.load.as_secs_f64(),
                 s.openbao_load.as_secs_f64()
             );
-            let _ = writeln!(md, "| resident memory per namespace, serving (restarted on the data, after random reads over all namespaces) | {per:.0} B | {bper:.0} B |");
+            let _ = writeln!(md, "| resident memory per namespace, serving (restarted on the data, after every namespace was used) | {per:.0} B | {bper:.0} B |");
             let _ = writeln!(md, "| resident memory per namespace right after the bulk load (includes what the allocator keeps from ~1.2M writes) | {bulk:.0} B | |");
             let _ = writeln!(
                 md,
@@ -601,7 +613,13 @@ impl Report {
                 bper * s.namespaces as f64 / 1048576.0
             );
             let _ = writeln!(md, "| storage bytes per secret (all data on disk / secrets) | {:.0} | n/a (in-memory dev store) |", s.bytes_per_secret);
-            let _ = writeln!(md, "| read p50 / p99, random namespace, restarted server | {:.2} / {:.2} ms ({:.0} req/s, {} errors) | |", s.read_p50_ms, s.read_p99_ms, s.read_rps, s.read_errors);
+            let _ = writeln!(md, "| read p50 / p99, random namespace, right after the restart (most reads are a namespace's first use, which reads its record too) | {:.2} / {:.2} ms ({:.0} req/s, {} errors) | |", s.restart.0, s.restart.1, s.restart.2, s.restart.3);
+            let _ = writeln!(
+                md,
+                "| then one read of every namespace | {:.1} s | |",
+                s.first_use.as_secs_f64()
+            );
+            let _ = writeln!(md, "| read p50 / p99, random namespace, every namespace used once (the goal's figure) | {:.2} / {:.2} ms ({:.0} req/s, {} errors) | |", s.read_p50_ms, s.read_p99_ms, s.read_rps, s.read_errors);
             let _ = writeln!(
                 md,
                 "| read p99, small case (workload 1) | {:.2} ms | |",
@@ -651,7 +669,7 @@ impl Report {
             );
             let _ = writeln!(
                 md,
-                "The goal row compares p99 at saturation (32 closed-loop clients), where latency follows throughput. The unloaded rows compare the same server's reads with no queueing, so they show what the data volume alone adds to one read; the fixed-load rows compare them under the same offered load (half the rate the server sustains over every namespace), queueing included.\n"
+                "The goal row compares p99 at saturation (32 closed-loop clients), where latency follows throughput, once every namespace was used: namespaces load lazily, so right after a restart a namespace's first read also reads its record, and the share of such reads in the measured window depends on the machine's speed (the \"right after the restart\" row). The unloaded rows compare the same server's reads with no queueing, so they show what the data volume alone adds to one read; the fixed-load rows compare them under the same offered load (half the rate the server sustains over every namespace), queueing included.\n"
             );
             let _ = writeln!(
                 md,

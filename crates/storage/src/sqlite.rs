@@ -2,7 +2,7 @@
 //!
 //! The process holds the file exclusively (the `unix-excl` VFS, see `VFS`), so WAL
 //! locking stays in its memory.
-//! Reads run on a small pool of read-only connections and never wait for writers (WAL). A
+//! Reads run on a small pool of `query_only` connections and never wait for writers (WAL). A
 //! point read follows the key's row hint when it has one (see `hints`): one B-tree instead
 //! of two.
 //! All writes go to one writer thread that *group-commits*: it takes every transaction
