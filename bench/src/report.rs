@@ -441,22 +441,20 @@ impl Report {
                 format!("{per:.0} B"),
                 per <= 1024.0,
             ));
-            let r = if s.small_p99_ms > 0.0 {
-                s.read_p99_ms / s.small_p99_ms
-            } else {
-                0.0
+            let to_small = |p99: f64| {
+                if s.small_p99_ms > 0.0 {
+                    p99 / s.small_p99_ms
+                } else {
+                    0.0
+                }
             };
+            let (r, restart) = (to_small(s.read_p99_ms), to_small(s.restart.1));
             let floor = s
                 .lookup_floor
                 .as_ref()
                 .and_then(|f| self.cold_floor_ratio(f))
                 .map(|f| format!("; one SQLite lookup added to a hot read: {f:.2}×"))
                 .unwrap_or_default();
-            let restart = if s.small_p99_ms > 0.0 {
-                s.restart.1 / s.small_p99_ms
-            } else {
-                0.0
-            };
             out.push((
                 format!(
                     "read p99 at {} secrets vs the small case (every namespace used once)",
