@@ -1,7 +1,9 @@
 //! The HTTP edge: OpenBao's `/v1` API in, [`strongroom_core::Request`] to the core,
 //! the OpenBao envelope out.
 //!
-//! One catch-all route translates every `/v1/...` request: method → operation (`LIST` and
+//! Served by hyper's HTTP/1.1 server directly ([`serve`]): [`App::call`] takes each
+//! request apart once, without a router or extractors, and translates every `/v1/...`
+//! request: method → operation (`LIST` and
 //! `GET ?list=true` → list; PUT/POST → write, create-vs-update decided by the core),
 //! JSON or form body plus query → data, `X-Vault-Token`/`Authorization: Bearer` → token,
 //! `X-Vault-Namespace` → namespace. Errors map to statuses once, in [`error_response`].
@@ -9,21 +11,25 @@
 //! Architecture invariant: handlers hold no policy and touch no storage; they translate
 //! and call [`strongroom_core::Core::handle`], nothing else.
 
+mod serve;
 mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::{Body, Bytes};
-use axum::extract::{ConnectInfo, State};
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
-use axum::response::Response as HttpResponse;
-use axum::Router;
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{self, HeaderValue};
+use hyper::{HeaderMap, Method, StatusCode, Uri};
 use serde_json::{json, Map, Value};
 use strongroom_core::{Core, CoreError, InlineAuth, Operation, Request, Response};
 
+pub use serve::{serve, Listener};
 pub use tls::{load_tls_config, TlsListener};
+
+/// What every handler answers.
+pub type HttpResponse = hyper::Response<Full<Bytes>>;
 
 /// Limits applied at the edge.
 #[derive(Clone, Debug)]
@@ -43,43 +49,77 @@ impl Default for HttpLimits {
     }
 }
 
-/// The client's address, for both plain and TLS listeners (`ConnectInfo<PeerAddr>`).
-#[derive(Clone, Copy, Debug)]
-pub struct PeerAddr(pub SocketAddr);
-
-impl
-    axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, tokio::net::TcpListener>>
-    for PeerAddr
-{
-    fn connect_info(s: axum::serve::IncomingStream<'_, tokio::net::TcpListener>) -> Self {
-        PeerAddr(*s.remote_addr())
-    }
-}
-
-impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TlsListener>>
-    for PeerAddr
-{
-    fn connect_info(s: axum::serve::IncomingStream<'_, TlsListener>) -> Self {
-        PeerAddr(*s.remote_addr())
-    }
-}
-
+/// What a listener serves: `/v1/...` to the core, plus any fixed JSON documents (the dev
+/// server's OIDC discovery and JWKS). Cloning it is one reference count.
 #[derive(Clone)]
+pub struct App(Arc<AppState>);
+
 struct AppState {
     core: Arc<Core>,
     limits: HttpLimits,
+    /// `(path, JSON body)` answered to GET outside `/v1/`.
+    documents: Vec<(String, Bytes)>,
 }
 
-/// The axum router serving `/v1/...`.
-pub fn router(core: Arc<Core>, limits: HttpLimits) -> Router {
-    let state = AppState { core, limits };
-    // Every path goes to one handler, which answers 404 outside `/v1/`: a wildcard route
-    // would allocate its captured parameter on every request, and nothing reads it.
-    Router::new().fallback(v1).with_state(state)
-}
+impl App {
+    pub fn new(core: Arc<Core>, limits: HttpLimits) -> App {
+        App(Arc::new(AppState {
+            core,
+            limits,
+            documents: Vec::new(),
+        }))
+    }
 
-async fn not_found() -> HttpResponse {
-    json_response(StatusCode::NOT_FOUND, &json!({ "errors": [] }))
+    /// Also answer GET `path` with `json`. For building the app, before it serves.
+    pub fn with_document(mut self, path: &str, json: String) -> App {
+        let st = Arc::get_mut(&mut self.0).expect("documents are added before serving");
+        st.documents.push((path.to_owned(), Bytes::from(json)));
+        self
+    }
+
+    /// Answer one request from `peer`.
+    pub async fn call(&self, req: hyper::Request<Incoming>, peer: SocketAddr) -> HttpResponse {
+        let (parts, body) = req.into_parts();
+        let path = parts.uri.path();
+        if path.len() <= "/v1/".len() || !path.starts_with("/v1/") {
+            return self.document(&parts.method, path);
+        }
+        let head = parts.method == Method::HEAD;
+        let st = &*self.0;
+        let mut resp = match tokio::time::timeout(
+            st.limits.request_timeout,
+            handle(st, peer, &parts.method, &parts.uri, &parts.headers, body),
+        )
+        .await
+        {
+            Ok(r) => r,
+            Err(_) => error_response(&CoreError::Unavailable("request timed out".into())),
+        };
+        if head {
+            *resp.body_mut() = Full::default();
+        }
+        resp
+    }
+
+    /// A request outside `/v1/`: one of the fixed documents, else 404.
+    fn document(&self, method: &Method, path: &str) -> HttpResponse {
+        let Some((_, body)) = self.0.documents.iter().find(|(p, _)| p == path) else {
+            return json_response(StatusCode::NOT_FOUND, &json!({ "errors": [] }));
+        };
+        match *method {
+            Method::GET => with_json_headers(StatusCode::OK, body.clone()),
+            Method::HEAD => with_json_headers(StatusCode::OK, Bytes::new()),
+            _ => {
+                let mut r = json_response(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    &json!({ "errors": ["method not allowed"] }),
+                );
+                r.headers_mut()
+                    .insert(header::ALLOW, HeaderValue::from_static("GET,HEAD"));
+                r
+            }
+        }
+    }
 }
 
 fn json_response(status: StatusCode, body: &impl serde::Serialize) -> HttpResponse {
@@ -87,7 +127,11 @@ fn json_response(status: StatusCode, body: &impl serde::Serialize) -> HttpRespon
     if serde_json::to_writer(&mut bytes, body).is_err() {
         bytes = b"{}".to_vec();
     }
-    let mut r = HttpResponse::new(Body::from(bytes));
+    with_json_headers(status, Bytes::from(bytes))
+}
+
+fn with_json_headers(status: StatusCode, body: Bytes) -> HttpResponse {
+    let mut r = HttpResponse::new(Full::new(body));
     *r.status_mut() = status;
     r.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -290,52 +334,31 @@ fn token_from(headers: &HeaderMap) -> Option<String> {
         .map(|t| t.trim().to_owned())
 }
 
-async fn v1(
-    State(st): State<AppState>,
-    ConnectInfo(PeerAddr(peer)): ConnectInfo<PeerAddr>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Body,
-) -> HttpResponse {
-    if uri.path().len() <= "/v1/".len() || !uri.path().starts_with("/v1/") {
-        return not_found().await;
-    }
-    let head = method == Method::HEAD;
-    let mut resp = match tokio::time::timeout(
-        st.limits.request_timeout,
-        handle(&st, peer, &method, &uri, &headers, body),
-    )
-    .await
-    {
-        Ok(r) => r,
-        Err(_) => error_response(&CoreError::Unavailable("request timed out".into())),
-    };
-    if head {
-        *resp.body_mut() = Body::empty();
-    }
-    resp
-}
-
 async fn handle(
     st: &AppState,
     peer: SocketAddr,
     method: &Method,
     uri: &Uri,
     headers: &HeaderMap,
-    body: Body,
+    body: Incoming,
 ) -> HttpResponse {
     let query = parse_query(uri);
     let Some((op, is_write)) = operation(method, &query) else {
         return error_response(&CoreError::UnsupportedOperation);
     };
-    let bytes = match axum::body::to_bytes(body, st.limits.max_request_size).await {
-        Ok(b) => b,
-        Err(_) => {
+    let bytes = match Limited::new(body, st.limits.max_request_size)
+        .collect()
+        .await
+    {
+        Ok(b) => b.to_bytes(),
+        Err(e) if e.is::<LengthLimitError>() => {
             return json_response(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 &json!({ "errors": [format!("request body too large: the limit is {} bytes", st.limits.max_request_size)] }),
             )
+        }
+        Err(_) => {
+            return error_response(&CoreError::bad("failed to read the request body"));
         }
     };
     let mut data = match parse_body(headers, &bytes) {
@@ -376,7 +399,7 @@ fn success_response(r: Response) -> HttpResponse {
         return json_response(status, raw);
     }
     if r.is_empty() {
-        let mut resp = HttpResponse::new(Body::empty());
+        let mut resp = HttpResponse::new(Full::default());
         *resp.status_mut() = StatusCode::NO_CONTENT;
         return resp;
     }

@@ -36,15 +36,13 @@ pub fn load_tls_config(cert_file: &Path, key_file: &Path) -> Result<Arc<ServerCo
     Ok(Arc::new(cfg))
 }
 
-/// An [`axum::serve::Listener`] yielding established TLS streams.
+/// A [`Listener`](crate::Listener) yielding established TLS streams.
 pub struct TlsListener {
     rx: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
-    local: SocketAddr,
 }
 
 impl TlsListener {
-    pub fn new(tcp: TcpListener, config: Arc<ServerConfig>) -> std::io::Result<TlsListener> {
-        let local = tcp.local_addr()?;
+    pub fn new(tcp: TcpListener, config: Arc<ServerConfig>) -> TlsListener {
         let (tx, rx) = mpsc::channel(128);
         let acceptor = TlsAcceptor::from(config);
         tokio::spawn(async move {
@@ -52,11 +50,11 @@ impl TlsListener {
                 let (stream, peer) = match tcp.accept().await {
                     Ok(x) => x,
                     Err(e) => {
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        crate::serve::accept_failed(e).await;
                         continue;
                     }
                 };
+                crate::serve::set_nodelay(&stream);
                 if tx.is_closed() {
                     break;
                 }
@@ -75,23 +73,18 @@ impl TlsListener {
                 });
             }
         });
-        Ok(TlsListener { rx, local })
+        TlsListener { rx }
     }
 }
 
-impl axum::serve::Listener for TlsListener {
+impl crate::Listener for TlsListener {
     type Io = TlsStream<TcpStream>;
-    type Addr = SocketAddr;
 
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+    async fn accept(&mut self) -> (Self::Io, SocketAddr) {
         match self.rx.recv().await {
             Some(x) => x,
             // The accept task only ends when this listener is dropped.
             None => std::future::pending().await,
         }
-    }
-
-    fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        Ok(self.local)
     }
 }

@@ -300,10 +300,9 @@ async fn server(args: ServerArgs) -> Result<()> {
         max_request_size: cfg.max_request_size,
         request_timeout: cfg.request_timeout,
     };
-    let mut app = strongroom_http::router(core.clone(), limits);
+    let mut app = strongroom_http::App::new(core.clone(), limits);
     if dev.is_some() {
         let issuer = dev::load_or_create_issuer(&dev::issuer_key_path())?;
-        let jwks = issuer.jwks();
         let discovery = serde_json::json!({
             "issuer": api_addr,
             "jwks_uri": format!("{api_addr}/.well-known/jwks.json"),
@@ -311,26 +310,13 @@ async fn server(args: ServerArgs) -> Result<()> {
             "response_types_supported": ["id_token"],
             "subject_types_supported": ["public"],
         });
-        let json_route = |v: serde_json::Value| {
-            axum::routing::get(move || {
-                let body = v.to_string();
-                async move {
-                    (
-                        [(axum::http::header::CONTENT_TYPE, "application/json")],
-                        body,
-                    )
-                }
-            })
-        };
         app = app
-            .route("/.well-known/jwks.json", json_route(jwks))
-            .route("/.well-known/openid-configuration", json_route(discovery));
+            .with_document("/.well-known/jwks.json", issuer.jwks().to_string())
+            .with_document("/.well-known/openid-configuration", discovery.to_string());
     }
     let mut tasks = Vec::new();
     for (tcp, addr, tls) in bound {
-        let app = app
-            .clone()
-            .into_make_service_with_connect_info::<strongroom_http::PeerAddr>();
+        let app = app.clone();
         let mut rx = stop_rx.clone();
         let shutdown = async move {
             let _ = rx.wait_for(|s| *s).await;
@@ -338,18 +324,14 @@ async fn server(args: ServerArgs) -> Result<()> {
         tasks.push(match tls {
             None => {
                 tracing::info!(%addr, "listening (plain HTTP)");
-                tokio::spawn(
-                    async move { axum::serve(tcp, app).with_graceful_shutdown(shutdown).await },
-                )
+                tokio::spawn(strongroom_http::serve(tcp, app, shutdown))
             }
             Some((cert, key)) => {
                 let tls_cfg = strongroom_http::load_tls_config(&cert, &key)
                     .map_err(|e| anyhow!("listener {addr}: {e}"))?;
-                let l = strongroom_http::TlsListener::new(tcp, tls_cfg)?;
+                let l = strongroom_http::TlsListener::new(tcp, tls_cfg);
                 tracing::info!(%addr, "listening (TLS)");
-                tokio::spawn(
-                    async move { axum::serve(l, app).with_graceful_shutdown(shutdown).await },
-                )
+                tokio::spawn(strongroom_http::serve(l, app, shutdown))
             }
         });
     }
@@ -387,8 +369,7 @@ async fn server(args: ServerArgs) -> Result<()> {
     let _ = stop_tx.send(true);
     for t in tasks {
         match tokio::time::timeout(Duration::from_secs(30), t).await {
-            Ok(Ok(Ok(()))) => {}
-            Ok(Ok(Err(e))) => tracing::warn!(error = %e, "listener ended with an error"),
+            Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::warn!(error = %e, "listener task failed"),
             Err(_) => tracing::warn!("listener did not drain within 30s"),
         }

@@ -457,3 +457,94 @@ fn the_server_runs_without_transparent_huge_pages() {
         .trim();
     assert_eq!(thp, "0", "THP_enabled for the server process");
 }
+
+/// One HTTP/1.1 response read off `s`: the head, then as many body bytes as it announces.
+fn read_one_response(s: &mut std::net::TcpStream) -> String {
+    use std::io::Read;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..p]).to_ascii_lowercase();
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .map_or(0, |v| v.trim().parse().unwrap());
+            if buf.len() >= p + 4 + len {
+                return String::from_utf8_lossy(&buf).into_owned();
+            }
+        }
+        let n = s.read(&mut chunk).unwrap();
+        assert!(n > 0, "connection closed mid-response: {buf:?}");
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// On SIGTERM the server stops accepting, finishes the request it is reading (here one
+/// whose body is still arriving) and answers it with `Connection: close`, closes idle
+/// keep-alive connections at once, and exits cleanly.
+#[test]
+fn shutdown_finishes_in_flight_requests_and_closes_idle_connections() {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    let mut s = strongroom_dev();
+    let host = s.addr.trim_start_matches("http://").to_owned();
+    let mut idle = TcpStream::connect(&host).unwrap();
+    idle.write_all(format!("GET /v1/sys/health HTTP/1.1\r\nHost: {host}\r\n\r\n").as_bytes())
+        .unwrap();
+    let first = read_one_response(&mut idle);
+    assert!(first.starts_with("HTTP/1.1 200"), "{first}");
+
+    let body = br#"{"data": {"k": "written after SIGTERM"}}"#;
+    let mut busy = TcpStream::connect(&host).unwrap();
+    busy.write_all(
+        format!(
+            "PUT /v1/secret/data/in-flight HTTP/1.1\r\nHost: {host}\r\nX-Vault-Token: {ROOT}\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    busy.write_all(&body[..10]).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let mut child = s.child.take().expect("running");
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    std::thread::sleep(std::time::Duration::from_millis(300));
+
+    busy.write_all(&body[10..]).unwrap();
+    let mut answer = String::new();
+    busy.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    busy.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(
+        answer.to_ascii_lowercase().contains("connection: close"),
+        "{answer}"
+    );
+    assert!(answer.contains("\"version\":1"), "{answer}");
+
+    idle.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    let mut rest = Vec::new();
+    idle.read_to_end(&mut rest).unwrap();
+    assert!(rest.is_empty(), "the idle connection got {rest:?}");
+
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no exit after SIGTERM"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status:?}\n{}", s.logs());
+    assert!(TcpStream::connect(&host).is_err(), "still accepting");
+}

@@ -828,6 +828,24 @@ fn jwks_url_and_oidc_discovery() {
         Some(json!({"role": "ci", "jwt": forged}).to_string().as_bytes()),
     );
     assert_eq!(r.status, 400, "{}", r.body);
+    // the documents answer GET and HEAD only; other paths outside /v1/ are 404
+    let jwks_url = format!("{}/.well-known/jwks.json", s.addr);
+    let r = http("GET", &jwks_url, None, &[], None);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.content_type.as_deref(), Some("application/json"));
+    assert!(r.json()["keys"][0]["n"].is_string(), "{}", r.body);
+    assert_eq!(http("HEAD", &jwks_url, None, &[], None).status, 200);
+    let r = http("POST", &jwks_url, None, &[], Some(b"{}"));
+    assert_eq!(r.status, 405, "{}", r.body);
+    assert_eq!(r.header("allow"), Some("GET,HEAD"));
+    let r = http(
+        "GET",
+        &format!("{}/.well-known/nope", s.addr),
+        None,
+        &[],
+        None,
+    );
+    assert_eq!(r.status, 404, "{}", r.body);
     // OIDC discovery
     bao_ok(&s.addr, t, &["auth", "enable", "-path=oidc", "jwt"]);
     let r = http(
