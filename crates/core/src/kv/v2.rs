@@ -291,12 +291,12 @@ impl KeyMeta {
         if let Some(t) = self.response.0.get() {
             return Ok(Some(t.clone()));
         }
-        let meta = serde_json::to_string(&self.version_json(v))
-            .map_err(|e| CoreError::Internal(e.to_string()))?;
-        let mut text = Zeroizing::new(String::with_capacity(l.data.len() + meta.len() + 24));
-        for part in ["{\"data\":", l.data.as_str(), ",\"metadata\":", &meta, "}"] {
-            text.push_str(part);
-        }
+        let mut text = Zeroizing::new(String::with_capacity(l.data.len() + 192));
+        text.push_str("{\"data\":");
+        text.push_str(l.data.as_str());
+        text.push_str(",\"metadata\":");
+        self.write_version_json(v, &mut text)?;
+        text.push('}');
         let text = std::sync::Arc::new(text);
         Ok(Some(self.response.0.get_or_init(|| text).clone()))
     }
@@ -320,6 +320,38 @@ impl KeyMeta {
             "updated_time": rfc3339_nanos(self.updated_time),
             "versions": versions,
         })
+    }
+
+    /// [`KeyMeta::version_json`] as text, written directly: the bytes serializing that
+    /// value gives (its keys in order), without building it. A cold read renders this once
+    /// per record it reads.
+    fn write_version_json(&self, v: u64, out: &mut String) -> Result<()> {
+        use std::fmt::Write as _;
+        let m = self.versions.get(&v);
+        out.push('{');
+        if let Some(m) = m {
+            let _ = write!(
+                out,
+                "\"created_time\":\"{}\",",
+                rfc3339_nanos(m.created_time)
+            );
+        }
+        out.push_str("\"custom_metadata\":");
+        match &self.custom_metadata {
+            None => out.push_str("null"),
+            Some(c) => out.push_str(
+                &serde_json::to_string(c).map_err(|e| CoreError::Internal(e.to_string()))?,
+            ),
+        }
+        if let Some(m) = m {
+            out.push_str(",\"deletion_time\":\"");
+            if m.deletion_time != 0 {
+                out.push_str(&rfc3339_nanos(m.deletion_time));
+            }
+            let _ = write!(out, "\",\"destroyed\":{}", m.destroyed);
+        }
+        let _ = write!(out, ",\"version\":{v}}}");
+        Ok(())
     }
 
     fn version_json(&self, v: u64) -> Value {
@@ -1095,6 +1127,41 @@ mod tests {
     fn shown(m: &KeyMeta) -> (Value, Option<(u64, String)>) {
         let latest = m.latest.as_ref().map(|l| (l.version, l.data.to_string()));
         (m.to_json(), latest)
+    }
+
+    #[test]
+    fn version_metadata_text_is_what_serializing_its_value_gives() {
+        let mut m = KeyMeta::new(1_700_000_000_123_456_789);
+        for v in 3..=6u64 {
+            let vm = VersionMeta {
+                created_time: i128::from(v) * 1_000_000_007 + 1_700_000_000_000_000_000,
+                deletion_time: match v {
+                    3 => 0,
+                    4 => -1,
+                    _ => i128::from(v) << 60,
+                },
+                destroyed: v == 5,
+            };
+            m.versions.insert(v, vm);
+        }
+        let custom = [
+            None,
+            Some(BTreeMap::new()),
+            Some(BTreeMap::from([
+                ("team".into(), "é\"✓\n\u{1}".into()),
+                (String::new(), "x".repeat(300)),
+            ])),
+        ];
+        for c in custom {
+            m.custom_metadata = c;
+            // 2 and 7 have no version record (trimmed, or never written).
+            for v in 2..=7u64 {
+                let mut text = String::new();
+                m.write_version_json(v, &mut text).unwrap();
+                let want = serde_json::to_string(&m.version_json(v)).unwrap();
+                assert_eq!(text, want, "version {v}");
+            }
+        }
     }
 
     #[test]
