@@ -115,18 +115,15 @@ async fn connection<I: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
         async move { Ok::<_, Infallible>(app.call(req, peer).await) }
     });
     let mut conn = pin!(http1::Builder::new().serve_connection(TokioIo::new(io), svc));
-    tokio::select! {
+    let ended = tokio::select! {
         biased;
-        r = conn.as_mut() => {
-            if let Err(e) = r {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
-            }
-            return;
+        r = conn.as_mut() => r,
+        _ = &mut stop => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
         }
-        _ = &mut stop => {}
-    }
-    conn.as_mut().graceful_shutdown();
-    if let Err(e) = conn.await {
+    };
+    if let Err(e) = ended {
         tracing::debug!(%peer, error = %e, "connection ended with an error");
     }
 }

@@ -508,12 +508,7 @@ fn shutdown_finishes_in_flight_requests_and_closes_idle_connections() {
     .unwrap();
     busy.write_all(&body[..10]).unwrap();
     std::thread::sleep(std::time::Duration::from_millis(300));
-    let mut child = s.child.take().expect("running");
-    let term = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(term.success());
+    s.term();
     std::thread::sleep(std::time::Duration::from_millis(300));
 
     busy.write_all(&body[10..]).unwrap();
@@ -534,17 +529,7 @@ fn shutdown_finishes_in_flight_requests_and_closes_idle_connections() {
     idle.read_to_end(&mut rest).unwrap();
     assert!(rest.is_empty(), "the idle connection got {rest:?}");
 
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    let status = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break st;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no exit after SIGTERM"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    };
+    let status = s.wait_exit();
     assert!(status.success(), "{status:?}\n{}", s.logs());
     assert!(TcpStream::connect(&host).is_err(), "still accepting");
 }

@@ -107,8 +107,20 @@ impl Server {
 
     /// SIGTERM and wait for a clean exit.
     pub fn stop(&mut self) -> std::process::ExitStatus {
+        let _ = unsafe_kill_term(self.child.as_ref().expect("running").id());
+        self.wait_exit()
+    }
+
+    /// Send SIGTERM to the running process and return at once (it keeps running while it
+    /// drains); fails the test if the signal could not be sent.
+    pub fn term(&self) {
+        let pid = self.child.as_ref().expect("running").id();
+        assert!(unsafe_kill_term(pid), "kill -TERM {pid} failed");
+    }
+
+    /// Wait up to 30 s for the process to exit after [`Server::term`].
+    pub fn wait_exit(&mut self) -> std::process::ExitStatus {
         let mut c = self.child.take().expect("running");
-        unsafe_kill_term(c.id());
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(st) = c.try_wait().unwrap() {
@@ -127,11 +139,13 @@ impl Server {
     }
 }
 
-fn unsafe_kill_term(pid: u32) {
-    let _ = Command::new("kill")
+/// Whether `kill -TERM pid` succeeded.
+fn unsafe_kill_term(pid: u32) -> bool {
+    Command::new("kill")
         .arg("-TERM")
         .arg(pid.to_string())
-        .status();
+        .status()
+        .is_ok_and(|st| st.success())
 }
 
 impl Drop for Server {
