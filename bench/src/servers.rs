@@ -19,7 +19,72 @@ pub struct Proc {
     pub startup: Duration,
 }
 
+/// Every server process the harness runs at the moment (pid, API address): the servers
+/// under test and the ceilings. A round waits until they are all quiet ([`settle`]) and
+/// counts what the others used meanwhile ([`others_cpu_ticks`]).
+static LIVE: std::sync::Mutex<Vec<(u32, String)>> = std::sync::Mutex::new(Vec::new());
+
+/// Clock ticks per second of `/proc/<pid>/stat`'s CPU times (`USER_HZ`, 100 on Linux).
+pub const TICKS_PER_SEC: f64 = 100.0;
+
+/// User plus system CPU time of process `pid` (all its threads) so far, in clock ticks;
+/// 0 once it is gone.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces) in parentheses: utime and
+    // stime are the 14th and 15th of the line, the 12th and 13th after the name.
+    let Some((_, rest)) = stat.rsplit_once(')') else {
+        return 0;
+    };
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let get = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    get(11) + get(12)
+}
+
+fn live() -> Vec<(u32, String)> {
+    LIVE.lock().map(|l| l.clone()).unwrap_or_default()
+}
+
+/// CPU ticks used so far by every live server process except the one serving `addr`.
+pub fn others_cpu_ticks(addr: &str) -> u64 {
+    live()
+        .iter()
+        .filter(|(_, a)| a != addr)
+        .map(|(pid, _)| cpu_ticks(*pid))
+        .sum()
+}
+
+/// Wait until the live server processes are quiet: together at most 2 ticks (20 ms) of
+/// CPU in a 250 ms window, so a round does not measure one server while another is still
+/// busy with the work of its own last round (a Go runtime collecting a large heap, say).
+/// Gives up after `limit`. Returns how long it waited.
+pub async fn settle(limit: Duration) -> Duration {
+    let start = Instant::now();
+    let total = || live().iter().map(|(pid, _)| cpu_ticks(*pid)).sum::<u64>();
+    let mut before = total();
+    loop {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let now = total();
+        if now.saturating_sub(before) <= 2 || start.elapsed() >= limit {
+            return start.elapsed();
+        }
+        before = now;
+    }
+}
+
 impl Proc {
+    fn new(addr: String, child: Child, data_dir: Option<PathBuf>, startup: Duration) -> Proc {
+        if let Ok(mut l) = LIVE.lock() {
+            l.push((child.id(), addr.clone()));
+        }
+        Proc {
+            addr,
+            child,
+            data_dir,
+            startup,
+        }
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
@@ -66,6 +131,10 @@ impl Proc {
 
 impl Drop for Proc {
     fn drop(&mut self) {
+        let pid = self.child.id();
+        if let Ok(mut l) = LIVE.lock() {
+            l.retain(|(p, _)| *p != pid);
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -132,12 +201,7 @@ pub async fn strongroom_at(bin: &Path, dir: &Path, issuer_key: &Path) -> Result<
         .with_context(|| format!("starting {}", bin.display()))?;
     let addr = api_address(&mut child)?;
     let startup = wait_health(&addr, started, Duration::from_secs(60)).await?;
-    Ok(Proc {
-        addr,
-        child,
-        data_dir: Some(dir.to_path_buf()),
-        startup,
-    })
+    Ok(Proc::new(addr, child, Some(dir.to_path_buf()), startup))
 }
 
 /// Which minimal server [`ceiling`] starts.
@@ -191,12 +255,7 @@ pub fn ceiling(body: &[u8], kind: Ceiling, dir: &Path) -> Result<Proc> {
         let _ = child.kill();
         bail!("the ceiling server did not start: {line:?}");
     }
-    Ok(Proc {
-        addr,
-        child,
-        data_dir: None,
-        startup: started.elapsed(),
-    })
+    Ok(Proc::new(addr, child, None, started.elapsed()))
 }
 
 /// `bao server -dev` (in-memory storage).
@@ -218,12 +277,7 @@ pub async fn openbao_dev(bao: &Path) -> Result<Proc> {
     let child = cmd.spawn().context("starting bao server -dev")?;
     let addr = format!("http://127.0.0.1:{port}");
     let startup = wait_health(&addr, started, Duration::from_secs(60)).await?;
-    Ok(Proc {
-        addr,
-        child,
-        data_dir: None,
-        startup,
-    })
+    Ok(Proc::new(addr, child, None, startup))
 }
 
 /// OpenBao on integrated (raft) storage, initialized and unsealed; root token returned.
@@ -248,12 +302,7 @@ pub async fn openbao_raft(bao: &Path, dir: &Path) -> Result<(Proc, String)> {
     let started = Instant::now();
     let child = cmd.spawn().context("starting bao server (raft)")?;
     let addr = format!("http://127.0.0.1:{port}");
-    let mut proc = Proc {
-        addr: addr.clone(),
-        child,
-        data_dir: Some(dir.to_path_buf()),
-        startup: Duration::ZERO,
-    };
+    let mut proc = Proc::new(addr.clone(), child, Some(dir.to_path_buf()), Duration::ZERO);
     loop {
         if let Ok((s, _)) = api(&addr, "GET", "/v1/sys/seal-status", None, None).await {
             if s == 200 {
@@ -388,12 +437,7 @@ pub async fn strongroom_pg(
     let started = Instant::now();
     let mut child = cmd.spawn()?;
     let addr = api_address(&mut child)?;
-    let mut proc = Proc {
-        addr: addr.clone(),
-        child,
-        data_dir: None,
-        startup: Duration::ZERO,
-    };
+    let mut proc = Proc::new(addr.clone(), child, None, Duration::ZERO);
     let (_, init) = api(&addr, "PUT", "/v1/sys/init", None, Some(json!({}))).await?;
     let root = init["root_token"]
         .as_str()
