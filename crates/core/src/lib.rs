@@ -495,7 +495,7 @@ impl Core {
         if !ns.is_within(&caller.ns) {
             return Err(CoreError::PermissionDenied);
         }
-        let acl_path = format!("{}{}", ns.relative_to(&caller.ns), rel);
+        let acl_path = util::concat(&[ns.relative_to(&caller.ns), &rel]);
         let mut op = req.op();
         if req.is_write {
             op = match self.exists(&ns, &route, &req).await? {
@@ -552,7 +552,7 @@ impl Core {
             }
             Route::Logical(table, i, rest) => {
                 let mount = &table.entries[i];
-                let view = ns.view.sub(&format!("logical/{}/", mount.uuid));
+                let view = ns.view.logical(&mount.uuid);
                 kv::handle(mount, &view, op, &rest, &req.data).await
             }
         };
@@ -647,7 +647,7 @@ impl Core {
         match route {
             Route::Logical(table, i, rest) => {
                 let m = &table.entries[*i];
-                let view = ns.view.sub(&format!("logical/{}/", m.uuid));
+                let view = ns.view.logical(&m.uuid);
                 kv::exists(m, &view, rest).await
             }
             Route::Sys(rest) => policy::exists(ns, rest, req).await,

@@ -22,7 +22,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use arc_swap::{ArcSwap, ArcSwapOption};
+use arc_swap::ArcSwap;
 use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
@@ -197,10 +197,9 @@ impl Namespace {
 /// Where the namespace with this id keeps its entries (`root`: no prefix).
 pub fn storage_prefix_of(id: &str) -> String {
     if id == "root" {
-        String::new()
-    } else {
-        format!("namespaces/{id}/")
+        return String::new();
     }
+    util::concat(&["namespaces/", id, "/"])
 }
 
 /// A loaded namespace.
@@ -208,8 +207,11 @@ pub struct NsState {
     pub ns: Namespace,
     pub view: View,
     mounts: ArcSwap<MountTable>,
-    /// Read on first use ([`NsState::auth_mounts`]): a KV read never needs it.
-    auth: ArcSwapOption<MountTable>,
+    /// Read on first use ([`NsState::auth_mounts`]): a KV read never needs it. A lock, not
+    /// an `ArcSwapOption`: only auth requests and token operations read it, and dropping an
+    /// `ArcSwap` settles its debts with every thread (~600 instructions), which a cold KV
+    /// read paid for a state it builds and drops.
+    auth: RwLock<Option<Arc<MountTable>>>,
     /// child name → child id (None = known not to exist).
     children: RwLock<HashMap<String, Option<String>>>,
     /// False while this namespace is known never to have had a child; set (in memory
@@ -257,18 +259,12 @@ impl NsState {
     }
     /// The auth table, read from storage on first use.
     pub async fn auth_mounts(&self) -> Result<Arc<MountTable>> {
-        if let Some(t) = self.auth.load_full() {
+        if let Some(t) = self.auth.read().clone() {
             return Ok(t);
         }
         let read = Arc::new(MountTable::load_auth(&self.view).await?);
         // A change made meanwhile (under `admin`) stored a newer table: keep that one.
-        let prev = self
-            .auth
-            .compare_and_swap(&None::<Arc<MountTable>>, Some(read.clone()));
-        Ok(match &*prev {
-            Some(newer) => newer.clone(),
-            None => read,
-        })
+        Ok(self.auth.write().get_or_insert(read).clone())
     }
     pub fn set_mounts(&self, t: MountTable) {
         self.mounts.store(Arc::new(t));
@@ -299,7 +295,7 @@ impl NsState {
     /// Make `t`, just stored, this namespace's auth table.
     pub fn set_auth_mounts(&self, t: MountTable) {
         self.changed();
-        self.auth.store(Some(Arc::new(t)));
+        *self.auth.write() = Some(Arc::new(t));
     }
     /// After a change of this namespace's tables is stored: another state of it that the
     /// registry keeps (loaded while this one was evicted) is dropped, so it loads afresh.
@@ -343,7 +339,7 @@ impl Registry {
             ns: Namespace::root(),
             view: root_view.clone(),
             mounts: ArcSwap::from_pointee(MountTable::default()),
-            auth: ArcSwapOption::empty(),
+            auth: RwLock::new(None),
             children: RwLock::new(HashMap::new()),
             may_have_children: AtomicBool::new(true),
             admin: std::sync::OnceLock::new(),
@@ -402,7 +398,7 @@ impl Registry {
             ns,
             view,
             mounts: ArcSwap::from_pointee(m),
-            auth: ArcSwapOption::empty(),
+            auth: RwLock::new(None),
             children: RwLock::new(HashMap::new()),
             admin: std::sync::OnceLock::new(),
             admin_locks: self.admin_locks.clone(),
@@ -430,7 +426,7 @@ impl Registry {
             }
         }
         let generation = self.loaded.generation();
-        let path = format!("{}{}/", parent.ns.path, name);
+        let path = util::concat(&[&parent.ns.path, name, "/"]);
         let rec = match self.records.get(&path) {
             Some(rec) => Some(rec),
             None => {
@@ -891,7 +887,7 @@ mod tests {
         assert!(fresh.child(&team, "sub").await.unwrap().is_some());
 
         // The auth table is read on first use and includes the token method.
-        assert!(team.auth.load_full().is_none());
+        assert!(team.auth.read().is_none());
         assert!(team.auth_mounts().await.unwrap().get("token/").is_some());
     }
 

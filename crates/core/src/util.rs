@@ -179,6 +179,16 @@ pub fn request_id() -> String {
     uuid_string(bytes)
 }
 
+/// `parts` joined into one string, allocated once at its size: what `format!("{a}{b}")`
+/// builds, without the formatting machinery (~600 instructions a call on a KV read's path).
+pub fn concat(parts: &[&str]) -> String {
+    let mut s = String::with_capacity(parts.iter().map(|p| p.len()).sum());
+    for p in parts {
+        s.push_str(p);
+    }
+    s
+}
+
 /// `bytes` as a version-4, RFC 4122-variant UUID string.
 fn uuid_string(mut b: [u8; 16]) -> String {
     b[6] = (b[6] & 0x0f) | 0x40;
@@ -188,21 +198,18 @@ fn uuid_string(mut b: [u8; 16]) -> String {
 
 /// `b` in a UUID's canonical text form (lower-case hex, hyphenated 8-4-4-4-12), as is.
 pub(crate) fn uuid_text(b: &[u8; 16]) -> String {
-    // Filled as bytes, then checked once: pushing 36 chars one by one cost 450
-    // instructions per UUID, and a cold namespace load formats two.
+    // Filled as bytes at fixed places, then checked once: pushing 36 chars one by one
+    // cost 450 instructions per UUID, and a cold namespace load formats two.
+    const AT: [usize; 16] = [0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34];
     let mut out = [b'-'; 36];
-    let mut at = 0;
-    for (i, byte) in b.iter().enumerate() {
-        if matches!(i, 4 | 6 | 8 | 10) {
-            at += 1;
-        }
-        out[at] = HEX_DIGITS[usize::from(byte >> 4)];
-        out[at + 1] = HEX_DIGITS[usize::from(byte & 0xf)];
-        at += 2;
+    for (&at, byte) in AT.iter().zip(b) {
+        let pair = [
+            HEX_DIGITS[usize::from(byte >> 4)],
+            HEX_DIGITS[usize::from(byte & 0xf)],
+        ];
+        out[at..at + 2].copy_from_slice(&pair);
     }
-    std::str::from_utf8(&out)
-        .expect("hex digits and hyphens")
-        .to_owned()
+    String::from_utf8(out.to_vec()).expect("hex digits and hyphens")
 }
 
 const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
@@ -334,6 +341,10 @@ mod tests {
         );
         assert!(u.chars().all(|c| c == '-' || c.is_ascii_hexdigit()));
         assert_ne!(uuid4(), u);
+        assert_eq!(concat(&["namespaces/", "ab12", "/"]), "namespaces/ab12/");
+        assert_eq!(concat(&[]), "");
+        let bytes: [u8; 16] = std::array::from_fn(|i| (i * 17) as u8);
+        assert_eq!(uuid_text(&bytes), "00112233-4455-6677-8899-aabbccddeeff");
     }
 
     #[test]

@@ -24,7 +24,15 @@ impl View {
     pub fn sub(&self, prefix: &str) -> View {
         View {
             barrier: self.barrier.clone(),
-            prefix: format!("{}{prefix}", self.prefix),
+            prefix: crate::util::concat(&[&self.prefix, prefix]),
+        }
+    }
+
+    /// The view of the secrets engine mounted with `uuid` (`logical/<uuid>/`).
+    pub fn logical(&self, uuid: &str) -> View {
+        View {
+            barrier: self.barrier.clone(),
+            prefix: crate::util::concat(&[&self.prefix, "logical/", uuid, "/"]),
         }
     }
 
