@@ -32,7 +32,10 @@
 
 pub mod cache;
 pub mod seal;
+pub mod secret;
 pub mod shamir;
+
+use secret::SecretBytes;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -338,7 +341,7 @@ pub enum BarrierOp {
 
 /// A decrypted value and the ciphertext it came from (the version token for checks).
 struct Cached {
-    plaintext: Zeroizing<Vec<u8>>,
+    plaintext: SecretBytes,
     ciphertext: Vec<u8>,
     /// What a caller decoded from the plaintext ([`Barrier::get_decoded`]); dropped with
     /// the entry, so a write of the key ends it like it ends the plaintext.
@@ -351,7 +354,7 @@ struct Cached {
 enum Read {
     Hit(Option<Arc<Cached>>),
     Fresh(Option<Arc<Cached>>),
-    Miss(Option<(Vec<u8>, Vec<u8>)>),
+    Miss(Option<(SecretBytes, Vec<u8>)>),
 }
 
 /// The encryption barrier over a storage backend.
@@ -736,7 +739,8 @@ impl Barrier {
     pub async fn get(&self, path: &str) -> Result<Option<Vec<u8>>> {
         Ok(match self.read(path).await? {
             Read::Hit(c) | Read::Fresh(c) => c.map(|c| c.plaintext.to_vec()),
-            Read::Miss(v) => v.map(|(p, _)| p),
+            // The caller's copy is its own to wipe, as a cached value's copy is.
+            Read::Miss(v) => v.map(|(mut p, _)| std::mem::take(&mut *p)),
         })
     }
 
@@ -786,7 +790,7 @@ impl Barrier {
             Read::Hit(c) | Read::Fresh(c) => {
                 c.map(|c| (c.plaintext.to_vec(), c.ciphertext.clone()))
             }
-            Read::Miss(v) => v,
+            Read::Miss(v) => v.map(|(mut p, ct)| (std::mem::take(&mut *p), ct)),
         })
     }
 
@@ -800,14 +804,14 @@ impl Barrier {
         let fence = self.cache.as_ref().and_then(|c| c.fence(path));
         let found = match self.storage.get(path).await? {
             None => None,
-            Some(ct) => Some((self.decrypt(&ring, path, &ct)?, ct)),
+            Some(ct) => Some((SecretBytes::new(self.decrypt(&ring, path, &ct)?), ct)),
         };
         let (Some(c), Some(fence)) = (&self.cache, fence) else {
             return Ok(Read::Miss(found));
         };
         let cached = found.map(|(plain, ct)| {
             Arc::new(Cached {
-                plaintext: Zeroizing::new(plain),
+                plaintext: plain,
                 ciphertext: ct,
                 decoded: std::sync::OnceLock::new(),
             })
@@ -866,7 +870,7 @@ impl Barrier {
             .into_iter()
             .map(|op| match op {
                 BarrierOp::Put(k, v) => {
-                    let v = Zeroizing::new(v);
+                    let v = SecretBytes::new(v);
                     let ct = self.encrypt(&ring, &k, &v);
                     touched.push(k.clone());
                     if self.cache.is_some() {

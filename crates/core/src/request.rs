@@ -95,7 +95,7 @@ pub struct Response {
     pub data: Option<Value>,
     /// The data as JSON text, written verbatim in place of `data` (a KV read writes the
     /// stored secret's JSON around its metadata without building values). Zeroized.
-    pub data_text: Option<std::sync::Arc<zeroize::Zeroizing<String>>>,
+    pub data_text: Option<std::sync::Arc<strongroom_barrier::secret::SecretText>>,
     pub auth: Option<Auth>,
     pub warnings: Vec<String>,
     /// Overrides the status (e.g. 404 with a body for a deleted KV version).
@@ -227,9 +227,11 @@ mod tests {
             ..Default::default()
         };
         let text = Response {
-            data_text: Some(std::sync::Arc::new(zeroize::Zeroizing::new(
-                r#"{"data":{"password":"s3cr3t"}}"#.to_owned(),
-            ))),
+            data_text: Some(std::sync::Arc::new(
+                strongroom_barrier::secret::SecretText::new(
+                    r#"{"data":{"password":"s3cr3t"}}"#.to_owned(),
+                ),
+            )),
             ..Default::default()
         };
         let shown = format!("{req:?} {resp:?} {text:?}");

@@ -716,7 +716,7 @@ pub(crate) async fn issue(
         return Ok(String::new());
     }
     if entry.batch {
-        let plain = Zeroizing::new(util::json_bytes(&*entry)?);
+        let plain = strongroom_barrier::secret::SecretBytes::new(util::json_bytes(&*entry)?);
         let ct = core.barrier.seal_blob(BATCH_AAD, &plain)?;
         return Ok(format!(
             "b.{}",

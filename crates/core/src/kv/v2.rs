@@ -16,8 +16,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
+use strongroom_barrier::secret::SecretText;
 use strongroom_barrier::BarrierOp;
-use zeroize::Zeroizing;
 
 use crate::error::{CoreError, Result};
 use crate::util::{self, now_nanos, rfc3339_nanos};
@@ -92,7 +92,7 @@ struct KeyMeta {
 /// A read response kept with a parsed record: its text holds the secret, so it is
 /// zeroized, shown redacted, and not carried into a clone (which may then change).
 #[derive(Default)]
-struct ResponseText(std::sync::OnceLock<std::sync::Arc<Zeroizing<String>>>);
+struct ResponseText(std::sync::OnceLock<std::sync::Arc<SecretText>>);
 
 impl Clone for ResponseText {
     fn clone(&self) -> Self {
@@ -112,7 +112,7 @@ impl std::fmt::Debug for ResponseText {
 struct Latest {
     version: u64,
     #[serde(with = "zeroizing_string")]
-    data: Zeroizing<String>,
+    data: SecretText,
 }
 
 impl std::fmt::Debug for Latest {
@@ -126,13 +126,13 @@ impl std::fmt::Debug for Latest {
 
 mod zeroizing_string {
     use serde::{Deserialize, Deserializer, Serializer};
-    use zeroize::Zeroizing;
+    use strongroom_barrier::secret::SecretText;
 
-    pub fn serialize<S: Serializer>(v: &Zeroizing<String>, s: S) -> Result<S::Ok, S::Error> {
+    pub fn serialize<S: Serializer>(v: &SecretText, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(v)
     }
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Zeroizing<String>, D::Error> {
-        String::deserialize(d).map(Zeroizing::new)
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SecretText, D::Error> {
+        String::deserialize(d).map(SecretText::new)
     }
 }
 
@@ -248,7 +248,7 @@ impl KeyMeta {
             let data = std::str::from_utf8(r.take(n)?).ok()?;
             Some(Latest {
                 version,
-                data: Zeroizing::new(data.to_owned()),
+                data: SecretText::new(data.to_owned()),
             })
         } else {
             None
@@ -284,14 +284,14 @@ impl KeyMeta {
     /// record holds that version's data: the stored JSON of the data verbatim (what
     /// parsing and serializing it again would give) and the version's metadata. Built
     /// once per parsed record, which the barrier keeps for a hot key.
-    fn response_text(&self, v: u64) -> Result<Option<std::sync::Arc<Zeroizing<String>>>> {
+    fn response_text(&self, v: u64) -> Result<Option<std::sync::Arc<SecretText>>> {
         let Some(l) = self.latest.as_ref().filter(|l| l.version == v) else {
             return Ok(None);
         };
         if let Some(t) = self.response.0.get() {
             return Ok(Some(t.clone()));
         }
-        let mut text = Zeroizing::new(String::with_capacity(l.data.len() + 192));
+        let mut text = SecretText::new(String::with_capacity(l.data.len() + 192));
         text.push_str("{\"data\":");
         text.push_str(l.data.as_str());
         text.push_str(",\"metadata\":");
@@ -403,7 +403,7 @@ fn version_key(path: &str, v: u64) -> String {
 }
 
 fn meta_key(path: &str) -> String {
-    format!("metadata/{path}")
+    crate::util::concat(&["metadata/", path])
 }
 
 fn validate_key(path: &str) -> Result<()> {
@@ -654,7 +654,7 @@ async fn write_data(
         }
         meta.latest = Some(Latest {
             version: v,
-            data: Zeroizing::new(
+            data: SecretText::new(
                 serde_json::to_string(&new_data).map_err(|e| CoreError::Internal(e.to_string()))?,
             ),
         });
@@ -1190,7 +1190,7 @@ mod tests {
         ]));
         m.latest = Some(Latest {
             version: 12,
-            data: Zeroizing::new(r#"{"k":"v\n","n":[1,2.5]}"#.into()),
+            data: SecretText::new(r#"{"k":"v\n","n":[1,2.5]}"#.into()),
         });
         let bare = KeyMeta::new(0);
         for meta in [&m, &bare] {
