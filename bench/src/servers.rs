@@ -45,13 +45,18 @@ fn live() -> Vec<(u32, String)> {
     LIVE.lock().map(|l| l.clone()).unwrap_or_default()
 }
 
-/// CPU ticks used so far by every live server process except the one serving `addr`.
-pub fn others_cpu_ticks(addr: &str) -> u64 {
+/// CPU ticks used so far by the live server processes, except the one serving `except`.
+fn servers_cpu_ticks(except: Option<&str>) -> u64 {
     live()
         .iter()
-        .filter(|(_, a)| a != addr)
+        .filter(|(_, a)| Some(a.as_str()) != except)
         .map(|(pid, _)| cpu_ticks(*pid))
         .sum()
+}
+
+/// CPU ticks used so far by every live server process except the one serving `addr`.
+pub fn others_cpu_ticks(addr: &str) -> u64 {
+    servers_cpu_ticks(Some(addr))
 }
 
 /// Wait until the live server processes are quiet: together at most 2 ticks (20 ms) of
@@ -60,7 +65,7 @@ pub fn others_cpu_ticks(addr: &str) -> u64 {
 /// Gives up after `limit`. Returns how long it waited.
 pub async fn settle(limit: Duration) -> Duration {
     let start = Instant::now();
-    let total = || live().iter().map(|(pid, _)| cpu_ticks(*pid)).sum::<u64>();
+    let total = || servers_cpu_ticks(None);
     let mut before = total();
     loop {
         tokio::time::sleep(Duration::from_millis(250)).await;

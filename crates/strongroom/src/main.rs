@@ -24,6 +24,27 @@ struct Mimalloc;
 /// size classes (and `mi_malloc` is a C `malloc`, which guarantees more).
 const PLAIN_ALIGN: usize = std::mem::size_of::<usize>();
 
+/// A new block for `layout`: `plain(size)` where a plain block is aligned enough, else
+/// `aligned(size, align)`.
+///
+/// # Safety
+/// `plain` and `aligned` are a pair of mimalloc's allocation functions.
+#[inline(always)]
+unsafe fn new_block(
+    layout: std::alloc::Layout,
+    plain: unsafe extern "C" fn(usize) -> *mut std::ffi::c_void,
+    aligned: unsafe extern "C" fn(usize, usize) -> *mut std::ffi::c_void,
+) -> *mut u8 {
+    // SAFETY: FFI calls with a size (and a power-of-two alignment), as the caller pairs.
+    unsafe {
+        if layout.align() <= PLAIN_ALIGN {
+            plain(layout.size()).cast()
+        } else {
+            aligned(layout.size(), layout.align()).cast()
+        }
+    }
+}
+
 // SAFETY: every block comes from mimalloc and goes back to it through `mi_free` (which
 // takes blocks of both entry points); a layout aligned beyond `PLAIN_ALIGN` always takes
 // the aligned entry points, in `realloc` too (a block keeps its layout's alignment).
@@ -31,26 +52,14 @@ unsafe impl std::alloc::GlobalAlloc for Mimalloc {
     #[inline]
     unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
         use libmimalloc_sys::{mi_malloc, mi_malloc_aligned};
-        // SAFETY: plain FFI calls with a size (and a power-of-two alignment).
-        unsafe {
-            if layout.align() <= PLAIN_ALIGN {
-                mi_malloc(layout.size()).cast()
-            } else {
-                mi_malloc_aligned(layout.size(), layout.align()).cast()
-            }
-        }
+        // SAFETY: mimalloc's allocation functions for this layout.
+        unsafe { new_block(layout, mi_malloc, mi_malloc_aligned) }
     }
     #[inline]
     unsafe fn alloc_zeroed(&self, layout: std::alloc::Layout) -> *mut u8 {
         use libmimalloc_sys::{mi_zalloc, mi_zalloc_aligned};
-        // SAFETY: as in `alloc`.
-        unsafe {
-            if layout.align() <= PLAIN_ALIGN {
-                mi_zalloc(layout.size()).cast()
-            } else {
-                mi_zalloc_aligned(layout.size(), layout.align()).cast()
-            }
-        }
+        // SAFETY: mimalloc's zeroing allocation functions for this layout.
+        unsafe { new_block(layout, mi_zalloc, mi_zalloc_aligned) }
     }
     #[inline]
     unsafe fn dealloc(&self, ptr: *mut u8, _layout: std::alloc::Layout) {
