@@ -2,22 +2,27 @@
 //! shard's read lock, so concurrent readers on different cores do not contend on a single
 //! global lock.
 
-use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash, RandomState};
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use hashbrown::HashTable;
 use parking_lot::RwLock;
 
 const SHARDS: usize = 16;
 
-/// A value and whether it was read since an eviction last passed over it.
-struct Entry<V> {
+/// A key, its value and whether it was read since an eviction last passed over it.
+struct Entry<K, V> {
+    key: K,
     value: V,
     used: AtomicBool,
 }
 
-type Shard<K, V> = RwLock<HashMap<K, Entry<V>>>;
+type Shard<K, V> = RwLock<HashTable<Entry<K, V>>>;
 
+/// Each operation hashes its key once: bits 32 to 35 of the hash pick the shard, and the
+/// shard's table uses the same hash, whose low bits place the entry and whose top seven
+/// bits tell entries apart within a probe group. So the shard's bits overlap neither
+/// (a shard would need 2^32 buckets).
 pub struct Cache<K, V> {
     shards: Box<[Shard<K, V>]>,
     per_shard: usize,
@@ -33,14 +38,16 @@ impl<K: Hash + Eq + Clone, V: Clone> Cache<K, V> {
     /// flag.
     pub fn new(capacity: usize) -> Self {
         Cache {
-            shards: (0..SHARDS).map(|_| RwLock::new(HashMap::new())).collect(),
+            shards: (0..SHARDS).map(|_| RwLock::new(HashTable::new())).collect(),
             per_shard: (capacity / SHARDS).max(1),
             hasher: RandomState::new(),
         }
     }
 
-    fn shard<Q: Hash + ?Sized>(&self, k: &Q) -> &Shard<K, V> {
-        &self.shards[(self.hasher.hash_one(k) as usize) % SHARDS]
+    /// The key's hash and its shard.
+    fn locate<Q: Hash + ?Sized>(&self, k: &Q) -> (u64, &Shard<K, V>) {
+        let h = self.hasher.hash_one(k);
+        (h, &self.shards[(h >> 32) as usize % SHARDS])
     }
 
     pub fn get<Q>(&self, k: &Q) -> Option<V>
@@ -48,8 +55,9 @@ impl<K: Hash + Eq + Clone, V: Clone> Cache<K, V> {
         K: std::borrow::Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let s = self.shard(k).read();
-        let e = s.get(k)?;
+        let (h, shard) = self.locate(k);
+        let s = shard.read();
+        let e = s.find(h, |e| e.key.borrow() == k)?;
         if !e.used.load(Ordering::Relaxed) {
             e.used.store(true, Ordering::Relaxed);
         }
@@ -62,7 +70,7 @@ impl<K: Hash + Eq + Clone, V: Clone> Cache<K, V> {
         K: std::borrow::Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.shard(k).read().len() < self.per_shard
+        self.locate(k).1.read().len() < self.per_shard
     }
 
     pub fn insert(&self, k: K, v: V) {
@@ -73,32 +81,36 @@ impl<K: Hash + Eq + Clone, V: Clone> Cache<K, V> {
     /// or removal of the same key that follows a change `still` would see is ordered after
     /// this insert.
     pub fn insert_if(&self, k: K, v: V, still: impl FnOnce() -> bool) -> bool {
-        let mut s = self.shard(&k).write();
+        let (h, shard) = self.locate(&k);
+        let mut s = shard.write();
         if !still() {
             return false;
         }
-        if let Some(e) = s.get_mut(&k) {
+        if let Some(e) = s.find_mut(h, |e| e.key == k) {
             e.value = v;
             return true;
         }
         if s.len() >= self.per_shard {
             let victim = s
                 .iter()
-                .find(|(_, e)| !e.used.swap(false, Ordering::Relaxed))
-                .map(|(k, _)| k.clone());
+                .find(|e| !e.used.swap(false, Ordering::Relaxed))
+                .or_else(|| s.iter().next())
+                .map(|e| e.key.clone());
             // Every entry was read since the last pass, and is unmarked now: the first goes.
-            let victim = victim.or_else(|| s.keys().next().cloned());
+            // Only an eviction hashes a second key.
             if let Some(victim) = victim {
-                s.remove(&victim);
+                let vh = self.hasher.hash_one(&victim);
+                if let Ok(o) = s.find_entry(vh, |e| e.key == victim) {
+                    o.remove();
+                }
             }
         }
-        s.insert(
-            k,
-            Entry {
-                value: v,
-                used: AtomicBool::new(false),
-            },
-        );
+        let entry = Entry {
+            key: k,
+            value: v,
+            used: AtomicBool::new(false),
+        };
+        s.insert_unique(h, entry, |e| self.hasher.hash_one(&e.key));
         true
     }
 
@@ -109,8 +121,9 @@ impl<K: Hash + Eq + Clone, V: Clone> Cache<K, V> {
         K: std::borrow::Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let mut s = self.shard(k).write();
-        match s.get_mut(k) {
+        let (h, shard) = self.locate(k);
+        let mut s = shard.write();
+        match s.find_mut(h, |e| e.key.borrow() == k) {
             Some(e) if still() => {
                 e.value = v;
                 true
@@ -124,7 +137,10 @@ impl<K: Hash + Eq + Clone, V: Clone> Cache<K, V> {
         K: std::borrow::Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.shard(k).write().remove(k);
+        let (h, shard) = self.locate(k);
+        if let Ok(o) = shard.write().find_entry(h, |e| e.key.borrow() == k) {
+            o.remove();
+        }
     }
 
     pub fn clear(&self) {

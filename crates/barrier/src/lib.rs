@@ -373,8 +373,8 @@ pub struct Barrier {
 const CACHE_ENTRIES: usize = 16_384;
 
 /// Bits of the value cache's doorkeeper ([`Seen`]): 128 KiB. It forgets everything after
-/// a quarter of them were set (262,144 keys), so a key is admitted if it is read again
-/// within about that many other first reads.
+/// a quarter of them were set (two per key: about 131,072 keys), so a key is admitted if it
+/// is read again within about that many other first reads.
 const SEEN_BITS: usize = 1 << 20;
 
 /// Stripes of the value cache's write tracking: a read is kept unless a write of a key in
@@ -412,9 +412,13 @@ struct Stripe {
     in_flight: AtomicU64,
 }
 
-/// The value cache's doorkeeper: one bit per key hash, set as the key is read from
-/// storage or written, all cleared together once a quarter of them are set. A false "seen"
-/// (another key's bit) only admits a value early. It holds no key and no value.
+/// The value cache's doorkeeper: two bits per key hash (a Bloom filter), set as the key is
+/// read from storage or written, all cleared together once a quarter of them are set. A
+/// false "seen" (both bits set by other keys) only admits a value early; with two bits it
+/// happens to at most 1 key in 16 (the square of the share set), where one bit per key
+/// admitted up to 1 in 4: on reads spread over a million secrets, each such admission cost
+/// an insert and an eviction for an entry read again about never.
+/// It holds no key and no value.
 struct Seen {
     bits: Box<[AtomicU64]>,
     set: AtomicUsize,
@@ -428,15 +432,31 @@ impl Seen {
         }
     }
 
-    /// Mark the key hashing to `h`; whether it was marked already.
+    /// The bits of the key hashing to `h`: bits 20–39 and 40–59 of the hash (the value
+    /// cache's stripes use its low bits).
+    fn bits_of(h: u64) -> [usize; 2] {
+        [
+            (h >> 20) as usize % SEEN_BITS,
+            (h >> 40) as usize % SEEN_BITS,
+        ]
+    }
+
+    /// Mark the key hashing to `h`; whether it was marked already (both its bits set).
     fn mark(&self, h: u64) -> bool {
-        let i = (h >> 20) as usize % SEEN_BITS;
-        let bit = 1u64 << (i % 64);
-        if self.bits[i / 64].fetch_or(bit, Ordering::Relaxed) & bit != 0 {
+        let mut new = 0;
+        for i in Self::bits_of(h) {
+            let bit = 1u64 << (i % 64);
+            if self.bits[i / 64].fetch_or(bit, Ordering::Relaxed) & bit == 0 {
+                new += 1;
+            }
+        }
+        if new == 0 {
             return true;
         }
-        // The one caller that sets the limiting bit clears them all.
-        if self.set.fetch_add(1, Ordering::Relaxed) + 1 == SEEN_BITS / 4 {
+        // The one caller whose bits reach the limit clears them all.
+        let limit = SEEN_BITS / 4;
+        let before = self.set.fetch_add(new, Ordering::Relaxed);
+        if before < limit && before + new >= limit {
             for w in self.bits.iter() {
                 w.store(0, Ordering::Relaxed);
             }
@@ -1272,14 +1292,23 @@ mod tests {
             assert!(c.entries.get("written").is_none(), "a write adds nothing");
             assert_eq!(b.get("written").await.unwrap().unwrap(), b"w");
             assert!(c.entries.get("written").is_some());
-            // The doorkeeper forgets everything once a quarter of its bits are set.
+            // The doorkeeper: a key is seen once both its bits are set, and everything is
+            // forgotten once a quarter of the bits are set.
             let seen = Seen::new();
-            let hashes = (0u64..).map(|i| i << 20);
-            let limit = SEEN_BITS / 4;
-            assert!(hashes.clone().take(limit - 1).all(|h| !seen.mark(h)));
-            assert!(seen.mark(0), "remembered below the limit");
-            assert!(!seen.mark((limit as u64 - 1) << 20), "the limiting mark");
-            assert!(!seen.mark(0), "forgotten");
+            let hash = |a: u64, b: u64| (a << 20) | (b << 40);
+            let half = SEEN_BITS as u64 / 2;
+            assert_eq!(Seen::bits_of(hash(5, half + 5)), [5, half as usize + 5]);
+            // Keys of two bits each, none shared, until two bits short of the limit.
+            let keys = (SEEN_BITS / 4 / 2) as u64 - 1;
+            assert!((0..keys).all(|i| !seen.mark(hash(i, half + i))));
+            assert!(seen.mark(hash(0, half)), "remembered below the limit");
+            // One bit of a seen key and one new bit: not seen (the new bit is now set).
+            let last = SEEN_BITS as u64 - 1;
+            assert!(!seen.mark(hash(0, last)), "half seen");
+            assert!(seen.mark(hash(0, last)));
+            assert!(seen.mark(hash(half, 1)), "both bits set by other keys");
+            assert!(!seen.mark(hash(1, last - 1)), "the limiting mark");
+            assert!(!seen.mark(hash(0, half)), "forgotten");
         });
     }
 
