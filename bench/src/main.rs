@@ -796,6 +796,30 @@ async fn scale_strongroom(
     warm_page_cache(&db)?;
     let res = saturated_reads(plan, &ours.addr).await?;
     let after_reads = ours.rss_kb();
+    // The goal's comparison: the same reads over every namespace and over one namespace's
+    // 10 secrets (the small case, served from memory), on this server with the same token,
+    // in alternating rounds, so the machine's drift between minutes and processes falls on
+    // both sides alike.
+    let (mut alt_all, mut alt_one) = (Alternated::default(), Alternated::default());
+    for round in 0..plan.rounds {
+        for all in [round % 2 == 0, round % 2 != 0] {
+            let (n, side) = if all {
+                (plan.namespaces, &mut alt_all)
+            } else {
+                (1, &mut alt_one)
+            };
+            let r = client::run(
+                &ours.addr,
+                plan.clients,
+                plan.warmup,
+                plan.duration,
+                random_ns_read(n, "root".into()),
+            )
+            .await?;
+            side.per_round.push(r.ops_per_sec());
+            side.pooled.merge(&r);
+        }
+    }
     // The same server unloaded (one client: no queueing), over every namespace and over
     // one namespace's 10 secrets: what the data volume alone adds to a read.
     let unloaded = |n: usize| {
@@ -880,6 +904,8 @@ async fn scale_strongroom(
         paced_rps: rate,
         paced_all: (paced_all.percentile(0.5), paced_all.percentile(0.99)),
         paced_one: (paced_one.percentile(0.5), paced_one.percentile(0.99)),
+        alternated_all: alt_all.summary(),
+        alternated_one: alt_one.summary(),
         bytes_per_secret,
         lookup_floor,
         page_floor,
@@ -888,6 +914,25 @@ async fn scale_strongroom(
         openbao_rss_before_kb: 0,
         openbao_rss_after_kb: 0,
     })
+}
+
+/// One side of the scale workload's alternating rounds: each round's rate, and every
+/// round's latencies pooled (as [`compare`] pools a workload's rounds).
+#[derive(Default)]
+struct Alternated {
+    per_round: Vec<f64>,
+    pooled: LoadResult,
+}
+
+impl Alternated {
+    fn summary(&self) -> report::Latency {
+        report::Latency {
+            p50_ms: self.pooled.percentile(0.5),
+            p99_ms: self.pooled.percentile(0.99),
+            rps: median(&self.per_round),
+            errors: self.pooled.errors,
+        }
+    }
 }
 
 /// Read one secret of each of `n` project namespaces (p0…), from `clients` connections.
@@ -1023,7 +1068,9 @@ async fn main() -> Result<()> {
              ({} B/namespace); right after the restart read p50 {:.2} ms p99 {:.2} ms, {:.0} req/s, {} errors; \
              every namespace used once in {:.1} s; then read p50 {:.2} ms p99 {:.2} ms, {:.0} req/s, {} errors; {:.0} storage B/secret; \
              unloaded p50/p99 all {:.3}/{:.3} ms, one namespace {:.3}/{:.3} ms; \
-             at {:.0} req/s offered p50/p99 all {:.3}/{:.3} ms, one namespace {:.3}/{:.3} ms",
+             at {:.0} req/s offered p50/p99 all {:.3}/{:.3} ms, one namespace {:.3}/{:.3} ms; \
+             alternating rounds p50/p99 all {:.2}/{:.2} ms ({:.0} req/s, {} errors), \
+             one namespace {:.2}/{:.2} ms ({:.0} req/s, {} errors): p99 ratio {:.2}",
             plan.namespaces,
             s.load,
             s.rss_before_kb,
@@ -1050,6 +1097,15 @@ async fn main() -> Result<()> {
             s.paced_all.1,
             s.paced_one.0,
             s.paced_one.1,
+            s.alternated_all.p50_ms,
+            s.alternated_all.p99_ms,
+            s.alternated_all.rps,
+            s.alternated_all.errors,
+            s.alternated_one.p50_ms,
+            s.alternated_one.p99_ms,
+            s.alternated_one.rps,
+            s.alternated_one.errors,
+            s.alternated_ratio(),
         );
         for (what, f) in [("lookup", &s.lookup_floor), ("page", &s.page_floor)] {
             if let Some(f) = f {

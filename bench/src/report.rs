@@ -294,6 +294,14 @@ pub struct Floor {
     pub p99_ms: f64,
 }
 
+/// Latencies pooled over a workload's rounds, and the median round's rate.
+pub struct Latency {
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub rps: f64,
+    pub errors: u64,
+}
+
 pub struct Scale {
     pub namespaces: usize,
     pub load: Duration,
@@ -322,6 +330,11 @@ pub struct Scale {
     pub paced_rps: f64,
     pub paced_all: (f64, f64),
     pub paced_one: (f64, f64),
+    /// The goal's comparison: reads at saturation over every namespace and over one
+    /// namespace's 10 secrets (the small case), on the same server with the same token, in
+    /// alternating rounds.
+    pub alternated_all: Latency,
+    pub alternated_one: Latency,
     pub bytes_per_secret: f64,
     /// Minimal servers on the same data under the same reads: one SQLite lookup per read
     /// (`lookup_floor_server`), and one 4 KiB page read (`page_floor_server`).
@@ -331,6 +344,18 @@ pub struct Scale {
     pub openbao_load: Duration,
     pub openbao_rss_before_kb: u64,
     pub openbao_rss_after_kb: u64,
+}
+
+impl Scale {
+    /// The goal's ratio: p99 over every namespace against p99 over one namespace, both
+    /// pooled over the alternating rounds on the same server.
+    pub fn alternated_ratio(&self) -> f64 {
+        if self.alternated_one.p99_ms > 0.0 {
+            self.alternated_all.p99_ms / self.alternated_one.p99_ms
+        } else {
+            0.0
+        }
+    }
 }
 
 pub struct Report {
@@ -452,7 +477,8 @@ impl Report {
                     0.0
                 }
             };
-            let (r, restart) = (to_small(s.read_p99_ms), to_small(s.restart.1));
+            let (w1, restart) = (to_small(s.read_p99_ms), to_small(s.restart.1));
+            let r = s.alternated_ratio();
             let floor = s
                 .lookup_floor
                 .as_ref()
@@ -461,14 +487,16 @@ impl Report {
                 .unwrap_or_default();
             out.push((
                 format!(
-                    "read p99 at {} secrets vs the small case (every namespace used once)",
+                    "read p99 at {} secrets vs the small case (one namespace's 10 secrets, \
+                     same server, alternating rounds; every namespace used once)",
                     s.namespaces * 10
                 ),
                 "≤ 1.5×".into(),
                 format!(
-                    "{r:.2}× ({:.2} vs {:.2} ms{floor}; right after a restart, most reads \
-                     a namespace's first use: {restart:.2}×)",
-                    s.read_p99_ms, s.small_p99_ms
+                    "{r:.2}× ({:.2} vs {:.2} ms{floor}; against workload 1's p99, measured \
+                     earlier on another server: {w1:.2}×, {:.2} vs {:.2} ms; right after a \
+                     restart, most reads a namespace's first use: {restart:.2}×)",
+                    s.alternated_all.p99_ms, s.alternated_one.p99_ms, s.read_p99_ms, s.small_p99_ms
                 ),
                 r <= 1.5,
             ));
@@ -628,11 +656,27 @@ impl Report {
                 "| then one read of every namespace | {:.1} s | |",
                 s.first_use.as_secs_f64()
             );
-            let _ = writeln!(md, "| read p50 / p99, random namespace, every namespace used once (the goal's figure) | {:.2} / {:.2} ms ({:.0} req/s, {} errors) | |", s.read_p50_ms, s.read_p99_ms, s.read_rps, s.read_errors);
+            let _ = writeln!(md, "| read p50 / p99, random namespace, every namespace used once (one window of twice a round's length) | {:.2} / {:.2} ms ({:.0} req/s, {} errors) | |", s.read_p50_ms, s.read_p99_ms, s.read_rps, s.read_errors);
             let _ = writeln!(
                 md,
                 "| read p99, small case (workload 1) | {:.2} ms | |",
                 s.small_p99_ms
+            );
+            let _ = writeln!(
+                md,
+                "| **the goal's figure:** alternating rounds on this server ({} each), random namespace: p50 / p99 | {:.2} / {:.2} ms ({:.0} req/s, {} errors) | |",
+                self.rounds, s.alternated_all.p50_ms, s.alternated_all.p99_ms, s.alternated_all.rps, s.alternated_all.errors
+            );
+            let _ = writeln!(
+                md,
+                "| … and one namespace's 10 secrets (the small case): p50 / p99 | {:.2} / {:.2} ms ({:.0} req/s, {} errors) | |",
+                s.alternated_one.p50_ms, s.alternated_one.p99_ms, s.alternated_one.rps, s.alternated_one.errors
+            );
+            let _ = writeln!(
+                md,
+                "| p99 ratio, all {} secrets / one namespace, alternating rounds | **{:.2}×** | |",
+                s.namespaces * 10,
+                s.alternated_ratio()
             );
             let secrets = s.namespaces * 10;
             latency_rows(
@@ -678,7 +722,7 @@ impl Report {
             );
             let _ = writeln!(
                 md,
-                "The goal row compares p99 at saturation (32 closed-loop clients), where latency follows throughput, once every namespace was used: namespaces load lazily, so right after a restart a namespace's first read also reads its record, and the share of such reads in the measured window depends on the machine's speed (the \"right after the restart\" row). The unloaded rows compare the same server's reads with no queueing, so they show what the data volume alone adds to one read; the fixed-load rows compare them under the same offered load (half the rate the server sustains over every namespace), queueing included.\n"
+                "The goal row compares p99 at saturation (32 closed-loop clients), where latency follows throughput, once every namespace was used: namespaces load lazily, so right after a restart a namespace's first read also reads its record, and the share of such reads in the measured window depends on the machine's speed (the \"right after the restart\" row). Its small case is one namespace's 10 secrets read on the same server with the same token, in rounds alternating with the reads over every namespace, so that what the machine does between minutes and processes falls on both sides alike; workload 1's p99, measured minutes earlier on another server process with a non-root token, is shown beside it. The unloaded rows compare the same server's reads with no queueing, so they show what the data volume alone adds to one read; the fixed-load rows compare them under the same offered load (half the rate the server sustains over every namespace), queueing included.\n"
             );
             let _ = writeln!(
                 md,
