@@ -12,6 +12,10 @@
 //! write survives `kill -9` and power loss. Commit hooks ([`Storage::transact_then`]) run
 //! on the writer thread after each commit, in the order of the transactions in it, before
 //! any later commit.
+//! Once the writer has had nothing to commit for [`SqliteOptions::idle_checkpoint`], it
+//! copies the WAL into the main file (a passive checkpoint): while the WAL holds frames not
+//! copied, every page a read fetches is first looked up in the WAL's index, and SQLite's
+//! own automatic checkpoint waits for 8192 pages of writes.
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -30,11 +34,16 @@ use crate::{prefix_end, CommitHook, Op, Result, Storage, StorageError};
 pub struct SqliteOptions {
     /// At most this many transactions share one commit.
     pub max_batch: usize,
+    /// After this long with nothing to commit, the writer checkpoints the WAL.
+    pub idle_checkpoint: std::time::Duration,
 }
 
 impl Default for SqliteOptions {
     fn default() -> Self {
-        SqliteOptions { max_batch: 256 }
+        SqliteOptions {
+            max_batch: 256,
+            idle_checkpoint: std::time::Duration::from_secs(1),
+        }
     }
 }
 
@@ -124,7 +133,7 @@ impl SqliteStorage {
         let max_batch = opts.max_batch.max(1);
         thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || writer_loop(conn, rx, max_batch))
+            .spawn(move || writer_loop(conn, rx, max_batch, opts.idle_checkpoint))
             .map_err(|e| StorageError::Backend(e.to_string()))?;
         let store = SqliteStorage {
             id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
@@ -251,9 +260,32 @@ fn read_hints(path: &Path, hints: &RowHints) -> rusqlite::Result<Vec<u64>> {
     Ok(all)
 }
 
-fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<WriterMsg>, max_batch: usize) {
+fn writer_loop(
+    mut conn: Connection,
+    rx: mpsc::Receiver<WriterMsg>,
+    max_batch: usize,
+    idle_checkpoint: std::time::Duration,
+) {
     let mut close_reply = None;
-    while let Ok(first) = rx.recv() {
+    // Whether the WAL may hold frames not yet copied into the main file (at open: those of
+    // a run that did not stop cleanly, or of the schema).
+    let mut dirty = true;
+    loop {
+        let next = if dirty {
+            rx.recv_timeout(idle_checkpoint)
+        } else {
+            rx.recv().map_err(|_| mpsc::RecvTimeoutError::Disconnected)
+        };
+        let first = match next {
+            Ok(m) => m,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                // Tried again after the next idle period if a read held the old frames.
+                dirty = !checkpoint(&conn);
+                continue;
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        };
+        dirty = true;
         let mut batch: Vec<Txn> = Vec::new();
         match first {
             WriterMsg::Txn(t) => batch.push(t),
@@ -282,6 +314,26 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<WriterMsg>, max_batch: u
     drop(conn);
     if let Some(r) = close_reply {
         let _ = r.send(());
+    }
+}
+
+/// Copy the WAL's frames into the main file without waiting for readers (a passive
+/// checkpoint); whether every frame was copied, after which new reads skip the WAL's index
+/// until the next commit.
+fn checkpoint(conn: &Connection) -> bool {
+    let r = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, i64>(1)?,
+            r.get::<_, i64>(2)?,
+        ))
+    });
+    match r {
+        Ok((busy, frames, copied)) => busy == 0 && frames == copied,
+        Err(e) => {
+            tracing::warn!("checkpointing the WAL failed (retried when idle): {e}");
+            false
+        }
     }
 }
 
@@ -567,6 +619,41 @@ mod tests {
             s.put("x", vec![]).await,
             Err(StorageError::Unavailable(_))
         ));
+        let _ = std::fs::remove_dir_all(p.parent().unwrap());
+    }
+
+    #[tokio::test]
+    async fn an_idle_writer_copies_the_wal_into_the_main_file() {
+        let p = tmp("idle");
+        let opts = SqliteOptions {
+            idle_checkpoint: std::time::Duration::from_millis(300),
+            ..SqliteOptions::default()
+        };
+        let s = SqliteStorage::open(&p, opts).unwrap();
+        let main_len = || std::fs::metadata(&p).unwrap().len();
+        let grown = |to: u64| async move {
+            for _ in 0..100 {
+                if main_len() >= to {
+                    return true;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            false
+        };
+        // The schema's pages first.
+        assert!(grown(4096).await, "the schema was never checkpointed");
+        let before = main_len();
+        let ops = (0..64)
+            .map(|i| Op::Put(format!("k{i}"), vec![7u8; 2048]))
+            .collect();
+        s.transact(ops).await.unwrap();
+        assert!(
+            main_len() < before + 64 * 2048,
+            "a commit alone writes the WAL, not the main file"
+        );
+        assert!(grown(before + 64 * 2048).await, "never checkpointed");
+        assert_eq!(s.get("k63").await.unwrap().unwrap(), vec![7u8; 2048]);
+        s.close().await;
         let _ = std::fs::remove_dir_all(p.parent().unwrap());
     }
 
