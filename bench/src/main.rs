@@ -853,7 +853,9 @@ async fn scale_strongroom(
     let secrets = plan.namespaces as u64 * 10;
     let bytes_per_secret = ours.data_bytes() as f64 / secrets as f64;
     // The floors: what a cold read cannot avoid, served by minimal servers on the same file
-    // under the same reads, with Strongroom stopped (see `report::lookup_floor_server`).
+    // under the same reads, with Strongroom stopped (see `report::lookup_floor_server`), in
+    // alternating rounds with a read ceiling on the same bytes, so that a floor's least
+    // ratio compares rates measured together.
     let (_, body) = api(
         &ours.addr,
         "GET",
@@ -864,22 +866,37 @@ async fn scale_strongroom(
     .await?;
     drop(ours);
     let body = body.to_string().into_bytes();
-    let mut floors = Vec::new();
-    for kind in [servers::Ceiling::Lookup(&db), servers::Ceiling::Page(&db)] {
-        let floor = servers::ceiling(&body, kind, &tmp.join("floor"))?;
-        warm_page_cache(&db)?;
-        let r = saturated_reads(plan, &floor.addr).await?;
-        if r.errors > 0 {
-            bail!("a cold-read floor server refused {} reads", r.errors);
-        }
-        floors.push(report::Floor {
-            rps: r.ops_per_sec(),
-            p50_ms: r.percentile(0.5),
-            p99_ms: r.percentile(0.99),
-        });
+    let kinds = [
+        ("floor-ceiling", servers::Ceiling::Read),
+        ("floor-lookup", servers::Ceiling::Lookup(&db)),
+        ("floor-page", servers::Ceiling::Page(&db)),
+    ];
+    let procs = kinds
+        .into_iter()
+        .map(|(name, kind)| servers::ceiling(&body, kind, &tmp.join(name)))
+        .collect::<Result<Vec<_>>>()?;
+    warm_page_cache(&db)?;
+    let step = random_ns_read(plan.namespaces, "root".into());
+    let floor_res = compare(
+        plan,
+        &procs
+            .iter()
+            .map(|p| (p.addr.as_str(), step.clone()))
+            .collect::<Vec<_>>(),
+    )
+    .await?;
+    drop(procs);
+    if let Some((r, _)) = floor_res.iter().find(|(r, _)| r.errors > 0) {
+        bail!("a cold-read floor server refused {} reads", r.errors);
     }
-    let page_floor = floors.pop();
-    let lookup_floor = floors.pop();
+    let mut floors = floor_res.iter().map(|(r, per_round)| report::Floor {
+        rps: median(per_round),
+        p50_ms: r.percentile(0.5),
+        p99_ms: r.percentile(0.99),
+    });
+    let floor_ceiling_rps = floors.next().map_or(0.0, |c| c.rps);
+    let lookup_floor = floors.next();
+    let page_floor = floors.next();
     Ok(report::Scale {
         namespaces: plan.namespaces,
         load,
@@ -909,6 +926,7 @@ async fn scale_strongroom(
         bytes_per_secret,
         lookup_floor,
         page_floor,
+        floor_ceiling_rps,
         openbao_namespaces: plan.openbao_namespaces,
         openbao_load: Duration::ZERO,
         openbao_rss_before_kb: 0,
@@ -1107,11 +1125,18 @@ async fn main() -> Result<()> {
             s.alternated_one.errors,
             s.alternated_ratio(),
         );
+        eprintln!(
+            "read ceiling with the floors: {:.0} req/s",
+            s.floor_ceiling_rps
+        );
         for (what, f) in [("lookup", &s.lookup_floor), ("page", &s.page_floor)] {
             if let Some(f) = f {
                 eprintln!(
-                    "cold-read {what} floor: {:.0} req/s, p50 {:.2} ms p99 {:.2} ms",
-                    f.rps, f.p50_ms, f.p99_ms
+                    "cold-read {what} floor: {:.0} req/s, p50 {:.2} ms p99 {:.2} ms, least ratio {:.2}",
+                    f.rps,
+                    f.p50_ms,
+                    f.p99_ms,
+                    s.cold_floor_ratio(f).unwrap_or(0.0)
                 );
             }
         }

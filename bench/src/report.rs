@@ -340,6 +340,8 @@ pub struct Scale {
     /// (`lookup_floor_server`), and one 4 KiB page read (`page_floor_server`).
     pub lookup_floor: Option<Floor>,
     pub page_floor: Option<Floor>,
+    /// The read ceiling measured in the floors' alternating rounds, under the same reads.
+    pub floor_ceiling_rps: f64,
     pub openbao_namespaces: usize,
     pub openbao_load: Duration,
     pub openbao_rss_before_kb: u64,
@@ -355,6 +357,17 @@ impl Scale {
         } else {
             0.0
         }
+    }
+
+    /// The least saturated ratio (cold read / hot read) left if a cold read cost a hot one
+    /// plus what the floor server `f` spends beyond the read ceiling per request: at
+    /// saturation each request takes the machine 1/rate, and p99 follows that time. The hot
+    /// rate is this server's reads of one namespace in the alternating rounds; the floors
+    /// and the ceiling were measured in alternating rounds of their own.
+    pub fn cold_floor_ratio(&self, f: &Floor) -> Option<f64> {
+        let (hot, ceiling) = (self.alternated_one.rps, self.floor_ceiling_rps);
+        (hot > 0.0 && f.rps > 0.0 && ceiling > 0.0)
+            .then(|| 1.0 + hot * (1.0 / f.rps - 1.0 / ceiling).max(0.0))
     }
 }
 
@@ -482,7 +495,7 @@ impl Report {
             let floor = s
                 .lookup_floor
                 .as_ref()
-                .and_then(|f| self.cold_floor_ratio(f))
+                .and_then(|f| s.cold_floor_ratio(f))
                 .map(|f| format!("; one SQLite lookup added to a hot read: {f:.2}×"))
                 .unwrap_or_default();
             out.push((
@@ -502,21 +515,6 @@ impl Report {
             ));
         }
         out
-    }
-
-    /// The least saturated ratio (cold read / hot read) left if a cold read cost a hot
-    /// one plus what the floor server `f` spends beyond the read ceiling per request: at
-    /// saturation each request takes the machine 1/rate, and p99 follows that time.
-    fn cold_floor_ratio(&self, f: &Floor) -> Option<f64> {
-        let hot = self
-            .sections
-            .iter()
-            .find(|s| s.title.starts_with("1. KV v2 read"))?
-            .rows
-            .first()?
-            .ops_per_sec;
-        (hot > 0.0 && f.rps > 0.0 && self.ceiling_rps > 0.0)
-            .then(|| 1.0 + hot * (1.0 / f.rps - 1.0 / self.ceiling_rps).max(0.0))
     }
 
     pub fn write(&self, out: &Path, chart: &Path, command: &str) -> Result<()> {
@@ -700,12 +698,17 @@ impl Report {
                 s.paced_all,
                 s.paced_one,
             );
+            let _ = writeln!(
+                md,
+                "| read ceiling under the same reads, in alternating rounds with the floors | {:.0} req/s | |",
+                s.floor_ceiling_rps
+            );
             for (what, f) in [
                 ("one SQLite lookup per read: Strongroom's own storage code on the same file (its per-thread read connections, pragmas, row hints and SQLite build), no namespace, token or decryption", &s.lookup_floor),
                 ("one 4 KiB `pread` of the same file per read, at a page picked by the request", &s.page_floor),
             ] {
                 let Some(f) = f else { continue };
-                let least = self
+                let least = s
                     .cold_floor_ratio(f)
                     .map(|r| format!("; least saturated ratio: **{r:.2}×**"))
                     .unwrap_or_default();
@@ -718,7 +721,7 @@ impl Report {
             md.push('\n');
             let _ = writeln!(
                 md,
-                "The floors are minimal servers like the read ceiling (section 0), run on Strongroom's populated file after it stopped, under the same reads: each does per request only what a cold read cannot avoid. A floor's *least saturated ratio* is what the goal row would show if a cold read cost exactly a hot read plus what that floor spends per request beyond the read ceiling: 1 + (hot reads/s) × (1 / floor reads/s − 1 / ceiling reads/s). The lookup floor bounds this storage layout; the page floor bounds any layout that keeps the data out of memory.\n"
+                "The floors are minimal servers like the read ceiling (section 0), run on Strongroom's populated file after it stopped, under the same reads, in alternating rounds with a read ceiling answering the same bytes: each does per request only what a cold read cannot avoid. A floor's *least saturated ratio* is what the goal row would show if a cold read cost exactly a hot read plus what that floor spends per request beyond the read ceiling: 1 + (hot reads/s) × (1 / floor reads/s − 1 / ceiling reads/s), with the hot rate of the one-namespace rounds above and the ceiling measured with the floors. The lookup floor bounds this storage layout; the page floor bounds any layout that keeps the data out of memory.\n"
             );
             let _ = writeln!(
                 md,
