@@ -800,26 +800,17 @@ async fn scale_strongroom(
     // 10 secrets (the small case, served from memory), on this server with the same token,
     // in alternating rounds, so the machine's drift between minutes and processes falls on
     // both sides alike.
-    let (mut alt_all, mut alt_one) = (Alternated::default(), Alternated::default());
-    for round in 0..plan.rounds {
-        for all in [round % 2 == 0, round % 2 != 0] {
-            let (n, side) = if all {
-                (plan.namespaces, &mut alt_all)
-            } else {
-                (1, &mut alt_one)
-            };
-            let r = client::run(
-                &ours.addr,
-                plan.clients,
-                plan.warmup,
-                plan.duration,
-                random_ns_read(n, "root".into()),
-            )
-            .await?;
-            side.per_round.push(r.ops_per_sec());
-            side.pooled.merge(&r);
-        }
-    }
+    let alternated = compare(
+        plan,
+        &[
+            (
+                ours.addr.as_str(),
+                random_ns_read(plan.namespaces, "root".into()),
+            ),
+            (ours.addr.as_str(), random_ns_read(1, "root".into())),
+        ],
+    )
+    .await?;
     // The same server unloaded (one client: no queueing), over every namespace and over
     // one namespace's 10 secrets: what the data volume alone adds to a read.
     let unloaded = |n: usize| {
@@ -889,11 +880,7 @@ async fn scale_strongroom(
     if let Some((r, _)) = floor_res.iter().find(|(r, _)| r.errors > 0) {
         bail!("a cold-read floor server refused {} reads", r.errors);
     }
-    let mut floors = floor_res.iter().map(|(r, per_round)| report::Floor {
-        rps: median(per_round),
-        p50_ms: r.percentile(0.5),
-        p99_ms: r.percentile(0.99),
-    });
+    let mut floors = floor_res.iter().map(summary);
     let floor_ceiling_rps = floors.next().map_or(0.0, |c| c.rps);
     let lookup_floor = floors.next();
     let page_floor = floors.next();
@@ -921,8 +908,8 @@ async fn scale_strongroom(
         paced_rps: rate,
         paced_all: (paced_all.percentile(0.5), paced_all.percentile(0.99)),
         paced_one: (paced_one.percentile(0.5), paced_one.percentile(0.99)),
-        alternated_all: alt_all.summary(),
-        alternated_one: alt_one.summary(),
+        alternated_all: summary(&alternated[0]),
+        alternated_one: summary(&alternated[1]),
         bytes_per_secret,
         lookup_floor,
         page_floor,
@@ -934,22 +921,14 @@ async fn scale_strongroom(
     })
 }
 
-/// One side of the scale workload's alternating rounds: each round's rate, and every
-/// round's latencies pooled (as [`compare`] pools a workload's rounds).
-#[derive(Default)]
-struct Alternated {
-    per_round: Vec<f64>,
-    pooled: LoadResult,
-}
-
-impl Alternated {
-    fn summary(&self) -> report::Latency {
-        report::Latency {
-            p50_ms: self.pooled.percentile(0.5),
-            p99_ms: self.pooled.percentile(0.99),
-            rps: median(&self.per_round),
-            errors: self.pooled.errors,
-        }
+/// What [`compare`] measured for one workload: the median round's rate, and latencies
+/// pooled over its rounds.
+fn summary((pooled, per_round): &(LoadResult, Vec<f64>)) -> report::Latency {
+    report::Latency {
+        p50_ms: pooled.percentile(0.5),
+        p99_ms: pooled.percentile(0.99),
+        rps: median(per_round),
+        errors: pooled.errors,
     }
 }
 

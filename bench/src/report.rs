@@ -287,14 +287,8 @@ impl Section {
     }
 }
 
-/// A floor server's rate and latency at saturation.
-pub struct Floor {
-    pub rps: f64,
-    pub p50_ms: f64,
-    pub p99_ms: f64,
-}
-
-/// Latencies pooled over a workload's rounds, and the median round's rate.
+/// Latencies pooled over a workload's rounds, and the median round's rate (the scale
+/// workload's alternating rounds, the floors).
 pub struct Latency {
     pub p50_ms: f64,
     pub p99_ms: f64,
@@ -338,8 +332,8 @@ pub struct Scale {
     pub bytes_per_secret: f64,
     /// Minimal servers on the same data under the same reads: one SQLite lookup per read
     /// (`lookup_floor_server`), and one 4 KiB page read (`page_floor_server`).
-    pub lookup_floor: Option<Floor>,
-    pub page_floor: Option<Floor>,
+    pub lookup_floor: Option<Latency>,
+    pub page_floor: Option<Latency>,
     /// The read ceiling measured in the floors' alternating rounds, under the same reads.
     pub floor_ceiling_rps: f64,
     pub openbao_namespaces: usize,
@@ -364,7 +358,7 @@ impl Scale {
     /// saturation each request takes the machine 1/rate, and p99 follows that time. The hot
     /// rate is this server's reads of one namespace in the alternating rounds; the floors
     /// and the ceiling were measured in alternating rounds of their own.
-    pub fn cold_floor_ratio(&self, f: &Floor) -> Option<f64> {
+    pub fn cold_floor_ratio(&self, f: &Latency) -> Option<f64> {
         let (hot, ceiling) = (self.alternated_one.rps, self.floor_ceiling_rps);
         (hot > 0.0 && f.rps > 0.0 && ceiling > 0.0)
             .then(|| 1.0 + hot * (1.0 / f.rps - 1.0 / ceiling).max(0.0))
