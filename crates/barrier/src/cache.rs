@@ -44,10 +44,21 @@ impl<K: Hash + Eq + Clone, V: Clone> Cache<K, V> {
         }
     }
 
+    /// The hash this cache files `k` under (randomly keyed SipHash): for a caller that
+    /// needs a hash of the key too, and passes it back to [`Cache::get_hashed`] and
+    /// [`Cache::insert_if_hashed`] rather than hash the key again.
+    pub fn hash<Q: Hash + ?Sized>(&self, k: &Q) -> u64 {
+        self.hasher.hash_one(k)
+    }
+
+    fn shard_of(&self, h: u64) -> &Shard<K, V> {
+        &self.shards[(h >> 32) as usize % SHARDS]
+    }
+
     /// The key's hash and its shard.
     fn locate<Q: Hash + ?Sized>(&self, k: &Q) -> (u64, &Shard<K, V>) {
-        let h = self.hasher.hash_one(k);
-        (h, &self.shards[(h >> 32) as usize % SHARDS])
+        let h = self.hash(k);
+        (h, self.shard_of(h))
     }
 
     pub fn get<Q>(&self, k: &Q) -> Option<V>
@@ -55,8 +66,16 @@ impl<K: Hash + Eq + Clone, V: Clone> Cache<K, V> {
         K: std::borrow::Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let (h, shard) = self.locate(k);
-        let s = shard.read();
+        self.get_hashed(self.hash(k), k)
+    }
+
+    /// [`Cache::get`] of `k`, whose [`Cache::hash`] is `h`.
+    pub fn get_hashed<Q>(&self, h: u64, k: &Q) -> Option<V>
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
+        let s = self.shard_of(h).read();
         let e = s.find(h, |e| e.key.borrow() == k)?;
         if !e.used.load(Ordering::Relaxed) {
             e.used.store(true, Ordering::Relaxed);
@@ -81,8 +100,12 @@ impl<K: Hash + Eq + Clone, V: Clone> Cache<K, V> {
     /// or removal of the same key that follows a change `still` would see is ordered after
     /// this insert.
     pub fn insert_if(&self, k: K, v: V, still: impl FnOnce() -> bool) -> bool {
-        let (h, shard) = self.locate(&k);
-        let mut s = shard.write();
+        self.insert_if_hashed(self.hash(&k), k, v, still)
+    }
+
+    /// [`Cache::insert_if`] of `k`, whose [`Cache::hash`] is `h`.
+    pub fn insert_if_hashed(&self, h: u64, k: K, v: V, still: impl FnOnce() -> bool) -> bool {
+        let mut s = self.shard_of(h).write();
         if !still() {
             return false;
         }

@@ -405,6 +405,14 @@ struct ValueCache {
     open: AtomicBool,
 }
 
+/// What a read took before it read storage ([`ValueCache::fence_hashed`]): its key's
+/// stripe, the stripe's epoch then, and the key's hash.
+struct Fence<'a> {
+    stripe: &'a Stripe,
+    epoch: u64,
+    hash: u64,
+}
+
 /// Writes in flight on the keys of one stripe, and a count bumped as each begins and ends.
 #[derive(Default)]
 struct Stripe {
@@ -476,11 +484,10 @@ impl ValueCache {
         }
     }
 
-    fn hash(key: &str) -> u64 {
-        use std::hash::{Hash, Hasher};
-        let mut h = std::hash::DefaultHasher::new();
-        key.hash(&mut h);
-        h.finish()
+    /// The key's hash for its stripe and its doorkeeper bits: the one its entry is filed
+    /// under, so a read hashes its key once.
+    fn hash(&self, key: &str) -> u64 {
+        self.entries.hash(key)
     }
 
     fn stripe_of(&self, h: u64) -> &Stripe {
@@ -489,7 +496,7 @@ impl ValueCache {
 
     #[cfg(test)]
     fn stripe(&self, key: &str) -> &Stripe {
-        self.stripe_of(Self::hash(key))
+        self.stripe_of(self.hash(key))
     }
 
     /// `f` on each stripe `keys` fall in (on every stripe when `all`), repeats included.
@@ -500,7 +507,7 @@ impl ValueCache {
         } else {
             keys.iter()
                 .map(|k| {
-                    let h = Self::hash(k);
+                    let h = self.hash(k);
                     if mark {
                         self.seen.mark(h);
                     }
@@ -510,21 +517,36 @@ impl ValueCache {
         }
     }
 
-    /// Taken before a storage read of `key`, marking it seen: `None` if it was not seen
-    /// before (the read is not kept) or while a write of its stripe is in flight.
-    fn fence(&self, key: &str) -> Option<(&Stripe, u64)> {
-        let h = Self::hash(key);
+    /// [`ValueCache::fence_hashed`] of `key`.
+    #[cfg(test)]
+    fn fence(&self, key: &str) -> Option<Fence<'_>> {
+        self.fence_hashed(self.hash(key))
+    }
+
+    /// Taken before a storage read of the key whose [`ValueCache::hash`] is `h`, marking it
+    /// seen: `None` if it was not seen before (the read is not kept) or while a write of
+    /// its stripe is in flight.
+    fn fence_hashed(&self, h: u64) -> Option<Fence<'_>> {
         if !self.seen.mark(h) {
             return None;
         }
-        let s = self.stripe_of(h);
-        let epoch = s.epoch.load(Ordering::SeqCst);
-        (s.in_flight.load(Ordering::SeqCst) == 0).then_some((s, epoch))
+        let stripe = self.stripe_of(h);
+        let epoch = stripe.epoch.load(Ordering::SeqCst);
+        (stripe.in_flight.load(Ordering::SeqCst) == 0).then_some(Fence {
+            stripe,
+            epoch,
+            hash: h,
+        })
     }
 
     /// Keep what a read found, unless a write began since its `fence` or the barrier sealed.
-    fn keep(&self, key: &str, v: Option<Arc<Cached>>, (stripe, epoch): (&Stripe, u64)) {
-        self.entries.insert_if(key.to_owned(), v, || {
+    fn keep(&self, key: &str, v: Option<Arc<Cached>>, fence: Fence<'_>) {
+        let Fence {
+            stripe,
+            epoch,
+            hash,
+        } = fence;
+        self.entries.insert_if_hashed(hash, key.to_owned(), v, || {
             self.open.load(Ordering::SeqCst) && stripe.epoch.load(Ordering::SeqCst) == epoch
         });
     }
@@ -816,12 +838,14 @@ impl Barrier {
 
     async fn read(&self, path: &str) -> Result<Read> {
         let ring = self.ring()?;
+        let mut fence = None;
         if let Some(c) = &self.cache {
-            if let Some(hit) = c.entries.get(path) {
+            let h = c.hash(path);
+            if let Some(hit) = c.entries.get_hashed(h, path) {
                 return Ok(Read::Hit(hit));
             }
+            fence = c.fence_hashed(h);
         }
-        let fence = self.cache.as_ref().and_then(|c| c.fence(path));
         let found = match self.storage.get(path).await? {
             None => None,
             Some(ct) => Some((SecretBytes::new(self.decrypt(&ring, path, &ct)?), ct)),
