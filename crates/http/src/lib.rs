@@ -302,7 +302,7 @@ fn parse_body(headers: &HeaderMap, body: &Bytes) -> Result<Map<String, Value>, C
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    if ctype.starts_with("application/x-www-form-urlencoded") {
+    if is_form(ctype, body) {
         return Ok(form_pairs(body)
             .into_iter()
             .map(|(k, v)| (k, Value::String(v)))
@@ -316,6 +316,22 @@ fn parse_body(headers: &HeaderMap, body: &Bytes) -> Result<Map<String, Value>, C
         )),
         Err(e) => Err(CoreError::bad(format!("failed to parse JSON input: {e}"))),
     }
+}
+
+/// Whether a body is a form, as OpenBao decides: its media type is
+/// `application/x-www-form-urlencoded` (any case, parameters ignored) *and* it does not look
+/// like JSON (its first byte that is not JSON whitespace is neither `{` nor `[`). So a JSON
+/// body sent with the form type, as `curl -d '{...}'` sends it, is read as JSON.
+fn is_form(ctype: &str, body: &[u8]) -> bool {
+    let media = ctype.split(';').next().unwrap_or("").trim();
+    if !media.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
+        return false;
+    }
+    !matches!(
+        body.iter()
+            .find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r')),
+        Some(b'{' | b'[')
+    )
 }
 
 fn header_str<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {

@@ -65,6 +65,35 @@ fn envelope_statuses_and_verbs() {
             .unwrap()
             .contains("\"b\"")
     );
+    // ... but a JSON body under the form type (what `curl -d '{...}'` sends) is JSON, as in
+    // OpenBao: the type is a form's only if the body does not start like JSON.
+    for (i, ctype) in [
+        "application/x-www-form-urlencoded",
+        "Application/X-WWW-Form-Urlencoded; charset=utf-8",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let j = http(
+            "POST",
+            &s.url(&format!("sys/policies/acl/fj{i}")),
+            t,
+            &[("Content-Type", ctype)],
+            Some(b" \n{\"policy\": \"path \\\"c\\\" { capabilities = [\\\"read\\\"] }\"}"),
+        );
+        assert_eq!(j.status, 204, "{ctype}: {}", j.body);
+        assert!(http(
+            "GET",
+            &s.url(&format!("sys/policies/acl/fj{i}")),
+            t,
+            &[],
+            None
+        )
+        .json()["data"]["policy"]
+            .as_str()
+            .unwrap()
+            .contains("\"c\""));
+    }
 
     // Authorization: Bearer works like X-Vault-Token
     let b = http(
