@@ -411,7 +411,9 @@ pub async fn handle(
                 None => Ok(Response::none()),
             },
             _ if write => {
-                let mut c = load_config(&view).await?.unwrap_or_default();
+                // A write replaces the whole config, as in OpenBao: a field left out is
+                // reset, so switching from keys to a JWKS URL is one write.
+                let mut c = JwtConfig::default();
                 c.jwt_validation_pubkeys = list(
                     data,
                     "jwt_validation_pubkeys",

@@ -304,6 +304,49 @@ fn bao_cli_configures_and_logs_in_and_both_servers_agree() {
 }
 
 #[test]
+fn a_config_write_replaces_the_whole_config_on_both_servers() {
+    let setup = Setup::new();
+    let ours = strongroom_dev();
+    let theirs = openbao_dev();
+    let pem = setup.issuer.public_pem();
+    // Both fetch their keys from our dev server's JWKS document (loopback HTTP).
+    let jwks = format!("{}/.well-known/jwks.json", ours.addr);
+    let mut seen = Vec::new();
+    for s in [&ours, &theirs] {
+        bao_ok(&s.addr, Some(ROOT), &["auth", "enable", "-path=cfg", "jwt"]);
+        let write = |body: Value| {
+            let r = http(
+                "POST",
+                &s.url("auth/cfg/config"),
+                Some(ROOT),
+                &[],
+                Some(body.to_string().as_bytes()),
+            );
+            assert_eq!(r.status, 204, "{}: {body}: {}", s.name, r.body);
+            let c = http("GET", &s.url("auth/cfg/config"), Some(ROOT), &[], None).json();
+            let d = &c["data"];
+            json!([
+                d["jwt_validation_pubkeys"].as_array().map_or(0, Vec::len),
+                d["jwks_url"],
+                d["bound_issuer"],
+                d["default_role"],
+            ])
+        };
+        let first = write(
+            json!({"jwt_validation_pubkeys": [pem], "bound_issuer": ISS, "default_role": "ci"}),
+        );
+        // A field left out is reset, not kept from the last write ...
+        let second = write(json!({"jwt_validation_pubkeys": [pem]}));
+        // ... so a config moves from keys to a JWKS URL in one write.
+        let third = write(json!({"jwks_url": jwks}));
+        seen.push((first, second, third));
+    }
+    assert_eq!(seen[0], seen[1], "ours, then OpenBao's");
+    assert_eq!(seen[0].1, json!([1, "", "", ""]));
+    assert_eq!(seen[0].2, json!([0, jwks, "", ""]));
+}
+
+#[test]
 fn token_with_aud_against_role_without_bound_audiences_is_refused() {
     // CVE-2024-5798: a role with no bound_audiences must not accept tokens that carry `aud`.
     let setup = Setup::new();
