@@ -26,6 +26,10 @@ pub enum CoreError {
     /// 400 for invalid or expired tokens, as OpenBao answers them… except it uses 403.
     #[error("{0}")]
     InvalidToken(String),
+    /// 403 with OpenBao's own message for the case, shown to the client (a lookup of a
+    /// token that does not exist: "bad token").
+    #[error("{0}")]
+    Forbidden(String),
     /// 500: a bug or corrupt data. The message must not contain secret material.
     #[error("internal error: {0}")]
     Internal(String),
@@ -70,7 +74,9 @@ impl CoreError {
     /// The HTTP status for this error.
     pub fn status(&self) -> u16 {
         match self {
-            CoreError::PermissionDenied | CoreError::InvalidToken(_) => 403,
+            CoreError::PermissionDenied | CoreError::InvalidToken(_) | CoreError::Forbidden(_) => {
+                403
+            }
             CoreError::BadRequest(_) => 400,
             CoreError::NotFound(_) => 404,
             CoreError::UnsupportedOperation => 405,

@@ -264,7 +264,9 @@ fn decode_maybe_base64(text: &str) -> String {
     }
 }
 
-/// The body of `sys/capabilities*`: `{"capabilities": [...], "<path>": [...]}`.
+/// The body of `sys/capabilities*`: `{"<path>": [...], ...}`, and for a single path also
+/// `"capabilities"` with the same list (OpenBao keeps that key for older clients, and only
+/// for one path).
 pub fn capabilities_response(
     acl: &Acl,
     ns_rel: &str,
@@ -282,17 +284,12 @@ pub fn capabilities_response(
         return Err(CoreError::bad("'path' or 'paths' is required"));
     }
     let mut out = Map::new();
-    let mut union: Vec<&'static str> = Vec::new();
     for p in &paths {
         let caps = acl.capabilities(&format!("{ns_rel}{}", p.trim_start_matches('/')));
-        for c in &caps {
-            if !union.contains(c) {
-                union.push(c);
-            }
-        }
         out.insert(p.clone(), json!(caps));
     }
-    union.sort();
-    out.insert("capabilities".into(), json!(union));
+    if let [only] = paths.as_slice() {
+        out.insert("capabilities".into(), out[only].clone());
+    }
     Ok(Response::data(Value::Object(out)))
 }

@@ -964,7 +964,8 @@ pub(crate) async fn handle(
             let id = token_param(data)?;
             let (e, ens) = resolve(core, active, &id)
                 .await?
-                .ok_or_else(|| CoreError::bad("bad token"))?;
+                // 403, as OpenBao answers a lookup of a token that does not exist.
+                .ok_or_else(|| CoreError::Forbidden("bad token".into()))?;
             Ok(Response::data(lookup_json(&e, &id, &ens, now)))
         }
         "lookup-accessor" if write => {

@@ -120,6 +120,33 @@ fn session(s: &Server, policy_file: &str) -> Vec<(String, Value)> {
         &["token", "capabilities", "secret/data/app/prod/x"],
     );
     assert_eq!(caps.trim(), "deny", "{}", s.name);
+    // Several paths: one list each, and no "capabilities" key (OpenBao adds it for one path).
+    let body = json!({"paths": ["secret/data/app/x", "secret/data/app/prod/x"]}).to_string();
+    let r = http(
+        "POST",
+        &s.url("sys/capabilities-self"),
+        Some(&tok),
+        &[],
+        Some(body.as_bytes()),
+    );
+    assert_eq!(r.status, 200, "{}: {}", s.name, r.body);
+    let data = r.json()["data"].clone();
+    assert_eq!(
+        data,
+        json!({"secret/data/app/x": ["create", "read", "update"], "secret/data/app/prod/x": ["deny"]}),
+        "{}",
+        s.name
+    );
+    // A lookup of a token that does not exist: 403 "bad token".
+    let r = http(
+        "POST",
+        &s.url("auth/token/lookup"),
+        t,
+        &[],
+        Some(br#"{"token": "s.doesnotexist"}"#),
+    );
+    assert_eq!(r.status, 403, "{}: {}", s.name, r.body);
+    assert_eq!(r.json(), json!({"errors": ["bad token"]}), "{}", s.name);
 
     let renewed = bao_json(a, t, &["token", "renew", "-increment=2h", &tok]);
     assert!(
