@@ -964,6 +964,11 @@ async fn login_checked(
         policies.push("default".into());
     }
     policies.sort();
+    // No login grants the root policy, whether the role names it or a templated policy
+    // renders it from a claim (a project called "root"), as in OpenBao.
+    if policies.iter().any(|p| p == "root") {
+        return Err(CoreError::bad("auth methods cannot create root tokens"));
+    }
 
     let batch = matches!(role.token_type.as_str(), "batch" | "default-batch");
     let mounted_default = if mount.config.default_lease_ttl > 0 {

@@ -601,6 +601,11 @@ async fn create(
     let period = parse_ttl(data, "period")?;
     let explicit_max_ttl = parse_ttl(data, "explicit_max_ttl")?;
     let mut ttl = parse_ttl(data, "ttl")?;
+    // A batch token cannot be revoked on its own (it is not stored), so it never carries
+    // root, as in OpenBao.
+    if batch && policies.iter().any(|p| p == "root") {
+        return Err(CoreError::bad("batch tokens cannot be root tokens"));
+    }
     if batch && (period > 0 || num_uses > 0) {
         return Err(CoreError::bad(
             "batch tokens cannot be periodic or have a limited number of uses",

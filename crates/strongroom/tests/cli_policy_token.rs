@@ -137,6 +137,26 @@ fn session(s: &Server, policy_file: &str) -> Vec<(String, Value)> {
         "{}",
         s.name
     );
+    // A batch token never carries root: asked for, or inherited from a root parent.
+    for body in [
+        json!({"type": "batch", "policies": ["root"]}),
+        json!({"type": "batch"}),
+    ] {
+        let r = http(
+            "POST",
+            &s.url("auth/token/create"),
+            t,
+            &[],
+            Some(body.to_string().as_bytes()),
+        );
+        assert_eq!(r.status, 400, "{}: {body}: {}", s.name, r.body);
+        assert_eq!(
+            r.json(),
+            json!({"errors": ["batch tokens cannot be root tokens"]}),
+            "{}",
+            s.name
+        );
+    }
     // A lookup of a token that does not exist: 403 "bad token".
     let r = http(
         "POST",

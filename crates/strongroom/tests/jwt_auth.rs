@@ -367,6 +367,46 @@ fn token_with_aud_against_role_without_bound_audiences_is_refused() {
 }
 
 #[test]
+fn no_login_grants_the_root_policy_on_either_server() {
+    let setup = Setup::new();
+    let ours = strongroom_dev();
+    let theirs = openbao_dev();
+    let token = setup.issuer.sign(&gitlab_claims()).unwrap();
+    for s in [&ours, &theirs] {
+        // Named by the role, for service and batch tokens ...
+        for token_type in ["service", "batch"] {
+            let mut role = ci_role();
+            role["token_policies"] = json!(["ci", "root"]);
+            role["token_type"] = json!(token_type);
+            setup.configure(s, &role);
+            let (st, body) = login(s, "ci", &token);
+            assert_eq!(st, 400, "{} {token_type}: {body}", s.name);
+            assert_eq!(
+                body,
+                json!({"errors": ["auth methods cannot create root tokens"]}),
+                "{}",
+                s.name
+            );
+        }
+        // ... or rendered from a claim by a templated policy (a project named "root").
+        let mut role = ci_role();
+        role["token_policies"] = json!(["{{ .project_path }}"]);
+        role["token_policies_template_claims"] = json!(true);
+        role["bound_claims"] = json!({});
+        setup.configure(s, &role);
+        let rooted = setup
+            .issuer
+            .sign(&with(gitlab_claims(), "project_path", json!("root")))
+            .unwrap();
+        let (st, body) = login(s, "ci", &rooted);
+        assert_eq!(st, 400, "{}: {body}", s.name);
+        let (st, body) = login(s, "ci", &token);
+        assert_eq!(st, 200, "{}: {body}", s.name);
+        assert_eq!(body["auth"]["policies"], json!(["default", "grp/app"]));
+    }
+}
+
+#[test]
 fn glob_bound_claims_match_openbao() {
     let setup = Setup::new();
     let ours = strongroom_dev();
