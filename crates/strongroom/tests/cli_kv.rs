@@ -223,3 +223,56 @@ fn kv_list_pagination_and_subkeys() {
     let r = http("GET", &s.url("secret/subkeys/nested?depth=1"), t, &[], None);
     assert_eq!(r.json()["data"]["subkeys"], json!({"a": null, "e": null}));
 }
+
+#[test]
+fn an_undeleted_version_is_deleted_again_after_delete_version_after_on_both_servers() {
+    let ours = strongroom_dev();
+    let theirs = openbao_dev();
+    for s in [&ours, &theirs] {
+        let (a, t) = (&s.addr, Some(ROOT));
+        bao_ok(a, t, &["kv", "put", "-mount=secret", "auto", "v=1"]);
+        bao_ok(
+            a,
+            t,
+            &[
+                "kv",
+                "metadata",
+                "put",
+                "-mount=secret",
+                "-delete-version-after=1h",
+                "auto",
+            ],
+        );
+        bao_ok(a, t, &["kv", "delete", "-mount=secret", "auto"]);
+        bao_ok(
+            a,
+            t,
+            &["kv", "undelete", "-mount=secret", "-versions=1", "auto"],
+        );
+        // Readable again, and set to be deleted by itself an hour from the undelete.
+        let v = bao_json(a, t, &["kv", "get", "-mount=secret", "auto"]);
+        assert_eq!(v["data"]["data"]["v"], "1", "{}", s.name);
+        let m = bao_json(a, t, &["kv", "metadata", "get", "-mount=secret", "auto"]);
+        let when = m["data"]["versions"]["1"]["deletion_time"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let created = m["data"]["versions"]["1"]["created_time"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert!(!when.is_empty(), "{}: {m}", s.name);
+        // RFC 3339 in UTC: about an hour after the version was written (the undelete came
+        // a moment later), counted in seconds of the day.
+        let secs = |ts: &str| -> i64 {
+            let p = |r: std::ops::Range<usize>| ts[r].parse::<i64>().unwrap();
+            p(11..13) * 3600 + p(14..16) * 60 + p(17..19)
+        };
+        let after = (secs(&when) - secs(&created)).rem_euclid(86_400);
+        assert!(
+            (3600..3600 + 120).contains(&after),
+            "{}: created {created}, deleted at {when}",
+            s.name
+        );
+    }
+}

@@ -618,20 +618,12 @@ async fn write_data(
             }
         };
         let v = meta.current_version + 1;
-        let dva = if meta.delete_version_after != 0 {
-            meta.delete_version_after
-        } else {
-            cfg.delete_version_after
-        };
+        let deletion_time = auto_deletion(&cfg, &meta, now);
         meta.versions.insert(
             v,
             VersionMeta {
                 created_time: now,
-                deletion_time: if dva > 0 {
-                    now + dva as i128 * 1_000_000_000
-                } else {
-                    0
-                },
+                deletion_time,
                 destroyed: false,
             },
         );
@@ -873,6 +865,21 @@ async fn write_metadata(
     .await
 }
 
+/// When a version written (or undeleted) at `now` is to be deleted by itself: after the
+/// key's `delete_version_after`, else the mount's; 0 (never) if neither is positive.
+fn auto_deletion(cfg: &KvConfig, meta: &KeyMeta, now: i128) -> i128 {
+    let dva = if meta.delete_version_after != 0 {
+        meta.delete_version_after
+    } else {
+        cfg.delete_version_after
+    };
+    if dva > 0 {
+        now + dva as i128 * 1_000_000_000
+    } else {
+        0
+    }
+}
+
 enum VersionAction {
     Delete,
     Undelete,
@@ -886,8 +893,15 @@ async fn version_action(
     action: VersionAction,
 ) -> Result<Response> {
     validate_key(path)?;
+    let cfg = match action {
+        VersionAction::Undelete => Some(load_config(view).await?),
+        _ => None,
+    };
     let r = update_key(view, path, false, |meta, _| {
         let now = now_nanos();
+        // An undeleted version is deleted again by itself after `delete_version_after`,
+        // counted from the undelete, as in OpenBao.
+        let rearm = cfg.as_ref().map_or(0, |c| auto_deletion(c, meta, now));
         let mut ops = Vec::new();
         let mut changed = false;
         for v in &versions {
@@ -900,7 +914,7 @@ async fn version_action(
                     changed = true;
                 }
                 VersionAction::Undelete if !vm.destroyed && vm.deletion_time != 0 => {
-                    vm.deletion_time = 0;
+                    vm.deletion_time = rearm;
                     changed = true;
                 }
                 VersionAction::Destroy if !vm.destroyed => {
