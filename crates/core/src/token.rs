@@ -996,7 +996,7 @@ pub(crate) async fn handle(
             let id = token_param(data)?;
             let (e, ens) = resolve(core, active, &id)
                 .await?
-                .ok_or_else(|| CoreError::bad("invalid token"))?;
+                .ok_or_else(|| CoreError::bad("token not found"))?;
             renew(core, active, &ens, &e, &id, data).await
         }
         "renew-accessor" if write => {
@@ -1032,10 +1032,17 @@ pub(crate) async fn handle(
         "revoke-accessor" if write => {
             let acc = crate::field_str(data, "accessor")
                 .ok_or_else(|| CoreError::bad("missing accessor"))?;
-            if let Some((e, _)) = by_accessor(active, ns, &acc).await? {
-                revoke_tree(core, active, &e).await?;
+            match by_accessor(active, ns, &acc).await? {
+                Some((e, _)) => {
+                    revoke_tree(core, active, &e).await?;
+                    Ok(Response::none())
+                }
+                // Nothing to revoke is not an error; OpenBao says so in a warning.
+                None => Ok(Response {
+                    warnings: vec!["No token found with this accessor".into()],
+                    ..Default::default()
+                }),
             }
-            Ok(Response::none())
         }
         "accessors" if op == Operation::List => {
             let mut keys = Vec::new();

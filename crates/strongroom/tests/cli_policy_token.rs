@@ -157,6 +157,36 @@ fn session(s: &Server, policy_file: &str) -> Vec<(String, Value)> {
             s.name
         );
     }
+    // Renewing a token that does not exist: 400 "token not found"; revoking an accessor that
+    // does not exist: 200 with a warning.
+    let r = http(
+        "POST",
+        &s.url("auth/token/renew"),
+        t,
+        &[],
+        Some(br#"{"token": "s.doesnotexist"}"#),
+    );
+    assert_eq!(r.status, 400, "{}: {}", s.name, r.body);
+    assert_eq!(
+        r.json(),
+        json!({"errors": ["token not found"]}),
+        "{}",
+        s.name
+    );
+    let r = http(
+        "POST",
+        &s.url("auth/token/revoke-accessor"),
+        t,
+        &[],
+        Some(br#"{"accessor": "doesnotexist"}"#),
+    );
+    assert_eq!(r.status, 200, "{}: {}", s.name, r.body);
+    assert_eq!(
+        r.json()["warnings"],
+        json!(["No token found with this accessor"]),
+        "{}",
+        s.name
+    );
     // A lookup of a token that does not exist: 403 "bad token".
     let r = http(
         "POST",
