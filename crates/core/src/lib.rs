@@ -454,7 +454,13 @@ impl Core {
         }
         let active = self.active()?;
         let (ns, rel) = active.namespaces.resolve(&req.namespace, path).await?;
-        let route = self.route(&ns, &rel).await?;
+        let route = match self.route(&ns, &rel).await {
+            Ok(r) => r,
+            Err(CoreError::NotFound(m)) => {
+                return Err(Box::pin(self.missing_route(&active, &ns, &rel, &req, m)).await)
+            }
+            Err(e) => return Err(e),
+        };
         // Logins are the one unauthenticated operation on an auth mount.
         if let Route::Auth(table, i, rest) = &route {
             if rest.trim_end_matches('/') == "login" && req.is_write {
@@ -560,6 +566,42 @@ impl Core {
             Box::pin(token::revoke_tree(self, &active, &caller.entry)).await?;
         }
         result
+    }
+
+    /// The answer to a request for a path no mount serves: 404 (`msg`) only to a caller
+    /// allowed there, as in OpenBao. To anyone else it is 403 like any path they may not
+    /// use, so a request without a token, or with a weak one, cannot tell which mounts
+    /// exist. Nothing runs, so no use of the token is counted.
+    async fn missing_route(
+        &self,
+        active: &Active,
+        ns: &Arc<NsState>,
+        rel: &str,
+        req: &Request,
+        msg: String,
+    ) -> CoreError {
+        if req.inline_auth.is_some() {
+            return CoreError::PermissionDenied;
+        }
+        let caller =
+            match token::authenticate(self, active, req.token.as_deref(), req.client_ip).await {
+                Ok(c) => c,
+                Err(e) => return e,
+            };
+        if !ns.is_within(&caller.ns) {
+            return CoreError::PermissionDenied;
+        }
+        let acl_path = util::concat(&[ns.relative_to(&caller.ns), rel]);
+        let op = if req.is_write {
+            Operation::Update
+        } else {
+            req.op()
+        };
+        if caller.acl.check(op, &acl_path, Some(&req.data)).allowed {
+            CoreError::NotFound(msg)
+        } else {
+            CoreError::PermissionDenied
+        }
     }
 
     /// Run an inline login: the token exists for this request only and is never stored.

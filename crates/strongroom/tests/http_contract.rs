@@ -224,6 +224,50 @@ fn envelope_statuses_and_verbs() {
 }
 
 #[test]
+fn a_path_no_mount_serves_is_403_unless_the_caller_may_use_it_on_both_servers() {
+    let ours = strongroom_dev();
+    let theirs = openbao_dev();
+    for s in [&ours, &theirs] {
+        let t = Some(ROOT);
+        let policy = json!({"policy": "path \"secret/data/allowed\" { capabilities = [\"read\"] }\npath \"gone/*\" { capabilities = [\"read\", \"update\"] }"});
+        let r = http(
+            "POST",
+            &s.url("sys/policies/acl/narrow"),
+            t,
+            &[],
+            Some(policy.to_string().as_bytes()),
+        );
+        assert_eq!(r.status, 204, "{}: {}", s.name, r.body);
+        let narrow = http(
+            "POST",
+            &s.url("auth/token/create"),
+            t,
+            &[],
+            Some(br#"{"policies": ["narrow"]}"#),
+        )
+        .json()["auth"]["client_token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let status = |method: &str, path: &str, token: Option<&str>| {
+            let body: Option<&[u8]> = (method != "GET").then_some(b"{}");
+            http(method, &s.url(path), token, &[], body).status
+        };
+        // No mount at nomount/ or auth/nope/: without a token, or with one not allowed
+        // there, the answer does not tell.
+        for token in [None, Some(narrow.as_str())] {
+            assert_eq!(status("GET", "nomount/x", token), 403, "{}", s.name);
+            assert_eq!(status("POST", "nomount/x", token), 403, "{}", s.name);
+            assert_eq!(status("POST", "auth/nope/login", token), 403, "{}", s.name);
+        }
+        // Allowed there (by policy, or as root): 404.
+        assert_eq!(status("GET", "gone/x", Some(&narrow)), 404, "{}", s.name);
+        assert_eq!(status("POST", "gone/x", Some(&narrow)), 404, "{}", s.name);
+        assert_eq!(status("GET", "nomount/x", t), 404, "{}", s.name);
+    }
+}
+
+#[test]
 fn request_size_limit_gives_413_and_sealed_gives_503() {
     let dir = TempDir::new("limits");
     let cfg = dir.path().join("s.toml");
