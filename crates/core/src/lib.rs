@@ -498,9 +498,15 @@ impl Core {
             }
             None => token::authenticate(self, &active, req.token.as_deref(), req.client_ip).await?,
         };
-        if !ns.is_within(&caller.ns) {
+        let (ns, rel) = if ns.is_within(&caller.ns) {
+            (ns, rel)
+        } else if matches!(&route, Route::Token(rest) if token::is_self_path(rest)) {
+            // A token's own lookup, renewal and revocation work from any namespace above
+            // its own, as in OpenBao: they are answered in the token's namespace.
+            (caller.ns.clone(), rel)
+        } else {
             return Err(CoreError::PermissionDenied);
-        }
+        };
         let acl_path = util::concat(&[ns.relative_to(&caller.ns), &rel]);
         let mut op = req.op();
         if req.is_write {

@@ -433,6 +433,14 @@ pub(crate) async fn create_root_token(
 }
 
 /// Paths of the token store that also need `sudo`.
+/// The token store paths that act on the calling token itself (`auth/token/<rest>`).
+pub(crate) fn is_self_path(rest: &str) -> bool {
+    matches!(
+        rest.trim_end_matches('/'),
+        "lookup-self" | "renew-self" | "revoke-self"
+    )
+}
+
 pub(crate) fn needs_sudo(rest: &str, data: &Map<String, Value>) -> bool {
     rest.starts_with("revoke-orphan")
         || rest.starts_with("accessors")

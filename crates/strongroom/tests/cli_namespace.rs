@@ -156,6 +156,48 @@ fn session(s: &Server) -> Vec<(String, Value)> {
     assert_eq!(r.status, 403, "{}: nor root", s.name);
     let look = bao_json(a, Some(&tok), &["token", "lookup", "-namespace=team-a"]);
     assert_eq!(look["data"]["policies"], json!(["default", "reader"]));
+    // ... and the token's own lookup, renewal and revocation work without the namespace
+    // (they act on the token in its namespace), while its capabilities there do not.
+    let look = bao_json(a, Some(&tok), &["token", "lookup"]);
+    assert_eq!(look["data"]["namespace_path"], "team-a/", "{}", s.name);
+    let r = http(
+        "POST",
+        &s.url("auth/token/renew-self"),
+        Some(&tok),
+        &[],
+        Some(b"{}"),
+    );
+    assert_eq!(r.status, 200, "{}: {}", s.name, r.body);
+    let r = http(
+        "POST",
+        &s.url("sys/capabilities-self"),
+        Some(&tok),
+        &[],
+        Some(br#"{"paths": ["secret/data/db"]}"#),
+    );
+    assert_eq!(r.status, 403, "{}: {}", s.name, r.body);
+    let gone = bao_json(
+        a,
+        t,
+        &["token", "create", "-namespace=team-a", "-policy=reader"],
+    );
+    let gone = gone["auth"]["client_token"].as_str().unwrap().to_owned();
+    let r = http(
+        "POST",
+        &s.url("auth/token/revoke-self"),
+        Some(&gone),
+        &[],
+        None,
+    );
+    assert_eq!(r.status, 204, "{}: {}", s.name, r.body);
+    let r = http(
+        "GET",
+        &s.url("auth/token/lookup-self"),
+        Some(&gone),
+        &[("X-Vault-Namespace", "team-a")],
+        None,
+    );
+    assert_eq!(r.status, 403, "{}: revoked: {}", s.name, r.body);
 
     // delete: refused while it has children, then gone with its data
     bao_ok(a, t, &["namespace", "delete", "-namespace=team-a", "sub"]);
