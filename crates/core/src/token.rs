@@ -432,7 +432,6 @@ pub(crate) async fn create_root_token(
     Ok(Zeroizing::new(id))
 }
 
-/// Paths of the token store that also need `sudo`.
 /// The token store paths that act on the calling token itself (`auth/token/<rest>`).
 pub(crate) fn is_self_path(rest: &str) -> bool {
     matches!(
@@ -441,6 +440,7 @@ pub(crate) fn is_self_path(rest: &str) -> bool {
     )
 }
 
+/// Paths of the token store that also need `sudo`.
 pub(crate) fn needs_sudo(rest: &str, data: &Map<String, Value>) -> bool {
     rest.starts_with("revoke-orphan")
         || rest.starts_with("accessors")
