@@ -103,6 +103,10 @@ pub struct Permissions {
     pub allowed_parameters: Option<HashMap<String, Vec<Value>>>,
     pub denied_parameters: Option<HashMap<String, Vec<Value>>>,
     pub required_parameters: Vec<String>,
+    /// A `min_wrapping_ttl` above zero: OpenBao then answers only requests whose response
+    /// is wrapped. Strongroom wraps no response, so such a rule allows nothing (it fails
+    /// closed rather than dropping the constraint).
+    pub requires_wrapping: bool,
 }
 
 /// One `path "..." { ... }` block.
@@ -198,6 +202,7 @@ fn merge_into(map: &mut Permissions, new: &Permissions) {
             map.required_parameters.push(r.clone());
         }
     }
+    map.requires_wrapping |= new.requires_wrapping;
 }
 
 /// A candidate pattern match and its priority (larger wins).
@@ -347,7 +352,7 @@ impl Acl {
             return denied;
         };
         let caps = perms.capabilities;
-        if caps & cap::DENY != 0 || caps & op.required_cap() == 0 {
+        if caps & cap::DENY != 0 || caps & op.required_cap() == 0 || perms.requires_wrapping {
             return denied;
         }
         let sudo = caps & cap::SUDO != 0;

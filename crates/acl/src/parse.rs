@@ -137,6 +137,28 @@ fn hcl_to_json(text: &str) -> Result<Value, PolicyError> {
     Ok(Value::Object(root))
 }
 
+/// Whether a TTL in a policy (`"1h"`, `"90s"`, `"30"`, or a number of seconds) is above
+/// zero; anything else is refused, as OpenBao refuses a policy it cannot parse.
+fn positive_duration(path: &str, key: &str, v: &Value) -> Result<bool, PolicyError> {
+    let invalid = || PolicyError::InvalidPath {
+        path: path.into(),
+        problem: format!("{key} must be a duration such as \"30s\" or \"1h\""),
+    };
+    match v {
+        Value::Number(n) => n.as_f64().map(|x| x > 0.0).ok_or_else(invalid),
+        Value::String(t) => {
+            let t = t.trim();
+            let digits = t.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+            let unit = &t[digits.len()..];
+            match (digits.parse::<u64>(), unit) {
+                (Ok(n), "" | "s" | "m" | "h" | "d") => Ok(n > 0),
+                _ => Err(invalid()),
+            }
+        }
+        _ => Err(invalid()),
+    }
+}
+
 fn parse_params(path: &str, v: &Value) -> Result<HashMap<String, Vec<Value>>, PolicyError> {
     // HCL may give a list of maps for a block-ish attribute; accept both.
     let mut out = HashMap::new();
@@ -230,9 +252,11 @@ fn parse_rule(path: &str, body: &Value) -> Result<PathRule, PolicyError> {
                     .filter_map(|x| x.as_str().map(str::to_owned))
                     .collect()
             }
-            // Accepted for compatibility; wrapping is not supported, so they constrain nothing.
-            "min_wrapping_ttl"
-            | "max_wrapping_ttl"
+            "min_wrapping_ttl" => perms.requires_wrapping = positive_duration(path, key, v)?,
+            // Accepted for compatibility. No response is wrapped here, so a maximum wrapping
+            // TTL is never exceeded; the others are OpenBao Enterprise's and OpenBao ignores
+            // them too.
+            "max_wrapping_ttl"
             | "control_group"
             | "mfa_methods"
             | "pagination_limit"

@@ -69,6 +69,27 @@ fn list_on_trailing_slash_uses_exact_rule() {
 }
 
 #[test]
+fn a_rule_requiring_wrapped_responses_allows_nothing_here() {
+    // No response is wrapped in Strongroom, so min_wrapping_ttl fails closed (OpenBao
+    // refuses such a request unless it asks for wrapping); max_wrapping_ttl alone is never
+    // exceeded.
+    let a = Acl::new(&[
+        Policy::parse("w", "path \"s/min\" {\n  capabilities = [\"read\"]\n  min_wrapping_ttl = \"1s\"\n}\npath \"s/max\" {\n  capabilities = [\"read\"]\n  max_wrapping_ttl = \"1h\"\n}\npath \"s/zero\" {\n  capabilities = [\"read\"]\n  min_wrapping_ttl = 0\n}").unwrap(),
+        // Merged with another policy's plain rule on the same path: still required.
+        Policy::parse("plain", r#"path "s/min" { capabilities = ["read", "update"] }"#).unwrap(),
+    ]);
+    assert!(!a.allows(Operation::Read, "s/min", None));
+    assert!(!a.allows(Operation::Update, "s/min", None));
+    assert!(a.allows(Operation::Read, "s/max", None));
+    assert!(a.allows(Operation::Read, "s/zero", None));
+    for bad in ["\"soon\"", "\"1 fortnight\"", "true"] {
+        let text =
+            format!("path \"s\" {{\n  capabilities = [\"read\"]\n  min_wrapping_ttl = {bad}\n}}");
+        assert!(Policy::parse("bad", &text).is_err(), "{bad}");
+    }
+}
+
+#[test]
 fn parameter_constraints() {
     let a = acl(r#"
         path "p/allowed" {
