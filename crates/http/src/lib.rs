@@ -386,7 +386,12 @@ async fn handle(
             data.entry(k).or_insert(v);
         }
     }
-    let path = uri.path().strip_prefix("/v1/").unwrap_or("").to_owned();
+    let mut path = uri.path().strip_prefix("/v1/").unwrap_or("").to_owned();
+    // A list names a directory: OpenBao adds the trailing slash before routing and the ACL
+    // check, so `LIST secret/metadata` is allowed by a rule on `secret/metadata/*`.
+    if op == Operation::List && !path.ends_with('/') {
+        path.push('/');
+    }
     let inline = match inline_auth(headers) {
         Ok(i) => i,
         Err(e) => return error_response(&CoreError::InlineAuthFailed(Box::new(e))),

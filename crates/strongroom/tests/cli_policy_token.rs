@@ -187,6 +187,29 @@ fn session(s: &Server, policy_file: &str) -> Vec<(String, Value)> {
         "{}",
         s.name
     );
+    // A list names a directory, with or without its trailing slash, so a rule on its
+    // children's glob allows it; a rule that needs a wrapped response allows nothing here
+    // (nor in OpenBao without wrapping).
+    let narrow = r#"{"policy": "path \"secret/metadata/*\" {\n  capabilities = [\"list\"]\n}\npath \"secret/data/wrapped\" {\n  capabilities = [\"read\"]\n  min_wrapping_ttl = \"1s\"\n}"}"#;
+    let r = http(
+        "PUT",
+        &s.url("sys/policies/acl/narrow"),
+        t,
+        &[],
+        Some(narrow.as_bytes()),
+    );
+    assert_eq!(r.status, 204, "{}: {}", s.name, r.body);
+    let nt = bao_json(a, t, &["token", "create", "-policy=narrow"])["auth"]["client_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for path in ["secret/metadata", "secret/metadata/"] {
+        let r = http("LIST", &s.url(path), Some(&nt), &[], None);
+        assert_eq!(r.status, 200, "{}: LIST {path}: {}", s.name, r.body);
+    }
+    let r = http("GET", &s.url("secret/data/wrapped"), Some(&nt), &[], None);
+    assert_eq!(r.status, 403, "{}: {}", s.name, r.body);
+    bao_ok(a, t, &["policy", "delete", "narrow"]);
     // A lookup of a token that does not exist: 403 "bad token".
     let r = http(
         "POST",
