@@ -454,15 +454,15 @@ impl Core {
         }
         let active = self.active()?;
         let (ns, rel) = active.namespaces.resolve(&req.namespace, path).await?;
+        // A path no mount serves (`Err`, with its 404 message) is answered once the caller
+        // is known, below.
         let route = match self.route(&ns, &rel).await {
-            Ok(r) => r,
-            Err(CoreError::NotFound(m)) => {
-                return Err(Box::pin(self.missing_route(&active, &ns, &rel, &req, m)).await)
-            }
+            Ok(r) => Ok(r),
+            Err(CoreError::NotFound(m)) => Err(m),
             Err(e) => return Err(e),
         };
         // Logins are the one unauthenticated operation on an auth mount.
-        if let Route::Auth(table, i, rest) = &route {
+        if let Ok(Route::Auth(table, i, rest)) = &route {
             if rest.trim_end_matches('/') == "login" && req.is_write {
                 if req.inline_auth.is_some() {
                     return Err(CoreError::bad(
@@ -486,6 +486,8 @@ impl Core {
             }
         }
         let caller = match &req.inline_auth {
+            // No login runs for a path nothing serves.
+            Some(_) if route.is_err() => return Err(CoreError::PermissionDenied),
             Some(ia) => {
                 if req.token.as_deref().is_some_and(|t| !t.is_empty()) {
                     return Err(CoreError::bad(
@@ -500,7 +502,7 @@ impl Core {
         };
         let (ns, rel) = if ns.is_within(&caller.ns) {
             (ns, rel)
-        } else if matches!(&route, Route::Token(rest) if token::is_self_path(rest)) {
+        } else if matches!(&route, Ok(Route::Token(rest)) if token::is_self_path(rest)) {
             // A token's own lookup, renewal and revocation work from any namespace above
             // its own, as in OpenBao: they are answered in the token's namespace.
             (caller.ns.clone(), rel)
@@ -508,6 +510,26 @@ impl Core {
             return Err(CoreError::PermissionDenied);
         };
         let acl_path = util::concat(&[ns.relative_to(&caller.ns), &rel]);
+        let route = match route {
+            Ok(r) => r,
+            // 404 only to a caller allowed there, as in OpenBao. To anyone else it is 403
+            // like any path they may not use, so a request without a token, or with a weak
+            // one, cannot tell which mounts exist. Nothing runs, so no use is counted.
+            Err(msg) => {
+                let op = if req.is_write {
+                    Operation::Update
+                } else {
+                    req.op()
+                };
+                return Err(
+                    if caller.acl.check(op, &acl_path, Some(&req.data)).allowed {
+                        CoreError::NotFound(msg)
+                    } else {
+                        CoreError::PermissionDenied
+                    },
+                );
+            }
+        };
         let mut op = req.op();
         if req.is_write {
             op = match self.exists(&ns, &route, &req).await? {
@@ -572,42 +594,6 @@ impl Core {
             Box::pin(token::revoke_tree(self, &active, &caller.entry)).await?;
         }
         result
-    }
-
-    /// The answer to a request for a path no mount serves: 404 (`msg`) only to a caller
-    /// allowed there, as in OpenBao. To anyone else it is 403 like any path they may not
-    /// use, so a request without a token, or with a weak one, cannot tell which mounts
-    /// exist. Nothing runs, so no use of the token is counted.
-    async fn missing_route(
-        &self,
-        active: &Active,
-        ns: &Arc<NsState>,
-        rel: &str,
-        req: &Request,
-        msg: String,
-    ) -> CoreError {
-        if req.inline_auth.is_some() {
-            return CoreError::PermissionDenied;
-        }
-        let caller =
-            match token::authenticate(self, active, req.token.as_deref(), req.client_ip).await {
-                Ok(c) => c,
-                Err(e) => return e,
-            };
-        if !ns.is_within(&caller.ns) {
-            return CoreError::PermissionDenied;
-        }
-        let acl_path = util::concat(&[ns.relative_to(&caller.ns), rel]);
-        let op = if req.is_write {
-            Operation::Update
-        } else {
-            req.op()
-        };
-        if caller.acl.check(op, &acl_path, Some(&req.data)).allowed {
-            CoreError::NotFound(msg)
-        } else {
-            CoreError::PermissionDenied
-        }
     }
 
     /// Run an inline login: the token exists for this request only and is never stored.
