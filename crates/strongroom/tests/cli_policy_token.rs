@@ -137,68 +137,45 @@ fn session(s: &Server, policy_file: &str) -> Vec<(String, Value)> {
         "{}",
         s.name
     );
+    // Root's answer to one request: its status and JSON body.
+    let answer = |method: &str, path: &str, body: &str| {
+        let r = http(method, &s.url(path), t, &[], Some(body.as_bytes()));
+        (
+            r.status,
+            serde_json::from_str::<Value>(&r.body).unwrap_or(Value::Null),
+        )
+    };
     // A batch token never carries root: asked for, or inherited from a root parent.
+    let refused = (
+        400,
+        json!({"errors": ["batch tokens cannot be root tokens"]}),
+    );
     for body in [
-        json!({"type": "batch", "policies": ["root"]}),
-        json!({"type": "batch"}),
+        r#"{"type": "batch", "policies": ["root"]}"#,
+        r#"{"type": "batch"}"#,
     ] {
-        let r = http(
-            "POST",
-            &s.url("auth/token/create"),
-            t,
-            &[],
-            Some(body.to_string().as_bytes()),
-        );
-        assert_eq!(r.status, 400, "{}: {body}: {}", s.name, r.body);
-        assert_eq!(
-            r.json(),
-            json!({"errors": ["batch tokens cannot be root tokens"]}),
-            "{}",
-            s.name
-        );
+        let got = answer("POST", "auth/token/create", body);
+        assert_eq!(got, refused, "{}: {body}", s.name);
     }
     // Renewing a token that does not exist: 400 "token not found"; revoking an accessor that
     // does not exist: 200 with a warning.
-    let r = http(
+    let got = answer("POST", "auth/token/renew", r#"{"token": "s.doesnotexist"}"#);
+    let want = (400, json!({"errors": ["token not found"]}));
+    assert_eq!(got, want, "{}", s.name);
+    let (status, body) = answer(
         "POST",
-        &s.url("auth/token/renew"),
-        t,
-        &[],
-        Some(br#"{"token": "s.doesnotexist"}"#),
+        "auth/token/revoke-accessor",
+        r#"{"accessor": "doesnotexist"}"#,
     );
-    assert_eq!(r.status, 400, "{}: {}", s.name, r.body);
-    assert_eq!(
-        r.json(),
-        json!({"errors": ["token not found"]}),
-        "{}",
-        s.name
-    );
-    let r = http(
-        "POST",
-        &s.url("auth/token/revoke-accessor"),
-        t,
-        &[],
-        Some(br#"{"accessor": "doesnotexist"}"#),
-    );
-    assert_eq!(r.status, 200, "{}: {}", s.name, r.body);
-    assert_eq!(
-        r.json()["warnings"],
-        json!(["No token found with this accessor"]),
-        "{}",
-        s.name
-    );
+    assert_eq!(status, 200, "{}: {body}", s.name);
+    let warned = json!(["No token found with this accessor"]);
+    assert_eq!(body["warnings"], warned, "{}", s.name);
     // A list names a directory, with or without its trailing slash, so a rule on its
     // children's glob allows it; a rule that needs a wrapped response allows nothing here
     // (nor in OpenBao without wrapping).
     let narrow = r#"{"policy": "path \"secret/metadata/*\" {\n  capabilities = [\"list\"]\n}\npath \"secret/data/wrapped\" {\n  capabilities = [\"read\"]\n  min_wrapping_ttl = \"1s\"\n}"}"#;
-    let r = http(
-        "PUT",
-        &s.url("sys/policies/acl/narrow"),
-        t,
-        &[],
-        Some(narrow.as_bytes()),
-    );
-    assert_eq!(r.status, 204, "{}: {}", s.name, r.body);
+    let (status, body) = answer("PUT", "sys/policies/acl/narrow", narrow);
+    assert_eq!(status, 204, "{}: {body}", s.name);
     let nt = bao_json(a, t, &["token", "create", "-policy=narrow"])["auth"]["client_token"]
         .as_str()
         .unwrap()
@@ -211,15 +188,12 @@ fn session(s: &Server, policy_file: &str) -> Vec<(String, Value)> {
     assert_eq!(r.status, 403, "{}: {}", s.name, r.body);
     bao_ok(a, t, &["policy", "delete", "narrow"]);
     // A lookup of a token that does not exist: 403 "bad token".
-    let r = http(
+    let got = answer(
         "POST",
-        &s.url("auth/token/lookup"),
-        t,
-        &[],
-        Some(br#"{"token": "s.doesnotexist"}"#),
+        "auth/token/lookup",
+        r#"{"token": "s.doesnotexist"}"#,
     );
-    assert_eq!(r.status, 403, "{}: {}", s.name, r.body);
-    assert_eq!(r.json(), json!({"errors": ["bad token"]}), "{}", s.name);
+    assert_eq!(got, (403, json!({"errors": ["bad token"]})), "{}", s.name);
 
     let renewed = bao_json(a, t, &["token", "renew", "-increment=2h", &tok]);
     assert!(
