@@ -453,6 +453,15 @@ impl Core {
             }
         }
         let active = self.active()?;
+        // A client that asks for its response wrapped means the answer to reach it only as
+        // a single-use wrapping token. This server wraps no response, so it refuses the
+        // request before anything runs, rather than send the secret in clear or make a
+        // change whose answer the client would not get the way it asked for.
+        if req.wrap_ttl.is_some_and(|t| t > 0) {
+            return Err(CoreError::bad(
+                "response wrapping is not supported by this server: send the request without X-Vault-Wrap-TTL",
+            ));
+        }
         let (ns, rel) = active.namespaces.resolve(&req.namespace, path).await?;
         // A path no mount serves (`Err`, with its 404 message) is answered once the caller
         // is known, below.

@@ -19,6 +19,9 @@ pub struct Request {
     pub client_ip: Option<std::net::IpAddr>,
     /// OpenBao 2.4+ inline authentication: log in for this request only.
     pub inline_auth: Option<InlineAuth>,
+    /// `X-Vault-Wrap-TTL`, in seconds: the client asks for its response wrapped. This
+    /// server wraps no response, so [`crate::Core::handle`] refuses a positive one.
+    pub wrap_ttl: Option<i64>,
 }
 
 /// `X-Vault-Inline-Auth-*` headers, decoded. Its `Debug` shows the parameters' names only.
@@ -173,6 +176,7 @@ impl std::fmt::Debug for Request {
             .field("is_write", &self.is_write)
             .field("client_ip", &self.client_ip)
             .field("inline_auth", &self.inline_auth)
+            .field("wrap_ttl", &self.wrap_ttl)
             .finish()
     }
 }

@@ -334,6 +334,22 @@ fn is_form(ctype: &str, body: &[u8]) -> bool {
     )
 }
 
+/// `X-Vault-Wrap-TTL` in seconds (a number or a duration such as `5m`), as OpenBao parses
+/// it; the core decides what a request asking for wrapping gets.
+fn wrap_ttl(headers: &HeaderMap) -> Result<Option<i64>, CoreError> {
+    let Some(v) = headers.get("x-vault-wrap-ttl") else {
+        return Ok(None);
+    };
+    let v = v
+        .to_str()
+        .map_err(|_| CoreError::bad("X-Vault-Wrap-TTL is not a duration"))?;
+    let secs = strongroom_core::util::parse_duration_str(v).map_err(CoreError::bad)?;
+    if secs < 0 {
+        return Err(CoreError::bad("requested wrap ttl cannot be negative"));
+    }
+    Ok(Some(secs))
+}
+
 fn header_str<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
     h.get(name).and_then(|v| v.to_str().ok())
 }
@@ -396,6 +412,10 @@ async fn handle(
         Ok(i) => i,
         Err(e) => return error_response(&CoreError::InlineAuthFailed(Box::new(e))),
     };
+    let wrap_ttl = match wrap_ttl(headers) {
+        Ok(t) => t,
+        Err(e) => return error_response(&e),
+    };
     let req = Request {
         inline_auth: inline,
         operation: Some(op),
@@ -407,6 +427,7 @@ async fn handle(
             .to_owned(),
         is_write,
         client_ip: Some(peer.ip()),
+        wrap_ttl,
     };
     match st.core.handle(req).await {
         Ok(r) => success_response(r),

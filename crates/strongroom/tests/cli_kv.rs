@@ -276,3 +276,102 @@ fn an_undeleted_version_is_deleted_again_after_delete_version_after_on_both_serv
         );
     }
 }
+
+/// A client that asks for its response wrapped (`-wrap-ttl`, `X-Vault-Wrap-TTL`) must not get
+/// the secret in clear: OpenBao answers with a single-use wrapping token only; Strongroom,
+/// which wraps no response, refuses the request with 400 and changes nothing.
+#[test]
+fn a_request_asking_for_a_wrapped_response_never_gets_the_secret_in_clear_on_either_server() {
+    let ours = strongroom_dev();
+    let theirs = openbao_dev();
+    const VALUE: &str = "wrapped-value-7f3a";
+    for s in [&ours, &theirs] {
+        let (a, t) = (&s.addr, Some(ROOT));
+        bao_ok(
+            a,
+            t,
+            &["kv", "put", "-mount=secret", "w", &format!("v={VALUE}")],
+        );
+        let get = bao(
+            a,
+            t,
+            &[
+                "kv",
+                "get",
+                "-wrap-ttl=5m",
+                "-format=json",
+                "-mount=secret",
+                "w",
+            ],
+        );
+        let (out, err) = (
+            String::from_utf8_lossy(&get.stdout),
+            String::from_utf8_lossy(&get.stderr),
+        );
+        assert!(
+            !out.contains(VALUE) && !err.contains(VALUE),
+            "{}: {out} {err}",
+            s.name
+        );
+        let read = || {
+            let r = http("GET", &s.url("secret/data/w"), t, &[], None);
+            assert_eq!(r.status, 200, "{}: {}", s.name, r.body);
+            r.json()["data"]["data"]["v"].as_str().unwrap().to_owned()
+        };
+        let body = br#"{"data":{"v":"changed"}}"#;
+        let put = |ttl: &str| {
+            http(
+                "PUT",
+                &s.url("secret/data/w"),
+                t,
+                &[("X-Vault-Wrap-TTL", ttl)],
+                Some(body),
+            )
+        };
+        // A wrap TTL that is not a duration, or a negative one: 400 on both, nothing written.
+        for bad in ["soon", "-5m"] {
+            let r = put(bad);
+            assert_eq!(r.status, 400, "{} {bad}: {}", s.name, r.body);
+            assert_eq!(read(), VALUE, "{} {bad}", s.name);
+        }
+        let put = put("300");
+        assert!(!put.body.contains(VALUE), "{}: {}", s.name, put.body);
+        if s.name == "openbao" {
+            assert!(get.status.success(), "{err}");
+            let v: Value = serde_json::from_str(&out).unwrap();
+            assert!(v["wrap_info"]["token"].is_string(), "{v}");
+            assert!(v["data"].is_null(), "{v}");
+            assert_eq!(put.status, 200, "{}", put.body);
+            assert!(put.json()["wrap_info"]["token"].is_string(), "{}", put.body);
+            assert_eq!(read(), "changed");
+        } else {
+            assert!(!get.status.success(), "{out}");
+            assert!(err.contains("response wrapping is not supported"), "{err}");
+            assert_eq!(put.status, 400, "{}", put.body);
+            assert!(
+                put.body.contains("response wrapping is not supported"),
+                "{}",
+                put.body
+            );
+            // Refused before anything ran: the secret is as it was, still one version.
+            assert_eq!(read(), VALUE);
+            let m = http("GET", &s.url("secret/metadata/w"), t, &[], None).json();
+            assert_eq!(m["data"]["current_version"], 1, "{m}");
+        }
+        // A zero TTL asks for no wrapping: both answer in clear.
+        let r = http(
+            "GET",
+            &s.url("secret/data/w"),
+            t,
+            &[("X-Vault-Wrap-TTL", "0")],
+            None,
+        );
+        assert_eq!(r.status, 200, "{}: {}", s.name, r.body);
+        assert!(
+            r.json()["data"]["data"]["v"].is_string(),
+            "{}: {}",
+            s.name,
+            r.body
+        );
+    }
+}
