@@ -216,6 +216,18 @@ fn resolve_engine(
     }
 }
 
+/// A mount's `listing_visibility`: `""` (the default), `hidden` or `unauth`, as in OpenBao.
+fn listing_visibility(v: &Value) -> Result<String> {
+    match v {
+        Value::Null => Ok(String::new()),
+        Value::String(s) if matches!(s.as_str(), "" | "hidden" | "unauth") => Ok(s.clone()),
+        Value::String(s) => Err(CoreError::bad(format!("invalid listing_visibility {s}"))),
+        other => Err(CoreError::bad(format!(
+            "invalid listing_visibility {other}"
+        ))),
+    }
+}
+
 fn config_from(data: Option<&Value>) -> Result<MountConfig> {
     let mut c = MountConfig::default();
     let Some(Value::Object(m)) = data else {
@@ -227,9 +239,7 @@ fn config_from(data: Option<&Value>) -> Result<MountConfig> {
                 c.default_lease_ttl = util::parse_duration(v).map_err(CoreError::bad)?
             }
             "max_lease_ttl" => c.max_lease_ttl = util::parse_duration(v).map_err(CoreError::bad)?,
-            "listing_visibility" => {
-                c.listing_visibility = v.as_str().unwrap_or_default().to_owned()
-            }
+            "listing_visibility" => c.listing_visibility = listing_visibility(v)?,
             "audit_non_hmac_request_keys" => {
                 c.audit_non_hmac_request_keys = util::as_string_list(v).unwrap_or_default()
             }
@@ -356,6 +366,11 @@ async fn disable_auth(core: &Core, ns: &Arc<NsState>, path: &str) -> Result<()> 
 
 async fn disable_mount(ns: &Arc<NsState>, path: &str) -> Result<()> {
     let path = normalize_path(path)?;
+    // The built-in paths OpenBao mounts in every namespace: unmounting one is refused
+    // there, not answered "done" for a path that stays served.
+    if matches!(path.as_str(), "sys/" | "identity/" | "cubbyhole/") {
+        return Err(CoreError::bad(format!("cannot unmount {path:?}")));
+    }
     let _g = ns.admin().lock().await;
     let mut table = MountTable::load_secrets(&ns.view).await?;
     let Some(i) = table.entries.iter().position(|e| e.path == path) else {
@@ -406,9 +421,7 @@ async fn tune(
                 e.config.max_lease_ttl = util::parse_duration(v).map_err(CoreError::bad)?
             }
             "description" => e.description = v.as_str().unwrap_or_default().to_owned(),
-            "listing_visibility" => {
-                e.config.listing_visibility = v.as_str().unwrap_or_default().to_owned()
-            }
+            "listing_visibility" => e.config.listing_visibility = listing_visibility(v)?,
             "options" => {
                 for (ok, ov) in options_from(Some(v))? {
                     if ok == "version" && e.kind == "kv" {

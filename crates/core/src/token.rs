@@ -524,6 +524,17 @@ async fn create(
     if parent.batch {
         return Err(CoreError::bad("batch tokens cannot create more tokens"));
     }
+    // An entity alias names an identity for the token; OpenBao takes one only through a
+    // token role, and this server has no token roles: refused, not ignored.
+    match data.get("entity_alias") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(s)) if s.is_empty() => {}
+        Some(_) => {
+            return Err(CoreError::bad(
+                "'entity_alias' is only allowed in combination with token role",
+            ))
+        }
+    }
     let parent_is_root = parent.is_root();
     let no_parent = data
         .get("no_parent")
@@ -1032,9 +1043,11 @@ pub(crate) async fn handle(
         }
         "revoke-orphan" if write => {
             let id = token_param(data)?;
-            if let Some((e, ens)) = resolve(core, active, &id).await? {
-                revoke_orphan(active, &ens, &e).await?;
-            }
+            // Unlike `revoke`, OpenBao says when there is nothing to revoke here.
+            let (e, ens) = resolve(core, active, &id)
+                .await?
+                .ok_or_else(|| CoreError::bad("token to revoke not found"))?;
+            revoke_orphan(active, &ens, &e).await?;
             Ok(Response::none())
         }
         "revoke-accessor" if write => {

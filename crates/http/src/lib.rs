@@ -393,6 +393,25 @@ async fn handle(
             return error_response(&CoreError::bad("failed to read the request body"));
         }
     };
+    // OpenBao takes a PATCH only as a JSON merge patch (RFC 7396), and says so.
+    if op == Operation::Patch {
+        let ctype = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let mime = ctype.split(';').next().unwrap_or("").trim();
+        if mime.is_empty() {
+            return error_response(&CoreError::bad(
+                "PATCH requires Content-Type of application/merge-patch+json, none provided",
+            ));
+        }
+        if !mime.eq_ignore_ascii_case("application/merge-patch+json") {
+            return json_response(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                &json!({ "errors": [format!("PATCH requires Content-Type of application/merge-patch+json, provided {ctype}")] }),
+            );
+        }
+    }
     let mut data = match parse_body(headers, &bytes) {
         Ok(d) => d,
         Err(e) => return error_response(&e),

@@ -122,7 +122,13 @@ fn envelope_statuses_and_verbs() {
     assert!(no_route.body.contains("no handler for route"));
     let m = http("OPTIONS", &s.url("secret/data/a"), t, &[], None);
     assert_eq!(m.status, 405);
-    let m = http("PATCH", &s.url("secret/config"), t, &[], Some(b"{}"));
+    let m = http(
+        "PATCH",
+        &s.url("secret/config"),
+        t,
+        &[("Content-Type", "application/merge-patch+json")],
+        Some(b"{}"),
+    );
     assert_eq!(m.status, 405);
     let outside = http("GET", &format!("{}/nothing", s.addr), None, &[], None);
     assert_eq!(outside.status, 404);
@@ -264,6 +270,137 @@ fn a_path_no_mount_serves_is_403_unless_the_caller_may_use_it_on_both_servers() 
         assert_eq!(status("GET", "gone/x", Some(&narrow)), 404, "{}", s.name);
         assert_eq!(status("POST", "gone/x", Some(&narrow)), 404, "{}", s.name);
         assert_eq!(status("GET", "nomount/x", t), 404, "{}", s.name);
+    }
+}
+
+/// Requests that OpenBao refuses are refused here too, with the same status, and change
+/// nothing: each pair was found by sending the same request to both servers.
+#[test]
+fn malformed_or_unsupported_requests_are_refused_as_in_openbao() {
+    let ours = strongroom_dev();
+    let theirs = openbao_dev();
+    for s in [&ours, &theirs] {
+        let t = Some(ROOT);
+        let n = s.name;
+        let call = |method: &str, path: &str, headers: &[(&str, &str)], body: Option<&[u8]>| {
+            http(method, &s.url(path), t, headers, body)
+        };
+        let json_type = [("Content-Type", "application/json")];
+        let merge_type = [("Content-Type", "application/merge-patch+json")];
+        let w = call(
+            "PUT",
+            "secret/data/v",
+            &json_type,
+            Some(br#"{"data":{"a":"1"}}"#),
+        );
+        assert_eq!(w.status, 200, "{n}: {}", w.body);
+        let current = || call("GET", "secret/data/v", &[], None).json()["data"]["data"].clone();
+
+        // kv-v2 lists keys under `metadata/` only: a rule on `data/*` does not list them.
+        let r = call("LIST", "secret/data/", &[], None);
+        assert_eq!(r.status, 405, "{n}: {}", r.body);
+        assert!(!r.body.contains("\"v\""), "{n}: {}", r.body);
+        assert_eq!(
+            call("LIST", "secret/metadata/", &[], None).status,
+            200,
+            "{n}"
+        );
+
+        // A subkeys depth that is not an integer.
+        for q in ["depth=abc", "depth=1.5"] {
+            let r = call("GET", &format!("secret/subkeys/v?{q}"), &[], None);
+            assert_eq!(r.status, 400, "{n} {q}: {}", r.body);
+        }
+
+        // PATCH is a JSON merge patch or nothing.
+        let p = call(
+            "PATCH",
+            "secret/data/v",
+            &json_type,
+            Some(br#"{"data":{"a":"2"}}"#),
+        );
+        assert_eq!(p.status, 415, "{n}: {}", p.body);
+        assert!(
+            p.body.contains("application/merge-patch+json"),
+            "{n}: {}",
+            p.body
+        );
+        assert_eq!(current(), json!({"a": "1"}), "{n}");
+        let text_type = [("Content-Type", "text/plain")];
+        let p = call(
+            "PATCH",
+            "secret/metadata/v",
+            &text_type,
+            Some(br#"{"max_versions":3}"#),
+        );
+        assert_eq!(p.status, 415, "{n}: {}", p.body);
+        // No type at all: not a media type to compare, a bad request.
+        let p = call(
+            "PATCH",
+            "secret/metadata/v",
+            &[],
+            Some(br#"{"max_versions":3}"#),
+        );
+        assert_eq!(p.status, 400, "{n}: {}", p.body);
+        let p = call(
+            "PATCH",
+            "secret/data/v",
+            &merge_type,
+            Some(br#"{"data":{"a":"2"}}"#),
+        );
+        assert_eq!(p.status, 200, "{n}: {}", p.body);
+        assert_eq!(current(), json!({"a": "2"}), "{n}");
+
+        // Token store: an orphaning revocation of a token that does not exist, and an
+        // entity alias without a token role.
+        let r = call(
+            "POST",
+            "auth/token/revoke-orphan",
+            &[],
+            Some(br#"{"token":"s.nope"}"#),
+        );
+        assert_eq!(r.status, 400, "{n}: {}", r.body);
+        assert!(
+            r.body.contains("token to revoke not found"),
+            "{n}: {}",
+            r.body
+        );
+        let r = call(
+            "POST",
+            "auth/token/create",
+            &[],
+            Some(br#"{"entity_alias":"ci"}"#),
+        );
+        assert_eq!(r.status, 400, "{n}: {}", r.body);
+
+        // The built-in mounts cannot be unmounted.
+        for m in ["sys", "identity", "cubbyhole"] {
+            let r = call("DELETE", &format!("sys/mounts/{m}"), &[], None);
+            assert_eq!(r.status, 400, "{n} {m}: {}", r.body);
+            assert!(r.body.contains("cannot unmount"), "{n} {m}: {}", r.body);
+        }
+
+        // listing_visibility is "", "hidden" or "unauth".
+        let r = call(
+            "POST",
+            "sys/mounts/lv",
+            &[],
+            Some(br#"{"type":"kv","config":{"listing_visibility":"bogus"}}"#),
+        );
+        assert_eq!(r.status, 400, "{n}: {}", r.body);
+        assert_eq!(
+            call("GET", "sys/mounts/lv", &[], None).status,
+            400,
+            "{n}: not mounted"
+        );
+        let r = call("POST", "sys/mounts/lv", &[], Some(br#"{"type":"kv"}"#));
+        assert_eq!(r.status, 204, "{n}: {}", r.body);
+        let tune = |v: &str| {
+            let body = format!(r#"{{"listing_visibility":"{v}"}}"#);
+            call("POST", "sys/mounts/lv/tune", &[], Some(body.as_bytes())).status
+        };
+        assert_eq!(tune("bogus"), 400, "{n}");
+        assert_eq!(tune("hidden"), 204, "{n}");
     }
 }
 

@@ -734,7 +734,16 @@ fn subkeys_of(v: &Value, depth: i64, level: i64) -> Value {
 
 async fn subkeys(view: &View, path: &str, data: &Map<String, Value>) -> Result<Response> {
     let mut r = read_data(view, path, data).await?;
-    let depth = data.get("depth").and_then(util::as_i64).unwrap_or(0);
+    let depth = match data.get("depth") {
+        None | Some(Value::Null) => 0,
+        Some(Value::String(s)) if s.trim().is_empty() => 0,
+        Some(v) => match v {
+            Value::Number(n) => n.as_i64(),
+            Value::String(s) => s.trim().parse().ok(),
+            _ => None,
+        }
+        .ok_or_else(|| CoreError::bad("depth must be an integer"))?,
+    };
     if depth < 0 {
         return Err(CoreError::bad("depth must be a non-negative integer"));
     }
@@ -1055,7 +1064,6 @@ pub async fn handle(
             }
             version_action(view, rest, vec![cur], VersionAction::Delete).await
         }
-        ("data", Operation::List) => list_metadata(view, rest, data, false).await,
         ("delete", _) if write => {
             version_action(view, rest, versions_param(data)?, VersionAction::Delete).await
         }
