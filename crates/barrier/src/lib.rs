@@ -334,6 +334,10 @@ pub struct KeyStatus {
 #[derive(Clone)]
 pub enum BarrierOp {
     Put(String, Vec<u8>),
+    /// A put of a value about to be read (a token a login issues, read by the job's next
+    /// request): it enters the value cache as it commits, cached before or not, where a
+    /// plain `Put` only replaces an entry already cached.
+    PutFresh(String, Vec<u8>),
     Delete(String),
     DeletePrefix(String),
     Check(String, Option<Vec<u8>>),
@@ -412,6 +416,17 @@ struct Fence<'a> {
     epoch: u64,
     hash: u64,
 }
+
+/// What [`Barrier::key_fence`] took: the key's stripe (none without a value cache) and
+/// its write count then.
+pub struct KeyFence {
+    stripe: Option<usize>,
+    epoch: u64,
+}
+
+/// A key a transaction wrote, its new value (`None`: deleted) and whether it enters the
+/// value cache even if not cached ([`BarrierOp::PutFresh`]).
+type Written = (String, Option<Arc<Cached>>, bool);
 
 /// Writes in flight on the keys of one stripe, and a count bumped as each begins and ends.
 #[derive(Default)]
@@ -554,11 +569,15 @@ impl ValueCache {
     /// What a committed transaction wrote, in commit order, for the keys cached now. A key
     /// not cached is not added: most keys written and not read before (a new token's
     /// indexes, a new secret) are not read soon either, and would only push out entries
-    /// in use.
-    fn write_through(&self, written: Vec<(String, Option<Arc<Cached>>)>) {
-        for (k, v) in written {
-            self.entries
-                .replace_if(k.as_str(), v, || self.open.load(Ordering::SeqCst));
+    /// in use. A [`BarrierOp::PutFresh`] is added.
+    fn write_through(&self, written: Vec<Written>) {
+        let open = || self.open.load(Ordering::SeqCst);
+        for (k, v, fresh) in written {
+            if fresh {
+                self.entries.insert_if(k, v, open);
+            } else {
+                self.entries.replace_if(k.as_str(), v, open);
+            }
         }
     }
 }
@@ -604,6 +623,36 @@ impl Barrier {
     /// No write began since [`Barrier::write_fence`] returned `fence`.
     pub fn unwritten_since(&self, fence: u64) -> bool {
         self.write_epoch.load(Ordering::SeqCst) == fence
+    }
+
+    /// [`Barrier::write_fence`] for one key: `None` while a write of it may be in flight.
+    /// With a value cache, only writes of keys in its stripe (1 in [`STRIPES`] of the
+    /// others) count, so a read cached outside the barrier is kept under a steady load of
+    /// other writes; without one, every write counts.
+    pub fn key_fence(&self, key: &str) -> Option<KeyFence> {
+        match &self.cache {
+            Some(c) => {
+                let stripe = c.hash(key) as usize % STRIPES;
+                let s = &c.stripes[stripe];
+                let epoch = s.epoch.load(Ordering::SeqCst);
+                (s.in_flight.load(Ordering::SeqCst) == 0).then_some(KeyFence {
+                    stripe: Some(stripe),
+                    epoch,
+                })
+            }
+            None => self.write_fence().map(|epoch| KeyFence {
+                stripe: None,
+                epoch,
+            }),
+        }
+    }
+
+    /// No write of the key began since [`Barrier::key_fence`] returned `fence`.
+    pub fn key_unwritten_since(&self, fence: &KeyFence) -> bool {
+        match (fence.stripe, &self.cache) {
+            (Some(i), Some(c)) => c.stripes[i].epoch.load(Ordering::SeqCst) == fence.epoch,
+            _ => self.unwritten_since(fence.epoch),
+        }
     }
 
     /// After a write (successful or not): drop what it touched unless it was written
@@ -903,34 +952,49 @@ impl Barrier {
             .collect()
     }
 
+    /// The storage op of a put of `k`, noting what it touches and, with a value cache, the
+    /// entry it writes through (`fresh`: added even if `k` is not cached).
+    fn put_op(
+        &self,
+        ring: &Keyring,
+        k: String,
+        v: Vec<u8>,
+        fresh: bool,
+        touched: &mut Vec<String>,
+        written: &mut Vec<Written>,
+    ) -> Op {
+        let v = SecretBytes::new(v);
+        let ct = self.encrypt(ring, &k, &v);
+        touched.push(k.clone());
+        if self.cache.is_some() {
+            let c = Cached {
+                plaintext: v,
+                ciphertext: ct.clone(),
+                decoded: std::sync::OnceLock::new(),
+            };
+            written.push((k.clone(), Some(Arc::new(c)), fresh));
+        }
+        Op::Put(k, ct)
+    }
+
     /// Apply `ops` atomically. What it writes enters the value cache as it commits
     /// (a prefix delete empties the cache instead).
     pub async fn transact(&self, ops: Vec<BarrierOp>) -> Result<()> {
         let ring = self.ring()?;
         let mut touched: Vec<String> = Vec::new();
-        let mut written: Vec<(String, Option<Arc<Cached>>)> = Vec::new();
+        let mut written: Vec<Written> = Vec::new();
         let mut prefix_deleted = false;
         let ops = ops
             .into_iter()
             .map(|op| match op {
-                BarrierOp::Put(k, v) => {
-                    let v = SecretBytes::new(v);
-                    let ct = self.encrypt(&ring, &k, &v);
-                    touched.push(k.clone());
-                    if self.cache.is_some() {
-                        let c = Cached {
-                            plaintext: v,
-                            ciphertext: ct.clone(),
-                            decoded: std::sync::OnceLock::new(),
-                        };
-                        written.push((k.clone(), Some(Arc::new(c))));
-                    }
-                    Op::Put(k, ct)
+                BarrierOp::Put(k, v) => self.put_op(&ring, k, v, false, &mut touched, &mut written),
+                BarrierOp::PutFresh(k, v) => {
+                    self.put_op(&ring, k, v, true, &mut touched, &mut written)
                 }
                 BarrierOp::Delete(k) => {
                     touched.push(k.clone());
                     if self.cache.is_some() {
-                        written.push((k.clone(), None));
+                        written.push((k.clone(), None, false));
                     }
                     Op::Delete(k)
                 }
@@ -1376,8 +1440,63 @@ mod tests {
             assert!(c.fence(&x).is_some());
             // Nothing enters while sealed.
             b.seal();
-            c.write_through(vec![(x.clone(), None)]);
+            c.write_through(vec![(x.clone(), None, false)]);
+            c.write_through(vec![(x.clone(), None, true)]);
             assert!(c.entries.get(&x).is_none());
+        });
+    }
+
+    #[test]
+    fn a_fresh_put_enters_the_cache_as_it_commits_and_a_failed_one_changes_nothing() {
+        rt().block_on(async {
+            let b = Barrier::new(Arc::new(MemoryStorage::new()));
+            b.initialize(&UnsealKey::generate()).await.unwrap();
+            let c = b.cache.clone().unwrap();
+            b.transact(vec![BarrierOp::PutFresh("tok".into(), b"1".to_vec())])
+                .await
+                .unwrap();
+            let entry = c.entries.get("tok").expect("added").unwrap();
+            assert_eq!(&entry.plaintext[..], b"1");
+            assert_eq!(b.get("tok").await.unwrap().unwrap(), b"1");
+            // A later delete replaces it with "absent", as for any cached key.
+            b.delete("tok").await.unwrap();
+            assert!(c.entries.get("tok").expect("absence cached").is_none());
+            // A transaction whose check fails adds nothing.
+            assert!(b
+                .transact(vec![
+                    BarrierOp::Check("other".into(), Some(b"x".to_vec())),
+                    BarrierOp::PutFresh("other".into(), b"2".to_vec()),
+                ])
+                .await
+                .is_err());
+            assert!(c.entries.get("other").is_none());
+            assert!(b.get("other").await.unwrap().is_none());
+        });
+    }
+
+    #[test]
+    fn a_key_fence_sees_writes_of_its_key_only_and_every_write_without_a_cache() {
+        rt().block_on(async {
+            let b = Barrier::new(Arc::new(MemoryStorage::new()));
+            b.initialize(&UnsealKey::generate()).await.unwrap();
+            let c = b.cache.clone().unwrap();
+            let (x, y) = ("x".to_string(), "y".to_string());
+            assert!(!std::ptr::eq(c.stripe(&x), c.stripe(&y)));
+            let f = b.key_fence(&x).unwrap();
+            b.put(&y, b"1").await.unwrap();
+            assert!(b.key_unwritten_since(&f), "another stripe's write");
+            b.put(&x, b"1").await.unwrap();
+            assert!(!b.key_unwritten_since(&f), "its own key's write");
+            // While a write of the key is in flight there is no fence to take.
+            b.begin_write(std::slice::from_ref(&x), false);
+            assert!(b.key_fence(&x).is_none());
+            b.end_write(std::slice::from_ref(&x), false, false);
+            // Without a value cache (storage shared by several nodes) any write counts.
+            let shared = Barrier::with_cache(Arc::new(MemoryStorage::new()), false);
+            shared.initialize(&UnsealKey::generate()).await.unwrap();
+            let f = shared.key_fence(&x).unwrap();
+            shared.put(&y, b"1").await.unwrap();
+            assert!(!shared.key_unwritten_since(&f));
         });
     }
 

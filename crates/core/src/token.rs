@@ -197,15 +197,20 @@ async fn load_entry(active: &Active, ns: &NsState, hash: &str) -> Result<Option<
     if let Some(e) = active.tokens.get(hash) {
         return Ok(Some(e));
     }
-    let Some(e) = ns
-        .view
-        .get_json::<TokenEntry>(&format!("sys/token/id/{hash}"))
-        .await?
-    else {
+    let key = format!("sys/token/id/{hash}");
+    // Kept only if no write of the entry (a revocation, a use, a renewal) began since the
+    // fence: such a write drops the cached entry after it commits, and an entry read
+    // before it and cached after that would outlive it.
+    let fence = ns.view.key_fence(&key);
+    let Some(e) = ns.view.get_json::<TokenEntry>(&key).await? else {
         return Ok(None);
     };
     let e = Arc::new(e);
-    active.tokens.insert(hash.to_owned(), e.clone());
+    if let Some(f) = fence {
+        active.tokens.insert_if(hash.to_owned(), e.clone(), || {
+            ns.view.key_unwritten_since(&f)
+        });
+    }
     Ok(Some(e))
 }
 
@@ -336,7 +341,9 @@ pub(crate) async fn consume_use(_core: &Core, active: &Active, caller: &Caller) 
             .await
         {
             Ok(()) => {
-                active.tokens.insert(e.hash.clone(), Arc::new(e));
+                // Dropped, not replaced: a revocation that committed after this write
+                // may have dropped it already (the next use reads it again).
+                active.tokens.remove(&e.hash);
                 return Ok(false);
             }
             Err(TxnError::Conflict) => continue,
@@ -361,7 +368,9 @@ async fn store_entry(
     let bytes = util::json_bytes(e)?;
     let mut ops = vec![
         BarrierOp::Check(format!("sys/token/id/{}", e.hash), None),
-        BarrierOp::Put(format!("sys/token/id/{}", e.hash), bytes),
+        // A token is used right after it is issued (a CI job's reads follow its login):
+        // its entry enters the value cache as it commits, so the first use reads no storage.
+        BarrierOp::PutFresh(format!("sys/token/id/{}", e.hash), bytes),
         BarrierOp::Put(
             format!("sys/token/accessor/{}", hash_token(active, accessor_plain)),
             e.hash.as_bytes().to_vec(),
@@ -947,7 +956,8 @@ async fn renew(
     ];
     ops.extend(expiry_put(&e, &ns.ns.id));
     ns.view.transact_absolute(ops).await?;
-    active.tokens.insert(e.hash.clone(), Arc::new(e.clone()));
+    // Dropped, not replaced: see `consume_use`.
+    active.tokens.remove(&e.hash);
     let mut r = Response {
         auth: Some(auth_json(&e, id, now)),
         ..Default::default()

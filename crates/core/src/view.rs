@@ -45,6 +45,16 @@ impl View {
         &self.prefix
     }
 
+    /// [`Barrier::key_fence`] of `k` in this view.
+    pub fn key_fence(&self, k: &str) -> Option<strongroom_barrier::KeyFence> {
+        self.barrier.key_fence(&self.key(k))
+    }
+
+    /// [`Barrier::key_unwritten_since`].
+    pub fn key_unwritten_since(&self, fence: &strongroom_barrier::KeyFence) -> bool {
+        self.barrier.key_unwritten_since(fence)
+    }
+
     fn key(&self, k: &str) -> String {
         let mut key = String::with_capacity(self.prefix.len() + k.len());
         key.push_str(&self.prefix);
@@ -57,6 +67,7 @@ impl View {
     pub fn absolute(&self, op: BarrierOp) -> BarrierOp {
         match op {
             BarrierOp::Put(k, v) => BarrierOp::Put(self.key(&k), v),
+            BarrierOp::PutFresh(k, v) => BarrierOp::PutFresh(self.key(&k), v),
             BarrierOp::Delete(k) => BarrierOp::Delete(self.key(&k)),
             BarrierOp::DeletePrefix(k) => BarrierOp::DeletePrefix(self.key(&k)),
             BarrierOp::Check(k, v) => BarrierOp::Check(self.key(&k), v),
