@@ -505,8 +505,12 @@ impl ValueCache {
         self.entries.hash(key)
     }
 
+    fn stripe_index(h: u64) -> usize {
+        h as usize % STRIPES
+    }
+
     fn stripe_of(&self, h: u64) -> &Stripe {
-        &self.stripes[h as usize % STRIPES]
+        &self.stripes[Self::stripe_index(h)]
     }
 
     #[cfg(test)]
@@ -632,7 +636,7 @@ impl Barrier {
     pub fn key_fence(&self, key: &str) -> Option<KeyFence> {
         match &self.cache {
             Some(c) => {
-                let stripe = c.hash(key) as usize % STRIPES;
+                let stripe = ValueCache::stripe_index(c.hash(key));
                 let s = &c.stripes[stripe];
                 let epoch = s.epoch.load(Ordering::SeqCst);
                 (s.in_flight.load(Ordering::SeqCst) == 0).then_some(KeyFence {

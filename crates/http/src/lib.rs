@@ -298,11 +298,7 @@ fn parse_body(headers: &HeaderMap, body: &Bytes) -> Result<Map<String, Value>, C
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Map::new());
     }
-    let ctype = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if is_form(ctype, body) {
+    if is_form(content_type(headers), body) {
         return Ok(form_pairs(body)
             .into_iter()
             .map(|(k, v)| (k, Value::String(v)))
@@ -322,9 +318,39 @@ fn parse_body(headers: &HeaderMap, body: &Bytes) -> Result<Map<String, Value>, C
 /// `application/x-www-form-urlencoded` (any case, parameters ignored) *and* it does not look
 /// like JSON (its first byte that is not JSON whitespace is neither `{` nor `[`). So a JSON
 /// body sent with the form type, as `curl -d '{...}'` sends it, is read as JSON.
+/// The request's `Content-Type` as given (`""` if none or not text).
+fn content_type(headers: &HeaderMap) -> &str {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+}
+
+/// A content type's media type, without its parameters.
+fn media_type(ctype: &str) -> &str {
+    ctype.split(';').next().unwrap_or("").trim()
+}
+
+/// OpenBao takes a PATCH only as a JSON merge patch (RFC 7396), and says so: the answer to
+/// any other body type (415), or to none (400).
+fn refuse_non_merge_patch(headers: &HeaderMap) -> Option<HttpResponse> {
+    let ctype = content_type(headers);
+    let media = media_type(ctype);
+    if media.is_empty() {
+        return Some(error_response(&CoreError::bad(
+            "PATCH requires Content-Type of application/merge-patch+json, none provided",
+        )));
+    }
+    (!media.eq_ignore_ascii_case("application/merge-patch+json")).then(|| {
+        json_response(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            &json!({ "errors": [format!("PATCH requires Content-Type of application/merge-patch+json, provided {ctype}")] }),
+        )
+    })
+}
+
 fn is_form(ctype: &str, body: &[u8]) -> bool {
-    let media = ctype.split(';').next().unwrap_or("").trim();
-    if !media.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
+    if !media_type(ctype).eq_ignore_ascii_case("application/x-www-form-urlencoded") {
         return false;
     }
     !matches!(
@@ -393,23 +419,9 @@ async fn handle(
             return error_response(&CoreError::bad("failed to read the request body"));
         }
     };
-    // OpenBao takes a PATCH only as a JSON merge patch (RFC 7396), and says so.
     if op == Operation::Patch {
-        let ctype = headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
-        let mime = ctype.split(';').next().unwrap_or("").trim();
-        if mime.is_empty() {
-            return error_response(&CoreError::bad(
-                "PATCH requires Content-Type of application/merge-patch+json, none provided",
-            ));
-        }
-        if !mime.eq_ignore_ascii_case("application/merge-patch+json") {
-            return json_response(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                &json!({ "errors": [format!("PATCH requires Content-Type of application/merge-patch+json, provided {ctype}")] }),
-            );
+        if let Some(refused) = refuse_non_merge_patch(headers) {
+            return refused;
         }
     }
     let mut data = match parse_body(headers, &bytes) {
