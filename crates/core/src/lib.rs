@@ -671,7 +671,7 @@ impl Core {
                 return Ok(Route::Auth(table, i, rest));
             }
         }
-        let table = ns.mounts_arc();
+        let table = ns.mounts();
         if let Some(i) = table.longest_match_index(rel) {
             let rest = rel[table.entries[i].path.len().min(rel.len())..].to_owned();
             return Ok(Route::Logical(table, i, rest));

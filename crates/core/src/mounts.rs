@@ -509,7 +509,7 @@ pub async fn handle_sys(
                 let table = if auth {
                     ns.auth_mounts().await?
                 } else {
-                    ns.mounts_arc()
+                    ns.mounts()
                 };
                 let e = table.get(&p).ok_or_else(|| {
                     CoreError::bad(format!("cannot fetch sysview for path {p:?}"))
@@ -552,7 +552,7 @@ pub async fn handle_sys(
             let table = if auth {
                 ns.auth_mounts().await?
             } else {
-                ns.mounts_arc()
+                ns.mounts()
             };
             match table.get(&p) {
                 Some(e) => Ok(Response::data(e.to_json(core))),

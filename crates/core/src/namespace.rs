@@ -118,6 +118,16 @@ impl Loaded {
     }
 }
 
+impl Shared {
+    fn new(loaded: &Arc<Loaded>) -> Arc<Shared> {
+        Arc::new(Shared {
+            admin_locks: AdminLocks::default(),
+            records: Records::new(),
+            loaded: Arc::downgrade(loaded),
+        })
+    }
+}
+
 impl Records {
     fn new() -> Records {
         Records {
@@ -206,7 +216,8 @@ pub fn storage_prefix_of(id: &str) -> String {
 pub struct NsState {
     pub ns: Namespace,
     pub view: View,
-    mounts: ArcSwap<MountTable>,
+    /// The secrets-engine table ([`Mounts`]).
+    mounts: Mounts,
     /// Read on first use ([`NsState::auth_mounts`]): a KV read never needs it. A lock, not
     /// an `ArcSwapOption`: only auth requests and token operations read it, and dropping an
     /// `ArcSwap` settles its debts with every thread (~600 instructions), which a cold KV
@@ -220,12 +231,30 @@ pub struct NsState {
     /// Serializes changes to this namespace's tables ([`NsState::admin`]); taken on first
     /// use, so a namespace loaded only to be read never touches the shared map.
     admin: std::sync::OnceLock<Arc<tokio::sync::Mutex<()>>>,
+    /// What every state of the registry refers back to. One `Arc` for all of it: a cold
+    /// read builds and drops a state, and each shared counter it clones is one both cores
+    /// write.
+    shared: Arc<Shared>,
+}
+
+/// A namespace's secrets-engine table as its state holds it. The root's state lives as
+/// long as the registry, so a change replaces its table in place. Any other namespace's
+/// state is dropped from the loaded cache by a change and built again by the next request,
+/// so its table is fixed: a state a cold read builds and drops then holds no `ArcSwap`,
+/// whose drop settles debts with every thread that ever loaded one.
+enum Mounts {
+    Live(ArcSwap<MountTable>),
+    Fixed(Arc<MountTable>),
+}
+
+/// The parts of the [`Registry`] its namespaces' states refer back to.
+struct Shared {
     /// Namespace id → its admin lock, while some `NsState` of it holds the lock.
-    admin_locks: Arc<AdminLocks>,
-    /// The registry's compact records, which a change of this namespace's record updates.
-    records: Arc<Records>,
-    /// The registry's loaded namespaces, which a change of this namespace's tables updates
-    /// (weak: the cache holds this state).
+    admin_locks: AdminLocks,
+    /// The registry's compact records, which a change of a namespace's record updates.
+    records: Records,
+    /// The registry's loaded namespaces, which a change of a namespace's tables updates
+    /// (weak: the cache holds the states).
     loaded: std::sync::Weak<Loaded>,
 }
 
@@ -238,7 +267,7 @@ impl NsState {
     /// own, and two changes of its tables could interleave.
     pub fn admin(&self) -> &tokio::sync::Mutex<()> {
         self.admin.get_or_init(|| {
-            let mut locks = self.admin_locks.lock();
+            let mut locks = self.shared.admin_locks.lock();
             if let Some(lock) = locks.get(&self.ns.id).and_then(std::sync::Weak::upgrade) {
                 return lock;
             }
@@ -251,11 +280,11 @@ impl NsState {
             lock
         })
     }
-    pub fn mounts(&self) -> arc_swap::Guard<Arc<MountTable>> {
-        self.mounts.load()
-    }
-    pub fn mounts_arc(&self) -> Arc<MountTable> {
-        self.mounts.load_full()
+    pub fn mounts(&self) -> Arc<MountTable> {
+        match &self.mounts {
+            Mounts::Live(m) => m.load_full(),
+            Mounts::Fixed(m) => m.clone(),
+        }
     }
     /// The auth table, read from storage on first use.
     pub async fn auth_mounts(&self) -> Result<Arc<MountTable>> {
@@ -266,8 +295,13 @@ impl NsState {
         // A change made meanwhile (under `admin`) stored a newer table: keep that one.
         Ok(self.auth.write().get_or_insert(read).clone())
     }
-    pub fn set_mounts(&self, t: MountTable) {
-        self.mounts.store(Arc::new(t));
+    /// Make `t`, just stored, the root's table. Another namespace's state keeps the table
+    /// it was built with: the change dropped it from the loaded cache, so the next request
+    /// builds a state with `t`.
+    fn set_mounts(&self, t: MountTable) {
+        if let Mounts::Live(m) = &self.mounts {
+            m.store(Arc::new(t));
+        }
     }
     /// Store `table` as this namespace's secrets-engine table and make it current: its
     /// `sys/mounts` key and, outside root, the copy in the namespace's record, in one
@@ -287,7 +321,7 @@ impl NsState {
             ops.push(strongroom_barrier::BarrierOp::Put(key, record_bytes(&rec)));
         }
         self.view.transact_absolute(ops).await?;
-        self.records.forget(&self.ns.path);
+        self.shared.records.forget(&self.ns.path);
         self.changed();
         self.set_mounts(table);
         Ok(())
@@ -300,7 +334,7 @@ impl NsState {
     /// After a change of this namespace's tables is stored: another state of it that the
     /// registry keeps (loaded while this one was evicted) is dropped, so it loads afresh.
     fn changed(&self) {
-        if let Some(loaded) = self.loaded.upgrade() {
+        if let Some(loaded) = self.shared.loaded.upgrade() {
             loaded.changed(&self.ns.id);
         }
     }
@@ -324,36 +358,31 @@ pub struct Registry {
     barrier: Arc<Barrier>,
     root: Arc<NsState>,
     loaded: Arc<Loaded>,
-    records: Arc<Records>,
+    shared: Arc<Shared>,
     root_view: View,
-    admin_locks: Arc<AdminLocks>,
 }
 
 impl Registry {
     pub fn new(barrier: Arc<Barrier>) -> Registry {
         let root_view = View::new(barrier.clone(), "");
-        let records = Arc::new(Records::new());
-        let admin_locks = Arc::new(AdminLocks::default());
         let loaded = Loaded::new(LOADED_MAX);
+        let shared = Shared::new(&loaded);
         let root = Arc::new(NsState {
             ns: Namespace::root(),
             view: root_view.clone(),
-            mounts: ArcSwap::from_pointee(MountTable::default()),
+            mounts: Mounts::Live(ArcSwap::from_pointee(MountTable::default())),
             auth: RwLock::new(None),
             children: RwLock::new(HashMap::new()),
             may_have_children: AtomicBool::new(true),
             admin: std::sync::OnceLock::new(),
-            admin_locks: admin_locks.clone(),
-            records: records.clone(),
-            loaded: Arc::downgrade(&loaded),
+            shared: shared.clone(),
         });
         Registry {
             barrier,
             root,
             loaded,
-            records,
+            shared,
             root_view,
-            admin_locks,
         }
     }
 
@@ -368,7 +397,7 @@ impl Registry {
     /// Forget every loaded namespace and cached child lookup (another node changed them).
     pub fn clear_caches(&self) {
         self.loaded.changed_all();
-        self.records.cache.clear();
+        self.shared.records.cache.clear();
         self.root.children.write().clear();
     }
 
@@ -397,13 +426,11 @@ impl Registry {
             may_have_children: AtomicBool::new(ns.has_children != Some(false)),
             ns,
             view,
-            mounts: ArcSwap::from_pointee(m),
+            mounts: Mounts::Fixed(Arc::new(m)),
             auth: RwLock::new(None),
             children: RwLock::new(HashMap::new()),
             admin: std::sync::OnceLock::new(),
-            admin_locks: self.admin_locks.clone(),
-            records: self.records.clone(),
-            loaded: Arc::downgrade(&self.loaded),
+            shared: self.shared.clone(),
         });
         let kept = self.loaded.keep(&state, generation);
         Ok((state, kept))
@@ -427,13 +454,13 @@ impl Registry {
         }
         let generation = self.loaded.generation();
         let path = util::concat(&[&parent.ns.path, name, "/"]);
-        let rec = match self.records.get(&path) {
+        let rec = match self.shared.records.get(&path) {
             Some(rec) => Some(rec),
             None => {
                 let fence = self.barrier.write_fence();
                 let rec = read_record(&self.root_view, &record_key(&path)).await?;
                 if let Some(r) = &rec {
-                    self.records.remember(&self.barrier, fence, r);
+                    self.shared.records.remember(&self.barrier, fence, r);
                 }
                 rec
             }
@@ -574,8 +601,8 @@ impl Registry {
             }
         }
         self.root_view.transact(ops).await?;
-        self.records.forget(&parent.ns.path);
-        self.records.forget(&path);
+        self.shared.records.forget(&parent.ns.path);
+        self.shared.records.forget(&path);
         if !parent.is_root() {
             // Its `has_children` changed: a state of it loaded meanwhile must not answer
             // "no such child" from memory.
@@ -603,7 +630,7 @@ impl Registry {
             .ok_or_else(|| CoreError::NotFound(String::new()))?;
         updated.custom_metadata = meta;
         self.root_view.put(&key, &record_bytes(&updated)).await?;
-        self.records.forget(&state.ns.path);
+        self.shared.records.forget(&state.ns.path);
         self.loaded.changed(&state.ns.id);
         Ok(updated)
     }
@@ -642,7 +669,7 @@ impl Registry {
                 strongroom_barrier::BarrierOp::Delete(format!("core/ns-id/{}", child.ns.id)),
             ])
             .await?;
-        self.records.forget(&child.ns.path);
+        self.shared.records.forget(&child.ns.path);
         parent.forget_child(name);
         self.loaded.changed(&child.ns.id);
         Ok(true)
@@ -951,14 +978,14 @@ mod tests {
         // A fresh registry loads the table from the record and keeps no second copy.
         let fresh = Registry::new(core.barrier.clone());
         let p1 = fresh.lookup(&fresh.root(), "p1").await.unwrap().unwrap();
-        assert_eq!(*p1.mounts_arc(), copy);
+        assert_eq!(*p1.mounts(), copy);
         assert!(p1.ns.mounts.is_none());
 
         // A record written before the copy existed loads the table from `sys/mounts`.
         store_without(&core, "p1", "mounts").await;
         let fresh = Registry::new(core.barrier.clone());
         let p1 = fresh.lookup(&fresh.root(), "p1").await.unwrap().unwrap();
-        assert_eq!(*p1.mounts_arc(), copy);
+        assert_eq!(*p1.mounts(), copy);
     }
 
     #[tokio::test]
@@ -1001,7 +1028,7 @@ mod tests {
         assert_eq!(stored(&core, "p1").await, rec);
         let fresh = Registry::new(core.barrier.clone());
         let p1 = fresh.lookup(&fresh.root(), "p1").await.unwrap().unwrap();
-        assert_eq!(*p1.mounts_arc(), rec.mounts.clone().unwrap());
+        assert_eq!(*p1.mounts(), rec.mounts.clone().unwrap());
         assert_eq!(p1.ns.custom_metadata, rec.custom_metadata);
         // ...and is stored binary with the record's next write.
         req(
@@ -1038,7 +1065,7 @@ mod tests {
         let generation = reg.loaded.generation();
 
         // The first request changes p1's secrets-engine table through the state it holds.
-        let mut table = (*held.mounts_arc()).clone();
+        let mut table = (*held.mounts()).clone();
         table.entries.push(crate::mounts::MountEntry {
             path: "secret/".into(),
             kind: "kv".into(),
@@ -1086,6 +1113,7 @@ mod tests {
         let mut reg = Registry::new(core.barrier.clone());
         // One entry per shard: the cache is full after a few loads.
         reg.loaded = Loaded::new(16);
+        reg.shared = Shared::new(&reg.loaded);
         let record = |i: usize| {
             let view = reg.root_view.clone();
             async move {
@@ -1148,26 +1176,27 @@ mod tests {
         drop(held);
         let mut rec = stored(&core, "p1").await;
         rec.path = "p1/".into();
-        assert_eq!(reg.records.get("p1/"), Some(rec.clone()));
+        assert_eq!(reg.shared.records.get("p1/"), Some(rec.clone()));
 
         // The compact record is consulted before storage: a marked copy is what loads.
         let mut marked = rec.clone();
         marked
             .custom_metadata
             .insert("from".into(), "compact".into());
-        reg.records
+        reg.shared
+            .records
             .cache
             .insert("p1/".into(), compact::encode(&marked).into());
         let again = reload().await.unwrap();
         assert!(!Arc::ptr_eq(&p1, &again));
         assert_eq!(again.ns.custom_metadata, marked.custom_metadata);
-        assert_eq!(*again.mounts_arc(), rec.mounts.clone().unwrap());
-        reg.records.forget("p1/");
+        assert_eq!(*again.mounts(), rec.mounts.clone().unwrap());
+        reg.shared.records.forget("p1/");
 
         // Every change of the record forgets the compact copy, so the next load sees it:
         // a tuned mount,
         req("p1/sys/mounts/secret/tune", json!({"description": "tuned"})).await;
-        assert_eq!(reg.records.get("p1/"), None);
+        assert_eq!(reg.shared.records.get("p1/"), None);
         let p1 = reload().await.unwrap();
         assert_eq!(p1.mounts().get("secret/").unwrap().description, "tuned");
         // new metadata,
@@ -1182,7 +1211,7 @@ mod tests {
             Some("a")
         );
         // a first child (the parent's record then says it has children),
-        assert!(reg.records.get("p1/").is_some());
+        assert!(reg.shared.records.get("p1/").is_some());
         req("sys/namespaces/p1/sub", json!({})).await;
         let p1 = reload().await.unwrap();
         assert_eq!(p1.ns.has_children, Some(true));
@@ -1191,7 +1220,7 @@ mod tests {
         core.root_ok(Operation::Delete, "sys/namespaces/p1/sub", json!({}))
             .await;
         reload().await.unwrap();
-        assert!(reg.records.get("p1/sub/").is_none());
+        assert!(reg.shared.records.get("p1/sub/").is_none());
         let p1 = reload().await.unwrap();
         assert!(reg.lookup(&p1, "sub").await.unwrap().is_none());
     }
