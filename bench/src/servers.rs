@@ -199,7 +199,7 @@ pub async fn strongroom_at(bin: &Path, dir: &Path, issuer_key: &Path) -> Result<
     .env("STRONGROOM_DEV_ISSUER_KEY", issuer_key)
     .env("RUST_LOG", "warn")
     .stdout(Stdio::piped())
-    .stderr(Stdio::null());
+    .stderr(Stdio::piped());
     let started = Instant::now();
     let mut child = cmd
         .spawn()
@@ -344,14 +344,35 @@ pub async fn openbao_raft(bao: &Path, dir: &Path) -> Result<(Proc, String)> {
     Ok((proc, root))
 }
 
-/// The address a starting Strongroom prints (`Api Address: …`), read from its stdout.
+/// The address a starting Strongroom prints (`Api Address: …`), read from its stdout. If
+/// the process ends or stays silent instead, the error carries the last lines it wrote to
+/// stderr (Strongroom logs no secret or token there), so the cause is visible.
 fn api_address(child: &mut Child) -> Result<String> {
     let out = child
         .stdout
         .take()
         .ok_or_else(|| anyhow!("stdout not captured"))?;
+    let err = child
+        .stderr
+        .take()
+        .ok_or_else(|| anyhow!("stderr not captured"))?;
+    // The last lines of stderr, read all along so the server never blocks on a full pipe.
+    let tail = std::sync::Arc::new(std::sync::Mutex::new(std::collections::VecDeque::new()));
+    let keep = tail.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(err).lines().map_while(Result::ok) {
+            if let Ok(mut t) = keep.lock() {
+                if t.len() == 5 {
+                    t.pop_front();
+                }
+                t.push_back(line);
+            }
+        }
+    });
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
+        // Read to the end, so the server never blocks on a full pipe. If stdout closes (the
+        // process ended) before the address, `tx` drops unsent and the receiver knows.
         let mut tx = Some(tx);
         for line in BufReader::new(out).lines().map_while(Result::ok) {
             if let Some(a) = line.trim().strip_prefix("Api Address:") {
@@ -361,8 +382,27 @@ fn api_address(child: &mut Child) -> Result<String> {
             }
         }
     });
-    rx.recv_timeout(Duration::from_secs(60))
-        .map_err(|_| anyhow!("strongroom did not print its address"))
+    match rx.recv_timeout(Duration::from_secs(60)) {
+        Ok(a) => Ok(a),
+        Err(e) => {
+            // Give the stderr reader a moment to take the process's last words.
+            std::thread::sleep(Duration::from_millis(200));
+            let status = child.try_wait().ok().flatten();
+            let said = tail
+                .lock()
+                .map(|t| t.iter().cloned().collect::<Vec<_>>().join(" | "))
+                .unwrap_or_default();
+            Err(anyhow!(
+                "strongroom did not print its address ({}; {}); its stderr ended with: {}",
+                match e {
+                    std::sync::mpsc::RecvTimeoutError::Timeout => "nothing within 60 s",
+                    std::sync::mpsc::RecvTimeoutError::Disconnected => "its stdout closed",
+                },
+                status.map_or("still running".to_owned(), |s| format!("exited: {s}")),
+                if said.is_empty() { "(nothing)" } else { &said }
+            ))
+        }
+    }
 }
 
 /// One API call on a fresh connection.
@@ -438,7 +478,7 @@ pub async fn strongroom_pg(
     cmd.args(["server", "--config"])
         .arg(&cfg)
         .stdout(Stdio::piped())
-        .stderr(Stdio::null());
+        .stderr(Stdio::piped());
     let started = Instant::now();
     let mut child = cmd.spawn()?;
     let addr = api_address(&mut child)?;
