@@ -435,6 +435,16 @@ struct Stripe {
     in_flight: AtomicU64,
 }
 
+impl Stripe {
+    /// Its write count, if no write of its keys is in flight: a fence that a write
+    /// beginning later moves (the count is read first, so a write that ends in between
+    /// moves it too).
+    fn quiet_epoch(&self) -> Option<u64> {
+        let epoch = self.epoch.load(Ordering::SeqCst);
+        (self.in_flight.load(Ordering::SeqCst) == 0).then_some(epoch)
+    }
+}
+
 /// The value cache's doorkeeper: two bits per key hash (a Bloom filter), set as the key is
 /// read from storage or written, all cleared together once a quarter of them are set. A
 /// false "seen" (both bits set by other keys) only admits a value early; with two bits it
@@ -550,8 +560,7 @@ impl ValueCache {
             return None;
         }
         let stripe = self.stripe_of(h);
-        let epoch = stripe.epoch.load(Ordering::SeqCst);
-        (stripe.in_flight.load(Ordering::SeqCst) == 0).then_some(Fence {
+        stripe.quiet_epoch().map(|epoch| Fence {
             stripe,
             epoch,
             hash: h,
@@ -637,9 +646,7 @@ impl Barrier {
         match &self.cache {
             Some(c) => {
                 let stripe = ValueCache::stripe_index(c.hash(key));
-                let s = &c.stripes[stripe];
-                let epoch = s.epoch.load(Ordering::SeqCst);
-                (s.in_flight.load(Ordering::SeqCst) == 0).then_some(KeyFence {
+                c.stripes[stripe].quiet_epoch().map(|epoch| KeyFence {
                     stripe: Some(stripe),
                     epoch,
                 })
@@ -1123,6 +1130,14 @@ mod tests {
     use super::*;
     use strongroom_storage::MemoryStorage;
 
+    /// An unsealed barrier on memory storage, and its value cache.
+    async fn cached_barrier() -> (Barrier, Arc<ValueCache>) {
+        let b = Barrier::new(Arc::new(MemoryStorage::new()));
+        b.initialize(&UnsealKey::generate()).await.unwrap();
+        let c = b.cache.clone().unwrap();
+        (b, c)
+    }
+
     fn rt() -> tokio::runtime::Runtime {
         tokio::runtime::Builder::new_current_thread()
             .build()
@@ -1317,9 +1332,7 @@ mod tests {
     #[test]
     fn a_write_of_a_cached_key_goes_through_as_it_commits_and_a_failed_one_changes_nothing() {
         rt().block_on(async {
-            let b = Barrier::new(Arc::new(MemoryStorage::new()));
-            b.initialize(&UnsealKey::generate()).await.unwrap();
-            let c = b.cache.clone().unwrap();
+            let (b, c) = cached_barrier().await;
             // A key no one read is not added by its write.
             b.put("new", b"1").await.unwrap();
             assert!(c.entries.get("new").is_none());
@@ -1453,9 +1466,7 @@ mod tests {
     #[test]
     fn a_fresh_put_enters_the_cache_as_it_commits_and_a_failed_one_changes_nothing() {
         rt().block_on(async {
-            let b = Barrier::new(Arc::new(MemoryStorage::new()));
-            b.initialize(&UnsealKey::generate()).await.unwrap();
-            let c = b.cache.clone().unwrap();
+            let (b, c) = cached_barrier().await;
             b.transact(vec![BarrierOp::PutFresh("tok".into(), b"1".to_vec())])
                 .await
                 .unwrap();
@@ -1481,9 +1492,7 @@ mod tests {
     #[test]
     fn a_key_fence_sees_writes_of_its_key_only_and_every_write_without_a_cache() {
         rt().block_on(async {
-            let b = Barrier::new(Arc::new(MemoryStorage::new()));
-            b.initialize(&UnsealKey::generate()).await.unwrap();
-            let c = b.cache.clone().unwrap();
+            let (b, c) = cached_barrier().await;
             let (x, y) = ("x".to_string(), "y".to_string());
             assert!(!std::ptr::eq(c.stripe(&x), c.stripe(&y)));
             let f = b.key_fence(&x).unwrap();

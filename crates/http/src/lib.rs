@@ -314,10 +314,6 @@ fn parse_body(headers: &HeaderMap, body: &Bytes) -> Result<Map<String, Value>, C
     }
 }
 
-/// Whether a body is a form, as OpenBao decides: its media type is
-/// `application/x-www-form-urlencoded` (any case, parameters ignored) *and* it does not look
-/// like JSON (its first byte that is not JSON whitespace is neither `{` nor `[`). So a JSON
-/// body sent with the form type, as `curl -d '{...}'` sends it, is read as JSON.
 /// The request's `Content-Type` as given (`""` if none or not text).
 fn content_type(headers: &HeaderMap) -> &str {
     headers
@@ -349,6 +345,10 @@ fn refuse_non_merge_patch(headers: &HeaderMap) -> Option<HttpResponse> {
     })
 }
 
+/// Whether a body is a form, as OpenBao decides: its media type is
+/// `application/x-www-form-urlencoded` (any case, parameters ignored) *and* it does not look
+/// like JSON (its first byte that is not JSON whitespace is neither `{` nor `[`). So a JSON
+/// body sent with the form type, as `curl -d '{...}'` sends it, is read as JSON.
 fn is_form(ctype: &str, body: &[u8]) -> bool {
     if !media_type(ctype).eq_ignore_ascii_case("application/x-www-form-urlencoded") {
         return false;
