@@ -54,6 +54,10 @@ impl<'a> Reader<'a> {
     pub fn is_done(&self) -> bool {
         self.0.is_empty()
     }
+    /// How many bytes are not read yet.
+    pub fn remaining(&self) -> usize {
+        self.0.len()
+    }
     /// The bytes not read yet.
     pub fn rest(self) -> &'a [u8] {
         self.0
@@ -90,8 +94,16 @@ impl<'a> Reader<'a> {
         usize::try_from(self.varint()?).ok()
     }
     pub fn string(&mut self) -> Option<String> {
+        self.str().map(str::to_owned)
+    }
+    /// A string, borrowed from the input.
+    pub fn str(&mut self) -> Option<&'a str> {
+        std::str::from_utf8(self.bytes()?).ok()
+    }
+    /// A string's bytes, borrowed from the input and not checked as UTF-8.
+    pub fn bytes(&mut self) -> Option<&'a [u8]> {
         let n = self.len()?;
-        String::from_utf8(self.take(n)?.to_vec()).ok()
+        self.take(n)
     }
     pub fn map(&mut self) -> Option<BTreeMap<String, String>> {
         let mut m = BTreeMap::new();

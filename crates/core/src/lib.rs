@@ -134,8 +134,8 @@ pub(crate) struct Caller {
 pub(crate) enum Route {
     Sys(String),
     Token(String),
-    /// The namespace's mount table (shared, not copied) and the index of the mount.
-    Logical(Arc<mounts::MountTable>, usize, String),
+    /// A secrets engine: what the request needs of its mount, and the path after it.
+    Logical(mounts::LogicalMount, String),
     /// An auth method other than the token store (`auth/<path>/…`).
     Auth(Arc<mounts::MountTable>, usize, String),
 }
@@ -593,11 +593,7 @@ impl Core {
                 ))
                 .await
             }
-            Route::Logical(table, i, rest) => {
-                let mount = &table.entries[i];
-                let view = ns.view.logical(&mount.uuid);
-                kv::handle(mount, &view, op, &rest, &req.data).await
-            }
+            Route::Logical(mount, rest) => kv::handle(&mount, op, &rest, &req.data).await,
         };
         if last_use {
             Box::pin(token::revoke_tree(self, &active, &caller.entry)).await?;
@@ -671,10 +667,10 @@ impl Core {
                 return Ok(Route::Auth(table, i, rest));
             }
         }
-        let table = ns.mounts();
-        if let Some(i) = table.longest_match_index(rel) {
-            let rest = rel[table.entries[i].path.len().min(rel.len())..].to_owned();
-            return Ok(Route::Logical(table, i, rest));
+        if let Some(mount) = ns.logical(rel) {
+            // Empty when `rel` is the mount's path without its slash.
+            let rest = rel.get(mount.path_len..).unwrap_or_default().to_owned();
+            return Ok(Route::Logical(mount, rest));
         }
         Err(CoreError::NotFound(format!(
             "no handler for route \"{rel}\". route entry not found."
@@ -688,11 +684,7 @@ impl Core {
         req: &Request,
     ) -> Result<Option<bool>> {
         match route {
-            Route::Logical(table, i, rest) => {
-                let m = &table.entries[*i];
-                let view = ns.view.logical(&m.uuid);
-                kv::exists(m, &view, rest).await
-            }
+            Route::Logical(mount, rest) => kv::exists(mount, rest).await,
             Route::Sys(rest) => policy::exists(ns, rest, req).await,
             Route::Token(_) | Route::Auth(..) => Ok(None),
         }

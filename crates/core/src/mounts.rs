@@ -92,6 +92,29 @@ impl MountEntry {
     }
 }
 
+/// What a request routed to a secrets engine needs of its mount
+/// ([`NsState::logical`](crate::namespace::NsState::logical)).
+pub struct LogicalMount {
+    /// The length of the mount's path: the request path after it is the engine's.
+    pub path_len: usize,
+    /// [`MountEntry::kv_version`].
+    pub kv_version: u8,
+    pub default_lease_ttl: i64,
+    /// The engine's storage: `logical/<mount uuid>/` in the namespace.
+    pub view: View,
+}
+
+impl LogicalMount {
+    pub(crate) fn of(e: &MountEntry, ns_view: &View) -> LogicalMount {
+        LogicalMount {
+            path_len: e.path.len(),
+            kv_version: e.kv_version(),
+            default_lease_ttl: e.config.default_lease_ttl,
+            view: ns_view.logical(&e.uuid),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct MountTable {
     pub entries: Vec<MountEntry>,

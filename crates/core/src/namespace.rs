@@ -134,7 +134,16 @@ impl Records {
             cache: Cache::new(RECORDS_MAX),
         }
     }
-    fn get(&self, path: &str) -> Option<Namespace> {
+    /// The namespace at `path`, if remembered: decoded but for its secrets-engine table,
+    /// which stays in the record, if the record has one.
+    fn get(&self, path: &str) -> Option<(Namespace, Option<CompactTable>)> {
+        let record = self.cache.get(path)?;
+        let (ns, at) = compact::decode_head(&record, path)?;
+        Some((ns, at.map(|at| CompactTable { record, at })))
+    }
+    /// The whole record remembered for `path`, table included.
+    #[cfg(test)]
+    fn decoded(&self, path: &str) -> Option<Namespace> {
         compact::decode(&self.cache.get(path)?, path)
     }
     /// Remember `rec`, read from storage after the barrier's `fence` was taken.
@@ -242,9 +251,29 @@ pub struct NsState {
 /// state is dropped from the loaded cache by a change and built again by the next request,
 /// so its table is fixed: a state a cold read builds and drops then holds no `ArcSwap`,
 /// whose drop settles debts with every thread that ever loaded one.
+///
+/// A state built from the registry's compact record of the namespace keeps the table in
+/// that record's bytes (shared with the record, not copied): a request routes by reading
+/// it in place ([`NsState::logical`]), and it is decoded only when a caller asks for the
+/// whole table ([`NsState::mounts`]). A cold read then builds no `MountTable` at all.
 enum Mounts {
     Live(ArcSwap<MountTable>),
     Fixed(Arc<MountTable>),
+    Compact(CompactTable, std::sync::OnceLock<Arc<MountTable>>),
+}
+
+/// A secrets-engine table inside a compact record of [`Records`] (which only
+/// [`compact::encode`] writes).
+struct CompactTable {
+    record: Arc<[u8]>,
+    /// Where the table starts.
+    at: usize,
+}
+
+impl CompactTable {
+    fn bytes(&self) -> &[u8] {
+        &self.record[self.at..]
+    }
 }
 
 /// The parts of the [`Registry`] its namespaces' states refer back to.
@@ -284,6 +313,32 @@ impl NsState {
         match &self.mounts {
             Mounts::Live(m) => m.load_full(),
             Mounts::Fixed(m) => m.clone(),
+            // Bytes `compact::encode` wrote always decode.
+            Mounts::Compact(table, decoded) => decoded
+                .get_or_init(|| Arc::new(compact::decode_table(table.bytes()).unwrap_or_default()))
+                .clone(),
+        }
+    }
+    /// The secrets engine that serves `rel` (a path in this namespace): the mount whose
+    /// path is its longest prefix ([`MountTable::longest_match_index`]).
+    pub fn logical(&self, rel: &str) -> Option<crate::mounts::LogicalMount> {
+        use crate::mounts::LogicalMount;
+        let of_table = |t: &MountTable| {
+            let i = t.longest_match_index(rel)?;
+            Some(LogicalMount::of(&t.entries[i], &self.view))
+        };
+        match &self.mounts {
+            Mounts::Live(m) => of_table(&m.load()),
+            Mounts::Fixed(m) => of_table(m),
+            Mounts::Compact(table, _) => {
+                let m = compact::find_mount(table.bytes(), rel)?;
+                Some(LogicalMount {
+                    path_len: m.path.len(),
+                    kv_version: if m.kv_v2 { 2 } else { 1 },
+                    default_lease_ttl: m.default_lease_ttl,
+                    view: m.with_uuid(|uuid| self.view.logical(uuid)),
+                })
+            }
         }
     }
     /// The auth table, read from storage on first use.
@@ -412,21 +467,28 @@ impl Registry {
     }
 
     /// The state of `ns`, whose record was read after `generation` was taken, and whether
-    /// the loaded cache holds it.
-    async fn load(&self, mut ns: Namespace, generation: u64) -> Result<(Arc<NsState>, bool)> {
+    /// the loaded cache holds it. `compact`: the secrets-engine table in the compact record
+    /// `ns` was decoded from (then `ns.mounts` is `None`).
+    async fn load(
+        &self,
+        mut ns: Namespace,
+        compact: Option<CompactTable>,
+        generation: u64,
+    ) -> Result<(Arc<NsState>, bool)> {
         if let Some(s) = self.loaded.cache.get(&ns.id) {
             return Ok((s, true));
         }
         let view = View::new(self.barrier.clone(), ns.storage_prefix());
-        let m = match ns.mounts.take() {
-            Some(m) => m,
-            None => MountTable::load_secrets(&view).await?,
+        let mounts = match (compact, ns.mounts.take()) {
+            (Some(table), _) => Mounts::Compact(table, std::sync::OnceLock::new()),
+            (None, Some(m)) => Mounts::Fixed(Arc::new(m)),
+            (None, None) => Mounts::Fixed(Arc::new(MountTable::load_secrets(&view).await?)),
         };
         let state = Arc::new(NsState {
             may_have_children: AtomicBool::new(ns.has_children != Some(false)),
             ns,
             view,
-            mounts: Mounts::Fixed(Arc::new(m)),
+            mounts,
             auth: RwLock::new(None),
             children: RwLock::new(HashMap::new()),
             admin: std::sync::OnceLock::new(),
@@ -462,13 +524,13 @@ impl Registry {
                 if let Some(r) = &rec {
                     self.shared.records.remember(&self.barrier, fence, r);
                 }
-                rec
+                rec.map(|r| (r, None))
             }
         };
         let (state, kept) = match rec {
             None => (None, false),
-            Some(r) => {
-                let (s, kept) = self.load(r, generation).await?;
+            Some((r, compact)) => {
+                let (s, kept) = self.load(r, compact, generation).await?;
                 (Some(s), kept)
             }
         };
@@ -610,7 +672,7 @@ impl Registry {
         }
         let generation = self.loaded.generation();
         parent.forget_child(name);
-        let (state, _) = self.load(ns.clone(), generation).await?;
+        let (state, _) = self.load(ns.clone(), None, generation).await?;
         crate::policy::install_defaults(&state).await?;
         Ok(ns)
     }
@@ -1084,7 +1146,7 @@ mod tests {
         assert!(after.mounts().get("secret/").is_some());
         // A state built from the record as it was before the change is not kept.
         reg.loaded.cache.clear();
-        let (stale, kept) = reg.load(before, generation).await.unwrap();
+        let (stale, kept) = reg.load(before, None, generation).await.unwrap();
         assert!(!kept);
         assert!(stale.mounts().get("secret/").is_none());
         assert!(lookup().await.mounts().get("secret/").is_some());
@@ -1127,7 +1189,7 @@ mod tests {
         let mut kept = 0;
         for i in 0..40 {
             let generation = reg.loaded.generation();
-            let (state, k) = reg.load(record(i).await, generation).await.unwrap();
+            let (state, k) = reg.load(record(i).await, None, generation).await.unwrap();
             assert_eq!(k, reg.loaded.cache.get(&state.ns.id).is_some());
             kept += usize::from(k);
         }
@@ -1137,15 +1199,15 @@ mod tests {
         loop {
             loads += 1;
             let generation = reg.loaded.generation();
-            let (_, k) = reg.load(record(39).await, generation).await.unwrap();
+            let (_, k) = reg.load(record(39).await, None, generation).await.unwrap();
             if k {
                 break;
             }
             assert!(loads < ADMIT_ONE_IN, "not kept after {loads} loads");
         }
         let generation = reg.loaded.generation();
-        let (first, _) = reg.load(record(39).await, generation).await.unwrap();
-        let (second, k) = reg.load(record(39).await, generation).await.unwrap();
+        let (first, _) = reg.load(record(39).await, None, generation).await.unwrap();
+        let (second, k) = reg.load(record(39).await, None, generation).await.unwrap();
         assert!(k && Arc::ptr_eq(&first, &second));
     }
 
@@ -1176,7 +1238,7 @@ mod tests {
         drop(held);
         let mut rec = stored(&core, "p1").await;
         rec.path = "p1/".into();
-        assert_eq!(reg.shared.records.get("p1/"), Some(rec.clone()));
+        assert_eq!(reg.shared.records.decoded("p1/"), Some(rec.clone()));
 
         // The compact record is consulted before storage: a marked copy is what loads.
         let mut marked = rec.clone();
@@ -1196,7 +1258,7 @@ mod tests {
         // Every change of the record forgets the compact copy, so the next load sees it:
         // a tuned mount,
         req("p1/sys/mounts/secret/tune", json!({"description": "tuned"})).await;
-        assert_eq!(reg.shared.records.get("p1/"), None);
+        assert_eq!(reg.shared.records.decoded("p1/"), None);
         let p1 = reload().await.unwrap();
         assert_eq!(p1.mounts().get("secret/").unwrap().description, "tuned");
         // new metadata,
@@ -1211,7 +1273,7 @@ mod tests {
             Some("a")
         );
         // a first child (the parent's record then says it has children),
-        assert!(reg.shared.records.get("p1/").is_some());
+        assert!(reg.shared.records.decoded("p1/").is_some());
         req("sys/namespaces/p1/sub", json!({})).await;
         let p1 = reload().await.unwrap();
         assert_eq!(p1.ns.has_children, Some(true));
@@ -1220,7 +1282,7 @@ mod tests {
         core.root_ok(Operation::Delete, "sys/namespaces/p1/sub", json!({}))
             .await;
         reload().await.unwrap();
-        assert!(reg.shared.records.get("p1/sub/").is_none());
+        assert!(reg.shared.records.decoded("p1/sub/").is_none());
         let p1 = reload().await.unwrap();
         assert!(reg.lookup(&p1, "sub").await.unwrap().is_none());
     }

@@ -198,10 +198,15 @@ fn uuid_string(mut b: [u8; 16]) -> String {
 
 /// `b` in a UUID's canonical text form (lower-case hex, hyphenated 8-4-4-4-12), as is.
 pub(crate) fn uuid_text(b: &[u8; 16]) -> String {
+    uuid_text_in(b, &mut [0; 36]).to_owned()
+}
+
+/// [`uuid_text`] written into `out`, without allocating.
+pub(crate) fn uuid_text_in<'a>(b: &[u8; 16], out: &'a mut [u8; 36]) -> &'a str {
     // Filled as bytes at fixed places, then checked once: pushing 36 chars one by one
     // cost 450 instructions per UUID, and a cold namespace load formats two.
     const AT: [usize; 16] = [0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34];
-    let mut out = [b'-'; 36];
+    *out = [b'-'; 36];
     for (&at, byte) in AT.iter().zip(b) {
         let pair = [
             HEX_DIGITS[usize::from(byte >> 4)],
@@ -209,7 +214,7 @@ pub(crate) fn uuid_text(b: &[u8; 16]) -> String {
         ];
         out[at..at + 2].copy_from_slice(&pair);
     }
-    String::from_utf8(out.to_vec()).expect("hex digits and hyphens")
+    std::str::from_utf8(out).expect("hex digits and hyphens")
 }
 
 const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";

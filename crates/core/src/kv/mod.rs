@@ -9,28 +9,26 @@ mod v2;
 use serde_json::{Map, Value};
 
 use crate::error::Result;
-use crate::mounts::MountEntry;
-use crate::view::View;
+use crate::mounts::LogicalMount;
 use crate::{Operation, Response};
 
 pub async fn handle(
-    mount: &MountEntry,
-    view: &View,
+    mount: &LogicalMount,
     op: Operation,
     path: &str,
     data: &Map<String, Value>,
 ) -> Result<Response> {
-    match mount.kv_version() {
-        2 => v2::handle(view, op, path, data).await,
-        _ => v1::handle(mount, view, op, path, data).await,
+    match mount.kv_version {
+        2 => v2::handle(&mount.view, op, path, data).await,
+        _ => v1::handle(mount, op, path, data).await,
     }
 }
 
 /// Whether the item a write targets exists (decides `create` vs `update`).
-pub async fn exists(mount: &MountEntry, view: &View, path: &str) -> Result<Option<bool>> {
-    match mount.kv_version() {
-        2 => v2::exists(view, path).await,
-        _ => Ok(Some(view.get(path).await?.is_some())),
+pub async fn exists(mount: &LogicalMount, path: &str) -> Result<Option<bool>> {
+    match mount.kv_version {
+        2 => v2::exists(&mount.view, path).await,
+        _ => Ok(Some(mount.view.get(path).await?.is_some())),
     }
 }
 

@@ -3,8 +3,7 @@
 use serde_json::{json, Map, Value};
 
 use crate::error::{CoreError, Result};
-use crate::mounts::MountEntry;
-use crate::view::View;
+use crate::mounts::LogicalMount;
 use crate::{Operation, Response};
 
 fn validate(path: &str) -> Result<()> {
@@ -15,12 +14,12 @@ fn validate(path: &str) -> Result<()> {
 }
 
 pub async fn handle(
-    mount: &MountEntry,
-    view: &View,
+    mount: &LogicalMount,
     op: Operation,
     path: &str,
     data: &Map<String, Value>,
 ) -> Result<Response> {
+    let view = &mount.view;
     match op {
         Operation::List => {
             let (after, limit) = super::page_params(data)?;
@@ -40,8 +39,8 @@ pub async fn handle(
             match view.get_json::<Value>(path).await? {
                 None => Err(CoreError::NotFound(String::new())),
                 Some(v) => {
-                    let ttl = if mount.config.default_lease_ttl > 0 {
-                        mount.config.default_lease_ttl
+                    let ttl = if mount.default_lease_ttl > 0 {
+                        mount.default_lease_ttl
                     } else {
                         768 * 3600
                     };

@@ -69,6 +69,129 @@ pub fn decode(bytes: &[u8], path: &str) -> Option<Namespace> {
     })
 }
 
+/// A record encoded by [`encode`], decoded but for its secrets-engine table, which stays in
+/// `bytes`: the namespace (its `mounts` `None`) and where the table starts, if the record
+/// carries one ([`decode_table`], [`find_mount`]). `None` if what precedes the table does
+/// not decode. The table itself is not checked here: for bytes [`encode`] wrote (the
+/// registry's compact records are nothing else), reading it cannot fail, and a table that
+/// did not decode would route nothing and list no mount.
+pub fn decode_head(bytes: &[u8], path: &str) -> Option<(Namespace, Option<usize>)> {
+    let mut r = Reader::new(bytes);
+    let id = r.string()?;
+    let custom_metadata = r.map()?;
+    let uuid = read_uuid(&mut r)?;
+    let has_children = match r.byte()? {
+        0 => None,
+        1 => Some(false),
+        2 => Some(true),
+        _ => return None,
+    };
+    let at = match r.byte()? {
+        0 if r.is_done() => None,
+        1 => Some(bytes.len() - r.remaining()),
+        _ => return None,
+    };
+    let ns = Namespace {
+        id,
+        path: path.to_owned(),
+        custom_metadata,
+        uuid,
+        has_children,
+        mounts: None,
+    };
+    Some((ns, at))
+}
+
+/// The secrets-engine table at the start of `table` (from [`decode_head`]).
+pub fn decode_table(table: &[u8]) -> Option<MountTable> {
+    let mut r = Reader::new(table);
+    let n = r.len()?;
+    let mut entries = Vec::with_capacity(n.min(64));
+    for _ in 0..n {
+        entries.push(read_mount(&mut r)?);
+    }
+    r.is_done().then_some(MountTable { entries })
+}
+
+/// What a request routed to a secrets engine needs of its mount, read in place from a
+/// compact record's table.
+pub struct MountRef<'a> {
+    /// The mount's path, as bytes: matching a request path needs no UTF-8 check.
+    pub path: &'a [u8],
+    uuid: UuidRef<'a>,
+    pub default_lease_ttl: i64,
+    /// `options.version` is `"2"`.
+    pub kv_v2: bool,
+}
+
+enum UuidRef<'a> {
+    Raw(&'a [u8; 16]),
+    Text(&'a str),
+}
+
+impl MountRef<'_> {
+    /// The mount's UUID as text, as [`MountEntry::uuid`] holds it.
+    pub fn with_uuid<T>(&self, f: impl FnOnce(&str) -> T) -> T {
+        match self.uuid {
+            UuidRef::Raw(raw) => f(crate::util::uuid_text_in(raw, &mut [0; 36])),
+            UuidRef::Text(s) => f(s),
+        }
+    }
+}
+
+/// The mount of `table` (from [`decode_head`]) whose path is the longest prefix of `path`
+/// (or `path` itself without its slash), as [`MountTable::longest_match_index`] picks it,
+/// without decoding the table.
+/// `None` also if the table does not decode.
+pub fn find_mount<'a>(table: &'a [u8], path: &str) -> Option<MountRef<'a>> {
+    let path = path.as_bytes();
+    let mut r = Reader::new(table);
+    let mut best: Option<MountRef<'a>> = None;
+    for _ in 0..r.len()? {
+        let m = scan_mount(&mut r)?;
+        let matches =
+            path.starts_with(m.path) || path == m.path.strip_suffix(b"/").unwrap_or(m.path);
+        if matches && best.as_ref().is_none_or(|b| m.path.len() >= b.path.len()) {
+            best = Some(m);
+        }
+    }
+    best
+}
+
+/// One entry written by `put_mount`, read in place: its strings are skipped, not checked
+/// as UTF-8, but for a UUID kept as text, which a view's prefix is made of.
+fn scan_mount<'a>(r: &mut Reader<'a>) -> Option<MountRef<'a>> {
+    let path = r.bytes()?;
+    r.bytes()?; // kind
+    r.bytes()?; // description
+    let uuid = match r.byte()? {
+        0 => UuidRef::Text(r.str()?),
+        1 => UuidRef::Raw(r.take(16)?.try_into().ok()?),
+        _ => return None,
+    };
+    r.bytes()?; // accessor
+    let default_lease_ttl = unzigzag(r.varint()?);
+    r.varint()?; // max_lease_ttl
+    r.bytes()?; // listing_visibility
+    for _ in 0..3 {
+        for _ in 0..r.len()? {
+            r.bytes()?;
+        }
+    }
+    let mut kv_v2 = false;
+    for _ in 0..r.len()? {
+        let (k, v) = (r.bytes()?, r.bytes()?);
+        kv_v2 |= k == b"version" && v == b"2";
+    }
+    r.byte()?; // flags
+    Some(MountRef {
+        path,
+        uuid,
+        default_lease_ttl,
+        kv_v2,
+    })
+}
+
 fn put_mount(b: &mut Vec<u8>, e: &MountEntry) {
     put_str(b, &e.path);
     put_str(b, &e.kind);
@@ -250,5 +373,86 @@ mod tests {
         let mut longer = bytes.clone();
         longer.push(0);
         assert_eq!(decode(&longer, "p/"), None);
+        let at = decode_head(&bytes, "p/").unwrap().1.unwrap();
+        for n in at..bytes.len() {
+            assert!(decode_table(&bytes[at..n]).is_none(), "prefix of {n} bytes");
+            assert!(
+                find_mount(&bytes[at..n], "secret/x").is_none(),
+                "prefix of {n} bytes"
+            );
+        }
+        assert!(decode_table(&longer[at..]).is_none());
+        let mut none = project();
+        none.mounts = None;
+        let mut longer = encode(&none);
+        longer.push(0);
+        assert!(decode_head(&longer, "p/").is_none());
+    }
+
+    /// A namespace with mounts nested in each other, one with a UUID kept as text.
+    fn nested() -> Namespace {
+        let mut ns = project();
+        let table = ns.mounts.as_mut().unwrap();
+        let mut a = mount("ABCDEF01-2345-6789-abcd-ef0123456789");
+        a.path = "team/".into();
+        a.options.clear();
+        a.config.default_lease_ttl = 3600;
+        let mut ab = mount(&crate::util::uuid4());
+        ab.path = "team/app/".into();
+        table.entries.extend([a, ab]);
+        ns
+    }
+
+    #[test]
+    fn a_head_and_its_table_decode_to_the_whole_record() {
+        let ns = nested();
+        let bytes = encode(&ns);
+        let (head, at) = decode_head(&bytes, "p123/").unwrap();
+        let table = decode_table(&bytes[at.unwrap()..]).unwrap();
+        assert_eq!(
+            Namespace {
+                mounts: Some(table),
+                ..head
+            },
+            ns
+        );
+        let mut none = ns.clone();
+        none.mounts = None;
+        let (head, at) = decode_head(&encode(&none), "p123/").unwrap();
+        assert_eq!((head, at), (none, None));
+    }
+
+    #[test]
+    fn a_mount_found_in_place_is_the_one_the_decoded_table_routes_to() {
+        let ns = nested();
+        let bytes = encode(&ns);
+        let table_bytes = &bytes[decode_head(&bytes, "p").unwrap().1.unwrap()..];
+        let table = ns.mounts.as_ref().unwrap();
+        for path in [
+            "secret/data/x",
+            "secret",
+            "secret/",
+            "team",
+            "team/x",
+            "team/app",
+            "team/app/data/y",
+            "team/application",
+            "secrets/x",
+            "",
+            "other/x",
+        ] {
+            let want = table.longest_match(path);
+            let got = find_mount(table_bytes, path);
+            assert_eq!(
+                got.as_ref().map(|m| m.path),
+                want.map(|e| e.path.as_bytes()),
+                "{path}"
+            );
+            if let (Some(got), Some(want)) = (got, want) {
+                assert_eq!(got.with_uuid(str::to_owned), want.uuid);
+                assert_eq!(got.kv_v2, want.kv_version() == 2);
+                assert_eq!(got.default_lease_ttl, want.config.default_lease_ttl);
+            }
+        }
     }
 }
