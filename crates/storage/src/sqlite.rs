@@ -4,7 +4,10 @@
 //! locking stays in its memory.
 //! Reads run on a small pool of `query_only` connections and never wait for writers (WAL). A
 //! point read follows the key's row hint when it has one (see `hints`): one B-tree instead
-//! of two.
+//! of two. A reader keeps its read transaction open from one read to the next until the
+//! store's generation moves (every commit and every checkpoint moves it; see [`Readers`]),
+//! so a read sees every commit acknowledged before it began, and reads between two
+//! commits do not each begin and end a transaction.
 //! All writes go to one writer thread that *group-commits*: it takes every transaction
 //! queued while the previous commit was syncing, runs each one's checks before any of its
 //! writes (so a failed check aborts only its own transaction, having written nothing) and
@@ -62,19 +65,105 @@ pub struct SqliteStorage {
     id: u64,
     path: PathBuf,
     writer: Mutex<Option<mpsc::Sender<WriterMsg>>>,
+    /// Every thread's reader of this store, and the generation their transactions follow.
+    readers: std::sync::Arc<Readers>,
     /// Row ids of keys, so a point read can skip the key index (see `hints`).
     hints: std::sync::Arc<RowHints>,
     /// Reads answered through a hint (tests check the hinted statement finds rows).
     #[cfg(test)]
     hinted_reads: std::sync::atomic::AtomicU64,
+    /// Read transactions begun (tests check reads between commits share one).
+    #[cfg(test)]
+    began: std::sync::atomic::AtomicU64,
 }
 
 static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 thread_local! {
-    /// One read-only connection per (thread, store): reads never wait on a shared lock.
-    static READERS: std::cell::RefCell<std::collections::HashMap<u64, Connection>> =
+    /// One read-only connection per (thread, store): reads never wait on another thread's
+    /// lock (the writer takes a reader's lock only to end a transaction it left open).
+    static READERS: std::cell::RefCell<std::collections::HashMap<u64, Slot>> =
         std::cell::RefCell::new(std::collections::HashMap::new());
+}
+
+/// A thread's reader of one store: its connection and, while a read transaction is open on
+/// it, the store's generation when that transaction began.
+struct Reader {
+    conn: Connection,
+    began: Option<u64>,
+}
+
+type Slot = std::sync::Arc<Mutex<Reader>>;
+
+impl Reader {
+    /// End the open read transaction, if any.
+    fn end(&mut self) {
+        if self.began.take().is_some() {
+            if let Err(e) = self
+                .conn
+                .prepare_cached("COMMIT")
+                .and_then(|mut s| s.execute([]))
+            {
+                // Not expected of a read transaction; the connection's state is unknown,
+                // so the next read begins from a rolled-back one.
+                tracing::warn!("ending a read transaction failed: {e}");
+                let _ = self.conn.execute_batch("ROLLBACK");
+            }
+        }
+    }
+}
+
+/// The store's readers, as the writer thread sees them. A read transaction left open holds
+/// its snapshot's frames in the WAL: a checkpoint cannot copy the frames committed after it,
+/// nor the WAL restart from its beginning, so a thread that read once and then idled would
+/// let the WAL grow without bound. The writer ends such transactions: the stale ones after
+/// every commit, every idle one before a checkpoint and before the last one at close.
+struct Readers {
+    /// Moves after every commit and every completed checkpoint (reads begun after one skip
+    /// the WAL): a read transaction begun at an earlier generation is ended by the next read
+    /// on its thread rather than reused.
+    generation: std::sync::atomic::AtomicU64,
+    slots: Mutex<Vec<std::sync::Weak<Mutex<Reader>>>>,
+}
+
+impl Readers {
+    fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::SeqCst)
+    }
+    /// After a commit or a checkpoint, before anyone is told of it.
+    fn advance(&self) {
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+    fn register(&self, slot: &Slot) {
+        let mut slots = self.slots.lock();
+        slots.retain(|w| w.strong_count() > 0);
+        slots.push(std::sync::Arc::downgrade(slot));
+    }
+    /// End the read transactions of readers not reading now: those begun before the
+    /// current generation, or (`all`) every one. `wait`: also those reading now, once their
+    /// read is done.
+    fn release(&self, all: bool, wait: bool) {
+        let now = self.generation();
+        let slots: Vec<Slot> = self
+            .slots
+            .lock()
+            .iter()
+            .filter_map(std::sync::Weak::upgrade)
+            .collect();
+        for slot in slots {
+            let reader = if wait {
+                Some(slot.lock())
+            } else {
+                slot.try_lock()
+            };
+            if let Some(mut r) = reader {
+                if r.began.is_some_and(|g| all || g != now) {
+                    r.end();
+                }
+            }
+        }
+    }
 }
 
 fn backend(e: rusqlite::Error) -> StorageError {
@@ -131,17 +220,25 @@ impl SqliteStorage {
         }
         let (tx, rx) = mpsc::channel();
         let max_batch = opts.max_batch.max(1);
+        let readers = std::sync::Arc::new(Readers {
+            generation: 0.into(),
+            slots: Mutex::new(Vec::new()),
+        });
+        let writer_readers = readers.clone();
         thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || writer_loop(conn, rx, max_batch, opts.idle_checkpoint))
+            .spawn(move || writer_loop(conn, rx, max_batch, opts.idle_checkpoint, &writer_readers))
             .map_err(|e| StorageError::Backend(e.to_string()))?;
         let store = SqliteStorage {
             id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             path,
             writer: Mutex::new(Some(tx)),
+            readers,
             hints: std::sync::Arc::new(RowHints::new()),
             #[cfg(test)]
             hinted_reads: Default::default(),
+            #[cfg(test)]
+            began: Default::default(),
         };
         store.rebuild_hints();
         Ok(store)
@@ -204,17 +301,42 @@ impl SqliteStorage {
             .map_err(|_| StorageError::Unavailable("storage writer stopped".into()))?
     }
 
+    /// `f` on this thread's reader, in a read transaction begun at the current generation.
     fn with_reader<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
         READERS.with(|cell| {
             let mut map = cell.borrow_mut();
-            let conn = match map.entry(self.id) {
+            let slot = match map.entry(self.id) {
                 std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-                std::collections::hash_map::Entry::Vacant(e) => e.insert(
-                    open_reader(&self.path)
-                        .map_err(|e| StorageError::Unavailable(e.to_string()))?,
-                ),
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    let conn = open_reader(&self.path)
+                        .map_err(|e| StorageError::Unavailable(e.to_string()))?;
+                    let slot = std::sync::Arc::new(Mutex::new(Reader { conn, began: None }));
+                    self.readers.register(&slot);
+                    e.insert(slot)
+                }
             };
-            f(conn).map_err(backend)
+            let mut r = slot.lock();
+            // Read before the transaction begins: a commit acknowledged before this read
+            // moved it, so the snapshot taken below includes that commit.
+            let now = self.readers.generation();
+            if r.began.is_some_and(|g| g != now) {
+                r.end();
+            }
+            if r.began.is_none() {
+                r.conn
+                    .prepare_cached("BEGIN")
+                    .and_then(|mut s| s.execute([]))
+                    .map_err(backend)?;
+                r.began = Some(now);
+                #[cfg(test)]
+                self.began
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            let out = f(&r.conn);
+            if out.is_err() {
+                r.end();
+            }
+            out.map_err(backend)
         })
     }
 }
@@ -265,6 +387,7 @@ fn writer_loop(
     rx: mpsc::Receiver<WriterMsg>,
     max_batch: usize,
     idle_checkpoint: std::time::Duration,
+    readers: &Readers,
 ) {
     let mut close_reply = None;
     // Whether the WAL may hold frames not yet copied into the main file (at open: those of
@@ -280,7 +403,12 @@ fn writer_loop(
             Ok(m) => m,
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 // Tried again after the next idle period if a read held the old frames.
+                readers.release(true, false);
                 dirty = !checkpoint(&conn);
+                if !dirty {
+                    // Reads begun from now on skip the WAL.
+                    readers.advance();
+                }
                 continue;
             }
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
@@ -304,12 +432,16 @@ fn writer_loop(
                 Err(_) => break,
             }
         }
-        commit_batch(&mut conn, batch);
+        commit_batch(&mut conn, batch, readers);
+        // The transactions the commit made stale are ended now, not when (or if) their
+        // threads read again.
+        readers.release(false, false);
         if close_reply.is_some() {
             break;
         }
     }
     // Fold the WAL back into the main file so a clean stop leaves one file.
+    readers.release(true, true);
     let _ = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);");
     drop(conn);
     if let Some(r) = close_reply {
@@ -337,7 +469,7 @@ fn checkpoint(conn: &Connection) -> bool {
     }
 }
 
-fn commit_batch(conn: &mut Connection, batch: Vec<Txn>) {
+fn commit_batch(conn: &mut Connection, batch: Vec<Txn>, readers: &Readers) {
     let tx = match conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate) {
         Ok(tx) => tx,
         Err(e) => {
@@ -375,6 +507,7 @@ fn commit_batch(conn: &mut Connection, batch: Vec<Txn>) {
     }
     let committed = tx.commit();
     if committed.is_ok() {
+        readers.advance();
         for hook in hooks {
             hook();
         }
@@ -653,6 +786,85 @@ mod tests {
         );
         assert!(grown(before + 64 * 2048).await, "never checkpointed");
         assert_eq!(s.get("k63").await.unwrap().unwrap(), vec![7u8; 2048]);
+        s.close().await;
+        let _ = std::fs::remove_dir_all(p.parent().unwrap());
+    }
+
+    #[tokio::test]
+    async fn reads_between_commits_share_one_transaction_and_see_every_commit() {
+        let p = tmp("snapshot");
+        let s = SqliteStorage::open(&p, SqliteOptions::default()).unwrap();
+        let began = || s.began.load(std::sync::atomic::Ordering::Relaxed);
+        s.put("k", b"1".to_vec()).await.unwrap();
+        let before = began();
+        for _ in 0..50 {
+            assert_eq!(s.get("k").await.unwrap().unwrap(), b"1");
+            assert_eq!(s.get("absent").await.unwrap(), None);
+        }
+        assert_eq!(s.list("", None, None).await.unwrap(), vec!["k".to_owned()]);
+        assert_eq!(began(), before + 1, "one read transaction for 101 reads");
+        // A commit moves the generation: the next read begins afresh and sees it.
+        s.put("k", b"2".to_vec()).await.unwrap();
+        assert_eq!(s.get("k").await.unwrap().unwrap(), b"2");
+        assert_eq!(began(), before + 2);
+        // So does a commit made on another thread while this one's transaction is open.
+        let s = Arc::new(s);
+        let other = s.clone();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap();
+            rt.block_on(other.put("k", b"3".to_vec())).unwrap();
+        })
+        .join()
+        .unwrap();
+        assert_eq!(s.get("k").await.unwrap().unwrap(), b"3");
+        s.close().await;
+        let _ = std::fs::remove_dir_all(p.parent().unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_read_transaction_left_open_by_an_idle_thread_does_not_hold_the_wal() {
+        let p = tmp("idle-reader");
+        let opts = SqliteOptions {
+            idle_checkpoint: std::time::Duration::from_millis(200),
+            ..SqliteOptions::default()
+        };
+        let s = Arc::new(SqliteStorage::open(&p, opts).unwrap());
+        s.put("k", b"1".to_vec()).await.unwrap();
+        // A thread reads once, leaving its read transaction open, and then idles.
+        let (read_tx, read_rx) = std::sync::mpsc::channel();
+        let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
+        let reader = s.clone();
+        let idler = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap();
+            assert!(rt.block_on(reader.get("k")).unwrap().is_some());
+            read_tx.send(()).unwrap();
+            let _ = stop_rx.recv();
+        });
+        read_rx.recv().unwrap();
+        let main_len = || std::fs::metadata(&p).unwrap().len();
+        let before = main_len();
+        let ops = (0..64)
+            .map(|i| Op::Put(format!("w{i}"), vec![7u8; 2048]))
+            .collect();
+        s.transact(ops).await.unwrap();
+        // The frames committed after the idle reader's snapshot reach the main file.
+        let mut copied = false;
+        for _ in 0..100 {
+            if main_len() >= before + 64 * 2048 {
+                copied = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert!(copied, "the idle reader's transaction held the WAL");
+        // And the next read on that thread would see the writes: this one does.
+        assert_eq!(s.get("w63").await.unwrap().unwrap(), vec![7u8; 2048]);
+        stop_tx.send(()).unwrap();
+        idler.join().unwrap();
         s.close().await;
         let _ = std::fs::remove_dir_all(p.parent().unwrap());
     }
