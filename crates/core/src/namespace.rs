@@ -1253,6 +1253,18 @@ mod tests {
         assert!(!Arc::ptr_eq(&p1, &again));
         assert_eq!(again.ns.custom_metadata, marked.custom_metadata);
         assert_eq!(*again.mounts(), rec.mounts.clone().unwrap());
+        // Built from the compact record, it routes in the record as the table does.
+        assert!(matches!(again.mounts, Mounts::Compact(..)));
+        let table = rec.mounts.clone().unwrap();
+        let secret = table.get("secret/").unwrap();
+        let routed = again.logical("secret/data/app").unwrap();
+        assert_eq!(routed.path_len, "secret/".len());
+        assert_eq!(routed.kv_version, secret.kv_version());
+        assert_eq!(
+            routed.view.prefix(),
+            again.view.logical(&secret.uuid).prefix()
+        );
+        assert!(again.logical("nothing/here").is_none());
         reg.shared.records.forget("p1/");
 
         // Every change of the record forgets the compact copy, so the next load sees it:
