@@ -37,36 +37,11 @@ pub fn encode(ns: &Namespace) -> Vec<u8> {
 
 /// The record encoded by [`encode`], with `path` as its path; `None` if `bytes` is not one.
 pub fn decode(bytes: &[u8], path: &str) -> Option<Namespace> {
-    let mut r = Reader::new(bytes);
-    let id = r.string()?;
-    let custom_metadata = r.map()?;
-    let uuid = read_uuid(&mut r)?;
-    let has_children = match r.byte()? {
-        0 => None,
-        1 => Some(false),
-        2 => Some(true),
-        _ => return None,
-    };
-    let mounts = match r.byte()? {
-        0 => None,
-        1 => {
-            let n = r.len()?;
-            let mut entries = Vec::with_capacity(n.min(64));
-            for _ in 0..n {
-                entries.push(read_mount(&mut r)?);
-            }
-            Some(MountTable { entries })
-        }
-        _ => return None,
-    };
-    r.is_done().then(|| Namespace {
-        id,
-        path: path.to_owned(),
-        custom_metadata,
-        uuid,
-        has_children,
-        mounts,
-    })
+    let (mut ns, at) = decode_head(bytes, path)?;
+    if let Some(at) = at {
+        ns.mounts = Some(decode_table(&bytes[at..])?);
+    }
+    Some(ns)
 }
 
 /// A record encoded by [`encode`], decoded but for its secrets-engine table, which stays in
