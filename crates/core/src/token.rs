@@ -30,6 +30,9 @@ use crate::view::TxnError;
 use crate::{policy, util, Active, Auth, Caller, Core, Operation, Request, Response};
 
 const BATCH_AAD: &str = "strongroom/batch-token/v1";
+/// First byte of a batch token's compact plaintext (`encode_batch`). Tokens issued before
+/// it existed hold the entry as JSON, which starts with `{`.
+const BATCH_COMPACT: u8 = 1;
 
 /// The expiry index (root namespace, absolute keys).
 const EXPIRY_PREFIX: &str = "core/token-expiry/";
@@ -109,6 +112,107 @@ impl TokenEntry {
     fn is_root(&self) -> bool {
         self.policies.iter().any(|p| p == "root")
     }
+}
+
+/// A batch token's entry in its compact form: `BATCH_COMPACT`, then every field of the
+/// entry (see `codec`: strings and lists length-prefixed, numbers zigzagged varints, the
+/// three flags in one byte). A fraction of the JSON's size, so the token is shorter to
+/// seal, encode, send and decode.
+fn encode_batch(e: &TokenEntry) -> Vec<u8> {
+    use crate::codec::{put_len, put_map, put_str, put_varint, zigzag};
+    let mut b = Vec::with_capacity(128);
+    b.push(BATCH_COMPACT);
+    put_str(&mut b, &e.hash);
+    put_str(&mut b, &e.accessor);
+    match &e.parent {
+        Some((hash, ns)) => {
+            b.push(1);
+            put_str(&mut b, hash);
+            put_str(&mut b, ns);
+        }
+        None => b.push(0),
+    }
+    put_len(&mut b, e.policies.len());
+    for p in &e.policies {
+        put_str(&mut b, p);
+    }
+    put_map(&mut b, &e.meta);
+    put_str(&mut b, &e.display_name);
+    for n in [
+        e.num_uses,
+        e.creation_time,
+        e.ttl,
+        e.explicit_max_ttl,
+        e.period,
+        e.expire_time,
+    ] {
+        put_varint(&mut b, zigzag(n));
+    }
+    b.push(u8::from(e.renewable) | u8::from(e.batch) << 1 | u8::from(e.orphan) << 2);
+    for s in [&e.namespace_id, &e.path, &e.entity_id, &e.role] {
+        put_str(&mut b, s);
+    }
+    put_len(&mut b, e.bound_cidrs.len());
+    for c in &e.bound_cidrs {
+        put_str(&mut b, c);
+    }
+    b
+}
+
+/// The entry a batch token's plaintext holds: the compact form, or the JSON of tokens
+/// issued before it. `None` for anything else, trailing bytes included.
+fn decode_batch(plain: &[u8]) -> Option<TokenEntry> {
+    use crate::codec::{unzigzag, Reader};
+    match plain.first()? {
+        b'{' => return serde_json::from_slice(plain).ok(),
+        &BATCH_COMPACT => {}
+        _ => return None,
+    }
+    let mut r = Reader::new(&plain[1..]);
+    let hash = r.string()?;
+    let accessor = r.string()?;
+    let parent = match r.byte()? {
+        0 => None,
+        1 => Some((r.string()?, r.string()?)),
+        _ => return None,
+    };
+    let policies = r.list()?;
+    let meta = r.map()?;
+    let display_name = r.string()?;
+    let mut n = [0i64; 6];
+    for v in &mut n {
+        *v = unzigzag(r.varint()?);
+    }
+    let [num_uses, creation_time, ttl, explicit_max_ttl, period, expire_time] = n;
+    let flags = r.byte()?;
+    if flags > 0b111 {
+        return None;
+    }
+    let (namespace_id, path, entity_id, role) =
+        (r.string()?, r.string()?, r.string()?, r.string()?);
+    let bound_cidrs = r.list()?;
+    r.is_done().then_some(TokenEntry {
+        hash,
+        accessor,
+        parent,
+        policies,
+        meta,
+        display_name,
+        num_uses,
+        creation_time,
+        ttl,
+        explicit_max_ttl,
+        period,
+        renewable: flags & 1 != 0,
+        expire_time,
+        namespace_id,
+        path,
+        batch: flags & 2 != 0,
+        orphan: flags & 4 != 0,
+        entity_id,
+        role,
+        bound_cidrs,
+    })
 }
 
 /// Digits in ASCII order, so fixed-width numbers written with them sort as numbers.
@@ -235,7 +339,7 @@ async fn resolve(
                 let Ok(plain) = core.barrier.open_blob(BATCH_AAD, &ct) else {
                     return Ok(None);
                 };
-                let Ok(entry) = serde_json::from_slice::<TokenEntry>(&plain) else {
+                let Some(entry) = decode_batch(&plain) else {
                     return Ok(None);
                 };
                 let entry = Arc::new(entry);
@@ -749,7 +853,7 @@ pub(crate) async fn issue(
         return Ok(String::new());
     }
     if entry.batch {
-        let plain = strongroom_barrier::secret::SecretBytes::new(util::json_bytes(&*entry)?);
+        let plain = strongroom_barrier::secret::SecretBytes::new(encode_batch(entry));
         let ct = core.barrier.seal_blob(BATCH_AAD, &plain)?;
         return Ok(format!(
             "b.{}",
@@ -1443,5 +1547,120 @@ mod tests {
         assert_eq!(index_len(&core).await, 1);
         tidy(&core, &active).await.unwrap();
         assert!(lookup_ok(&core, "team", &long_ns).await);
+    }
+
+    fn full_entry() -> TokenEntry {
+        TokenEntry {
+            hash: String::new(),
+            accessor: String::new(),
+            parent: Some(("0123abc".into(), "ns7".into())),
+            policies: vec!["default".into(), "project-42-read".into()],
+            meta: BTreeMap::from([
+                ("role".into(), "ci".into()),
+                ("project_path".into(), "group/ünïcode".into()),
+            ]),
+            display_name: "jwt-gitlab-user".into(),
+            num_uses: 0,
+            creation_time: 1_764_300_000,
+            ttl: 3_600,
+            explicit_max_ttl: -1,
+            period: i64::MAX,
+            renewable: false,
+            expire_time: 1_764_303_600,
+            namespace_id: "ns7".into(),
+            path: "auth/jwt/login".into(),
+            batch: true,
+            orphan: true,
+            entity_id: String::new(),
+            role: "ci".into(),
+            bound_cidrs: vec!["10.0.0.0/8".into(), "::1/128".into()],
+        }
+    }
+
+    #[test]
+    fn a_batch_entry_round_trips_through_its_compact_form_and_nothing_else_decodes() {
+        let e = full_entry();
+        let b = encode_batch(&e);
+        assert_eq!(decode_batch(&b), Some(e.clone()));
+        let json = util::json_bytes(&e).unwrap();
+        assert!(
+            b.len() * 2 < json.len(),
+            "{} vs {} bytes",
+            b.len(),
+            json.len()
+        );
+        // Tokens issued before the compact form hold the entry as JSON.
+        assert_eq!(decode_batch(&json), Some(e.clone()));
+        for n in 0..b.len() {
+            assert_eq!(decode_batch(&b[..n]), None, "truncated to {n} bytes");
+        }
+        let mut longer = b.clone();
+        longer.push(0);
+        assert_eq!(decode_batch(&longer), None, "a trailing byte");
+        let mut other = b.clone();
+        other[0] = 2;
+        assert_eq!(decode_batch(&other), None, "an unknown format");
+        // The flags byte follows the six numbers; flags beyond the three known are refused.
+        let flags = b.len()
+            - 1
+            - [&e.namespace_id, &e.path, &e.entity_id, &e.role]
+                .iter()
+                .map(|s| 1 + s.len())
+                .sum::<usize>()
+            - (1 + e.bound_cidrs.iter().map(|c| 1 + c.len()).sum::<usize>());
+        assert_eq!(b[flags], 0b110);
+        let mut bad = b.clone();
+        bad[flags] = 0b1110;
+        assert_eq!(decode_batch(&bad), None, "an unknown flag");
+        let mut none = e.clone();
+        (none.parent, none.renewable, none.batch) = (None, true, false);
+        assert_eq!(decode_batch(&encode_batch(&none)), Some(none));
+    }
+
+    #[tokio::test]
+    async fn a_batch_token_issued_as_json_before_the_compact_form_still_authenticates() {
+        let core = Core::for_tests();
+        core.initialize(1, 1, Some("root".into())).await.unwrap();
+        let issued = core
+            .root_request(
+                "",
+                Operation::Update,
+                "auth/token/create",
+                json!({"type": "batch", "policies": ["team-a"], "ttl": "1h"}),
+            )
+            .await
+            .unwrap()
+            .auth
+            .unwrap()
+            .client_token;
+        let active = core.active().unwrap();
+        let (entry, _) = resolve(&core, &active, &issued).await.unwrap().unwrap();
+        assert!(entry.batch);
+        assert_eq!(entry.policies, ["default", "team-a"]);
+        // The same entry sealed as the JSON batch tokens used to hold.
+        let old = core
+            .barrier
+            .seal_blob(BATCH_AAD, &util::json_bytes(&*entry).unwrap())
+            .unwrap();
+        let old = format!(
+            "b.{}",
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(old)
+        );
+        assert!(
+            issued.len() < old.len() / 2,
+            "{} vs {}",
+            issued.len(),
+            old.len()
+        );
+        let (from_old, _) = resolve(&core, &active, &old).await.unwrap().unwrap();
+        assert_eq!(from_old, entry);
+        assert!(lookup_ok(&core, "", &old).await && lookup_ok(&core, "", &issued).await);
+        // Sealed garbage is no token.
+        let junk = core.barrier.seal_blob(BATCH_AAD, b"\x01junk").unwrap();
+        let junk = format!(
+            "b.{}",
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(junk)
+        );
+        assert!(resolve(&core, &active, &junk).await.unwrap().is_none());
     }
 }

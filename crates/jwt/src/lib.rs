@@ -67,12 +67,35 @@ pub struct Jwt {
     signature: Vec<u8>,
 }
 
-#[derive(Debug, Clone, serde::Deserialize)]
+/// What verification reads of the JOSE header: `alg` and `kid` when they are strings.
+#[derive(Debug, Clone)]
 struct Header {
-    #[serde(default)]
-    alg: Option<Value>,
-    #[serde(default)]
-    kid: Option<Value>,
+    alg: Option<String>,
+    kid: Option<String>,
+}
+
+impl Header {
+    /// The header object `b`, scanned like the claims (no value is built but these two);
+    /// a member named twice is refused, as a struct deserializer refuses it.
+    fn parse(b: &[u8]) -> Result<Header, JwtError> {
+        let mut alg: Option<Option<String>> = None;
+        let mut kid: Option<Option<String>> = None;
+        for (name, r) in scan::members(b).ok_or(JwtError::Malformed)? {
+            let slot = match name.bytes(b) {
+                b"alg" => &mut alg,
+                b"kid" => &mut kid,
+                _ => continue,
+            };
+            if slot.is_some() {
+                return Err(JwtError::Malformed);
+            }
+            *slot = Some(serde_json::from_slice::<String>(&b[r]).ok());
+        }
+        Ok(Header {
+            alg: alg.flatten(),
+            kid: kid.flatten(),
+        })
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -81,6 +104,16 @@ enum ClaimName {
     At(std::ops::Range<usize>),
     /// A name written with escapes, unescaped.
     Owned(String),
+}
+
+impl ClaimName {
+    /// The name, unescaped; `within` is the object it was scanned in.
+    fn bytes<'a>(&'a self, within: &'a [u8]) -> &'a [u8] {
+        match self {
+            ClaimName::At(r) => &within[r.clone()],
+            ClaimName::Owned(s) => s.as_bytes(),
+        }
+    }
 }
 
 /// Algorithms we can verify. HMAC and `none` are deliberately absent.
@@ -106,7 +139,7 @@ impl Jwt {
         else {
             return Err(JwtError::Malformed);
         };
-        let header: Header = serde_json::from_slice(&b64(h)?).map_err(|_| JwtError::Malformed)?;
+        let header = Header::parse(&b64(h)?)?;
         let payload = b64(c)?;
         let index = scan::members(&payload).ok_or(JwtError::Malformed)?;
         Ok(Jwt {
@@ -119,10 +152,7 @@ impl Jwt {
     }
 
     fn name<'a>(&'a self, n: &'a ClaimName) -> &'a [u8] {
-        match n {
-            ClaimName::At(r) => &self.payload[r.clone()],
-            ClaimName::Owned(s) => s.as_bytes(),
-        }
+        n.bytes(&self.payload)
     }
 
     fn value(&self, r: &std::ops::Range<usize>) -> Result<Value, JwtError> {
@@ -162,15 +192,11 @@ impl Jwt {
     }
 
     pub fn alg(&self) -> &str {
-        self.header
-            .alg
-            .as_ref()
-            .and_then(Value::as_str)
-            .unwrap_or("")
+        self.header.alg.as_deref().unwrap_or("")
     }
 
     pub fn kid(&self) -> Option<&str> {
-        self.header.kid.as_ref().and_then(Value::as_str)
+        self.header.kid.as_deref()
     }
 
     /// Verify the signature with a key from `keys`, using only an algorithm in `allowed`.
@@ -629,6 +655,34 @@ mod tests {
             r#"{"a":1} x"#,
         ] {
             assert_eq!(with_payload(bad).unwrap_err(), JwtError::Malformed, "{bad}");
+        }
+    }
+
+    /// A token with header `header` verbatim and claims `{}`.
+    fn with_header(header: &str) -> Result<Jwt, JwtError> {
+        Jwt::parse(&format!(
+            "{}.{}.c2ln",
+            URL_SAFE_NO_PAD.encode(header),
+            URL_SAFE_NO_PAD.encode("{}")
+        ))
+    }
+
+    #[test]
+    fn the_header_gives_alg_and_kid_when_they_are_strings() {
+        let j = with_header(r#"{"typ":"JWT","kid":"k-1","alg":"RS256","x":{"alg":1}}"#).unwrap();
+        assert_eq!((j.alg(), j.kid()), ("RS256", Some("k-1")));
+        let j = with_header(r#"{"alg":["RS256"],"kid":7}"#).unwrap();
+        assert_eq!((j.alg(), j.kid()), ("", None));
+        let j = with_header("{}").unwrap();
+        assert_eq!((j.alg(), j.kid()), ("", None));
+        for bad in [
+            r#"{"alg":"RS256","alg":"none"}"#,
+            r#"{"kid":"a","kid":"b"}"#,
+            r#"["RS256"]"#,
+            r#"{"alg":"RS256""#,
+            r#"{"alg":"RS256"} {}"#,
+        ] {
+            assert_eq!(with_header(bad).unwrap_err(), JwtError::Malformed, "{bad}");
         }
     }
 

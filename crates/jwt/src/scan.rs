@@ -115,6 +115,9 @@ impl Scan<'_> {
                 // a byte below 0x20 (the `hasless` test of "Bit Twiddling Hacks")
                 | (x.wrapping_sub(ONES * 0x20) & !x & HIGH);
             if special != 0 {
+                // The lowest flagged byte is the first special one (the borrow of these
+                // tests can only flag bytes above a true match), so stop right at it.
+                self.i += (special.trailing_zeros() / 8) as usize;
                 return;
             }
             self.i += 8;
