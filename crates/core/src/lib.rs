@@ -489,7 +489,7 @@ impl Core {
                 ))
                 .await?;
                 return Ok(Response {
-                    auth: Some(token::auth_response(&entry, &id)),
+                    auth: Some(token::login_auth(entry, id)),
                     ..Default::default()
                 });
             }

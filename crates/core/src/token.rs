@@ -870,9 +870,26 @@ pub(crate) async fn issue(
     Ok(id)
 }
 
-/// The `auth` block of a login or token-create response.
-pub(crate) fn auth_response(entry: &TokenEntry, id: &str) -> Auth {
-    auth_json(entry, id, util::now_secs())
+/// The `auth` block of a login's response, made of the entry it issued (moved, not
+/// copied: the login has no other use for it).
+pub(crate) fn login_auth(e: TokenEntry, id: String) -> Auth {
+    let lease_duration = e.remaining(util::now_secs());
+    let token_type = e.type_name();
+    Auth {
+        accessor: e.accessor,
+        client_token: id,
+        entity_id: e.entity_id,
+        identity_policies: None,
+        lease_duration,
+        metadata: (!e.meta.is_empty()).then_some(e.meta),
+        mfa_requirement: None,
+        num_uses: e.num_uses,
+        orphan: e.orphan,
+        token_policies: e.policies.clone(),
+        policies: e.policies,
+        renewable: e.renewable,
+        token_type,
+    }
 }
 
 /// Revoke a token and every descendant.
@@ -1615,6 +1632,25 @@ mod tests {
         let mut none = e.clone();
         (none.parent, none.renewable, none.batch) = (None, true, false);
         assert_eq!(decode_batch(&encode_batch(&none)), Some(none));
+    }
+
+    #[test]
+    fn a_logins_auth_block_moved_out_of_its_entry_is_the_one_built_from_a_copy() {
+        for e in [
+            full_entry(),
+            TokenEntry {
+                meta: BTreeMap::new(),
+                expire_time: 0,
+                batch: false,
+                accessor: "acc".into(),
+                ..full_entry()
+            },
+        ] {
+            let now = util::now_secs();
+            let copied = serde_json::to_value(auth_json(&e, "b.tok", now)).unwrap();
+            let moved = serde_json::to_value(login_auth(e, "b.tok".into())).unwrap();
+            assert_eq!(moved, copied);
+        }
     }
 
     #[tokio::test]

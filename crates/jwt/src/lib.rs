@@ -108,6 +108,7 @@ enum ClaimName {
 
 impl ClaimName {
     /// The name, unescaped; `within` is the object it was scanned in.
+    #[inline]
     fn bytes<'a>(&'a self, within: &'a [u8]) -> &'a [u8] {
         match self {
             ClaimName::At(r) => &within[r.clone()],
@@ -151,6 +152,7 @@ impl Jwt {
         })
     }
 
+    #[inline]
     fn name<'a>(&'a self, n: &'a ClaimName) -> &'a [u8] {
         n.bytes(&self.payload)
     }
