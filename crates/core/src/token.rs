@@ -565,20 +565,27 @@ pub(crate) fn needs_sudo(rest: &str, data: &Map<String, Value>) -> bool {
 }
 
 fn auth_json(e: &TokenEntry, id: &str, now: i64) -> Auth {
+    auth_block(e.clone(), id.to_owned(), now)
+}
+
+/// The `auth` block of a response, made of `e` itself (its strings moved, not copied).
+fn auth_block(e: TokenEntry, id: String, now: i64) -> Auth {
+    let lease_duration = e.remaining(now);
+    let token_type = e.type_name();
     Auth {
-        accessor: e.accessor.clone(),
-        client_token: id.to_owned(),
-        entity_id: e.entity_id.clone(),
+        accessor: e.accessor,
+        client_token: id,
+        entity_id: e.entity_id,
         identity_policies: None,
-        lease_duration: e.remaining(now),
-        metadata: (!e.meta.is_empty()).then(|| e.meta.clone()),
+        lease_duration,
+        metadata: (!e.meta.is_empty()).then_some(e.meta),
         mfa_requirement: None,
         num_uses: e.num_uses,
         orphan: e.orphan,
-        policies: e.policies.clone(),
-        renewable: e.renewable,
         token_policies: e.policies.clone(),
-        token_type: e.type_name(),
+        policies: e.policies,
+        renewable: e.renewable,
+        token_type,
     }
 }
 
@@ -873,23 +880,7 @@ pub(crate) async fn issue(
 /// The `auth` block of a login's response, made of the entry it issued (moved, not
 /// copied: the login has no other use for it).
 pub(crate) fn login_auth(e: TokenEntry, id: String) -> Auth {
-    let lease_duration = e.remaining(util::now_secs());
-    let token_type = e.type_name();
-    Auth {
-        accessor: e.accessor,
-        client_token: id,
-        entity_id: e.entity_id,
-        identity_policies: None,
-        lease_duration,
-        metadata: (!e.meta.is_empty()).then_some(e.meta),
-        mfa_requirement: None,
-        num_uses: e.num_uses,
-        orphan: e.orphan,
-        token_policies: e.policies.clone(),
-        policies: e.policies,
-        renewable: e.renewable,
-        token_type,
-    }
+    auth_block(e, id, util::now_secs())
 }
 
 /// Revoke a token and every descendant.
@@ -1617,14 +1608,18 @@ mod tests {
         let mut other = b.clone();
         other[0] = 2;
         assert_eq!(decode_batch(&other), None, "an unknown format");
-        // The flags byte follows the six numbers; flags beyond the three known are refused.
-        let flags = b.len()
-            - 1
-            - [&e.namespace_id, &e.path, &e.entity_id, &e.role]
-                .iter()
-                .map(|s| 1 + s.len())
-                .sum::<usize>()
-            - (1 + e.bound_cidrs.iter().map(|c| 1 + c.len()).sum::<usize>());
+        // The flags byte comes before the four strings and the CIDR list that end the
+        // encoding; flags beyond the three known are refused.
+        let mut tail = Vec::new();
+        for s in [&e.namespace_id, &e.path, &e.entity_id, &e.role] {
+            crate::codec::put_str(&mut tail, s);
+        }
+        crate::codec::put_len(&mut tail, e.bound_cidrs.len());
+        for c in &e.bound_cidrs {
+            crate::codec::put_str(&mut tail, c);
+        }
+        assert!(b.ends_with(&tail));
+        let flags = b.len() - tail.len() - 1;
         assert_eq!(b[flags], 0b110);
         let mut bad = b.clone();
         bad[flags] = 0b1110;
