@@ -77,9 +77,11 @@ struct Args {
     #[arg(long)]
     only_scale: bool,
     /// Run only Strongroom's JWT logins of one kind (`svc` or `batch`) and print the rate
-    /// and the server's pid (for profiling it with `perf record -p`).
-    #[arg(long, value_parser = ["svc", "batch"])]
-    only_logins: Option<String>,
+    /// and the server's pid (for profiling it with `perf record -p`). Several kinds,
+    /// comma-separated (`svc,batch`), run one after the other on the same server, as the
+    /// full run does.
+    #[arg(long, value_delimiter = ',', value_parser = ["svc", "batch"])]
+    only_logins: Vec<String>,
     /// Run only Strongroom's KV reads (workload 1) against the read ceiling and print the
     /// rates and the server's pid (for profiling it with `perf record -p`).
     #[arg(long)]
@@ -1123,16 +1125,19 @@ async fn main() -> Result<()> {
         return Ok(());
     }
 
-    if let Some(role) = args.only_logins.as_deref() {
-        let role = role_name(role);
+    if !args.only_logins.is_empty() {
         let (ours, _) = strongroom_alone(&sr_bin, &tmp, &issuer_key, &issuer).await?;
         let jwts = Arc::new(sign_pool(&issuer, args.token_pool.unwrap_or(200_000)));
         let ceiling = login_ceiling(&plan, &tmp, &ours.addr, &issuer, &jwts).await?;
         eprintln!("login ceiling: {ceiling:.0}/s");
-        eprintln!("server pid {}: {role} logins start", ours.pid());
-        let res = compare(&plan, &[(ours.addr.as_str(), login_step(role, jwts))]).await?;
-        let what = format!("{role} logins");
-        print_alone(&what, "/s", &plan, &res[0].0, &res[0].1, Some(ceiling));
+        for role in &args.only_logins {
+            let role = role_name(role);
+            eprintln!("server pid {}: {role} logins start", ours.pid());
+            let step = login_step(role, jwts.clone());
+            let res = compare(&plan, &[(ours.addr.as_str(), step)]).await?;
+            let what = format!("{role} logins");
+            print_alone(&what, "/s", &plan, &res[0].0, &res[0].1, Some(ceiling));
+        }
         drop(ours);
         let _ = std::fs::remove_dir_all(&tmp);
         return Ok(());
