@@ -76,8 +76,8 @@ struct Args {
     /// investigating it).
     #[arg(long)]
     only_scale: bool,
-    /// Run only Strongroom's JWT logins of one kind (`svc` or `batch`) and print the rate
-    /// and the server's pid (for profiling it with `perf record -p`). Several kinds,
+    /// Run only Strongroom's JWT logins (`svc` or `batch`) and print the rate and the
+    /// server's pid (for profiling it with `perf record -p`). Several kinds,
     /// comma-separated (`svc,batch`), run one after the other on the same server, as the
     /// full run does.
     #[arg(long, value_delimiter = ',', value_parser = ["svc", "batch"])]
