@@ -160,13 +160,19 @@ impl Prepared {
                 let at = i as i32 + 1;
                 rc = match p {
                     Param::Int(v) => ffi::sqlite3_bind_int64(st, at, *v),
-                    Param::Blob(b) => ffi::sqlite3_bind_blob(
-                        st,
-                        at,
-                        b.as_ptr().cast(),
-                        b.len() as i32,
-                        ffi::SQLITE_STATIC(),
-                    ),
+                    // As rusqlite binds them: an empty blob as a zero-length blob (a
+                    // null pointer would bind NULL), one over 2 GiB refused.
+                    Param::Blob(b) if b.is_empty() => ffi::sqlite3_bind_zeroblob(st, at, 0),
+                    Param::Blob(b) => match i32::try_from(b.len()) {
+                        Ok(n) => ffi::sqlite3_bind_blob(
+                            st,
+                            at,
+                            b.as_ptr().cast(),
+                            n,
+                            ffi::SQLITE_STATIC(),
+                        ),
+                        Err(_) => ffi::SQLITE_TOOBIG,
+                    },
                 };
                 if rc != ffi::SQLITE_OK {
                     break;
@@ -232,8 +238,16 @@ impl WriteStmts {
 #[cold]
 fn sqlite_failure(conn: &Connection, rc: i32) -> rusqlite::Error {
     // SAFETY: the handle is the live connection's; the message is copied at once.
+    // The connection's message is this error's only if its code is `rc` (a bind refused
+    // here, not by SQLite, has none).
     let msg = unsafe {
-        let m = rusqlite::ffi::sqlite3_errmsg(conn.handle());
+        use rusqlite::ffi;
+        let db = conn.handle();
+        let m = if ffi::sqlite3_errcode(db) == rc {
+            ffi::sqlite3_errmsg(db)
+        } else {
+            ffi::sqlite3_errstr(rc)
+        };
         (!m.is_null()).then(|| std::ffi::CStr::from_ptr(m).to_string_lossy().into_owned())
     };
     rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(rc), msg)
