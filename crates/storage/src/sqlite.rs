@@ -162,7 +162,7 @@ impl Prepared {
                     Param::Int(v) => ffi::sqlite3_bind_int64(st, at, *v),
                     // As rusqlite binds them: an empty blob as a zero-length blob (a
                     // null pointer would bind NULL), one over 2 GiB refused.
-                    Param::Blob(b) if b.is_empty() => ffi::sqlite3_bind_zeroblob(st, at, 0),
+                    Param::Blob([]) => ffi::sqlite3_bind_zeroblob(st, at, 0),
                     Param::Blob(b) => match i32::try_from(b.len()) {
                         Ok(n) => ffi::sqlite3_bind_blob(
                             st,
