@@ -26,7 +26,7 @@ use std::thread;
 
 use async_trait::async_trait;
 use parking_lot::Mutex;
-use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+use rusqlite::{ffi, params, Connection, OpenFlags, OptionalExtension};
 use tokio::sync::oneshot;
 
 use crate::hints::{Insert, RowHints};
@@ -102,7 +102,7 @@ struct Reader {
 /// (callgrind: a cold read 51.4k instructions that way, 49.2k this way): the cache's
 /// lookup by SQL text and its return of the statement on drop, the row wrappers and the
 /// dynamic binding.
-struct Prepared(std::ptr::NonNull<rusqlite::ffi::sqlite3_stmt>);
+struct Prepared(std::ptr::NonNull<ffi::sqlite3_stmt>);
 
 // SAFETY: a statement belongs to one connection, opened without SQLite's mutex (one thread
 // at a time); like that connection it is only used by whoever holds the connection (the
@@ -122,7 +122,6 @@ const DELETE_SQL: &str = "DELETE FROM kv WHERE key = ?1";
 
 impl Prepared {
     fn new(conn: &Connection, sql: &str) -> rusqlite::Result<Prepared> {
-        use rusqlite::ffi;
         let mut stmt = std::ptr::null_mut();
         // SAFETY: the handle is the live connection's; the SQL's length is passed, so it
         // needs no terminating NUL; `stmt` is written by SQLite.
@@ -149,7 +148,6 @@ impl Prepared {
     /// parameters cleared before this returns, so between calls it holds no read and no
     /// pointer to a parameter. `conn` must be the connection it was prepared on.
     fn run(&mut self, conn: &Connection, params: &[Param]) -> rusqlite::Result<Option<Vec<u8>>> {
-        use rusqlite::ffi;
         let st = self.0.as_ptr();
         // SAFETY: `st` is a statement of `conn`, used by one thread at a time. Blobs are
         // bound SQLITE_STATIC: they outlive the step, and the bindings are cleared before
@@ -212,7 +210,7 @@ impl Drop for Prepared {
         // SAFETY: finalized once, before its connection closes (a reader's is declared
         // before its connection; the writer drops its statements before its connection).
         unsafe {
-            rusqlite::ffi::sqlite3_finalize(self.0.as_ptr());
+            ffi::sqlite3_finalize(self.0.as_ptr());
         }
     }
 }
@@ -241,7 +239,6 @@ fn sqlite_failure(conn: &Connection, rc: i32) -> rusqlite::Error {
     // The connection's message is this error's only if its code is `rc` (a bind refused
     // here, not by SQLite, has none).
     let msg = unsafe {
-        use rusqlite::ffi;
         let db = conn.handle();
         let m = if ffi::sqlite3_errcode(db) == rc {
             ffi::sqlite3_errmsg(db)
@@ -250,12 +247,22 @@ fn sqlite_failure(conn: &Connection, rc: i32) -> rusqlite::Error {
         };
         (!m.is_null()).then(|| std::ffi::CStr::from_ptr(m).to_string_lossy().into_owned())
     };
-    rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(rc), msg)
+    rusqlite::Error::SqliteFailure(ffi::Error::new(rc), msg)
 }
 
 type Slot = std::sync::Arc<Mutex<Reader>>;
 
 impl Reader {
+    /// The value of row `id` if its key is `key`, through the kept hinted statement
+    /// (prepared on first use).
+    fn point_read(&mut self, id: i64, key: &[u8]) -> rusqlite::Result<Option<Vec<u8>>> {
+        let point = match &mut self.by_id {
+            Some(p) => p,
+            slot @ None => slot.insert(Prepared::new(&self.conn, POINT_READ_SQL)?),
+        };
+        point.run(&self.conn, &[Param::Int(id), Param::Blob(key)])
+    }
+
     /// End the open read transaction, if any.
     fn end(&mut self) {
         if self.began.take().is_some() {
@@ -815,13 +822,7 @@ impl Storage for SqliteStorage {
             // A hinted read descends the table alone; the key is checked in the same
             // statement, so a stale hint reads nothing rather than another key's row.
             if let Some(id) = self.hints.find(tag) {
-                let mut point = match r.by_id.take() {
-                    Some(p) => p,
-                    None => Prepared::new(&r.conn, POINT_READ_SQL)?,
-                };
-                let v = point.run(&r.conn, &[Param::Int(id), Param::Blob(key)]);
-                r.by_id = Some(point);
-                let v = v?;
+                let v = r.point_read(id, key)?;
                 if v.is_some() {
                     #[cfg(test)]
                     self.hinted_reads
