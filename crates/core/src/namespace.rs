@@ -72,6 +72,10 @@ pub struct Records {
 struct Loaded {
     cache: Cache<String, Arc<NsState>>,
     changes: std::sync::atomic::AtomicU64,
+    /// Set once a [`Loaded::keep`] found the state's shard full, cleared when a change
+    /// drops states: while set, a load that [`ADMIT_ONE_IN`] turns away costs no lookup
+    /// (a cold read over more namespaces than the cache holds made one per read).
+    full: AtomicBool,
 }
 
 impl Loaded {
@@ -79,6 +83,7 @@ impl Loaded {
         Arc::new(Loaded {
             cache: Cache::new(capacity),
             changes: 0.into(),
+            full: AtomicBool::new(false),
         })
     }
     /// Taken before a namespace's record is read, for [`Loaded::keep`].
@@ -86,13 +91,21 @@ impl Loaded {
         self.changes.load(Ordering::Acquire)
     }
     /// Keep `state`, whose record was read after `generation` was taken, unless a change
-    /// was counted since. Once the cache is full, only one call in [`ADMIT_ONE_IN`] keeps.
+    /// was counted since. Once the cache is full (once a shard was found full, until a
+    /// change drops states), only one call in [`ADMIT_ONE_IN`] keeps.
     fn keep(&self, state: &Arc<NsState>, generation: u64) -> bool {
         thread_local! {
             static LOADS: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
         }
         let id = &state.ns.id;
-        if !self.cache.has_room(id) {
+        // Stored only as it changes: a flag every cold read wrote would move its cache
+        // line between the cores on each.
+        let full = self.full.load(Ordering::Relaxed)
+            || (!self.cache.has_room(id) && {
+                self.full.store(true, Ordering::Relaxed);
+                true
+            });
+        if full {
             let n = LOADS.with(|c| {
                 let n = c.get().wrapping_add(1);
                 c.set(n);
@@ -110,11 +123,13 @@ impl Loaded {
     fn changed(&self, id: &str) {
         self.changes.fetch_add(1, Ordering::AcqRel);
         self.cache.remove(id);
+        self.full.store(false, Ordering::Relaxed);
     }
     /// After changes of any namespaces (made by another node): drop every state kept.
     fn changed_all(&self) {
         self.changes.fetch_add(1, Ordering::AcqRel);
         self.cache.clear();
+        self.full.store(false, Ordering::Relaxed);
     }
 }
 

@@ -20,10 +20,85 @@ pub fn now_secs() -> i64 {
 
 /// RFC 3339 with nanoseconds, UTC, as OpenBao prints times (`2024-01-02T03:04:05.123456789Z`).
 pub fn rfc3339_nanos(nanos: i128) -> String {
-    OffsetDateTime::from_unix_timestamp_nanos(nanos)
-        .ok()
-        .and_then(|t| t.format(&Rfc3339).ok())
-        .unwrap_or_default()
+    let mut out = String::with_capacity(30);
+    push_rfc3339_nanos(&mut out, nanos);
+    out
+}
+
+/// [`rfc3339_nanos`] appended to `out`: what the `time` crate's RFC 3339 format writes
+/// (the fraction without trailing zeros, none if zero, `Z`), written directly for times
+/// from 1970 until `u64` nanoseconds run out (in 2554), which a cold KV read renders (the
+/// `time` crate's formatting and its string cost ~400 instructions; `u64` arithmetic, as
+/// `i128` division is a library call). Other times go through the `time` crate.
+pub fn push_rfc3339_nanos(out: &mut String, nanos: i128) {
+    let Ok(nanos) = u64::try_from(nanos) else {
+        let text = OffsetDateTime::from_unix_timestamp_nanos(nanos)
+            .ok()
+            .and_then(|t| t.format(&Rfc3339).ok())
+            .unwrap_or_default();
+        out.push_str(&text);
+        return;
+    };
+    let secs = nanos / 1_000_000_000;
+    let frac = (nanos % 1_000_000_000) as u32;
+    let (days, day_secs) = (secs / 86_400, secs % 86_400);
+    let (y, m, d) = civil_from_days(days);
+    let mut b = *b"0000-00-00T00:00:00.000000000Z";
+    let put = |b: &mut [u8], at: usize, width: usize, mut v: u32| {
+        for i in (at..at + width).rev() {
+            b[i] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+    };
+    put(&mut b, 0, 4, y);
+    put(&mut b, 5, 2, m);
+    put(&mut b, 8, 2, d);
+    put(&mut b, 11, 2, (day_secs / 3600) as u32);
+    put(&mut b, 14, 2, (day_secs % 3600 / 60) as u32);
+    put(&mut b, 17, 2, (day_secs % 60) as u32);
+    let len = if frac == 0 {
+        19
+    } else {
+        put(&mut b, 20, 9, frac);
+        b[..29]
+            .iter()
+            .rposition(|&c| c != b'0')
+            .map_or(29, |i| i + 1)
+    };
+    b[len] = b'Z';
+    // ASCII only; one check of the whole, as pushing it char by char cost more.
+    out.push_str(std::str::from_utf8(&b[..=len]).unwrap_or_default());
+}
+
+/// The proleptic Gregorian date (year, month, day) `days` after 1970-01-01 (Howard
+/// Hinnant's `civil_from_days`, for days on and after the epoch).
+fn civil_from_days(days: u64) -> (u32, u32, u32) {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + u64::from(m <= 2);
+    (y as u32, m as u32, d as u32)
+}
+
+/// `v` in decimal, appended to `out` without the formatting machinery.
+pub fn push_u64(out: &mut String, mut v: u64) {
+    let mut b = [0u8; 20];
+    let mut at = b.len();
+    loop {
+        at -= 1;
+        b[at] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    // ASCII digits only.
+    out.push_str(std::str::from_utf8(&b[at..]).unwrap_or_default());
 }
 
 pub fn rfc3339_secs(secs: i64) -> String {
@@ -331,6 +406,56 @@ pub fn as_string_list(v: &Value) -> Option<Vec<String>> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn rfc3339_and_decimals_written_directly_match_the_time_crate_and_std() {
+        let by_time = |nanos: i128| {
+            OffsetDateTime::from_unix_timestamp_nanos(nanos)
+                .ok()
+                .and_then(|t| t.format(&Rfc3339).ok())
+                .unwrap_or_default()
+        };
+        let day = 86_400 * 1_000_000_000i128;
+        let mut times = vec![
+            0,
+            1,
+            999_999_999,
+            1_000_000_000,
+            1_700_000_000_123_456_789,
+            1_700_000_000_120_000_000,
+            951_782_400 * 1_000_000_000,         // 2000-02-29
+            4_107_542_400 * 1_000_000_000 - 1,   // the last nanosecond of 2100-02-28
+            i128::from(u64::MAX),                // 2554, the last time written directly
+            i128::from(u64::MAX) + 1,            // and the first one the time crate writes
+            253_402_300_800 * 1_000_000_000 - 1, // the last nanosecond of 9999
+            253_402_300_800 * 1_000_000_000,     // year 10000: the time crate's error, as before
+            -1,
+            -day - 5,
+        ];
+        // Every day of four centuries, at times of day and fractions that vary with it.
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        for d in (0..146_097 * 2).step_by(7) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let frac = match d % 3 {
+                0 => 0,
+                1 => (x % 1_000) * 1_000_000,
+                _ => x % 1_000_000_000,
+            };
+            times.push(
+                i128::from(d) * day + i128::from(x % 86_400) * 1_000_000_000 + i128::from(frac),
+            );
+        }
+        for t in times {
+            assert_eq!(rfc3339_nanos(t), by_time(t), "{t}");
+        }
+        for v in [0, 7, 10, 99, 100, 12_345, u64::MAX] {
+            let mut s = String::from("v=");
+            push_u64(&mut s, v);
+            assert_eq!(s, format!("v={v}"));
+        }
+    }
 
     #[test]
     fn hex_and_uuids() {
