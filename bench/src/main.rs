@@ -76,10 +76,11 @@ struct Args {
     /// investigating it).
     #[arg(long)]
     only_scale: bool,
-    /// Run only Strongroom's JWT logins (`svc` or `batch`) and print the rate and the
-    /// server's pid (for profiling it with `perf record -p`). Several kinds,
-    /// comma-separated (`svc,batch`), run one after the other on the same server, as the
-    /// full run does.
+    /// Run only Strongroom's JWT logins (`svc` or `batch`) and print the rate, the share of
+    /// its ceiling (the login ceiling for batch logins, the durable login ceiling for
+    /// service logins) and the server's pid (for profiling it with `perf record -p`).
+    /// Several kinds, comma-separated (`svc,batch`), run one after the other on the same
+    /// server, as the full run does.
     #[arg(long, value_delimiter = ',', value_parser = ["svc", "batch"])]
     only_logins: Vec<String>,
     /// Run only Strongroom's KV reads (workload 1) against the read ceiling and print the
@@ -102,6 +103,10 @@ struct Args {
     /// ceiling, which verifies each login's JWT.
     #[arg(long, hide = true)]
     ceiling_key: Option<PathBuf>,
+    /// Internal, with `--ceiling-key`: makes it the durable login ceiling, which stores a
+    /// row per login in a SQLite file in this directory before it answers.
+    #[arg(long, hide = true)]
+    ceiling_store: Option<PathBuf>,
     /// Internal, with `--serve-ceiling`: serve the cold-read lookup floor on this SQLite file.
     #[arg(long, hide = true)]
     floor_lookup: Option<PathBuf>,
@@ -335,36 +340,49 @@ fn sign_pool(issuer: &DevIssuer, pool: u64) -> Vec<String> {
 
 /// Start the login ceiling (see `report::login_ceiling_server`), answering with the bytes
 /// of a real batch login on `ours`, and measure it under batch logins like the servers'.
+/// `durable`: the durable login ceiling instead (`report::durable_login_ceiling_server`),
+/// answering with the bytes of a real service login, under service logins.
 async fn login_ceiling(
     plan: &Plan,
     dir: &Path,
     ours: &str,
     issuer: &DevIssuer,
     jwts: &Arc<Vec<String>>,
+    durable: bool,
 ) -> Result<f64> {
+    let (role, what) = if durable {
+        ("svc", "durable login ceiling")
+    } else {
+        ("batch", "login ceiling")
+    };
     let (status, body) = api(
         ours,
         "POST",
         "/v1/auth/bench-jwt-0/login",
         None,
-        Some(json!({"role": "batch", "jwt": ci_jwt(issuer, u64::MAX)})),
+        Some(json!({"role": role, "jwt": ci_jwt(issuer, u64::MAX)})),
     )
     .await?;
     if status != 200 {
-        bail!("a batch login for the login ceiling's response failed: {status} {body}");
+        bail!("a {role} login for the {what}'s response failed: {status} {body}");
     }
-    let ceiling = servers::ceiling(
-        body.to_string().as_bytes(),
-        servers::Ceiling::Login(&issuer.public_pem()),
-        dir,
-    )?;
+    let pem = issuer.public_pem();
+    let (kind, dir) = if durable {
+        (
+            servers::Ceiling::DurableLogin(&pem),
+            dir.join("durable-login-ceiling"),
+        )
+    } else {
+        (servers::Ceiling::Login(&pem), dir.to_path_buf())
+    };
+    let ceiling = servers::ceiling(body.to_string().as_bytes(), kind, &dir)?;
     let res = compare(
         plan,
-        &[(ceiling.addr.as_str(), login_step("batch", jwts.clone()))],
+        &[(ceiling.addr.as_str(), login_step(role, jwts.clone()))],
     )
     .await?;
     if res[0].0.errors > 0 {
-        bail!("the login ceiling rejected {} logins", res[0].0.errors);
+        bail!("the {what} rejected {} logins", res[0].0.errors);
     }
     Ok(median(&res[0].1))
 }
@@ -1013,9 +1031,11 @@ async fn main() -> Result<()> {
         let body = std::fs::read(body)?;
         let addr = match (&args.ceiling_key, &args.floor_lookup, &args.floor_page) {
             (Some(k), _, _) => {
-                let pem = std::fs::read_to_string(k)?;
-                report::login_ceiling_server(body, strongroom_jwt::KeySet::from_pems(&[pem])?)
-                    .await?
+                let keys = strongroom_jwt::KeySet::from_pems(&[std::fs::read_to_string(k)?])?;
+                match &args.ceiling_store {
+                    Some(dir) => report::durable_login_ceiling_server(body, keys, dir).await?,
+                    None => report::login_ceiling_server(body, keys).await?,
+                }
             }
             (_, Some(db), _) => report::lookup_floor_server(body, db).await?,
             (_, _, Some(file)) => report::page_floor_server(body, file).await?,
@@ -1128,15 +1148,27 @@ async fn main() -> Result<()> {
     if !args.only_logins.is_empty() {
         let (ours, _) = strongroom_alone(&sr_bin, &tmp, &issuer_key, &issuer).await?;
         let jwts = Arc::new(sign_pool(&issuer, args.token_pool.unwrap_or(200_000)));
-        let ceiling = login_ceiling(&plan, &tmp, &ours.addr, &issuer, &jwts).await?;
+        let ceiling = login_ceiling(&plan, &tmp, &ours.addr, &issuer, &jwts, false).await?;
         eprintln!("login ceiling: {ceiling:.0}/s");
+        let durable = if args.only_logins.iter().any(|r| role_name(r) == "svc") {
+            let c = login_ceiling(&plan, &tmp, &ours.addr, &issuer, &jwts, true).await?;
+            eprintln!("durable login ceiling: {c:.0}/s");
+            Some(c)
+        } else {
+            None
+        };
         for role in &args.only_logins {
             let role = role_name(role);
             eprintln!("server pid {}: {role} logins start", ours.pid());
             let step = login_step(role, jwts.clone());
             let res = compare(&plan, &[(ours.addr.as_str(), step)]).await?;
             let what = format!("{role} logins");
-            print_alone(&what, "/s", &plan, &res[0].0, &res[0].1, Some(ceiling));
+            let ceiling = if role == "svc" {
+                durable
+            } else {
+                Some(ceiling)
+            };
+            print_alone(&what, "/s", &plan, &res[0].0, &res[0].1, ceiling);
         }
         drop(ours);
         let _ = std::fs::remove_dir_all(&tmp);
@@ -1280,8 +1312,15 @@ async fn main() -> Result<()> {
         }
         report.rsa_verify_per_core = parsed.len() as f64 / t0.elapsed().as_secs_f64();
     }
-    report.login_ceiling_rps = login_ceiling(&plan, &tmp, &ours.addr, &issuer, &jwts).await?;
+    report.login_ceiling_rps =
+        login_ceiling(&plan, &tmp, &ours.addr, &issuer, &jwts, false).await?;
     eprintln!("login ceiling: {:.0} logins/s", report.login_ceiling_rps);
+    report.durable_login_ceiling_rps =
+        login_ceiling(&plan, &tmp, &ours.addr, &issuer, &jwts, true).await?;
+    eprintln!(
+        "durable login ceiling: {:.0} logins/s",
+        report.durable_login_ceiling_rps
+    );
     for (role, label) in [("svc", "service tokens"), ("batch", "batch tokens")] {
         let res = compare(
             &plan,
@@ -1297,7 +1336,11 @@ async fn main() -> Result<()> {
                 "POST `auth/bench-jwt-<m>/login` with a GitLab-shaped CI ID token (RS256), a distinct token per login",
                 rows(&names, &[&ours, &bao], &res),
             )
-            .with_ceiling(report.login_ceiling_rps),
+            .with_ceiling(if role == "svc" {
+                report.durable_login_ceiling_rps
+            } else {
+                report.login_ceiling_rps
+            }),
         );
     }
 
@@ -1391,7 +1434,8 @@ async fn main() -> Result<()> {
         "3c. JWT login (service tokens), both durable",
         "the service-token logins of workload 3 with OpenBao on raft: both servers write each token durably",
         rows(&["Strongroom (SQLite)", "OpenBao (raft)"], &[&ours, &raft], &res),
-    ));
+    )
+    .with_ceiling(report.durable_login_ceiling_rps));
     // 1b/2b. the same read and durable write with Strongroom on PostgreSQL
     if !args.skip_postgres {
         match servers::strongroom_pg(

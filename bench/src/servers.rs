@@ -215,6 +215,9 @@ pub enum Ceiling<'a> {
     Read,
     /// `report::login_ceiling_server`: verifies each login's JWT with this issuer key (PEM).
     Login(&'a str),
+    /// `report::durable_login_ceiling_server`: verifies each login's JWT with this issuer
+    /// key (PEM) and stores a row per login in a SQLite file of its own, in `dir`.
+    DurableLogin(&'a str),
     /// `report::lookup_floor_server` on this SQLite file.
     Lookup(&'a Path),
     /// `report::page_floor_server` on this file.
@@ -239,6 +242,12 @@ pub fn ceiling(body: &[u8], kind: Ceiling, dir: &Path) -> Result<Proc> {
             let key_file = dir.join("ceiling-key.pem");
             std::fs::write(&key_file, pem)?;
             cmd.arg("--ceiling-key").arg(key_file);
+        }
+        Ceiling::DurableLogin(pem) => {
+            let key_file = dir.join("ceiling-key.pem");
+            std::fs::write(&key_file, pem)?;
+            cmd.arg("--ceiling-key").arg(key_file);
+            cmd.arg("--ceiling-store").arg(dir.join("store"));
         }
         Ceiling::Lookup(db) => {
             cmd.arg("--floor-lookup").arg(db);
