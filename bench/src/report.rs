@@ -71,7 +71,7 @@ pub const DURABLE_LOGIN_ROW: usize = 512;
 
 /// The durable login ceiling: the login ceiling, plus what any server that keeps its
 /// tokens must do per login: store one row and answer only once it is durable. The row
-/// ([`DURABLE_LOGIN_ROW`] bytes, keyed by the token's signature) goes through Strongroom's
+/// ([`DURABLE_LOGIN_ROW`] bytes, under a new ascending key) goes through Strongroom's
 /// own storage code into a SQLite file in `dir` (WAL, `synchronous=FULL`, one writer
 /// thread committing whatever queued during the previous `fsync`), as one transaction per
 /// login. Strongroom stores more per service token (its entry, its accessor and its
@@ -92,8 +92,10 @@ pub async fn durable_login_ceiling_server(
         let Some(sig) = verified_jwt(&keys, req).and_then(|jwt| jwt.rsplit('.').next()) else {
             return Box::pin(std::future::ready(false));
         };
-        // A new random key per login, as a token's hash is, even when the load generator's
-        // pool of tokens comes round again: every login is an insert, none an update.
+        // A new key per login, even when the load generator's pool of tokens comes round
+        // again: every login is an insert, none an update. Keys ascend, as Strongroom's
+        // token hashes do (they keep the token's creation-time prefix), so each commit
+        // appends at the end of the key range: the cheapest order for a B-tree.
         let n = LOGINS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut x = sig.bytes().fold(0x9e37_79b9_7f4a_7c15_u64 ^ n, |h, b| {
             (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
@@ -105,8 +107,7 @@ pub async fn durable_login_ceiling_server(
             x
         };
         let key = format!(
-            "token/{:016x}{:016x}{:016x}{:016x}",
-            next(),
+            "token/{n:016x}{:016x}{:016x}{:016x}",
             next(),
             next(),
             next()
@@ -651,7 +652,7 @@ impl Report {
                 if s.title.contains("service tokens") && self.durable_login_ceiling_rps > 0.0 {
                     let _ = writeln!(
                         md,
-                        "A service token is stored, so a service login also costs a durable write. The durable login ceiling is the login ceiling plus one durable write per login, the least a server that keeps its tokens adds: one {} B row (under a random key, as a token's hash is) stored through Strongroom's storage code in a SQLite file of its own (WAL, `synchronous=FULL`, group commit), and the answer only once it is durable. Strongroom stores three rows per service token (its entry, its accessor and its expiry). It did **{:.0} logins/s** here, {:.1}× OpenBao's rate in this table. The \"of ceiling\" column below is against it.\n",
+                        "A service token is stored, so a service login also costs a durable write. The durable login ceiling is the login ceiling plus one durable write per login, the least a server that keeps its tokens adds: one {} B row (under a key that ascends with each login, as Strongroom's token hashes do, so commits append) stored through Strongroom's storage code in a SQLite file of its own (WAL, `synchronous=FULL`, group commit), and the answer only once it is durable. Strongroom stores three rows per service token (its entry, its accessor and its expiry). It did **{:.0} logins/s** here, {:.1}× OpenBao's rate in this table. The \"of ceiling\" column below is against it.\n",
                         DURABLE_LOGIN_ROW,
                         self.durable_login_ceiling_rps,
                         self.durable_login_ceiling_rps / theirs.max(1.0),
