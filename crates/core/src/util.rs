@@ -432,7 +432,7 @@ mod tests {
             -1,
             -day - 5,
         ];
-        // Every day of four centuries, at times of day and fractions that vary with it.
+        // Every seventh day of eight centuries, at times of day and fractions that vary.
         let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
         for d in (0..146_097 * 2).step_by(7) {
             x ^= x << 13;
