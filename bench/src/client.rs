@@ -152,6 +152,11 @@ pub struct LoadResult {
     /// The longest the harness waited for the server processes to be quiet before one of
     /// the rounds.
     pub settle_wait: Duration,
+    /// The server's own user and system CPU seconds over the measured windows, and the
+    /// requests it answered in them: set by the harness's `compare` for a server process
+    /// it runs.
+    pub server_cpu_secs: (f64, f64),
+    pub server_cpu_requests: f64,
 }
 
 impl LoadResult {
@@ -176,6 +181,17 @@ impl LoadResult {
         self.others_cpu_secs += o.others_cpu_secs;
         self.rounds_wall += o.rounds_wall;
         self.settle_wait = self.settle_wait.max(o.settle_wait);
+        self.server_cpu_secs.0 += o.server_cpu_secs.0;
+        self.server_cpu_secs.1 += o.server_cpu_secs.1;
+        self.server_cpu_requests += o.server_cpu_requests;
+    }
+    /// The server's user and system CPU time per request, in µs, over the measured windows
+    /// (`None` where the harness did not measure it).
+    pub fn server_cpu_us(&self) -> Option<(f64, f64)> {
+        (self.server_cpu_requests > 0.0).then(|| {
+            let per = 1e6 / self.server_cpu_requests;
+            (self.server_cpu_secs.0 * per, self.server_cpu_secs.1 * per)
+        })
     }
     /// Cores the other server processes used on average while this one was measured.
     pub fn others_cores(&self) -> f64 {

@@ -646,9 +646,33 @@ async fn compare(plan: &Plan, servers: &[(&str, Step)]) -> Result<Vec<(LoadResul
                 );
             }
             let (others, t0) = (servers::others_cpu_ticks(addr), Instant::now());
+            // The server's own CPU over the measured window (after the warm-up), sampled
+            // beside the clients.
+            let own = {
+                let (addr, warmup, duration) = (addr.to_string(), plan.warmup, plan.duration);
+                tokio::spawn(async move {
+                    tokio::time::sleep(warmup).await;
+                    let (a, t) = (servers::own_cpu_ticks(&addr)?, Instant::now());
+                    tokio::time::sleep(duration).await;
+                    let b = servers::own_cpu_ticks(&addr)?;
+                    Some((
+                        b.0.saturating_sub(a.0),
+                        b.1.saturating_sub(a.1),
+                        t.elapsed(),
+                    ))
+                })
+            };
             let mut r =
                 client::run(addr, plan.clients, plan.warmup, plan.duration, step.clone()).await?;
             r.rounds_wall = t0.elapsed();
+            if let Ok(Some((user, system, window))) = own.await {
+                r.server_cpu_secs = (
+                    user as f64 / servers::TICKS_PER_SEC,
+                    system as f64 / servers::TICKS_PER_SEC,
+                );
+                r.server_cpu_requests =
+                    r.requests as f64 * window.as_secs_f64() / r.elapsed.as_secs_f64().max(1e-9);
+            }
             r.settle_wait = waited;
             r.others_cpu_secs = servers::others_cpu_ticks(addr).saturating_sub(others) as f64
                 / servers::TICKS_PER_SEC;
@@ -901,7 +925,9 @@ async fn scale_strongroom(
         bail!("a cold-read floor server refused {} reads", r.errors);
     }
     let mut floors = floor_res.iter().map(summary);
-    let floor_ceiling_rps = floors.next().map_or(0.0, |c| c.rps);
+    let floor_ceiling = floors.next();
+    let floor_ceiling_rps = floor_ceiling.as_ref().map_or(0.0, |c| c.rps);
+    let floor_ceiling_cpu_us = floor_ceiling.and_then(|c| c.cpu_us);
     let lookup_floor = floors.next();
     let page_floor = floors.next();
     Ok(report::Scale {
@@ -934,6 +960,7 @@ async fn scale_strongroom(
         lookup_floor,
         page_floor,
         floor_ceiling_rps,
+        floor_ceiling_cpu_us,
         openbao_namespaces: plan.openbao_namespaces,
         openbao_load: Duration::ZERO,
         openbao_rss_before_kb: 0,
@@ -949,6 +976,7 @@ fn summary((pooled, per_round): &(LoadResult, Vec<f64>)) -> report::Latency {
         p99_ms: pooled.percentile(0.99),
         rps: median(per_round),
         errors: pooled.errors,
+        cpu_us: pooled.server_cpu_us(),
     }
 }
 
@@ -1126,18 +1154,26 @@ async fn main() -> Result<()> {
             s.alternated_one.errors,
             s.alternated_ratio(),
         );
+        let na = || "not measured".to_string();
         eprintln!(
-            "read ceiling with the floors: {:.0} req/s",
-            s.floor_ceiling_rps
+            "server CPU per read in the alternating rounds: random namespace {}; one namespace {}",
+            report::cpu_figure(s.alternated_all.cpu_us).unwrap_or_else(na),
+            report::cpu_figure(s.alternated_one.cpu_us).unwrap_or_else(na)
+        );
+        eprintln!(
+            "read ceiling with the floors: {:.0} req/s{}",
+            s.floor_ceiling_rps,
+            report::cpu_text(s.floor_ceiling_cpu_us)
         );
         for (what, f) in [("lookup", &s.lookup_floor), ("page", &s.page_floor)] {
             if let Some(f) = f {
                 eprintln!(
-                    "cold-read {what} floor: {:.0} req/s, p50 {:.2} ms p99 {:.2} ms, least ratio {:.2}",
+                    "cold-read {what} floor: {:.0} req/s, p50 {:.2} ms p99 {:.2} ms, least ratio {:.2}{}",
                     f.rps,
                     f.p50_ms,
                     f.p99_ms,
-                    s.cold_floor_ratio(f).unwrap_or(0.0)
+                    s.cold_floor_ratio(f).unwrap_or(0.0),
+                    f.cpu_text()
                 );
             }
         }

@@ -30,15 +30,31 @@ pub const TICKS_PER_SEC: f64 = 100.0;
 /// User plus system CPU time of process `pid` (all its threads) so far, in clock ticks;
 /// 0 once it is gone.
 fn cpu_ticks(pid: u32) -> u64 {
+    let (user, system) = cpu_split(pid);
+    user + system
+}
+
+/// User and system CPU time of process `pid` (all its threads) so far, in clock ticks;
+/// zeros once it is gone.
+fn cpu_split(pid: u32) -> (u64, u64) {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     // Fields after the command name (which may hold spaces) in parentheses: utime and
     // stime are the 14th and 15th of the line, the 12th and 13th after the name.
     let Some((_, rest)) = stat.rsplit_once(')') else {
-        return 0;
+        return (0, 0);
     };
     let f: Vec<&str> = rest.split_whitespace().collect();
     let get = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-    get(11) + get(12)
+    (get(11), get(12))
+}
+
+/// User and system CPU ticks used so far by the live server process serving `addr`, if
+/// the harness runs it.
+pub fn own_cpu_ticks(addr: &str) -> Option<(u64, u64)> {
+    live()
+        .iter()
+        .find(|(_, a)| a == addr)
+        .map(|(pid, _)| cpu_split(*pid))
 }
 
 fn live() -> Vec<(u32, String)> {
