@@ -21,6 +21,10 @@ before the warm-up, as the bench does; nothing is written to it). Needs valgrind
 openssl.
 
     SCALE_DIR=/tmp/scale100k python3 bench/tools/instructions.py target/release/strongroom cold 2000
+
+With SCALE_NAMESPACES=1, `cold` reads namespace p0's 10 secrets with the root token: the
+bench's small case, to compare a cold read with. CALLGRIND_ARGS adds callgrind options,
+such as `--cache-sim=yes --LL=2097152,16,64` to count misses of a 2 MiB cache per function.
 """
 import glob
 import http.client
