@@ -157,6 +157,9 @@ pub struct LoadResult {
     /// it runs.
     pub server_cpu_secs: (f64, f64),
     pub server_cpu_requests: f64,
+    /// Each round's own p99 (ms), in the order the rounds ran: set by the harness's
+    /// `compare`.
+    pub round_p99_ms: Vec<f64>,
 }
 
 impl LoadResult {
@@ -184,6 +187,7 @@ impl LoadResult {
         self.server_cpu_secs.0 += o.server_cpu_secs.0;
         self.server_cpu_secs.1 += o.server_cpu_secs.1;
         self.server_cpu_requests += o.server_cpu_requests;
+        self.round_p99_ms.extend_from_slice(&o.round_p99_ms);
     }
     /// The server's user and system CPU time per request, in µs, over the measured windows
     /// (`None` where the harness did not measure it).

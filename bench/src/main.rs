@@ -673,6 +673,7 @@ async fn compare(plan: &Plan, servers: &[(&str, Step)]) -> Result<Vec<(LoadResul
                 r.server_cpu_requests =
                     r.requests as f64 * window.as_secs_f64() / r.elapsed.as_secs_f64().max(1e-9);
             }
+            r.round_p99_ms = vec![r.percentile(0.99)];
             r.settle_wait = waited;
             r.others_cpu_secs = servers::others_cpu_ticks(addr).saturating_sub(others) as f64
                 / servers::TICKS_PER_SEC;
@@ -977,6 +978,7 @@ fn summary((pooled, per_round): &(LoadResult, Vec<f64>)) -> report::Latency {
         rps: median(per_round),
         errors: pooled.errors,
         cpu_us: pooled.server_cpu_us(),
+        round_p99_ms: pooled.round_p99_ms.clone(),
     }
 }
 
@@ -1117,7 +1119,7 @@ async fn main() -> Result<()> {
              unloaded p50/p99 all {:.3}/{:.3} ms, one namespace {:.3}/{:.3} ms; \
              at {:.0} req/s offered p50/p99 all {:.3}/{:.3} ms, one namespace {:.3}/{:.3} ms; \
              alternating rounds p50/p99 all {:.2}/{:.2} ms ({:.0} req/s, {} errors), \
-             one namespace {:.2}/{:.2} ms ({:.0} req/s, {} errors): p99 ratio {:.2}",
+             one namespace {:.2}/{:.2} ms ({:.0} req/s, {} errors): p99 ratio (median of the rounds') {:.2}",
             plan.namespaces,
             s.load,
             s.rss_before_kb,
@@ -1153,6 +1155,12 @@ async fn main() -> Result<()> {
             s.alternated_one.rps,
             s.alternated_one.errors,
             s.alternated_ratio(),
+        );
+        eprintln!(
+            "p99 ratio per round: {}; median {:.2}, pooled over the rounds {:.2}",
+            report::ratio_list(&s.round_ratios()),
+            s.alternated_ratio(),
+            s.pooled_ratio()
         );
         let na = || "not measured".to_string();
         eprintln!(
