@@ -927,8 +927,6 @@ async fn scale_strongroom(
     }
     let mut floors = floor_res.iter().map(summary);
     let floor_ceiling = floors.next();
-    let floor_ceiling_rps = floor_ceiling.as_ref().map_or(0.0, |c| c.rps);
-    let floor_ceiling_cpu_us = floor_ceiling.and_then(|c| c.cpu_us);
     let lookup_floor = floors.next();
     let page_floor = floors.next();
     Ok(report::Scale {
@@ -960,8 +958,7 @@ async fn scale_strongroom(
         bytes_per_secret,
         lookup_floor,
         page_floor,
-        floor_ceiling_rps,
-        floor_ceiling_cpu_us,
+        floor_ceiling,
         openbao_namespaces: plan.openbao_namespaces,
         openbao_load: Duration::ZERO,
         openbao_rss_before_kb: 0,
@@ -1170,8 +1167,8 @@ async fn main() -> Result<()> {
         );
         eprintln!(
             "read ceiling with the floors: {:.0} req/s{}",
-            s.floor_ceiling_rps,
-            report::cpu_text(s.floor_ceiling_cpu_us)
+            s.floor_ceiling_rps(),
+            s.floor_ceiling_cpu_text()
         );
         for (what, f) in [("lookup", &s.lookup_floor), ("page", &s.page_floor)] {
             if let Some(f) = f {

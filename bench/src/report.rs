@@ -425,10 +425,8 @@ pub struct Scale {
     /// (`lookup_floor_server`), and one 4 KiB page read (`page_floor_server`).
     pub lookup_floor: Option<Latency>,
     pub page_floor: Option<Latency>,
-    /// The read ceiling measured in the floors' alternating rounds, under the same reads,
-    /// and its CPU per request (user, system µs).
-    pub floor_ceiling_rps: f64,
-    pub floor_ceiling_cpu_us: Option<(f64, f64)>,
+    /// The read ceiling measured in the floors' alternating rounds, under the same reads.
+    pub floor_ceiling: Option<Latency>,
     pub openbao_namespaces: usize,
     pub openbao_load: Duration,
     pub openbao_rss_before_kb: u64,
@@ -436,6 +434,19 @@ pub struct Scale {
 }
 
 impl Scale {
+    /// The rate of [`Scale::floor_ceiling`] (0 if it was not measured).
+    pub fn floor_ceiling_rps(&self) -> f64 {
+        self.floor_ceiling.as_ref().map_or(0.0, |c| c.rps)
+    }
+
+    /// [`Latency::cpu_text`] of [`Scale::floor_ceiling`].
+    pub fn floor_ceiling_cpu_text(&self) -> String {
+        self.floor_ceiling
+            .as_ref()
+            .map(Latency::cpu_text)
+            .unwrap_or_default()
+    }
+
     /// p99 over every namespace against p99 over one namespace, both pooled over the
     /// alternating rounds on the same server.
     pub fn pooled_ratio(&self) -> f64 {
@@ -483,7 +494,7 @@ impl Scale {
     /// rate is this server's reads of one namespace in the alternating rounds; the floors
     /// and the ceiling were measured in alternating rounds of their own.
     pub fn cold_floor_ratio(&self, f: &Latency) -> Option<f64> {
-        let (hot, ceiling) = (self.alternated_one.rps, self.floor_ceiling_rps);
+        let (hot, ceiling) = (self.alternated_one.rps, self.floor_ceiling_rps());
         (hot > 0.0 && f.rps > 0.0 && ceiling > 0.0)
             .then(|| 1.0 + hot * (1.0 / f.rps - 1.0 / ceiling).max(0.0))
     }
@@ -851,8 +862,8 @@ impl Report {
             let _ = writeln!(
                 md,
                 "| read ceiling under the same reads, in alternating rounds with the floors | {:.0} req/s{} | |",
-                s.floor_ceiling_rps,
-                cpu_text(s.floor_ceiling_cpu_us)
+                s.floor_ceiling_rps(),
+                s.floor_ceiling_cpu_text()
             );
             for (what, f) in [
                 ("one SQLite lookup per read: Strongroom's own storage code on the same file (its per-thread read connections, pragmas, row hints and SQLite build), no namespace, token or decryption", &s.lookup_floor),
@@ -1089,8 +1100,7 @@ mod tests {
             bytes_per_secret: 0.0,
             lookup_floor: None,
             page_floor: None,
-            floor_ceiling_rps: 0.0,
-            floor_ceiling_cpu_us: None,
+            floor_ceiling: None,
             openbao_namespaces: 0,
             openbao_load: Duration::ZERO,
             openbao_rss_before_kb: 0,
