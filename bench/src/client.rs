@@ -157,6 +157,8 @@ pub struct LoadResult {
     /// it runs.
     pub server_cpu_secs: (f64, f64),
     pub server_cpu_requests: f64,
+    /// The iterations (jobs, for multi-request steps) completed in those windows.
+    pub server_cpu_ops: f64,
     /// Each round's own p99 (ms), in the order the rounds ran: set by the harness's
     /// `compare`.
     pub round_p99_ms: Vec<f64>,
@@ -187,6 +189,7 @@ impl LoadResult {
         self.server_cpu_secs.0 += o.server_cpu_secs.0;
         self.server_cpu_secs.1 += o.server_cpu_secs.1;
         self.server_cpu_requests += o.server_cpu_requests;
+        self.server_cpu_ops += o.server_cpu_ops;
         self.round_p99_ms.extend_from_slice(&o.round_p99_ms);
     }
     /// The server's user and system CPU time per request, in µs, over the measured windows
@@ -194,6 +197,13 @@ impl LoadResult {
     pub fn server_cpu_us(&self) -> Option<(f64, f64)> {
         (self.server_cpu_requests > 0.0).then(|| {
             let per = 1e6 / self.server_cpu_requests;
+            (self.server_cpu_secs.0 * per, self.server_cpu_secs.1 * per)
+        })
+    }
+    /// The same per iteration (per job for multi-request steps).
+    pub fn server_cpu_per_op_us(&self) -> Option<(f64, f64)> {
+        (self.server_cpu_ops > 0.0).then(|| {
+            let per = 1e6 / self.server_cpu_ops;
             (self.server_cpu_secs.0 * per, self.server_cpu_secs.1 * per)
         })
     }

@@ -341,7 +341,8 @@ fn sign_pool(issuer: &DevIssuer, pool: u64) -> Vec<String> {
 /// Start the login ceiling (see `report::login_ceiling_server`), answering with the bytes
 /// of a real batch login on `ours`, and measure it under batch logins like the servers'.
 /// `durable`: the durable login ceiling instead (`report::durable_login_ceiling_server`),
-/// answering with the bytes of a real service login, under service logins.
+/// answering with the bytes of a real service login, under service logins. Returns its
+/// logins/s and its own CPU per login (user and system µs), if sampled.
 async fn login_ceiling(
     plan: &Plan,
     dir: &Path,
@@ -349,7 +350,7 @@ async fn login_ceiling(
     issuer: &DevIssuer,
     jwts: &Arc<Vec<String>>,
     durable: bool,
-) -> Result<f64> {
+) -> Result<(f64, Option<(f64, f64)>)> {
     let (role, what) = if durable {
         ("svc", "durable login ceiling")
     } else {
@@ -384,7 +385,7 @@ async fn login_ceiling(
     if res[0].0.errors > 0 {
         bail!("the {what} rejected {} logins", res[0].0.errors);
     }
-    Ok(median(&res[0].1))
+    Ok((median(&res[0].1), res[0].0.server_cpu_per_op_us()))
 }
 
 /// Each login presents a different token (as distinct CI jobs do), from a pre-signed pool.
@@ -566,12 +567,13 @@ fn print_alone(
         })
         .unwrap_or_default();
     eprintln!(
-        "{what}: {:.0} {unit} (median of {} rounds{of_ceiling}), p50 {:.2} ms, p99 {:.2} ms, {} errors",
+        "{what}: {:.0} {unit} (median of {} rounds{of_ceiling}), p50 {:.2} ms, p99 {:.2} ms, {} errors{}",
         median(rates),
         plan.rounds,
         res.percentile(0.50),
         res.percentile(0.99),
-        res.errors
+        res.errors,
+        report::cpu_text_per(res.server_cpu_us(), "request")
     );
 }
 
@@ -670,8 +672,9 @@ async fn compare(plan: &Plan, servers: &[(&str, Step)]) -> Result<Vec<(LoadResul
                     user as f64 / servers::TICKS_PER_SEC,
                     system as f64 / servers::TICKS_PER_SEC,
                 );
-                r.server_cpu_requests =
-                    r.requests as f64 * window.as_secs_f64() / r.elapsed.as_secs_f64().max(1e-9);
+                let share = window.as_secs_f64() / r.elapsed.as_secs_f64().max(1e-9);
+                r.server_cpu_requests = r.requests as f64 * share;
+                r.server_cpu_ops = r.ops as f64 * share;
             }
             r.round_p99_ms = vec![r.percentile(0.99)];
             r.settle_wait = waited;
@@ -708,6 +711,7 @@ fn rows(names: &[&str], procs: &[&Proc], res: &[(LoadResult, Vec<f64>)]) -> Vec<
             peak_rss_mib: p.peak_rss_kb() as f64 / 1024.0,
             others_cores: r.others_cores(),
             settle_wait_s: r.settle_wait.as_secs_f64(),
+            cpu_us: r.server_cpu_per_op_us(),
         })
         .collect()
 }
@@ -1189,11 +1193,17 @@ async fn main() -> Result<()> {
     if !args.only_logins.is_empty() {
         let (ours, _) = strongroom_alone(&sr_bin, &tmp, &issuer_key, &issuer).await?;
         let jwts = Arc::new(sign_pool(&issuer, args.token_pool.unwrap_or(200_000)));
-        let ceiling = login_ceiling(&plan, &tmp, &ours.addr, &issuer, &jwts, false).await?;
-        eprintln!("login ceiling: {ceiling:.0}/s");
+        let (ceiling, cpu) = login_ceiling(&plan, &tmp, &ours.addr, &issuer, &jwts, false).await?;
+        eprintln!(
+            "login ceiling: {ceiling:.0}/s{}",
+            report::cpu_text_per(cpu, "login")
+        );
         let durable = if args.only_logins.iter().any(|r| role_name(r) == "svc") {
-            let c = login_ceiling(&plan, &tmp, &ours.addr, &issuer, &jwts, true).await?;
-            eprintln!("durable login ceiling: {c:.0}/s");
+            let (c, cpu) = login_ceiling(&plan, &tmp, &ours.addr, &issuer, &jwts, true).await?;
+            eprintln!(
+                "durable login ceiling: {c:.0}/s{}",
+                report::cpu_text_per(cpu, "login")
+            );
             Some(c)
         } else {
             None
@@ -1353,11 +1363,13 @@ async fn main() -> Result<()> {
         }
         report.rsa_verify_per_core = parsed.len() as f64 / t0.elapsed().as_secs_f64();
     }
-    report.login_ceiling_rps =
+    (report.login_ceiling_rps, report.login_ceiling_cpu_us) =
         login_ceiling(&plan, &tmp, &ours.addr, &issuer, &jwts, false).await?;
     eprintln!("login ceiling: {:.0} logins/s", report.login_ceiling_rps);
-    report.durable_login_ceiling_rps =
-        login_ceiling(&plan, &tmp, &ours.addr, &issuer, &jwts, true).await?;
+    (
+        report.durable_login_ceiling_rps,
+        report.durable_login_ceiling_cpu_us,
+    ) = login_ceiling(&plan, &tmp, &ours.addr, &issuer, &jwts, true).await?;
     eprintln!(
         "durable login ceiling: {:.0} logins/s",
         report.durable_login_ceiling_rps

