@@ -195,15 +195,16 @@ impl LoadResult {
     /// The server's user and system CPU time per request, in µs, over the measured windows
     /// (`None` where the harness did not measure it).
     pub fn server_cpu_us(&self) -> Option<(f64, f64)> {
-        (self.server_cpu_requests > 0.0).then(|| {
-            let per = 1e6 / self.server_cpu_requests;
-            (self.server_cpu_secs.0 * per, self.server_cpu_secs.1 * per)
-        })
+        self.server_cpu_per(self.server_cpu_requests)
     }
     /// The same per iteration (per job for multi-request steps).
     pub fn server_cpu_per_op_us(&self) -> Option<(f64, f64)> {
-        (self.server_cpu_ops > 0.0).then(|| {
-            let per = 1e6 / self.server_cpu_ops;
+        self.server_cpu_per(self.server_cpu_ops)
+    }
+    /// The server's user and system CPU µs over the measured windows, divided by `n`.
+    fn server_cpu_per(&self, n: f64) -> Option<(f64, f64)> {
+        (n > 0.0).then(|| {
+            let per = 1e6 / n;
             (self.server_cpu_secs.0 * per, self.server_cpu_secs.1 * per)
         })
     }
