@@ -341,8 +341,7 @@ fn sign_pool(issuer: &DevIssuer, pool: u64) -> Vec<String> {
 /// Start the login ceiling (see `report::login_ceiling_server`), answering with the bytes
 /// of a real batch login on `ours`, and measure it under batch logins like the servers'.
 /// `durable`: the durable login ceiling instead (`report::durable_login_ceiling_server`),
-/// answering with the bytes of a real service login, under service logins. Returns its
-/// logins/s and its own CPU per login (user and system µs), if sampled.
+/// answering with the bytes of a real service login, under service logins.
 async fn login_ceiling(
     plan: &Plan,
     dir: &Path,
@@ -350,7 +349,7 @@ async fn login_ceiling(
     issuer: &DevIssuer,
     jwts: &Arc<Vec<String>>,
     durable: bool,
-) -> Result<(f64, Option<(f64, f64)>)> {
+) -> Result<report::Latency> {
     let (role, what) = if durable {
         ("svc", "durable login ceiling")
     } else {
@@ -385,7 +384,7 @@ async fn login_ceiling(
     if res[0].0.errors > 0 {
         bail!("the {what} rejected {} logins", res[0].0.errors);
     }
-    Ok((median(&res[0].1), res[0].0.server_cpu_per_op_us()))
+    Ok(summary(&res[0]))
 }
 
 /// Each login presents a different token (as distinct CI jobs do), from a pre-signed pool.
@@ -1193,18 +1192,20 @@ async fn main() -> Result<()> {
     if !args.only_logins.is_empty() {
         let (ours, _) = strongroom_alone(&sr_bin, &tmp, &issuer_key, &issuer).await?;
         let jwts = Arc::new(sign_pool(&issuer, args.token_pool.unwrap_or(200_000)));
-        let (ceiling, cpu) = login_ceiling(&plan, &tmp, &ours.addr, &issuer, &jwts, false).await?;
+        let ceiling = login_ceiling(&plan, &tmp, &ours.addr, &issuer, &jwts, false).await?;
         eprintln!(
-            "login ceiling: {ceiling:.0}/s{}",
-            report::cpu_text_per(cpu, "login")
+            "login ceiling: {:.0}/s{}",
+            ceiling.rps,
+            report::cpu_text_per(ceiling.cpu_us, "login")
         );
         let durable = if args.only_logins.iter().any(|r| role_name(r) == "svc") {
-            let (c, cpu) = login_ceiling(&plan, &tmp, &ours.addr, &issuer, &jwts, true).await?;
+            let c = login_ceiling(&plan, &tmp, &ours.addr, &issuer, &jwts, true).await?;
             eprintln!(
-                "durable login ceiling: {c:.0}/s{}",
-                report::cpu_text_per(cpu, "login")
+                "durable login ceiling: {:.0}/s{}",
+                c.rps,
+                report::cpu_text_per(c.cpu_us, "login")
             );
-            Some(c)
+            Some(c.rps)
         } else {
             None
         };
@@ -1217,7 +1218,7 @@ async fn main() -> Result<()> {
             let ceiling = if role == "svc" {
                 durable
             } else {
-                Some(ceiling)
+                Some(ceiling.rps)
             };
             print_alone(&what, "/s", &plan, &res[0].0, &res[0].1, ceiling);
         }
@@ -1363,16 +1364,14 @@ async fn main() -> Result<()> {
         }
         report.rsa_verify_per_core = parsed.len() as f64 / t0.elapsed().as_secs_f64();
     }
-    (report.login_ceiling_rps, report.login_ceiling_cpu_us) =
-        login_ceiling(&plan, &tmp, &ours.addr, &issuer, &jwts, false).await?;
-    eprintln!("login ceiling: {:.0} logins/s", report.login_ceiling_rps);
-    (
-        report.durable_login_ceiling_rps,
-        report.durable_login_ceiling_cpu_us,
-    ) = login_ceiling(&plan, &tmp, &ours.addr, &issuer, &jwts, true).await?;
+    report.login_ceiling =
+        Some(login_ceiling(&plan, &tmp, &ours.addr, &issuer, &jwts, false).await?);
+    eprintln!("login ceiling: {:.0} logins/s", report.login_ceiling_rps());
+    report.durable_login_ceiling =
+        Some(login_ceiling(&plan, &tmp, &ours.addr, &issuer, &jwts, true).await?);
     eprintln!(
         "durable login ceiling: {:.0} logins/s",
-        report.durable_login_ceiling_rps
+        report.durable_login_ceiling_rps()
     );
     for (role, label) in [("svc", "service tokens"), ("batch", "batch tokens")] {
         let res = compare(
@@ -1390,9 +1389,9 @@ async fn main() -> Result<()> {
                 rows(&names, &[&ours, &bao], &res),
             )
             .with_ceiling(if role == "svc" {
-                report.durable_login_ceiling_rps
+                report.durable_login_ceiling_rps()
             } else {
-                report.login_ceiling_rps
+                report.login_ceiling_rps()
             }),
         );
     }
@@ -1488,7 +1487,7 @@ async fn main() -> Result<()> {
         "the service-token logins of workload 3 with OpenBao on raft: both servers write each token durably",
         rows(&["Strongroom (SQLite)", "OpenBao (raft)"], &[&ours, &raft], &res),
     )
-    .with_ceiling(report.durable_login_ceiling_rps));
+    .with_ceiling(report.durable_login_ceiling_rps()));
     // 1b/2b. the same read and durable write with Strongroom on PostgreSQL
     if !args.skip_postgres {
         match servers::strongroom_pg(

@@ -529,13 +529,10 @@ pub struct Report {
     pub ceiling_rps: f64,
     /// RS256 verifications per second on one core (the cost of a login's signature check).
     pub rsa_verify_per_core: f64,
-    /// Batch logins/s of the login ceiling server (`login_ceiling_server`).
-    pub login_ceiling_rps: f64,
-    /// Service logins/s of the durable login ceiling (`durable_login_ceiling_server`).
-    pub durable_login_ceiling_rps: f64,
-    /// The two login ceilings' own CPU per login, user and system µs, if sampled.
-    pub login_ceiling_cpu_us: Option<(f64, f64)>,
-    pub durable_login_ceiling_cpu_us: Option<(f64, f64)>,
+    /// The login ceiling server (`login_ceiling_server`) under batch logins.
+    pub login_ceiling: Option<Latency>,
+    /// The durable login ceiling (`durable_login_ceiling_server`) under service logins.
+    pub durable_login_ceiling: Option<Latency>,
     /// 4 KiB write + fdatasync per second on the data disk.
     pub fsyncs_per_sec: f64,
     sections: Vec<Section>,
@@ -587,10 +584,8 @@ impl Report {
             clients,
             ceiling_rps: 0.0,
             rsa_verify_per_core: 0.0,
-            login_ceiling_rps: 0.0,
-            durable_login_ceiling_rps: 0.0,
-            login_ceiling_cpu_us: None,
-            durable_login_ceiling_cpu_us: None,
+            login_ceiling: None,
+            durable_login_ceiling: None,
             fsyncs_per_sec: 0.0,
             sections: Vec::new(),
             idle: None,
@@ -602,6 +597,16 @@ impl Report {
         self.sections.push(s);
     }
 
+    /// Batch logins/s of the login ceiling (0 if not measured).
+    pub fn login_ceiling_rps(&self) -> f64 {
+        self.login_ceiling.as_ref().map_or(0.0, |c| c.rps)
+    }
+
+    /// Service logins/s of the durable login ceiling (0 if not measured).
+    pub fn durable_login_ceiling_rps(&self) -> f64 {
+        self.durable_login_ceiling.as_ref().map_or(0.0, |c| c.rps)
+    }
+
     fn goal_rows(&self) -> Vec<(String, String, String, bool)> {
         let mut out = Vec::new();
         for (prefix, what, target) in GOALS {
@@ -610,18 +615,18 @@ impl Report {
                 let bound = match (s.title.starts_with("3"), s.rows.get(1)) {
                     (true, Some(theirs)) if theirs.ops_per_sec > 0.0 => {
                         let durable = if s.title.contains("service tokens")
-                            && self.durable_login_ceiling_rps > 0.0
+                            && self.durable_login_ceiling_rps() > 0.0
                         {
                             format!(
                                 "; durable login ceiling: {:.1}×",
-                                self.durable_login_ceiling_rps / theirs.ops_per_sec
+                                self.durable_login_ceiling_rps() / theirs.ops_per_sec
                             )
                         } else {
                             String::new()
                         };
                         format!(
                             " (login ceiling here: {:.1}×{durable})",
-                            self.login_ceiling_rps / theirs.ops_per_sec
+                            self.login_ceiling_rps() / theirs.ops_per_sec
                         )
                     }
                     _ => String::new(),
@@ -752,18 +757,18 @@ impl Report {
                     "Each login presents a distinct token, so each costs one RS256 signature verification ({:.0}/s on one core here, {:.1} µs each). The login ceiling is a minimal server (a process of its own, like the read ceiling) that does only what every server must per login: it reads the request, decodes the JWT and verifies its signature with the same aws-lc code, and answers with the bytes of a real Strongroom login response. It did **{:.0} logins/s** here, {:.1}× OpenBao's rate in this table{}: the ratio a server reaches if it does nothing else.\n",
                     self.rsa_verify_per_core,
                     1e6 / self.rsa_verify_per_core.max(1e-9),
-                    self.login_ceiling_rps,
-                    self.login_ceiling_rps / theirs.max(1.0),
-                    own_cpu_clause(self.login_ceiling_cpu_us),
+                    self.login_ceiling_rps(),
+                    self.login_ceiling_rps() / theirs.max(1.0),
+                    own_cpu_clause(self.login_ceiling.as_ref().and_then(|c| c.cpu_us)),
                 );
-                if s.title.contains("service tokens") && self.durable_login_ceiling_rps > 0.0 {
+                if s.title.contains("service tokens") && self.durable_login_ceiling_rps() > 0.0 {
                     let _ = writeln!(
                         md,
                         "A service token is stored, so a service login also costs a durable write. The durable login ceiling is the login ceiling plus one durable write per login, the least a server that keeps its tokens adds: one {} B row (under a key that ascends with each login, as Strongroom's token hashes do, so commits append) stored through Strongroom's storage code in a SQLite file of its own (WAL, `synchronous=FULL`, group commit), and the answer only once it is durable. Strongroom stores three rows per service token (its entry, its accessor and its expiry). It did **{:.0} logins/s** here, {:.1}× OpenBao's rate in this table{}. The \"of ceiling\" column below is against it.\n",
                         DURABLE_LOGIN_ROW,
-                        self.durable_login_ceiling_rps,
-                        self.durable_login_ceiling_rps / theirs.max(1.0),
-                        own_cpu_clause(self.durable_login_ceiling_cpu_us),
+                        self.durable_login_ceiling_rps(),
+                        self.durable_login_ceiling_rps() / theirs.max(1.0),
+                        own_cpu_clause(self.durable_login_ceiling.as_ref().and_then(|c| c.cpu_us)),
                     );
                 }
             }
@@ -1197,8 +1202,14 @@ mod tests {
             32,
         );
         r.rsa_verify_per_core = 40_000.0;
-        r.login_ceiling_rps = 27_000.0;
-        r.login_ceiling_cpu_us = Some((33.0, 13.1));
+        r.login_ceiling = Some(Latency {
+            p50_ms: 1.0,
+            p99_ms: 2.0,
+            rps: 27_000.0,
+            errors: 0,
+            cpu_us: Some((33.0, 13.1)),
+            round_p99_ms: Vec::new(),
+        });
         r.push(
             Section::new(
                 "3. JWT login (batch tokens)",
