@@ -339,22 +339,18 @@ fn sign_pool(issuer: &DevIssuer, pool: u64) -> Vec<String> {
 }
 
 /// Start the login ceiling (see `report::login_ceiling_server`), answering with the bytes
-/// of a real batch login on `ours`, and measure it under batch logins like the servers'.
-/// `durable`: the durable login ceiling instead (`report::durable_login_ceiling_server`),
-/// answering with the bytes of a real service login, under service logins.
-async fn login_ceiling(
-    plan: &Plan,
+/// of a real batch login on `ours`. `durable`: the durable login ceiling instead
+/// (`report::durable_login_ceiling_server`), answering with the bytes of a real service
+/// login. It is measured in the same alternating rounds as the servers (`login_rounds`),
+/// so the share of it a server reaches compares windows minutes apart on a shared machine
+/// no more than the servers' own ratio does.
+async fn start_login_ceiling(
     dir: &Path,
     ours: &str,
     issuer: &DevIssuer,
-    jwts: &Arc<Vec<String>>,
     durable: bool,
-) -> Result<report::Latency> {
-    let (role, what) = if durable {
-        ("svc", "durable login ceiling")
-    } else {
-        ("batch", "login ceiling")
-    };
+) -> Result<servers::Proc> {
+    let (role, what) = login_ceiling_role(durable);
     let (status, body) = api(
         ours,
         "POST",
@@ -375,16 +371,36 @@ async fn login_ceiling(
     } else {
         (servers::Ceiling::Login(&pem), dir.to_path_buf())
     };
-    let ceiling = servers::ceiling(body.to_string().as_bytes(), kind, &dir)?;
-    let res = compare(
-        plan,
-        &[(ceiling.addr.as_str(), login_step(role, jwts.clone()))],
-    )
-    .await?;
-    if res[0].0.errors > 0 {
-        bail!("the {what} rejected {} logins", res[0].0.errors);
+    servers::ceiling(body.to_string().as_bytes(), kind, &dir)
+}
+
+/// The role a login ceiling's logins use (service logins for the durable one) and its name.
+fn login_ceiling_role(durable: bool) -> (&'static str, &'static str) {
+    if durable {
+        ("svc", "durable login ceiling")
+    } else {
+        ("batch", "login ceiling")
     }
-    Ok(summary(&res[0]))
+}
+
+/// `role` logins against `ceiling` and each of `servers`, alternating in the same rounds;
+/// the ceiling's summary and the servers' results. Fails if the ceiling rejected any.
+async fn login_rounds(
+    plan: &Plan,
+    ceiling: &str,
+    durable: bool,
+    servers: &[&str],
+    jwts: &Arc<Vec<String>>,
+) -> Result<(report::Latency, Vec<(LoadResult, Vec<f64>)>)> {
+    let (role, what) = login_ceiling_role(durable);
+    let mut all = vec![(ceiling, login_step(role, jwts.clone()))];
+    all.extend(servers.iter().map(|a| (*a, login_step(role, jwts.clone()))));
+    let mut res = compare(plan, &all).await?;
+    let ceiling = res.remove(0);
+    if ceiling.0.errors > 0 {
+        bail!("the {what} rejected {} logins", ceiling.0.errors);
+    }
+    Ok((summary(&ceiling), res))
 }
 
 /// Each login presents a different token (as distinct CI jobs do), from a pre-signed pool.
@@ -1192,35 +1208,21 @@ async fn main() -> Result<()> {
     if !args.only_logins.is_empty() {
         let (ours, _) = strongroom_alone(&sr_bin, &tmp, &issuer_key, &issuer).await?;
         let jwts = Arc::new(sign_pool(&issuer, args.token_pool.unwrap_or(200_000)));
-        let ceiling = login_ceiling(&plan, &tmp, &ours.addr, &issuer, &jwts, false).await?;
-        eprintln!(
-            "login ceiling: {:.0}/s{}",
-            ceiling.rps,
-            report::cpu_text_per(ceiling.cpu_us, "login")
-        );
-        let durable = if args.only_logins.iter().any(|r| role_name(r) == "svc") {
-            let c = login_ceiling(&plan, &tmp, &ours.addr, &issuer, &jwts, true).await?;
+        for role in &args.only_logins {
+            let role = role_name(role);
+            let durable = role == "svc";
+            let ceiling = start_login_ceiling(&tmp, &ours.addr, &issuer, durable).await?;
+            eprintln!("server pid {}: {role} logins start", ours.pid());
+            let (c, res) =
+                login_rounds(&plan, &ceiling.addr, durable, &[ours.addr.as_str()], &jwts).await?;
             eprintln!(
-                "durable login ceiling: {:.0}/s{}",
+                "{} (in the same rounds): {:.0}/s{}",
+                login_ceiling_role(durable).1,
                 c.rps,
                 report::cpu_text_per(c.cpu_us, "login")
             );
-            Some(c.rps)
-        } else {
-            None
-        };
-        for role in &args.only_logins {
-            let role = role_name(role);
-            eprintln!("server pid {}: {role} logins start", ours.pid());
-            let step = login_step(role, jwts.clone());
-            let res = compare(&plan, &[(ours.addr.as_str(), step)]).await?;
             let what = format!("{role} logins");
-            let ceiling = if role == "svc" {
-                durable
-            } else {
-                Some(ceiling.rps)
-            };
-            print_alone(&what, "/s", &plan, &res[0].0, &res[0].1, ceiling);
+            print_alone(&what, "/s", &plan, &res[0].0, &res[0].1, Some(c.rps));
         }
         drop(ours);
         let _ = std::fs::remove_dir_all(&tmp);
@@ -1364,37 +1366,40 @@ async fn main() -> Result<()> {
         }
         report.rsa_verify_per_core = parsed.len() as f64 / t0.elapsed().as_secs_f64();
     }
-    report.login_ceiling =
-        Some(login_ceiling(&plan, &tmp, &ours.addr, &issuer, &jwts, false).await?);
-    eprintln!("login ceiling: {:.0} logins/s", report.login_ceiling_rps());
-    report.durable_login_ceiling =
-        Some(login_ceiling(&plan, &tmp, &ours.addr, &issuer, &jwts, true).await?);
-    eprintln!(
-        "durable login ceiling: {:.0} logins/s",
-        report.durable_login_ceiling_rps()
-    );
-    for (role, label) in [("svc", "service tokens"), ("batch", "batch tokens")] {
-        let res = compare(
+    // Each login ceiling runs in the same alternating rounds as the two servers.
+    let durable_ceiling = start_login_ceiling(&tmp, &ours.addr, &issuer, true).await?;
+    let login_ceiling = start_login_ceiling(&tmp, &ours.addr, &issuer, false).await?;
+    for (durable, label) in [(true, "service tokens"), (false, "batch tokens")] {
+        let ceiling = if durable {
+            &durable_ceiling
+        } else {
+            &login_ceiling
+        };
+        let (c, res) = login_rounds(
             &plan,
-            &[
-                (ours.addr.as_str(), login_step(role, jwts.clone())),
-                (bao.addr.as_str(), login_step(role, jwts.clone())),
-            ],
+            &ceiling.addr,
+            durable,
+            &[ours.addr.as_str(), bao.addr.as_str()],
+            &jwts,
         )
         .await?;
+        eprintln!("{}: {:.0} logins/s", login_ceiling_role(durable).1, c.rps);
+        let rps = c.rps;
+        if durable {
+            report.durable_login_ceiling = Some(c);
+        } else {
+            report.login_ceiling = Some(c);
+        }
         report.push(
             Section::new(
                 &format!("3. JWT login ({label})"),
                 "POST `auth/bench-jwt-<m>/login` with a GitLab-shaped CI ID token (RS256), a distinct token per login",
                 rows(&names, &[&ours, &bao], &res),
             )
-            .with_ceiling(if role == "svc" {
-                report.durable_login_ceiling_rps()
-            } else {
-                report.login_ceiling_rps()
-            }),
+            .with_ceiling(rps),
         );
     }
+    drop((durable_ceiling, login_ceiling));
 
     // 4. CI job fetching 10 secrets
     let res = compare(
@@ -1560,4 +1565,57 @@ async fn main() -> Result<()> {
     eprintln!("wrote {} and {}", args.out.display(), args.chart.display());
     report.print_summary();
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A login ceiling is measured in the same alternating rounds as the servers beside it,
+    /// and a ceiling that refuses the logins fails the run instead of passing for a rate.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn login_rounds_measure_the_ceiling_beside_the_servers() {
+        let issuer = DevIssuer::generate().unwrap();
+        let keys = || strongroom_jwt::KeySet::from_pems(&[issuer.public_pem()]).unwrap();
+        let body = b"{\"auth\":{}}".to_vec();
+        let ceiling = report::login_ceiling_server(body.clone(), keys())
+            .await
+            .unwrap();
+        // Another ceiling stands in for a server under test.
+        let server = report::login_ceiling_server(body.clone(), keys())
+            .await
+            .unwrap();
+        let plan = Plan {
+            rounds: 2,
+            duration: Duration::from_millis(300),
+            warmup: Duration::from_millis(50),
+            clients: 2,
+            namespaces: 0,
+            openbao_namespaces: 0,
+        };
+        let jwts = Arc::new(sign_pool(&issuer, 64));
+        let (c, res) = login_rounds(&plan, &ceiling, false, &[server.as_str()], &jwts)
+            .await
+            .unwrap();
+        assert!(c.rps > 0.0, "the ceiling answered no login");
+        assert_eq!(res.len(), 1, "one result per server, the ceiling's apart");
+        assert_eq!(res[0].1.len(), 2, "one rate per round");
+        assert_eq!(res[0].0.errors, 0);
+        assert!(res[0].0.requests > 0);
+
+        let stranger = DevIssuer::generate().unwrap();
+        let wrong = report::login_ceiling_server(
+            body,
+            strongroom_jwt::KeySet::from_pems(&[stranger.public_pem()]).unwrap(),
+        )
+        .await
+        .unwrap();
+        let Err(err) = login_rounds(&plan, &wrong, false, &[server.as_str()], &jwts).await else {
+            panic!("a ceiling that refused every login passed");
+        };
+        assert!(
+            err.to_string().contains("the login ceiling rejected"),
+            "{err}"
+        );
+    }
 }

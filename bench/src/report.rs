@@ -754,7 +754,7 @@ impl Report {
                 let theirs = s.rows.get(1).map_or(0.0, |r| r.ops_per_sec);
                 let _ = writeln!(
                     md,
-                    "Each login presents a distinct token, so each costs one RS256 signature verification ({:.0}/s on one core here, {:.1} µs each). The login ceiling is a minimal server (a process of its own, like the read ceiling) that does only what every server must per login: it reads the request, decodes the JWT and verifies its signature with the same aws-lc code, and answers with the bytes of a real Strongroom login response. It did **{:.0} logins/s** here, {:.1}× OpenBao's rate in this table{}: the ratio a server reaches if it does nothing else.\n",
+                    "Each login presents a distinct token, so each costs one RS256 signature verification ({:.0}/s on one core here, {:.1} µs each). The login ceiling is a minimal server (a process of its own, like the read ceiling) that does only what every server must per login: it reads the request, decodes the JWT and verifies its signature with the same aws-lc code, and answers with the bytes of a real Strongroom login response. It ran in the same alternating rounds as the servers' batch logins and did **{:.0} logins/s**, {:.1}× OpenBao's rate in this table{}: the ratio a server reaches if it does nothing else.\n",
                     self.rsa_verify_per_core,
                     1e6 / self.rsa_verify_per_core.max(1e-9),
                     self.login_ceiling_rps(),
@@ -764,7 +764,7 @@ impl Report {
                 if s.title.contains("service tokens") && self.durable_login_ceiling_rps() > 0.0 {
                     let _ = writeln!(
                         md,
-                        "A service token is stored, so a service login also costs a durable write. The durable login ceiling is the login ceiling plus one durable write per login, the least a server that keeps its tokens adds: one {} B row (under a key that ascends with each login, as Strongroom's token hashes do, so commits append) stored through Strongroom's storage code in a SQLite file of its own (WAL, `synchronous=FULL`, group commit), and the answer only once it is durable. Strongroom stores three rows per service token (its entry, its accessor and its expiry). It did **{:.0} logins/s** here, {:.1}× OpenBao's rate in this table{}. The \"of ceiling\" column below is against it.\n",
+                        "A service token is stored, so a service login also costs a durable write. The durable login ceiling is the login ceiling plus one durable write per login, the least a server that keeps its tokens adds: one {} B row (under a key that ascends with each login, as Strongroom's token hashes do, so commits append) stored through Strongroom's storage code in a SQLite file of its own (WAL, `synchronous=FULL`, group commit), and the answer only once it is durable. Strongroom stores three rows per service token (its entry, its accessor and its expiry). It ran in the same alternating rounds as the servers' service logins against OpenBao `-dev` and did **{:.0} logins/s**, {:.1}× OpenBao's rate in this table{}. The \"of ceiling\" column below is against it.\n",
                         DURABLE_LOGIN_ROW,
                         self.durable_login_ceiling_rps(),
                         self.durable_login_ceiling_rps() / theirs.max(1.0),
