@@ -78,7 +78,8 @@ struct Args {
     only_scale: bool,
     /// Run only Strongroom's JWT logins (`svc` or `batch`) and print the rate, the share of
     /// its ceiling (the login ceiling for batch logins, the durable login ceiling for
-    /// service logins) and the server's pid (for profiling it with `perf record -p`).
+    /// service logins, measured in the same alternating rounds: the server idles during
+    /// the ceiling's) and the server's pid (for profiling it with `perf record -p`).
     /// Several kinds, comma-separated (`svc,batch`), run one after the other on the same
     /// server, as the full run does.
     #[arg(long, value_delimiter = ',', value_parser = ["svc", "batch"])]
@@ -342,8 +343,8 @@ fn sign_pool(issuer: &DevIssuer, pool: u64) -> Vec<String> {
 /// of a real batch login on `ours`. `durable`: the durable login ceiling instead
 /// (`report::durable_login_ceiling_server`), answering with the bytes of a real service
 /// login. It is measured in the same alternating rounds as the servers (`login_rounds`),
-/// so the share of it a server reaches compares windows minutes apart on a shared machine
-/// no more than the servers' own ratio does.
+/// so a server's share of it compares the same minutes of a shared machine, as the
+/// servers' own ratio does.
 async fn start_login_ceiling(
     dir: &Path,
     ours: &str,
