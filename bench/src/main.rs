@@ -1368,14 +1368,8 @@ async fn main() -> Result<()> {
         report.rsa_verify_per_core = parsed.len() as f64 / t0.elapsed().as_secs_f64();
     }
     // Each login ceiling runs in the same alternating rounds as the two servers.
-    let durable_ceiling = start_login_ceiling(&tmp, &ours.addr, &issuer, true).await?;
-    let login_ceiling = start_login_ceiling(&tmp, &ours.addr, &issuer, false).await?;
     for (durable, label) in [(true, "service tokens"), (false, "batch tokens")] {
-        let ceiling = if durable {
-            &durable_ceiling
-        } else {
-            &login_ceiling
-        };
+        let ceiling = start_login_ceiling(&tmp, &ours.addr, &issuer, durable).await?;
         let (c, res) = login_rounds(
             &plan,
             &ceiling.addr,
@@ -1400,7 +1394,6 @@ async fn main() -> Result<()> {
             .with_ceiling(rps),
         );
     }
-    drop((durable_ceiling, login_ceiling));
 
     // 4. CI job fetching 10 secrets
     let res = compare(
