@@ -22,6 +22,7 @@ mod mounts;
 mod namespace;
 mod policy;
 pub mod request;
+mod route;
 mod sys;
 mod token;
 pub mod util;
@@ -132,25 +133,12 @@ pub(crate) struct Caller {
 
 /// Where a request goes.
 pub(crate) enum Route {
-    Sys(String),
-    Token(String),
+    Sys(route::Matched<sys::SysPath>),
+    Token(route::Matched<token::TokenPath>),
     /// A secrets engine: what the request needs of its mount, and the path after it.
     Logical(mounts::LogicalMount, String),
     /// An auth method other than the token store (`auth/<path>/…`).
     Auth(Arc<mounts::MountTable>, usize, String),
-}
-
-/// `sys/` paths (relative to `sys/`) that need `sudo` as well as the operation's capability.
-fn sys_needs_sudo(rest: &str) -> bool {
-    rest == "rotate"
-        || rest == "rotate/config"
-        || rest == "seal"
-        || rest == "step-down"
-        || rest.starts_with("auth/")
-        || rest == "audit"
-        || rest.starts_with("audit/")
-        || rest.starts_with("raw")
-        || rest.starts_with("config/")
 }
 
 impl Core {
@@ -447,9 +435,23 @@ impl Core {
     /// Handle one request end to end.
     pub async fn handle(&self, req: Request) -> Result<Response> {
         let path = req.path.trim_start_matches('/');
-        if let Some(rest) = path.strip_prefix("sys/") {
-            if let Some(resp) = Box::pin(sys::unauthenticated(self, rest, &req)).await? {
-                return Ok(resp);
+        // As OpenBao refuses them before routing: `.`/`..` segments would name another
+        // path than the one the ACL checks, and a write to a "directory" has no clear target.
+        if is_relative_path(path) {
+            return Err(CoreError::bad("relative paths not supported"));
+        }
+        if path.ends_with('/') && (req.is_write || req.op() == Operation::Patch) {
+            return Err(CoreError::bad("cannot write to a path ending in '/'"));
+        }
+        if let Some(m) = path
+            .strip_prefix("sys/")
+            .and_then(|rest| route::find(sys::PATHS, rest))
+        {
+            if m.spec.unauthenticated {
+                if !m.spec.serves(req.op()) {
+                    return Err(CoreError::UnsupportedOperation);
+                }
+                return Box::pin(sys::unauthenticated(self, m.spec.handler, &req)).await;
             }
         }
         let active = self.active()?;
@@ -511,7 +513,7 @@ impl Core {
         };
         let (ns, rel) = if ns.is_within(&caller.ns) {
             (ns, rel)
-        } else if matches!(&route, Ok(Route::Token(rest)) if token::is_self_path(rest)) {
+        } else if matches!(&route, Ok(Route::Token(m)) if m.spec.handler.is_self()) {
             // A token's own lookup, renewal and revocation work from any namespace above
             // its own, as in OpenBao: they are answered in the token's namespace.
             (caller.ns.clone(), rel)
@@ -541,14 +543,19 @@ impl Core {
         };
         let mut op = req.op();
         if req.is_write {
-            op = match self.exists(&ns, &route, &req).await? {
+            op = match self.exists(&ns, &route).await? {
                 Some(false) => Operation::Create,
                 _ => Operation::Update,
             };
         }
-        // `sys/internal/ui/mounts` answers by its own rule (any access under the mount).
-        let self_checked = matches!(&route, Route::Sys(r) if r.starts_with("internal/ui/mounts"));
-        let decision = if self_checked {
+        // The path's declared needs: sudo, and a handler that answers by its own rule
+        // (`sys/internal/ui/mounts` shows what the caller may reach under each mount).
+        let (needs_sudo, own_acl) = match &route {
+            Route::Sys(m) => (m.spec.sudo, m.spec.own_acl),
+            Route::Token(m) => (m.spec.sudo, m.spec.own_acl),
+            Route::Logical(..) | Route::Auth(..) => (false, false),
+        };
+        let decision = if own_acl {
             strongroom_acl::Decision {
                 allowed: true,
                 sudo: false,
@@ -560,13 +567,16 @@ impl Core {
         if !decision.allowed {
             return Err(CoreError::PermissionDenied);
         }
-        let needs_sudo = match &route {
-            Route::Sys(rest) => sys_needs_sudo(rest),
-            Route::Token(rest) => token::needs_sudo(rest, &req.data),
-            Route::Logical(..) | Route::Auth(..) => false,
-        };
         if needs_sudo && !decision.sudo {
             return Err(CoreError::PermissionDenied);
+        }
+        let served = match &route {
+            Route::Sys(m) => m.spec.serves(op),
+            Route::Token(m) => m.spec.serves(op),
+            Route::Logical(..) | Route::Auth(..) => true,
+        };
+        if !served {
+            return Err(CoreError::UnsupportedOperation);
         }
         let last_use = if req.inline_auth.is_some() {
             false
@@ -576,11 +586,30 @@ impl Core {
         let result = match route {
             // The rarer branches are boxed: each would otherwise add its whole state to
             // every request's future (and a KV read's would be 12 KB instead of ~1).
-            Route::Sys(rest) => {
-                Box::pin(sys::handle(self, &active, &ns, &caller, op, &rest, &req)).await
+            Route::Sys(m) => {
+                Box::pin(sys::handle(
+                    self,
+                    &active,
+                    &ns,
+                    &caller,
+                    op,
+                    m.spec.handler,
+                    &m.captures,
+                    &req,
+                ))
+                .await
             }
-            Route::Token(rest) => {
-                Box::pin(token::handle(self, &active, &ns, &caller, op, &rest, &req)).await
+            Route::Token(m) => {
+                Box::pin(token::handle(
+                    self,
+                    &active,
+                    &ns,
+                    &caller,
+                    m.spec.handler,
+                    decision.sudo,
+                    &req,
+                ))
+                .await
             }
             Route::Auth(table, i, rest) => {
                 Box::pin(jwt_auth::handle(
@@ -651,14 +680,25 @@ impl Core {
     }
 
     async fn route(&self, ns: &Arc<NsState>, rel: &str) -> Result<Route> {
+        let no_handler = || {
+            CoreError::NotFound(format!(
+                "no handler for route \"{rel}\". route entry not found."
+            ))
+        };
+        // `sys/` and `auth/token/` are always there: a path their tables do not declare is
+        // a 404, never another mount's.
         if let Some(rest) = rel.strip_prefix("sys/") {
-            return Ok(Route::Sys(rest.to_owned()));
+            return route::find(sys::PATHS, rest)
+                .map(Route::Sys)
+                .ok_or_else(no_handler);
         }
-        if rel == "sys" {
-            return Ok(Route::Sys(String::new()));
+        if rel == "sys" || rel == "auth/token" {
+            return Err(no_handler());
         }
         if let Some(rest) = rel.strip_prefix("auth/token/") {
-            return Ok(Route::Token(rest.to_owned()));
+            return route::find(token::PATHS, rest)
+                .map(Route::Token)
+                .ok_or_else(no_handler);
         }
         if let Some(auth_rel) = rel.strip_prefix("auth/") {
             let table = ns.auth_mounts().await?;
@@ -672,21 +712,16 @@ impl Core {
             let rest = rel.get(mount.path_len..).unwrap_or_default().to_owned();
             return Ok(Route::Logical(mount, rest));
         }
-        Err(CoreError::NotFound(format!(
-            "no handler for route \"{rel}\". route entry not found."
-        )))
+        Err(no_handler())
     }
 
-    async fn exists(
-        &self,
-        ns: &Arc<NsState>,
-        route: &Route,
-        req: &Request,
-    ) -> Result<Option<bool>> {
+    async fn exists(&self, ns: &Arc<NsState>, route: &Route) -> Result<Option<bool>> {
         match route {
             Route::Logical(mount, rest) => kv::exists(mount, rest).await,
-            Route::Sys(rest) => policy::exists(ns, rest, req).await,
-            Route::Token(_) | Route::Auth(..) => Ok(None),
+            Route::Sys(m) if m.spec.existence_check => {
+                policy::exists(ns, m.captures.get("name")).await
+            }
+            Route::Sys(_) | Route::Token(_) | Route::Auth(..) => Ok(None),
         }
     }
 
@@ -788,6 +823,12 @@ impl Core {
         }
         token::tidy(self, &active).await
     }
+}
+
+/// OpenBao's `IsRelativePath`: a `.` or `..` segment anywhere. (`//` is allowed: the edge
+/// redirects an uncleaned path, and a decoded `%2F%2F` names a key with an empty segment.)
+fn is_relative_path(path: &str) -> bool {
+    path.split('/').any(|seg| seg == "." || seg == "..")
 }
 
 /// Read a field as a string (numbers and booleans are rendered).

@@ -12,7 +12,7 @@ use strongroom_acl::{Acl, Policy};
 
 use crate::error::{CoreError, Result};
 use crate::namespace::NsState;
-use crate::{Active, Operation, Request, Response};
+use crate::{Active, Operation, Response};
 
 /// OpenBao's default policy: what every token may do to itself.
 pub const DEFAULT_POLICY: &str = r#"# Allow tokens to look up their own properties
@@ -142,14 +142,12 @@ fn validate_name(raw: &str) -> Result<String> {
 }
 
 /// Create vs update for policy writes (`create` capability for a new policy).
-pub async fn exists(ns: &Arc<NsState>, rest: &str, _req: &Request) -> Result<Option<bool>> {
-    let name = rest
-        .strip_prefix("policies/acl/")
-        .or_else(|| rest.strip_prefix("policy/"));
-    match name {
-        Some(n) if !n.is_empty() => Ok(Some(read_text(ns, &n.to_lowercase()).await?.is_some())),
-        _ => Ok(None),
+/// Whether the policy `name` exists (a write to it is then an update, else a create).
+pub async fn exists(ns: &Arc<NsState>, name: &str) -> Result<Option<bool>> {
+    if name.is_empty() {
+        return Ok(None);
     }
+    Ok(Some(read_text(ns, &name.to_lowercase()).await?.is_some()))
 }
 
 async fn list_names(ns: &NsState) -> Result<Vec<String>> {

@@ -9,10 +9,77 @@ use zeroize::Zeroizing;
 
 use crate::error::{CoreError, Result};
 use crate::namespace::NsState;
+use crate::route::{Captures, PathSpec};
 use crate::{
     mounts, namespace, policy, token, util, Active, Caller, Core, Operation, Request, Response,
     Seal,
 };
+
+/// What each `sys/` path is, for dispatch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SysPath {
+    Init,
+    SealStatus,
+    Unseal,
+    Health,
+    Leader,
+    Mounts,
+    MountTune,
+    Mount,
+    Auths,
+    AuthTune,
+    Auth,
+    LegacyPolicies,
+    LegacyPolicy,
+    Policies,
+    Policy,
+    Namespaces,
+    Namespace,
+    CapabilitiesSelf,
+    Capabilities,
+    UiMounts,
+    Seal,
+    StepDown,
+    Rotate,
+    RotateConfig,
+    KeyStatus,
+}
+
+use Operation::{Delete as D, List as L, Patch as P, Read as R, Update as W};
+
+/// The system backend's paths, relative to `sys/`. Sudo follows OpenBao's
+/// `PathsSpecial.Root` for the paths served here (`auth/*`, `rotate`, `rotate/keyring`),
+/// plus `seal` and `step-down`, which OpenBao's HTTP layer checks for sudo itself.
+pub(crate) static PATHS: &[PathSpec<SysPath>] = &[
+    PathSpec::new("init", &[R, W], SysPath::Init).unauthenticated(),
+    PathSpec::new("seal-status", &[R], SysPath::SealStatus).unauthenticated(),
+    PathSpec::new("unseal", &[W], SysPath::Unseal).unauthenticated(),
+    PathSpec::new("health", &[R], SysPath::Health).unauthenticated(),
+    PathSpec::new("leader", &[R], SysPath::Leader).unauthenticated(),
+    PathSpec::new("mounts", &[R], SysPath::Mounts),
+    PathSpec::new("mounts/{path*}/tune", &[R, W], SysPath::MountTune),
+    PathSpec::new("mounts/{path*}", &[R, W, D], SysPath::Mount),
+    PathSpec::new("auth", &[R], SysPath::Auths),
+    PathSpec::new("auth/{path*}/tune", &[R, W], SysPath::AuthTune).sudo(),
+    PathSpec::new("auth/{path*}", &[R, W, D], SysPath::Auth).sudo(),
+    PathSpec::new("policy/?", &[R, L], SysPath::LegacyPolicies),
+    PathSpec::new("policy/{name}", &[R, W, D], SysPath::LegacyPolicy).existence_check(),
+    PathSpec::new("policies/acl/?", &[L], SysPath::Policies),
+    PathSpec::new("policies/acl/{name}", &[R, W, D], SysPath::Policy).existence_check(),
+    PathSpec::new("namespaces/?", &[L], SysPath::Namespaces),
+    PathSpec::new("namespaces/{path*}", &[R, W, P, D], SysPath::Namespace),
+    PathSpec::new("capabilities-self", &[W], SysPath::CapabilitiesSelf),
+    PathSpec::new("capabilities", &[W], SysPath::Capabilities),
+    PathSpec::new("internal/ui/mounts", &[R], SysPath::UiMounts).own_acl(),
+    PathSpec::new("internal/ui/mounts/{path*}", &[R], SysPath::UiMounts).own_acl(),
+    PathSpec::new("seal", &[W], SysPath::Seal).sudo(),
+    PathSpec::new("step-down", &[W], SysPath::StepDown).sudo(),
+    PathSpec::new("rotate", &[W], SysPath::Rotate).sudo(),
+    PathSpec::new("rotate/keyring", &[W], SysPath::Rotate).sudo(),
+    PathSpec::new("rotate/config", &[R, W], SysPath::RotateConfig),
+    PathSpec::new("rotate/keyring/config", &[R, W], SysPath::RotateConfig),
+    PathSpec::new("key-status", &[R], SysPath::KeyStatus),
+];
 
 fn code_param(data: &Map<String, Value>, k: &str, default: u16) -> Result<u16> {
     match data.get(k) {
@@ -67,18 +134,18 @@ fn decode_share(s: &str) -> Result<Zeroizing<Vec<u8>>> {
         .map_err(|_| CoreError::bad("'key' must be a valid hex or base64 string"))
 }
 
-/// Endpoints that work without a token, sealed or not. `None` = not one of them.
-pub async fn unauthenticated(core: &Core, rest: &str, req: &Request) -> Result<Option<Response>> {
+/// Endpoints that work without a token, sealed or not (entries marked `unauthenticated`).
+pub async fn unauthenticated(core: &Core, path: SysPath, req: &Request) -> Result<Response> {
     let op = req.op();
     let write = req.is_write || matches!(op, Operation::Create | Operation::Update);
     let data = &req.data;
-    match rest.trim_end_matches('/') {
-        "seal-status" => Ok(Some(Response::raw(200, seal_status(core).await?))),
-        "init" if !write => Ok(Some(Response::raw(
+    match path {
+        SysPath::SealStatus => Ok(Response::raw(200, seal_status(core).await?)),
+        SysPath::Init if !write => Ok(Response::raw(
             200,
             json!({ "initialized": core.is_initialized().await? }),
-        ))),
-        "init" => {
+        )),
+        SysPath::Init => {
             let shares = data.get("secret_shares").and_then(util::as_i64);
             let threshold = data.get("secret_threshold").and_then(util::as_i64);
             let (shares, threshold) = match (&core.seal, shares, threshold) {
@@ -111,15 +178,12 @@ pub async fn unauthenticated(core: &Core, rest: &str, req: &Request) -> Result<O
             }
             let body = json!({ "keys": hexes, "keys_base64": b64, "root_token": root.as_str(),
                                "recovery_keys": Value::Null, "recovery_keys_base64": Value::Null });
-            Ok(Some(Response::raw(200, body)))
+            Ok(Response::raw(200, body))
         }
-        "unseal" => {
-            if !write {
-                return Err(CoreError::UnsupportedOperation);
-            }
+        SysPath::Unseal => {
             if data.get("reset").and_then(util::as_bool).unwrap_or(false) {
                 core.reset_unseal();
-                return Ok(Some(Response::raw(200, seal_status(core).await?)));
+                return Ok(Response::raw(200, seal_status(core).await?));
             }
             if !core.is_initialized().await? {
                 return Err(CoreError::bad("Vault is not initialized"));
@@ -132,9 +196,9 @@ pub async fn unauthenticated(core: &Core, rest: &str, req: &Request) -> Result<O
             if core.is_sealed() {
                 core.submit_unseal_share(decode_share(&key)?).await?;
             }
-            Ok(Some(Response::raw(200, seal_status(core).await?)))
+            Ok(Response::raw(200, seal_status(core).await?))
         }
-        "health" => {
+        SysPath::Health => {
             let initialized = core.is_initialized().await?;
             let sealed = core.is_sealed();
             let status = if !initialized {
@@ -162,9 +226,9 @@ pub async fn unauthenticated(core: &Core, rest: &str, req: &Request) -> Result<O
                 // Every node serves reads and writes; this one also runs background work.
                 "background_leader": core.is_leader(),
             });
-            Ok(Some(Response::raw(status, body)))
+            Ok(Response::raw(status, body))
         }
-        "leader" => {
+        SysPath::Leader => {
             if core.is_sealed() {
                 return Err(CoreError::Sealed);
             }
@@ -174,7 +238,7 @@ pub async fn unauthenticated(core: &Core, rest: &str, req: &Request) -> Result<O
             } else {
                 String::new()
             };
-            Ok(Some(Response::raw(
+            Ok(Response::raw(
                 200,
                 json!({
                     "ha_enabled": shared,
@@ -187,50 +251,59 @@ pub async fn unauthenticated(core: &Core, rest: &str, req: &Request) -> Result<O
                     "raft_committed_index": 0,
                     "raft_applied_index": 0,
                 }),
-            )))
+            ))
         }
-        _ => Ok(None),
+        other => Err(CoreError::Internal(format!(
+            "sys path {other:?} is not an unauthenticated one"
+        ))),
     }
 }
 
-/// Authenticated `sys/` endpoints (ACL already checked by the caller).
+/// Authenticated `sys/` endpoints: the ACL, sudo and the operation were checked by the
+/// core against the path's entry in [`PATHS`].
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn handle(
     core: &Core,
     active: &Active,
     ns: &Arc<NsState>,
     caller: &Caller,
     op: Operation,
-    rest: &str,
+    path: SysPath,
+    captures: &Captures,
     req: &Request,
 ) -> Result<Response> {
     let data = &req.data;
-    let write = matches!(op, Operation::Create | Operation::Update);
     let ns_rel = ns.relative_to(&caller.ns).to_owned();
-    let (head, tail) = match rest.split_once('/') {
-        Some((h, t)) => (h, t),
-        None => (rest, ""),
-    };
-    match head {
-        "mounts" => mounts::handle_sys(core, ns, false, op, tail, data).await,
-        "auth" => mounts::handle_sys(core, ns, true, op, tail, data).await,
-        "policy" => policy::handle_sys(active, ns, true, op, tail, data).await,
-        "policies" => match tail.split_once('/') {
-            Some(("acl", name)) => policy::handle_sys(active, ns, false, op, name, data).await,
-            None if tail == "acl" => policy::handle_sys(active, ns, false, op, "", data).await,
-            _ => Err(CoreError::NotFound(format!(
-                "no handler for route \"sys/{rest}\". route entry not found."
-            ))),
-        },
-        "namespaces" => {
-            let r = namespace::handle_sys(&active.namespaces, ns, op, tail, data).await;
+    let target = captures.get("path");
+    match path {
+        SysPath::Mounts => mounts::handle_sys(core, ns, false, op, "", data).await,
+        SysPath::MountTune => {
+            mounts::handle_sys(core, ns, false, op, &format!("{target}/tune"), data).await
+        }
+        SysPath::Mount => mounts::handle_sys(core, ns, false, op, target, data).await,
+        SysPath::Auths => mounts::handle_sys(core, ns, true, op, "", data).await,
+        SysPath::AuthTune => {
+            mounts::handle_sys(core, ns, true, op, &format!("{target}/tune"), data).await
+        }
+        SysPath::Auth => mounts::handle_sys(core, ns, true, op, target, data).await,
+        SysPath::LegacyPolicies => policy::handle_sys(active, ns, true, op, "", data).await,
+        SysPath::LegacyPolicy => {
+            policy::handle_sys(active, ns, true, op, captures.get("name"), data).await
+        }
+        SysPath::Policies => policy::handle_sys(active, ns, false, op, "", data).await,
+        SysPath::Policy => {
+            policy::handle_sys(active, ns, false, op, captures.get("name"), data).await
+        }
+        SysPath::Namespaces | SysPath::Namespace => {
+            let r = namespace::handle_sys(&active.namespaces, ns, op, target, data).await;
             if op == Operation::Delete {
                 active.tokens.clear();
                 active.acls.clear();
             }
             r
         }
-        "capabilities-self" if write => policy::capabilities_response(&caller.acl, &ns_rel, data),
-        "capabilities" if write => {
+        SysPath::CapabilitiesSelf => policy::capabilities_response(&caller.acl, &ns_rel, data),
+        SysPath::Capabilities => {
             let t =
                 crate::field_str(data, "token").ok_or_else(|| CoreError::bad("missing token"))?;
             let other = token::authenticate(core, active, Some(&t), req.client_ip)
@@ -239,58 +312,51 @@ pub(crate) async fn handle(
             let rel = ns.relative_to(&other.ns).to_owned();
             policy::capabilities_response(&other.acl, &rel, data)
         }
-        "internal" if tail.starts_with("ui/mounts") => {
-            let path = tail.strip_prefix("ui/mounts").unwrap_or_default();
-            mounts::internal_ui_mounts(core, ns, &caller.acl, &ns_rel, path).await
+        SysPath::UiMounts => {
+            mounts::internal_ui_mounts(core, ns, &caller.acl, &ns_rel, target).await
         }
-        "seal" if write && ns.is_root() => {
+        SysPath::Seal if ns.is_root() => {
             core.seal().await;
             Ok(Response::none())
         }
-        "step-down" if write => Ok(Response::none()),
-        "rotate" if ns.is_root() => match (
-            op,
-            tail.trim_start_matches("keyring").trim_start_matches('/'),
-        ) {
-            (Operation::Create | Operation::Update, "") => {
-                core.barrier.rotate().await?;
-                Ok(Response::none())
+        SysPath::StepDown => Ok(Response::none()),
+        SysPath::Rotate if ns.is_root() => {
+            core.barrier.rotate().await?;
+            Ok(Response::none())
+        }
+        SysPath::RotateConfig if ns.is_root() && op == Operation::Read => {
+            let c = core.barrier.rotation_config()?;
+            Ok(Response::data(json!({
+                "max_operations": c.max_operations,
+                "interval": c.interval_secs,
+                "enabled": !c.disabled,
+            })))
+        }
+        SysPath::RotateConfig if ns.is_root() => {
+            let mut c = core.barrier.rotation_config()?;
+            if let Some(v) = data.get("max_operations") {
+                let n = util::as_i64(v).filter(|n| *n >= 0).ok_or_else(|| {
+                    CoreError::bad("max_operations must be a non-negative integer")
+                })?;
+                c.max_operations = n as u64;
             }
-            (Operation::Read, "config") => {
-                let c = core.barrier.rotation_config()?;
-                Ok(Response::data(json!({
-                    "max_operations": c.max_operations,
-                    "interval": c.interval_secs,
-                    "enabled": !c.disabled,
-                })))
+            if let Some(v) = data.get("interval") {
+                let s = util::parse_duration(v).map_err(CoreError::bad)?;
+                if s != 0 && s < 3600 {
+                    return Err(CoreError::bad(
+                        "interval must be 0 (disabled) or at least 1h",
+                    ));
+                }
+                c.interval_secs = s.max(0) as u64;
             }
-            (Operation::Create | Operation::Update, "config") => {
-                let mut c = core.barrier.rotation_config()?;
-                if let Some(v) = data.get("max_operations") {
-                    let n = util::as_i64(v).filter(|n| *n >= 0).ok_or_else(|| {
-                        CoreError::bad("max_operations must be a non-negative integer")
-                    })?;
-                    c.max_operations = n as u64;
-                }
-                if let Some(v) = data.get("interval") {
-                    let s = util::parse_duration(v).map_err(CoreError::bad)?;
-                    if s != 0 && s < 3600 {
-                        return Err(CoreError::bad(
-                            "interval must be 0 (disabled) or at least 1h",
-                        ));
-                    }
-                    c.interval_secs = s.max(0) as u64;
-                }
-                if let Some(v) = data.get("enabled") {
-                    c.disabled = !util::as_bool(v)
-                        .ok_or_else(|| CoreError::bad("enabled must be a boolean"))?;
-                }
-                core.barrier.set_rotation_config(c).await?;
-                Ok(Response::none())
+            if let Some(v) = data.get("enabled") {
+                c.disabled =
+                    !util::as_bool(v).ok_or_else(|| CoreError::bad("enabled must be a boolean"))?;
             }
-            _ => Err(CoreError::UnsupportedOperation),
-        },
-        "key-status" if ns.is_root() && op == Operation::Read => {
+            core.barrier.set_rotation_config(c).await?;
+            Ok(Response::none())
+        }
+        SysPath::KeyStatus if ns.is_root() => {
             let s = core.barrier.key_status()?;
             let mut r = Response::data(json!({
                 "term": s.term,
@@ -300,8 +366,25 @@ pub(crate) async fn handle(
             r.legacy_top_level = true;
             Ok(r)
         }
-        _ => Err(CoreError::NotFound(format!(
-            "no handler for route \"sys/{rest}\". route entry not found."
-        ))),
+        // Root-namespace paths asked in a child namespace, as OpenBao answers them.
+        SysPath::Seal | SysPath::Rotate | SysPath::RotateConfig | SysPath::KeyStatus => {
+            Err(CoreError::NotFound(format!(
+                "no handler for route \"sys/{}\". route entry not found.",
+                req.path.rsplit_once("sys/").map_or("", |(_, r)| r)
+            )))
+        }
+        SysPath::Init
+        | SysPath::SealStatus
+        | SysPath::Unseal
+        | SysPath::Health
+        | SysPath::Leader => unauthenticated(core, path, req).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_table_is_well_formed() {
+        crate::route::check_table(super::PATHS);
     }
 }

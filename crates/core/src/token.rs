@@ -26,6 +26,7 @@ use zeroize::Zeroizing;
 
 use crate::error::{CoreError, Result};
 use crate::namespace::NsState;
+use crate::route::PathSpec;
 use crate::view::TxnError;
 use crate::{policy, util, Active, Auth, Caller, Core, Operation, Request, Response};
 
@@ -543,25 +544,6 @@ pub(crate) async fn create_root_token(
     let _ = core;
     store_entry(&root, active, &e, &accessor).await?;
     Ok(Zeroizing::new(id))
-}
-
-/// The token store paths that act on the calling token itself (`auth/token/<rest>`).
-pub(crate) fn is_self_path(rest: &str) -> bool {
-    matches!(
-        rest.trim_end_matches('/'),
-        "lookup-self" | "renew-self" | "revoke-self"
-    )
-}
-
-/// Paths of the token store that also need `sudo`.
-pub(crate) fn needs_sudo(rest: &str, data: &Map<String, Value>) -> bool {
-    rest.starts_with("revoke-orphan")
-        || rest.starts_with("accessors")
-        || (rest == "create"
-            && data
-                .get("no_parent")
-                .and_then(util::as_bool)
-                .unwrap_or(false))
 }
 
 fn auth_json(e: &TokenEntry, id: &str, now: i64) -> Auth {
@@ -1084,29 +1066,96 @@ fn token_param<'a>(data: &'a Map<String, Value>) -> Result<std::borrow::Cow<'a, 
         .ok_or_else(|| CoreError::bad("missing token"))
 }
 
-/// `auth/token/<rest>`.
+/// What each token-store path is, for dispatch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum TokenPath {
+    Create,
+    CreateOrphan,
+    LookupSelf,
+    Lookup,
+    LookupAccessor,
+    RenewSelf,
+    Renew,
+    RenewAccessor,
+    RevokeSelf,
+    Revoke,
+    RevokeOrphan,
+    RevokeAccessor,
+    Accessors,
+    Roles,
+    Tidy,
+}
+
+impl TokenPath {
+    /// A token's own lookup, renewal and revocation: they also work from a namespace above
+    /// the token's own (answered in the token's namespace), as in OpenBao.
+    pub(crate) fn is_self(self) -> bool {
+        matches!(
+            self,
+            TokenPath::LookupSelf | TokenPath::RenewSelf | TokenPath::RevokeSelf
+        )
+    }
+}
+
+/// The token store's paths, relative to `auth/token/`. Sudo follows OpenBao's
+/// `PathsSpecial.Root` (`accessors*`); `create` with `no_parent` and `revoke-orphan` ask
+/// for sudo in their handlers, as OpenBao's do (a 400 that says so).
+pub(crate) static PATHS: &[PathSpec<TokenPath>] = {
+    use Operation::{List as L, Read as R, Update as W};
+    &[
+        PathSpec::new("create", &[W], TokenPath::Create),
+        PathSpec::new("create-orphan", &[W], TokenPath::CreateOrphan),
+        PathSpec::new("lookup-self", &[R, W], TokenPath::LookupSelf),
+        PathSpec::new("lookup", &[R, W], TokenPath::Lookup),
+        PathSpec::new("lookup-accessor", &[W], TokenPath::LookupAccessor),
+        PathSpec::new("renew-self", &[W], TokenPath::RenewSelf),
+        PathSpec::new("renew", &[W], TokenPath::Renew),
+        PathSpec::new("renew-accessor", &[W], TokenPath::RenewAccessor),
+        PathSpec::new("revoke-self", &[W], TokenPath::RevokeSelf),
+        PathSpec::new("revoke", &[W], TokenPath::Revoke),
+        PathSpec::new("revoke-orphan", &[W], TokenPath::RevokeOrphan),
+        PathSpec::new("revoke-accessor", &[W], TokenPath::RevokeAccessor),
+        PathSpec::new("accessors/?", &[L], TokenPath::Accessors).sudo(),
+        PathSpec::new("roles/?", &[L], TokenPath::Roles),
+        PathSpec::new("tidy", &[W], TokenPath::Tidy),
+    ]
+};
+
+/// `auth/token/<path>`: the ACL, sudo and the operation were checked by the core against
+/// the path's entry in [`PATHS`]; `sudo` says whether the caller holds it there.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn handle(
     core: &Core,
     active: &Active,
     ns: &Arc<NsState>,
     caller: &Caller,
-    op: Operation,
-    rest: &str,
+    path: TokenPath,
+    sudo: bool,
     req: &Request,
 ) -> Result<Response> {
     let data = &req.data;
     let now = util::now_secs();
-    let write = matches!(op, Operation::Create | Operation::Update);
-    match rest.trim_end_matches('/') {
-        "create" if write => create(core, active, ns, caller, false, data).await,
-        "create-orphan" if write => create(core, active, ns, caller, true, data).await,
-        "lookup-self" if matches!(op, Operation::Read) || write => Ok(Response::data(lookup_json(
+    match path {
+        TokenPath::Create => {
+            let no_parent = data
+                .get("no_parent")
+                .and_then(util::as_bool)
+                .unwrap_or(false);
+            if no_parent && !sudo {
+                return Err(CoreError::bad(
+                    "root or sudo privileges required to create orphan token",
+                ));
+            }
+            create(core, active, ns, caller, false, data).await
+        }
+        TokenPath::CreateOrphan => create(core, active, ns, caller, true, data).await,
+        TokenPath::LookupSelf => Ok(Response::data(lookup_json(
             &caller.entry,
             &caller.token_id,
             &caller.ns,
             now,
         ))),
-        "lookup" if write || op == Operation::Read => {
+        TokenPath::Lookup => {
             let id = token_param(data)?;
             let (e, ens) = resolve(core, active, &id)
                 .await?
@@ -1114,7 +1163,7 @@ pub(crate) async fn handle(
                 .ok_or_else(|| CoreError::Forbidden("bad token".into()))?;
             Ok(Response::data(lookup_json(&e, &id, &ens, now)))
         }
-        "lookup-accessor" if write => {
+        TokenPath::LookupAccessor => {
             let acc = crate::field_str(data, "accessor")
                 .ok_or_else(|| CoreError::bad("missing accessor"))?;
             let (e, ens) = by_accessor(active, ns, &acc)
@@ -1122,7 +1171,7 @@ pub(crate) async fn handle(
                 .ok_or_else(|| CoreError::bad("invalid accessor"))?;
             Ok(Response::data(lookup_json(&e, "", &ens, now)))
         }
-        "renew-self" if write => {
+        TokenPath::RenewSelf => {
             renew(
                 core,
                 active,
@@ -1133,14 +1182,14 @@ pub(crate) async fn handle(
             )
             .await
         }
-        "renew" if write => {
+        TokenPath::Renew => {
             let id = token_param(data)?;
             let (e, ens) = resolve(core, active, &id)
                 .await?
                 .ok_or_else(|| CoreError::bad("token not found"))?;
             renew(core, active, &ens, &e, &id, data).await
         }
-        "renew-accessor" if write => {
+        TokenPath::RenewAccessor => {
             let acc = crate::field_str(data, "accessor")
                 .ok_or_else(|| CoreError::bad("missing accessor"))?;
             let (e, ens) = by_accessor(active, ns, &acc)
@@ -1152,18 +1201,23 @@ pub(crate) async fn handle(
             }
             Ok(r)
         }
-        "revoke-self" if write => {
+        TokenPath::RevokeSelf => {
             revoke_tree(core, active, &caller.entry).await?;
             Ok(Response::none())
         }
-        "revoke" if write => {
+        TokenPath::Revoke => {
             let id = token_param(data)?;
             if let Some((e, _)) = resolve(core, active, &id).await? {
                 revoke_tree(core, active, &e).await?;
             }
             Ok(Response::none())
         }
-        "revoke-orphan" if write => {
+        TokenPath::RevokeOrphan => {
+            if !sudo {
+                return Err(CoreError::bad(
+                    "root or sudo privileges required to revoke and orphan",
+                ));
+            }
             let id = token_param(data)?;
             // Unlike `revoke`, OpenBao says when there is nothing to revoke here.
             let (e, ens) = resolve(core, active, &id)
@@ -1172,7 +1226,7 @@ pub(crate) async fn handle(
             revoke_orphan(active, &ens, &e).await?;
             Ok(Response::none())
         }
-        "revoke-accessor" if write => {
+        TokenPath::RevokeAccessor => {
             let acc = crate::field_str(data, "accessor")
                 .ok_or_else(|| CoreError::bad("missing accessor"))?;
             match by_accessor(active, ns, &acc).await? {
@@ -1187,7 +1241,7 @@ pub(crate) async fn handle(
                 }),
             }
         }
-        "accessors" if op == Operation::List => {
+        TokenPath::Accessors => {
             let mut keys = Vec::new();
             for (_, v) in ns.view.scan("sys/token/id/", None, usize::MAX).await? {
                 if let Ok(e) = serde_json::from_slice::<TokenEntry>(&v) {
@@ -1200,21 +1254,11 @@ pub(crate) async fn handle(
             keys.sort();
             Ok(Response::list(keys))
         }
-        "roles" if op == Operation::List || op == Operation::Read => {
-            Err(CoreError::NotFound(String::new()))
-        }
-        "tidy" if write => {
+        TokenPath::Roles => Err(CoreError::NotFound(String::new())),
+        TokenPath::Tidy => {
             tidy(core, active).await?;
             Ok(Response::none().with_warning("Tidy operation successfully completed."))
         }
-        "create" | "create-orphan" | "lookup-self" | "lookup" | "lookup-accessor"
-        | "renew-self" | "renew" | "renew-accessor" | "revoke-self" | "revoke"
-        | "revoke-orphan" | "revoke-accessor" | "accessors" | "tidy" => {
-            Err(CoreError::UnsupportedOperation)
-        }
-        other => Err(CoreError::NotFound(format!(
-            "no handler for route \"auth/token/{other}\". route entry not found."
-        ))),
     }
 }
 

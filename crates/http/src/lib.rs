@@ -11,6 +11,7 @@
 //! Architecture invariant: handlers hold no policy and touch no storage; they translate
 //! and call [`strongroom_core::Core::handle`], nothing else.
 
+pub mod path;
 mod serve;
 mod tls;
 
@@ -81,6 +82,13 @@ impl App {
     pub async fn call(&self, req: hyper::Request<Incoming>, peer: SocketAddr) -> HttpResponse {
         let (parts, body) = req.into_parts();
         let path = parts.uri.path();
+        // A request target starting `//` is read by Go as an authority and a path outside
+        // `/v1/`: OpenBao answers it 404, and so do we, without cleaning it.
+        if !path.starts_with("//") {
+            if let Some(target) = path::redirect_target(path) {
+                return redirect(target, parts.uri.query());
+            }
+        }
         if path.len() <= "/v1/".len() || !path.starts_with("/v1/") {
             return self.document(&parts.method, path);
         }
@@ -119,6 +127,24 @@ impl App {
                 r
             }
         }
+    }
+}
+
+/// `307` to the clean form of the request's path, the query kept, as OpenBao answers a path
+/// that is not clean (see [`path`]). The method and body are kept by clients that follow.
+fn redirect(mut target: String, query: Option<&str>) -> HttpResponse {
+    if let Some(q) = query {
+        target.push('?');
+        target.push_str(q);
+    }
+    let mut r = HttpResponse::new(Full::default());
+    *r.status_mut() = StatusCode::TEMPORARY_REDIRECT;
+    match HeaderValue::from_str(&target) {
+        Ok(v) => {
+            r.headers_mut().insert(header::LOCATION, v);
+            r
+        }
+        Err(_) => error_response(&CoreError::bad("invalid request path")),
     }
 }
 
@@ -433,7 +459,10 @@ async fn handle(
             data.entry(k).or_insert(v);
         }
     }
-    let mut path = uri.path().strip_prefix("/v1/").unwrap_or("").to_owned();
+    let mut path = match path::decode(uri.path().strip_prefix("/v1/").unwrap_or("")) {
+        Ok(p) => p.into_owned(),
+        Err(e) => return error_response(&CoreError::bad(e)),
+    };
     // A list names a directory: OpenBao adds the trailing slash before routing and the ACL
     // check, so `LIST secret/metadata` is allowed by a rule on `secret/metadata/*`.
     if op == Operation::List && !path.ends_with('/') {

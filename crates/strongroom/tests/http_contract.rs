@@ -743,3 +743,74 @@ fn shutdown_finishes_in_flight_requests_and_closes_idle_connections() {
     assert!(status.success(), "{status:?}\n{}", s.logs());
     assert!(TcpStream::connect(&host).is_err(), "still accepting");
 }
+
+/// Paths are percent-decoded once, at the edge, after cleaning: a key with a space is
+/// stored and listed as the client named it (hvac sends `team%20a`), so a policy rule on
+/// `team a/` governs it; an escaped `.` segment is refused, never cleaned.
+#[test]
+fn escaped_paths_are_decoded_once_as_in_openbao() {
+    let ours = strongroom_dev();
+    let theirs = openbao_dev();
+    for s in [&ours, &theirs] {
+        let n = s.name;
+        let t = Some(ROOT);
+        let w = http(
+            "PUT",
+            &s.url("secret/data/team%20a/db"),
+            t,
+            &[],
+            Some(br#"{"data":{"k":"v"}}"#),
+        );
+        assert_eq!(w.status, 200, "{n}: {}", w.body);
+        let l = http("LIST", &s.url("secret/metadata/"), t, &[], None);
+        assert_eq!(l.json()["data"]["keys"], json!(["team a/"]), "{n}");
+        let r = http("GET", &s.url("secret/data/team a/db"), t, &[], None);
+        assert_eq!(
+            r.status, 400,
+            "{n}: a raw space is not a valid request line"
+        );
+        let r = http("GET", &s.url("secret/data/team%20a%2Fdb"), t, &[], None);
+        assert_eq!(r.json()["data"]["data"], json!({"k": "v"}), "{n}");
+
+        // A policy that denies `team a/*` denies what the encoded path names.
+        let policy = r#"path "secret/data/*" { capabilities = ["read"] }
+path "secret/data/team a/*" { capabilities = ["deny"] }"#;
+        let p = http(
+            "PUT",
+            &s.url("sys/policies/acl/team"),
+            t,
+            &[],
+            Some(json!({ "policy": policy }).to_string().as_bytes()),
+        );
+        assert!(p.status < 300, "{n}: {}", p.body);
+        let c = http(
+            "POST",
+            &s.url("auth/token/create"),
+            t,
+            &[],
+            Some(br#"{"policies":["team"]}"#),
+        );
+        let tok = c.json()["auth"]["client_token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let r = http(
+            "GET",
+            &s.url("secret/data/team%20a/db"),
+            Some(&tok),
+            &[],
+            None,
+        );
+        assert_eq!(r.status, 403, "{n}: {}", r.body);
+
+        let r = http("GET", &s.url("sys/%2e/seal-status"), t, &[], None);
+        assert_eq!(r.status, 400, "{n}: {}", r.body);
+        assert!(
+            r.body.contains("relative paths not supported"),
+            "{n}: {}",
+            r.body
+        );
+        let r = http("GET", &s.url("sys/seal-status%zz"), t, &[], None);
+        assert_eq!(r.status, 400, "{n}: {}", r.body);
+    }
+}
