@@ -23,6 +23,7 @@
 //! Architecture invariant: this crate is the only place that decides allow or deny; it does
 //! not know about HTTP, storage or tokens.
 
+pub mod duration;
 mod parse;
 
 use std::cmp::Reverse;

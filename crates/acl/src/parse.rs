@@ -137,7 +137,7 @@ fn hcl_to_json(text: &str) -> Result<Value, PolicyError> {
     Ok(Value::Object(root))
 }
 
-/// Whether a TTL in a policy (`"1h"`, `"90s"`, `"30"`, or a number of seconds) is above
+/// Whether a TTL in a policy (`"1h30m"`, `"90s"`, `"30"`, or a number of seconds) is above
 /// zero; anything else is refused, as OpenBao refuses a policy it cannot parse.
 fn positive_duration(path: &str, key: &str, v: &Value) -> Result<bool, PolicyError> {
     let invalid = || PolicyError::InvalidPath {
@@ -145,16 +145,9 @@ fn positive_duration(path: &str, key: &str, v: &Value) -> Result<bool, PolicyErr
         problem: format!("{key} must be a duration such as \"30s\" or \"1h\""),
     };
     match v {
-        Value::Number(n) => n.as_f64().map(|x| x > 0.0).ok_or_else(invalid),
-        Value::String(t) => {
-            let t = t.trim();
-            let digits = t.trim_end_matches(|c: char| c.is_ascii_alphabetic());
-            let unit = &t[digits.len()..];
-            match (digits.parse::<u64>(), unit) {
-                (Ok(n), "" | "s" | "m" | "h" | "d") => Ok(n > 0),
-                _ => Err(invalid()),
-            }
-        }
+        Value::Number(_) | Value::String(_) => crate::duration::parse_duration(v)
+            .map(|secs| secs > 0)
+            .map_err(|_| invalid()),
         _ => Err(invalid()),
     }
 }

@@ -82,6 +82,10 @@ fn a_rule_requiring_wrapped_responses_allows_nothing_here() {
     assert!(!a.allows(Operation::Update, "s/min", None));
     assert!(a.allows(Operation::Read, "s/max", None));
     assert!(a.allows(Operation::Read, "s/zero", None));
+    // The one duration syntax of the server: compound durations too.
+    let compound = "path \"s\" {\n  capabilities = [\"read\"]\n  min_wrapping_ttl = \"1h30m\"\n}";
+    let a = Acl::new(&[Policy::parse("c", compound).unwrap()]);
+    assert!(!a.allows(Operation::Read, "s", None));
     for bad in ["\"soon\"", "\"1 fortnight\"", "true"] {
         let text =
             format!("path \"s\" {{\n  capabilities = [\"read\"]\n  min_wrapping_ttl = {bad}\n}}");

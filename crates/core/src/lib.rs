@@ -39,7 +39,7 @@ use strongroom_storage::Storage;
 use zeroize::Zeroizing;
 
 pub use error::{CoreError, Result};
-pub use request::{Auth, InlineAuth, Operation, Request, Response};
+pub use request::{Auth, Body, InlineAuth, Operation, Request, Response};
 pub use token::TokenEntry;
 
 use namespace::{NsState, Registry};

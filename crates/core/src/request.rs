@@ -91,20 +91,30 @@ impl std::fmt::Debug for Auth {
     }
 }
 
-/// A response. `None` data and no auth and no warnings = 204. Its `Debug` shows the names
-/// in `data` and `raw`, not their values (a KV read's data is the secret).
+/// What a response carries besides `auth` and `warnings`.
+#[derive(Clone, Default)]
+pub enum Body {
+    /// No data: with no auth and no warnings either, a 204.
+    #[default]
+    Empty,
+    /// The envelope's `data`.
+    Data(Value),
+    /// The envelope's `data` as JSON text, written verbatim (a KV read writes the stored
+    /// secret's JSON around its metadata without building values). Zeroized.
+    DataText(std::sync::Arc<strongroom_barrier::secret::SecretText>),
+    /// This JSON as the whole body, no envelope (sys/health, sys/seal-status…).
+    Raw(Value),
+}
+
+/// A response. An empty body, no auth and no warnings = 204. Its `Debug` shows the names
+/// in its body, not their values (a KV read's data is the secret).
 #[derive(Clone, Default)]
 pub struct Response {
-    pub data: Option<Value>,
-    /// The data as JSON text, written verbatim in place of `data` (a KV read writes the
-    /// stored secret's JSON around its metadata without building values). Zeroized.
-    pub data_text: Option<std::sync::Arc<strongroom_barrier::secret::SecretText>>,
+    pub body: Body,
     pub auth: Option<Auth>,
     pub warnings: Vec<String>,
     /// Overrides the status (e.g. 404 with a body for a deleted KV version).
     pub status: Option<u16>,
-    /// Answer with this JSON as the whole body, no envelope (sys/health, sys/seal-status…).
-    pub raw: Option<Value>,
     /// Copy `data`'s keys to the top level as well (legacy sys/mounts, sys/policy).
     pub legacy_top_level: bool,
     pub lease_duration: i64,
@@ -114,7 +124,7 @@ pub struct Response {
 impl Response {
     pub fn data(v: Value) -> Self {
         Response {
-            data: Some(v),
+            body: Body::Data(v),
             ..Default::default()
         }
     }
@@ -123,7 +133,7 @@ impl Response {
     }
     pub fn raw(status: u16, v: Value) -> Self {
         Response {
-            raw: Some(v),
+            body: Body::Raw(v),
             status: Some(status),
             ..Default::default()
         }
@@ -135,18 +145,32 @@ impl Response {
         self.warnings.push(w.into());
         self
     }
-    pub fn is_empty(&self) -> bool {
-        self.data.is_none()
-            && self.data_text.is_none()
-            && self.auth.is_none()
-            && self.warnings.is_empty()
-            && self.raw.is_none()
+    pub fn data_text(text: std::sync::Arc<strongroom_barrier::secret::SecretText>) -> Self {
+        Response {
+            body: Body::DataText(text),
+            ..Default::default()
+        }
     }
-    /// The data as a value, whether it was built as one or written as text.
+    pub fn is_empty(&self) -> bool {
+        matches!(self.body, Body::Empty) && self.auth.is_none() && self.warnings.is_empty()
+    }
+    /// The envelope's data as a value, whether it was built as one or written as text.
     pub fn data_value(&self) -> Option<Value> {
-        match &self.data_text {
-            Some(t) => serde_json::from_str(t).ok(),
-            None => self.data.clone(),
+        match &self.body {
+            Body::Data(v) => Some(v.clone()),
+            Body::DataText(t) => serde_json::from_str(t).ok(),
+            Body::Empty | Body::Raw(_) => None,
+        }
+    }
+    /// The envelope's data, taken out as a value (text is parsed); the body is left empty.
+    pub fn take_data(&mut self) -> Option<Value> {
+        match std::mem::take(&mut self.body) {
+            Body::Data(v) => Some(v),
+            Body::DataText(t) => serde_json::from_str(&t).ok(),
+            other => {
+                self.body = other;
+                None
+            }
         }
     }
 }
@@ -191,15 +215,24 @@ impl std::fmt::Debug for InlineAuth {
     }
 }
 
+impl std::fmt::Debug for Body {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Body::Empty => f.write_str("Empty"),
+            Body::Data(v) => f.debug_tuple("Data").field(&Keys(Some(v))).finish(),
+            Body::DataText(_) => f.write_str("DataText(<redacted>)"),
+            Body::Raw(v) => f.debug_tuple("Raw").field(&Keys(Some(v))).finish(),
+        }
+    }
+}
+
 impl std::fmt::Debug for Response {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Response")
-            .field("data", &Keys(self.data.as_ref()))
-            .field("data_text", &self.data_text.as_ref().map(|_| "<redacted>"))
+            .field("body", &self.body)
             .field("auth", &self.auth)
             .field("warnings", &self.warnings)
             .field("status", &self.status)
-            .field("raw", &Keys(self.raw.as_ref()))
             .field("legacy_top_level", &self.legacy_top_level)
             .field("lease_duration", &self.lease_duration)
             .field("renewable", &self.renewable)
@@ -223,21 +256,18 @@ mod tests {
             namespace: String::new(),
         });
         let resp = Response {
-            data: Some(json!({"data": {"password": "hunter2"}})),
+            body: Body::Data(json!({"data": {"password": "hunter2"}})),
             auth: Some(Auth {
                 client_token: "hvs.issued".into(),
                 ..Default::default()
             }),
             ..Default::default()
         };
-        let text = Response {
-            data_text: Some(std::sync::Arc::new(
-                strongroom_barrier::secret::SecretText::new(
-                    r#"{"data":{"password":"s3cr3t"}}"#.to_owned(),
-                ),
-            )),
-            ..Default::default()
-        };
+        let text = Response::data_text(std::sync::Arc::new(
+            strongroom_barrier::secret::SecretText::new(
+                r#"{"data":{"password":"s3cr3t"}}"#.to_owned(),
+            ),
+        ));
         let shown = format!("{req:?} {resp:?} {text:?}");
         for secret in [
             "hvs.the-token",

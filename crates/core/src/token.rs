@@ -1447,7 +1447,7 @@ mod tests {
             )
             .await
             .unwrap();
-        assert_eq!(r.data.unwrap()["accessor"], first_accessor);
+        assert_eq!(r.data_value().unwrap()["accessor"], first_accessor);
         // Generated ids keep working beside it.
         let a = token(&core, "", "1h").await;
         let b = token(&core, "", "1h").await;

@@ -112,63 +112,7 @@ pub fn parse_rfc3339(s: &str) -> Option<i128> {
         .map(|t| t.unix_timestamp_nanos())
 }
 
-/// Parse an OpenBao duration: an integer number of seconds (number or string), or a Go
-/// duration string (`1h30m`, `768h`, `10s`, `500ms`, also `d` for days). Returns seconds.
-pub fn parse_duration(v: &Value) -> Result<i64, String> {
-    match v {
-        Value::Number(n) => n
-            .as_i64()
-            .or_else(|| n.as_f64().map(|f| f as i64))
-            .ok_or_else(|| format!("invalid duration {n}")),
-        Value::String(s) => parse_duration_str(s),
-        Value::Null => Ok(0),
-        other => Err(format!("invalid duration {other}")),
-    }
-}
-
-pub fn parse_duration_str(s: &str) -> Result<i64, String> {
-    let s = s.trim();
-    if s.is_empty() {
-        return Ok(0);
-    }
-    if let Ok(n) = s.parse::<i64>() {
-        return Ok(n);
-    }
-    let err = || format!("invalid duration {s:?}: use seconds or a duration like 30m, 1h, 768h");
-    let (neg, mut rest) = match s.strip_prefix('-') {
-        Some(r) => (true, r),
-        None => (false, s.strip_prefix('+').unwrap_or(s)),
-    };
-    let mut total_nanos: f64 = 0.0;
-    while !rest.is_empty() {
-        let num_end = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(err)?;
-        if num_end == 0 {
-            return Err(err());
-        }
-        let num: f64 = rest[..num_end].parse().map_err(|_| err())?;
-        rest = &rest[num_end..];
-        let unit_end = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let unit = &rest[..unit_end];
-        rest = &rest[unit_end..];
-        let mult = match unit {
-            "ns" => 1.0,
-            "us" | "\u{b5}s" | "\u{3bc}s" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
-            "d" => 86400e9,
-            _ => return Err(err()),
-        };
-        total_nanos += num * mult;
-    }
-    let secs = (total_nanos / 1e9) as i64;
-    Ok(if neg { -secs } else { secs })
-}
+pub use strongroom_acl::duration::{parse_duration, parse_duration_str};
 
 /// Go's `time.Duration.String()` for whole seconds: `0s`, `45s`, `3m0s`, `1h0m0s`.
 pub fn format_duration(secs: i64) -> String {
@@ -405,7 +349,6 @@ pub fn as_string_list(v: &Value) -> Option<Vec<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     #[test]
     fn rfc3339_and_decimals_written_directly_match_the_time_crate_and_std() {
@@ -500,14 +443,6 @@ mod tests {
 
     #[test]
     fn durations() {
-        assert_eq!(parse_duration(&json!(30)).unwrap(), 30);
-        assert_eq!(parse_duration(&json!("30")).unwrap(), 30);
-        assert_eq!(parse_duration(&json!("1h30m")).unwrap(), 5400);
-        assert_eq!(parse_duration(&json!("768h")).unwrap(), 2_764_800);
-        assert_eq!(parse_duration(&json!("1d")).unwrap(), 86400);
-        assert_eq!(parse_duration(&json!("1.5h")).unwrap(), 5400);
-        assert!(parse_duration(&json!("abc")).is_err());
-        assert!(parse_duration(&json!("10x")).is_err());
         assert_eq!(format_duration(0), "0s");
         assert_eq!(format_duration(45), "45s");
         assert_eq!(format_duration(180), "3m0s");

@@ -24,7 +24,7 @@ use hyper::body::{Bytes, Incoming};
 use hyper::header::{self, HeaderValue};
 use hyper::{HeaderMap, Method, StatusCode, Uri};
 use serde_json::{json, Map, Value};
-use strongroom_core::{Core, CoreError, InlineAuth, Operation, Request, Response};
+use strongroom_core::{Body, Core, CoreError, InlineAuth, Operation, Request, Response};
 
 pub use serve::{serve, Listener};
 pub use tls::{load_tls_config, TlsListener};
@@ -496,20 +496,18 @@ async fn handle(
 }
 
 fn success_response(r: Response) -> HttpResponse {
-    if let Some(raw) = &r.raw {
-        let status = StatusCode::from_u16(r.status.unwrap_or(200)).unwrap_or(StatusCode::OK);
-        return json_response(status, raw);
-    }
-    if r.is_empty() {
-        let mut resp = HttpResponse::new(Full::default());
-        *resp.status_mut() = StatusCode::NO_CONTENT;
-        return resp;
-    }
     let status = StatusCode::from_u16(r.status.unwrap_or(200)).unwrap_or(StatusCode::OK);
-    // Data given as text is written verbatim, once checked to be one JSON value.
-    let data = match r.data_text.as_deref() {
-        None => Data::Value(&r.data),
-        Some(text) => match serde_json::from_str(text) {
+    let data = match &r.body {
+        Body::Raw(raw) => return json_response(status, raw),
+        _ if r.is_empty() => {
+            let mut resp = HttpResponse::new(Full::default());
+            *resp.status_mut() = StatusCode::NO_CONTENT;
+            return resp;
+        }
+        Body::Empty => Data::Value(None),
+        Body::Data(v) => Data::Value(Some(v)),
+        // Data given as text is written verbatim, once checked to be one JSON value.
+        Body::DataText(text) => match serde_json::from_str(text) {
             Ok(raw) => Data::Text(raw),
             Err(_) => {
                 return error_response(&CoreError::Internal(
@@ -559,7 +557,7 @@ struct Envelope<'a> {
 #[derive(serde::Serialize)]
 #[serde(untagged)]
 enum Data<'a> {
-    Value(&'a Option<Value>),
+    Value(Option<&'a Value>),
     Text(&'a serde_json::value::RawValue),
 }
 

@@ -6,79 +6,12 @@
 
 /// mimalloc instead of glibc malloc: with glibc, a buffer allocated on one tokio worker
 /// and freed on the other takes the first worker's arena lock, and under load those locks
-/// put futex waits on every request (batch logins: one futex call each). Transparent huge
-/// pages would back mimalloc's reserved arenas 2 MiB at a time (~7 MiB more idle RSS):
-/// it is built with `no_thp` so it never asks for them, and `NO_THP` turns them off for
-/// the process where the host gives them unasked (THP `always`).
+/// put futex waits on every request. Transparent huge pages would back mimalloc's reserved
+/// arenas 2 MiB at a time (~7 MiB more idle RSS): it is built with `no_thp` so it never
+/// asks for them, and `NO_THP` turns them off for the process where the host gives them
+/// unasked (THP `always`).
 #[global_allocator]
-static GLOBAL: Mimalloc = Mimalloc;
-
-/// mimalloc's plain entry points wherever a plain block is aligned enough. Its aligned
-/// ones (which the `mimalloc` crate calls for every allocation) serve a block over 1 KiB
-/// whose size class is not a power of two by over-allocating, a slower path and a larger
-/// block, even when the alignment asked for is the 1 or 8 bytes every mimalloc block has:
-/// a cold KV read made eight such allocations (the value read, its plaintext, buffers).
-struct Mimalloc;
-
-/// What every mimalloc block is aligned to: its blocks are whole words, in whole-word
-/// size classes (and `mi_malloc` is a C `malloc`, which guarantees more).
-const PLAIN_ALIGN: usize = std::mem::size_of::<usize>();
-
-/// A new block for `layout`: `plain(size)` where a plain block is aligned enough, else
-/// `aligned(size, align)`.
-///
-/// # Safety
-/// `plain` and `aligned` are a pair of mimalloc's allocation functions.
-#[inline(always)]
-unsafe fn new_block(
-    layout: std::alloc::Layout,
-    plain: unsafe extern "C" fn(usize) -> *mut std::ffi::c_void,
-    aligned: unsafe extern "C" fn(usize, usize) -> *mut std::ffi::c_void,
-) -> *mut u8 {
-    // SAFETY: FFI calls with a size (and a power-of-two alignment), as the caller pairs.
-    unsafe {
-        if layout.align() <= PLAIN_ALIGN {
-            plain(layout.size()).cast()
-        } else {
-            aligned(layout.size(), layout.align()).cast()
-        }
-    }
-}
-
-// SAFETY: every block comes from mimalloc and goes back to it through `mi_free` (which
-// takes blocks of both entry points); a layout aligned beyond `PLAIN_ALIGN` always takes
-// the aligned entry points, in `realloc` too (a block keeps its layout's alignment).
-unsafe impl std::alloc::GlobalAlloc for Mimalloc {
-    #[inline]
-    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
-        use libmimalloc_sys::{mi_malloc, mi_malloc_aligned};
-        // SAFETY: mimalloc's allocation functions for this layout.
-        unsafe { new_block(layout, mi_malloc, mi_malloc_aligned) }
-    }
-    #[inline]
-    unsafe fn alloc_zeroed(&self, layout: std::alloc::Layout) -> *mut u8 {
-        use libmimalloc_sys::{mi_zalloc, mi_zalloc_aligned};
-        // SAFETY: mimalloc's zeroing allocation functions for this layout.
-        unsafe { new_block(layout, mi_zalloc, mi_zalloc_aligned) }
-    }
-    #[inline]
-    unsafe fn dealloc(&self, ptr: *mut u8, _layout: std::alloc::Layout) {
-        // SAFETY: `ptr` came from this allocator, that is from mimalloc.
-        unsafe { libmimalloc_sys::mi_free(ptr.cast()) }
-    }
-    #[inline]
-    unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, new_size: usize) -> *mut u8 {
-        use libmimalloc_sys::{mi_realloc, mi_realloc_aligned};
-        // SAFETY: `ptr` came from this allocator with `layout`, as the caller guarantees.
-        unsafe {
-            if layout.align() <= PLAIN_ALIGN {
-                mi_realloc(ptr.cast(), new_size).cast()
-            } else {
-                mi_realloc_aligned(ptr.cast(), new_size, layout.align()).cast()
-            }
-        }
-    }
-}
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Opts the process out of transparent huge pages before its first allocation: a
 /// constructor with an init priority runs before the runtime's (and mimalloc's) first

@@ -22,7 +22,7 @@ use strongroom_barrier::BarrierOp;
 use crate::error::{CoreError, Result};
 use crate::util::{self, now_nanos, rfc3339_nanos};
 use crate::view::{TxnError, View};
-use crate::{Operation, Response};
+use crate::{Body, Operation, Response};
 
 const DEFAULT_MAX_VERSIONS: usize = 10;
 const MAX_RETRIES: usize = 64;
@@ -699,10 +699,7 @@ async fn read_data(view: &View, path: &str, data: &Map<String, Value>) -> Result
         return Ok(r);
     }
     if let Some(text) = meta.response_text(version)? {
-        return Ok(Response {
-            data_text: Some(text),
-            ..Default::default()
-        });
+        return Ok(Response::data_text(text));
     }
     // Any other version (or any, in a record written before the current one moved into
     // it) has a key of its own.
@@ -752,10 +749,7 @@ async fn subkeys(view: &View, path: &str, data: &Map<String, Value>) -> Result<R
     if depth < 0 {
         return Err(CoreError::bad("depth must be a non-negative integer"));
     }
-    if let Some(text) = r.data_text.take() {
-        r.data = serde_json::from_str(&text).ok();
-    }
-    if let Some(Value::Object(body)) = r.data.take() {
+    if let Some(Value::Object(body)) = r.take_data() {
         let sub = body
             .get("data")
             .map(|d| {
@@ -766,7 +760,7 @@ async fn subkeys(view: &View, path: &str, data: &Map<String, Value>) -> Result<R
                 }
             })
             .unwrap_or(Value::Null);
-        r.data = Some(
+        r.body = Body::Data(
             json!({ "subkeys": sub, "metadata": body.get("metadata").cloned().unwrap_or(Value::Null) }),
         );
     }
@@ -1133,15 +1127,23 @@ mod tests {
             .await;
         let get = || core.root_ok(Operation::Read, "secret/data/app", json!({}));
         let (first, second, third) = (get().await, get().await, get().await);
-        let text = second.data_text.clone().unwrap();
+        let Body::DataText(text) = second.body.clone() else {
+            panic!("the current version is answered as text")
+        };
         let value = second.data_value().unwrap();
         assert_eq!(value["data"], data);
         assert_eq!(value["metadata"]["version"], 1);
         // Byte for byte what serializing the value-built data gives.
         assert_eq!(serde_json::to_string(&value).unwrap(), text.as_str());
-        assert_eq!(first.data_text.unwrap().as_str(), text.as_str());
+        let Body::DataText(first) = first.body else {
+            panic!("text")
+        };
+        assert_eq!(first.as_str(), text.as_str());
         // Built once per cached record, and a change of the record gives a new one.
-        assert!(std::sync::Arc::ptr_eq(&text, &third.data_text.unwrap()));
+        let Body::DataText(third) = third.body else {
+            panic!("text")
+        };
+        assert!(std::sync::Arc::ptr_eq(&text, &third));
         let team = json!({"custom_metadata": {"team": "a"}});
         core.root_ok(Operation::Update, "secret/metadata/app", team)
             .await;
