@@ -13,6 +13,7 @@
 //! Architecture invariant: nothing here knows about HTTP; every persistent byte goes
 //! through the barrier via a [`view::View`]; no handler decides access on its own.
 
+pub mod api;
 mod codec;
 pub mod error;
 mod jwks;
