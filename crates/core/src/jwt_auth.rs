@@ -95,6 +95,13 @@ pub struct JwtRole {
     pub allowed_redirect_uris: Vec<String>,
 }
 
+/// A jwt mount's caches (JWKS, verified JWTs, parsed roles, inline logins) are stale once
+/// its config (`auth/<uuid>/config`) or a role (`auth/<uuid>/role/<name>`) changes.
+pub(crate) fn stale_by(_key: &str, rel: &str) -> Option<crate::Stale> {
+    let (_uuid, rest) = rel.strip_prefix("auth/")?.split_once('/')?;
+    (rest == "config" || rest.starts_with("role/")).then_some(crate::Stale::JwtLogins)
+}
+
 fn mount_view(ns: &NsState, m: &MountEntry) -> View {
     ns.view.sub(&format!("auth/{}/", m.uuid))
 }

@@ -776,39 +776,34 @@ impl Core {
     }
 
     /// Drop cached state a write to `event` (`k:<key>`, `p:<prefix>` or `*`) affects.
+    /// A key is mapped to the caches it stales by the modules that keep them
+    /// ([`Stale::of_key`]); a prefix or `*` (a lagging listener) stales everything.
     pub async fn invalidate(&self, event: &str) {
         let Ok(active) = self.active() else { return };
-        let key = event
-            .strip_prefix("k:")
-            .or_else(|| event.strip_prefix("p:"));
-        let everything = key.is_none() || event.starts_with("p:");
-        let key = key.unwrap_or("");
-        if everything || key.contains("sys/token/") {
-            match key.rsplit_once("sys/token/id/") {
-                Some((_, hash)) if !everything => active.tokens.remove(hash),
-                _ => active.tokens.clear(),
-            }
-        }
-        if everything || key.contains("sys/policy/") {
-            active.acls.clear();
-        }
-        if everything
-            || key.ends_with("sys/mounts")
-            || key.ends_with("sys/auth")
-            || key.starts_with("core/ns-")
-        {
-            active.namespaces.clear_caches();
-            if let Err(e) = active.namespaces.load_root().await {
-                tracing::warn!(error = %e, "reloading root mount tables failed");
-            }
-        }
-        if everything || key.contains("/config") || key.contains("/role/") {
-            self.jwks.clear();
-            self.forget_jwt_logins();
-        }
-        if everything || key == strongroom_barrier::KEYRING_PATH {
-            if let Err(e) = self.barrier.reload_keyring().await {
-                tracing::warn!(error = %e, "reloading the keyring failed");
+        let stale = match event.strip_prefix("k:") {
+            Some(key) => Stale::of_key(key),
+            None => Stale::everything(),
+        };
+        for s in stale {
+            match s {
+                Stale::Token(hash) => active.tokens.remove(&hash),
+                Stale::Tokens => active.tokens.clear(),
+                Stale::Acls => active.acls.clear(),
+                Stale::Namespaces => {
+                    active.namespaces.clear_caches();
+                    if let Err(e) = active.namespaces.load_root().await {
+                        tracing::warn!(error = %e, "reloading root mount tables failed");
+                    }
+                }
+                Stale::JwtLogins => {
+                    self.jwks.clear();
+                    self.forget_jwt_logins();
+                }
+                Stale::Keyring => {
+                    if let Err(e) = self.barrier.reload_keyring().await {
+                        tracing::warn!(error = %e, "reloading the keyring failed");
+                    }
+                }
             }
         }
     }
@@ -823,6 +818,56 @@ impl Core {
             tracing::warn!(error = %e, "automatic key rotation failed");
         }
         token::tidy(self, &active).await
+    }
+}
+
+/// A cache that a write committed by another node may have made stale, named by the
+/// module that keeps it. Each module says which of its storage keys stale what
+/// (`token::stale_by`, `policy::stale_by`, `namespace::stale_by`, `jwt_auth::stale_by`);
+/// a key no module claims (a secret's) stales nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Stale {
+    /// One token's parsed entry, by its stored hash.
+    Token(String),
+    Tokens,
+    /// Compiled ACLs.
+    Acls,
+    /// Loaded namespaces and their mount tables.
+    Namespaces,
+    /// JWKS documents, verified JWTs, parsed jwt roles and inline logins.
+    JwtLogins,
+    /// The barrier's keyring.
+    Keyring,
+}
+
+impl Stale {
+    fn everything() -> Vec<Stale> {
+        vec![
+            Stale::Tokens,
+            Stale::Acls,
+            Stale::Namespaces,
+            Stale::JwtLogins,
+            Stale::Keyring,
+        ]
+    }
+
+    /// The caches a write of the storage key `key` stales.
+    fn of_key(key: &str) -> Vec<Stale> {
+        if key == strongroom_barrier::KEYRING_PATH {
+            return vec![Stale::Keyring];
+        }
+        // The key inside its namespace: `namespaces/<id>/` is a child namespace's prefix.
+        let rel = key
+            .strip_prefix("namespaces/")
+            .and_then(|r| r.split_once('/'))
+            .map_or(key, |(_, rel)| rel);
+        let owners: [fn(&str, &str) -> Option<Stale>; 4] = [
+            token::stale_by,
+            policy::stale_by,
+            namespace::stale_by,
+            jwt_auth::stale_by,
+        ];
+        owners.iter().filter_map(|f| f(key, rel)).collect()
     }
 }
 
@@ -847,6 +892,38 @@ pub(crate) fn field_str<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_storage_key_stales_only_what_its_owner_caches() {
+        let u = "0f8e2a4c-1b3d-4e5f-8a9b-0c1d2e3f4a5b";
+        for (key, want) in [
+            ("sys/token/id/h1", vec![Stale::Token("h1".into())]),
+            (
+                "namespaces/ab/sys/token/id/h2",
+                vec![Stale::Token("h2".into())],
+            ),
+            ("sys/token/accessor/a1", vec![Stale::Tokens]),
+            ("sys/policy/dev", vec![Stale::Acls]),
+            ("namespaces/ab/sys/policy/dev", vec![Stale::Acls]),
+            ("sys/mounts", vec![Stale::Namespaces]),
+            ("namespaces/ab/sys/auth", vec![Stale::Namespaces]),
+            ("core/ns-path/team", vec![Stale::Namespaces]),
+            (&format!("auth/{u}/config"), vec![Stale::JwtLogins]),
+            (
+                &format!("namespaces/ab/auth/{u}/role/ci"),
+                vec![Stale::JwtLogins],
+            ),
+            (strongroom_barrier::KEYRING_PATH, vec![Stale::Keyring]),
+            // A secret named `app/config` or `role/x` is a secret, nothing else.
+            (&format!("logical/{u}/metadata/app/config"), vec![]),
+            (&format!("logical/{u}/meta/role/x"), vec![]),
+            (&format!("namespaces/ab/logical/{u}/config"), vec![]),
+            (&format!("logical/{u}/sys/policy/x"), vec![]),
+            (&format!("auth/{u}/other"), vec![]),
+        ] {
+            assert_eq!(Stale::of_key(key), want, "{key}");
+        }
+    }
 
     /// Every request allocates its future: the rarer branches are boxed so that a KV read
     /// does not carry the state of every handler (it was 12 KB before they were).

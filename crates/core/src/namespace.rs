@@ -228,6 +228,13 @@ impl Namespace {
     }
 }
 
+/// Loaded namespaces are stale once a namespace record (`core/ns-…`) or a mount table
+/// (`sys/mounts`, `sys/auth` in a namespace) changes.
+pub(crate) fn stale_by(key: &str, rel: &str) -> Option<crate::Stale> {
+    (key.starts_with("core/ns-") || rel == "sys/mounts" || rel == "sys/auth")
+        .then_some(crate::Stale::Namespaces)
+}
+
 /// Where the namespace with this id keeps its entries (`root`: no prefix).
 pub fn storage_prefix_of(id: &str) -> String {
     if id == "root" {

@@ -142,6 +142,11 @@ fn validate_name(raw: &str) -> Result<String> {
 }
 
 /// Create vs update for policy writes (`create` capability for a new policy).
+/// Compiled ACLs are stale once a policy (`sys/policy/<name>` in a namespace) changes.
+pub(crate) fn stale_by(_key: &str, rel: &str) -> Option<crate::Stale> {
+    rel.starts_with("sys/policy/").then_some(crate::Stale::Acls)
+}
+
 /// Whether the policy `name` exists (a write to it is then an update, else a create).
 pub async fn exists(ns: &Arc<NsState>, name: &str) -> Result<Option<bool>> {
     if name.is_empty() {

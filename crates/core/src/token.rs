@@ -1066,6 +1066,15 @@ fn token_param<'a>(data: &'a Map<String, Value>) -> Result<std::borrow::Cow<'a, 
         .ok_or_else(|| CoreError::bad("missing token"))
 }
 
+/// The token caches a write of `rel` (a key in its namespace) stales.
+pub(crate) fn stale_by(_key: &str, rel: &str) -> Option<crate::Stale> {
+    let rest = rel.strip_prefix("sys/token/")?;
+    Some(match rest.strip_prefix("id/") {
+        Some(hash) => crate::Stale::Token(hash.to_owned()),
+        None => crate::Stale::Tokens,
+    })
+}
+
 /// What each token-store path is, for dispatch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum TokenPath {
