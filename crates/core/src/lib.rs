@@ -14,11 +14,10 @@
 //! through the barrier via a [`view::View`]; no handler decides access on its own.
 
 pub mod api;
+mod auth;
 mod codec;
+mod engines;
 pub mod error;
-mod jwks;
-mod jwt_auth;
-mod kv;
 mod mounts;
 mod namespace;
 mod policy;
@@ -106,13 +105,13 @@ pub struct Core {
     pub(crate) active: ArcSwapOption<Active>,
     lifecycle: tokio::sync::Mutex<()>,
     pub(crate) version: &'static str,
-    pub(crate) jwks: jwks::JwksCache,
+    pub(crate) jwks: auth::jwks::JwksCache,
     /// SHA-256(mount, JWT) → when its signature was verified.
     pub(crate) verified_jwts: Cache<[u8; 32], i64>,
     /// (mount uuid, role) → parsed jwt config and role.
-    pub(crate) jwt_parsed: Cache<String, Arc<jwt_auth::ParsedRole>>,
+    pub(crate) jwt_parsed: Cache<String, Arc<auth::jwt::ParsedRole>>,
     /// SHA-256(mount, role, JWT) → the token entry an inline login with it produced, and
-    /// until when it may stand in for the login (see `jwt_auth::inline_login`). A job's
+    /// until when it may stand in for the login (see `auth::jwt::inline_login`). A job's
     /// requests come within seconds of each other: 4096 jobs in flight is plenty (a 16k
     /// bound added 28 MiB of peak RSS in the benchmark's inline-auth phase).
     pub(crate) inline_logins: Cache<[u8; 32], Arc<(i64, Arc<TokenEntry>)>>,
@@ -136,10 +135,32 @@ pub(crate) struct Caller {
 pub(crate) enum Route {
     Sys(route::Matched<sys::SysPath>),
     Token(route::Matched<token::TokenPath>),
-    /// A secrets engine: what the request needs of its mount, and the path after it.
-    Logical(mounts::LogicalMount, String),
+    /// A secrets engine: what the request needs of its mount, the engine's entry for
+    /// the path, and the path after the mount.
+    Logical(
+        mounts::LogicalMount,
+        &'static route::PathSpec<&'static str>,
+        String,
+    ),
     /// An auth method other than the token store (`auth/<path>/…`).
-    Auth(Arc<mounts::MountTable>, usize, String),
+    Auth(AuthRoute),
+}
+
+/// A request to an auth method's mount.
+pub(crate) struct AuthRoute {
+    table: Arc<mounts::MountTable>,
+    /// The mount's entry in `table`.
+    index: usize,
+    method: &'static dyn auth::AuthMethod,
+    spec: &'static route::PathSpec<&'static str>,
+    /// The path after the mount.
+    rest: String,
+}
+
+impl AuthRoute {
+    fn mount(&self) -> &mounts::MountEntry {
+        &self.table.entries[self.index]
+    }
 }
 
 impl Core {
@@ -156,7 +177,7 @@ impl Core {
             active: ArcSwapOption::empty(),
             lifecycle: tokio::sync::Mutex::new(()),
             version: env!("CARGO_PKG_VERSION"),
-            jwks: jwks::JwksCache::default(),
+            jwks: auth::jwks::JwksCache::default(),
             verified_jwts: Cache::new(65_536),
             jwt_parsed: Cache::new(1_024),
             inline_logins: Cache::new(4_096),
@@ -474,23 +495,17 @@ impl Core {
             Err(e) => return Err(e),
         };
         // Logins are the one unauthenticated operation on an auth mount.
-        if let Ok(Route::Auth(table, i, rest)) = &route {
-            if rest.trim_end_matches('/') == "login" && req.is_write {
+        if let Ok(Route::Auth(a)) = &route {
+            if a.spec.unauthenticated && req.is_write {
                 if req.inline_auth.is_some() {
                     return Err(CoreError::bad(
                         "inline authentication cannot be used on a login request",
                     ));
                 }
-                let (id, entry) = Box::pin(jwt_auth::login(
-                    self,
-                    &active,
-                    &ns,
-                    &table.entries[*i],
-                    &req.data,
-                    req.client_ip,
-                    true,
-                ))
-                .await?;
+                let (id, entry) = a
+                    .method
+                    .login(self, &active, &ns, a.mount(), &req.data, req.client_ip)
+                    .await?;
                 return Ok(Response {
                     auth: Some(token::login_auth(entry, id)),
                     ..Default::default()
@@ -554,7 +569,8 @@ impl Core {
         let (needs_sudo, own_acl) = match &route {
             Route::Sys(m) => (m.spec.sudo, m.spec.own_acl),
             Route::Token(m) => (m.spec.sudo, m.spec.own_acl),
-            Route::Logical(..) | Route::Auth(..) => (false, false),
+            Route::Logical(_, spec, _) => (spec.sudo, spec.own_acl),
+            Route::Auth(a) => (a.spec.sudo, a.spec.own_acl),
         };
         let decision = if own_acl {
             strongroom_acl::Decision {
@@ -574,7 +590,8 @@ impl Core {
         let served = match &route {
             Route::Sys(m) => m.spec.serves(op),
             Route::Token(m) => m.spec.serves(op),
-            Route::Logical(..) | Route::Auth(..) => true,
+            Route::Logical(_, spec, _) => spec.serves(op),
+            Route::Auth(a) => a.spec.serves(op),
         };
         if !served {
             return Err(CoreError::UnsupportedOperation);
@@ -612,18 +629,14 @@ impl Core {
                 ))
                 .await
             }
-            Route::Auth(table, i, rest) => {
-                Box::pin(jwt_auth::handle(
-                    self,
-                    &ns,
-                    &table.entries[i],
-                    op,
-                    &rest,
-                    &req.data,
-                ))
-                .await
+            Route::Auth(a) => {
+                a.method
+                    .handle(self, &ns, a.mount(), op, &a.rest, &req.data)
+                    .await
             }
-            Route::Logical(mount, rest) => kv::handle(&mount, op, &rest, &req.data).await,
+            Route::Logical(mount, _, rest) => {
+                mount.engine.handle(&mount, op, &rest, &req.data).await
+            }
         };
         if last_use {
             Box::pin(token::revoke_tree(self, &active, &caller.entry)).await?;
@@ -650,27 +663,22 @@ impl Core {
             .namespaces
             .resolve(&ns_header, ia.path.trim_start_matches('/'))
             .await?;
-        let Route::Auth(table, i, rest) = self.route(&ns, &rel).await? else {
-            return Err(CoreError::bad(format!(
+        let not_login = || {
+            CoreError::bad(format!(
                 "inline auth path {:?} is not a login path",
                 ia.path
-            )));
+            ))
         };
-        if rest.trim_end_matches('/') != "login" {
-            return Err(CoreError::bad(format!(
-                "inline auth path {:?} is not a login path",
-                ia.path
-            )));
+        let Route::Auth(a) = self.route(&ns, &rel).await.map_err(|_| not_login())? else {
+            return Err(not_login());
+        };
+        if !a.spec.unauthenticated {
+            return Err(not_login());
         }
-        let entry = jwt_auth::inline_login(
-            self,
-            active,
-            &ns,
-            &table.entries[i],
-            &ia.data,
-            req.client_ip,
-        )
-        .await?;
+        let entry = a
+            .method
+            .inline_login(self, active, &ns, a.mount(), &ia.data, req.client_ip)
+            .await?;
         let acl = policy::acl_for(active, &ns, &entry.policies).await?;
         Ok(Caller {
             entry,
@@ -703,22 +711,34 @@ impl Core {
         }
         if let Some(auth_rel) = rel.strip_prefix("auth/") {
             let table = ns.auth_mounts().await?;
-            if let Some(i) = table.longest_match_index(auth_rel) {
-                let rest = auth_rel[table.entries[i].path.len().min(auth_rel.len())..].to_owned();
-                return Ok(Route::Auth(table, i, rest));
+            if let Some(index) = table.longest_match_index(auth_rel) {
+                let entry = &table.entries[index];
+                let method = auth::method_for(&entry.kind).ok_or_else(no_handler)?;
+                let rest = auth_rel.get(entry.path.len()..).unwrap_or_default();
+                let spec = route::find_spec(method.paths(), rest).ok_or_else(no_handler)?;
+                let rest = rest.to_owned();
+                return Ok(Route::Auth(AuthRoute {
+                    table,
+                    index,
+                    method,
+                    spec,
+                    rest,
+                }));
             }
         }
         if let Some(mount) = ns.logical(rel) {
             // Empty when `rel` is the mount's path without its slash.
-            let rest = rel.get(mount.path_len..).unwrap_or_default().to_owned();
-            return Ok(Route::Logical(mount, rest));
+            let rest = rel.get(mount.path_len..).unwrap_or_default();
+            let spec = route::find_spec(mount.engine.paths(), rest).ok_or_else(no_handler)?;
+            let rest = rest.to_owned();
+            return Ok(Route::Logical(mount, spec, rest));
         }
         Err(no_handler())
     }
 
     async fn exists(&self, ns: &Arc<NsState>, route: &Route) -> Result<Option<bool>> {
         match route {
-            Route::Logical(mount, rest) => kv::exists(mount, rest).await,
+            Route::Logical(mount, _, rest) => mount.engine.exists(mount, rest).await,
             Route::Sys(m) if m.spec.existence_check => {
                 policy::exists(ns, m.captures.get("name")).await
             }
@@ -823,7 +843,7 @@ impl Core {
 
 /// A cache that a write committed by another node may have made stale, named by the
 /// module that keeps it. Each module says which of its storage keys stale what
-/// (`token::stale_by`, `policy::stale_by`, `namespace::stale_by`, `jwt_auth::stale_by`);
+/// (`token::stale_by`, `policy::stale_by`, `namespace::stale_by`, `auth::jwt::stale_by`);
 /// a key no module claims (a secret's) stales nothing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Stale {
@@ -865,7 +885,7 @@ impl Stale {
             token::stale_by,
             policy::stale_by,
             namespace::stale_by,
-            jwt_auth::stale_by,
+            auth::jwt::stale_by,
         ];
         owners.iter().filter_map(|f| f(key, rel)).collect()
     }

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
+use crate::engines::{self, SecretsEngine};
 use crate::error::{CoreError, Result};
 use crate::namespace::NsState;
 use crate::view::View;
@@ -53,14 +54,6 @@ pub struct MountEntry {
 }
 
 impl MountEntry {
-    /// kv version from options (`"1"` default).
-    pub fn kv_version(&self) -> u8 {
-        match self.options.get("version").map(String::as_str) {
-            Some("2") => 2,
-            _ => 1,
-        }
-    }
-
     fn config_json(&self) -> Value {
         let mut c = json!({
             "default_lease_ttl": self.config.default_lease_ttl,
@@ -97,8 +90,8 @@ impl MountEntry {
 pub struct LogicalMount {
     /// The length of the mount's path: the request path after it is the engine's.
     pub path_len: usize,
-    /// [`MountEntry::kv_version`].
-    pub kv_version: u8,
+    /// What serves the mount, chosen by its type and options.
+    pub engine: &'static dyn SecretsEngine,
     pub default_lease_ttl: i64,
     /// The engine's storage: `logical/<mount uuid>/` in the namespace.
     pub view: View,
@@ -108,7 +101,7 @@ impl LogicalMount {
     pub(crate) fn of(e: &MountEntry, ns_view: &View) -> LogicalMount {
         LogicalMount {
             path_len: e.path.len(),
-            kv_version: e.kv_version(),
+            engine: engines::engine_for(&e.kind, &e.options),
             default_lease_ttl: e.config.default_lease_ttl,
             view: ns_view.logical(&e.uuid),
         }
@@ -211,34 +204,6 @@ fn check_conflict(table: &MountTable, path: &str) -> Result<()> {
     Ok(())
 }
 
-/// Map a requested engine type and options onto a supported engine.
-fn resolve_engine(
-    kind: &str,
-    mut options: BTreeMap<String, String>,
-) -> Result<(String, BTreeMap<String, String>)> {
-    match kind {
-        "kv" | "generic" => {
-            let v = options.get("version").cloned().unwrap_or_else(|| "1".into());
-            if v != "1" && v != "2" {
-                return Err(CoreError::bad(format!("invalid kv version {v:?}: use 1 or 2")));
-            }
-            options.insert("version".into(), v);
-            Ok(("kv".into(), options))
-        }
-        "kv-v2" => {
-            options.insert("version".into(), "2".into());
-            Ok(("kv".into(), options))
-        }
-        "kv-v1" => {
-            options.insert("version".into(), "1".into());
-            Ok(("kv".into(), options))
-        }
-        other => Err(CoreError::bad(format!(
-            "plugin not found in the catalog: {other}; this server supports the kv secrets engine (version 1 and 2)"
-        ))),
-    }
-}
-
 /// A mount's `listing_visibility`: `""` (the default), `hidden` or `unauth`, as in OpenBao.
 fn listing_visibility(v: &Value) -> Result<String> {
     match v {
@@ -311,7 +276,7 @@ pub async fn enable_mount(
             "cannot mount at reserved path {path:?}"
         )));
     }
-    let (kind, options) = resolve_engine(kind, options)?;
+    let (kind, options) = engines::prepare(kind, options)?;
     let _g = ns.admin().lock().await;
     let mut table = MountTable::load_secrets(&ns.view).await?;
     check_conflict(&table, &path)?;
@@ -339,8 +304,11 @@ async fn enable_auth(
     config: MountConfig,
 ) -> Result<()> {
     let path = normalize_path(path)?;
-    if !matches!(kind, "jwt" | "oidc") {
-        return Err(CoreError::bad(format!("plugin not found in the catalog: {kind}; this server's auth methods are: token, jwt, oidc")));
+    if crate::auth::method_for(kind).is_none() {
+        return Err(CoreError::bad(format!(
+            "plugin not found in the catalog: {kind}; this server's auth methods are: {}",
+            crate::auth::offered().join(", ")
+        )));
     }
     if path == "token/" {
         return Err(CoreError::bad("path is already in use at token/"));

@@ -356,7 +356,7 @@ impl NsState {
                 let m = compact::find_mount(table.bytes(), rel)?;
                 Some(LogicalMount {
                     path_len: m.path.len(),
-                    kv_version: if m.kv_v2 { 2 } else { 1 },
+                    engine: m.engine(),
                     default_lease_ttl: m.default_lease_ttl,
                     view: m.with_uuid(|uuid| self.view.logical(uuid)),
                 })
@@ -1281,7 +1281,8 @@ mod tests {
         let secret = table.get("secret/").unwrap();
         let routed = again.logical("secret/data/app").unwrap();
         assert_eq!(routed.path_len, "secret/".len());
-        assert_eq!(routed.kv_version, secret.kv_version());
+        let engine = crate::engines::engine_for(&secret.kind, &secret.options);
+        assert!(std::ptr::addr_eq(routed.engine, engine));
         assert_eq!(
             routed.view.prefix(),
             again.view.logical(&secret.uuid).prefix()

@@ -10,9 +10,10 @@
 //! a path no entry matches is a 404 before any handler runs. Patterns are anchored at
 //! both ends: `sys/seal/` is not `sys/seal`.
 //!
-//! Pattern syntax: literal text; `{name}`, one non-empty segment (no `/`); `{name*}`, one
-//! or more characters, `/` included (followed only by literal text, which must then end
-//! the path); and a final `/?`, an optional trailing slash.
+//! Pattern syntax: literal text; `{name}`, one non-empty segment (no `/`); `{name+}`, one
+//! or more characters, `/` included, and `{name*}`, zero or more (OpenBao's `.+` and
+//! `MatchAllRegex`; either is followed only by literal text, which must then end the
+//! path); and a final `/?`, an optional trailing slash.
 
 use crate::Operation;
 
@@ -102,21 +103,65 @@ pub(crate) fn find<H>(table: &'static [PathSpec<H>], path: &str) -> Option<Match
         .find_map(|spec| matches(spec.pattern, path).map(|captures| Matched { spec, captures }))
 }
 
-/// Whether `pattern` matches all of `path`, with what it captured.
-pub(crate) fn matches(pattern: &'static str, path: &str) -> Option<Captures> {
-    let mut caps = Vec::new();
-    if let Some(main) = pattern.strip_suffix("/?") {
-        if match_from(main, path, &mut caps) {
-            return Some(Captures(caps));
-        }
-        caps.clear();
-        let trimmed = path.strip_suffix('/')?;
-        return match_from(main, trimmed, &mut caps).then_some(Captures(caps));
-    }
-    match_from(pattern, path, &mut caps).then_some(Captures(caps))
+/// [`find`] without the captures: what an engine that parses its own path needs (nothing
+/// is allocated, so a KV read pays only a few comparisons for it).
+pub(crate) fn find_spec<H>(
+    table: &'static [PathSpec<H>],
+    path: &str,
+) -> Option<&'static PathSpec<H>> {
+    table
+        .iter()
+        .find(|spec| matches_with(spec.pattern, path, &mut Sink::Discard))
 }
 
-fn match_from(pat: &'static str, path: &str, caps: &mut Vec<(&'static str, String)>) -> bool {
+/// Whether `pattern` matches all of `path`, with what it captured.
+pub(crate) fn matches(pattern: &'static str, path: &str) -> Option<Captures> {
+    let mut caps = Sink::Keep(Vec::new());
+    match (matches_with(pattern, path, &mut caps), caps) {
+        (true, Sink::Keep(v)) => Some(Captures(v)),
+        _ => None,
+    }
+}
+
+/// Where a match puts what it captures.
+enum Sink {
+    Keep(Vec<(&'static str, String)>),
+    Discard,
+}
+
+impl Sink {
+    fn push(&mut self, name: &'static str, value: &str) {
+        if let Sink::Keep(v) = self {
+            v.push((name, value.to_owned()));
+        }
+    }
+    fn len(&self) -> usize {
+        match self {
+            Sink::Keep(v) => v.len(),
+            Sink::Discard => 0,
+        }
+    }
+    fn truncate(&mut self, n: usize) {
+        if let Sink::Keep(v) = self {
+            v.truncate(n);
+        }
+    }
+}
+
+fn matches_with(pattern: &'static str, path: &str, caps: &mut Sink) -> bool {
+    if let Some(main) = pattern.strip_suffix("/?") {
+        if match_from(main, path, caps) {
+            return true;
+        }
+        caps.truncate(0);
+        return path
+            .strip_suffix('/')
+            .is_some_and(|trimmed| match_from(main, trimmed, caps));
+    }
+    match_from(pattern, path, caps)
+}
+
+fn match_from(pat: &'static str, path: &str, caps: &mut Sink) -> bool {
     let Some(open) = pat.find('{') else {
         return pat == path;
     };
@@ -129,18 +174,19 @@ fn match_from(pat: &'static str, path: &str, caps: &mut Vec<(&'static str, Strin
         return false;
     };
     let (name, pat_rest) = (&after_open[..close], &after_open[close + 1..]);
-    if let Some(name) = name.strip_suffix('*') {
-        // One or more characters, then the rest of the pattern, which is literal text.
+    let any = name.strip_suffix('*').map(|n| (n, 0));
+    if let Some((name, min)) = any.or_else(|| name.strip_suffix('+').map(|n| (n, 1))) {
+        // Characters, `/` included, then the rest of the pattern, which is literal text.
         if pat_rest.contains('{') {
             return false;
         }
         let Some(value) = literal_rest.strip_suffix(pat_rest) else {
             return false;
         };
-        if value.is_empty() {
+        if value.len() < min {
             return false;
         }
-        caps.push((name, value.to_owned()));
+        caps.push(name, value);
         return true;
     }
     let end = literal_rest.find('/').unwrap_or(literal_rest.len());
@@ -148,7 +194,7 @@ fn match_from(pat: &'static str, path: &str, caps: &mut Vec<(&'static str, Strin
         return false;
     }
     let before = caps.len();
-    caps.push((name, literal_rest[..end].to_owned()));
+    caps.push(name, &literal_rest[..end]);
     if match_from(pat_rest, &literal_rest[end..], caps) {
         return true;
     }
@@ -157,7 +203,7 @@ fn match_from(pat: &'static str, path: &str, caps: &mut Vec<(&'static str, Strin
 }
 
 /// Checks every table's patterns are well formed: braces closed, names non-empty, a `*`
-/// capture followed only by literal text. Run by each backend's unit test.
+/// or `+` capture followed only by literal text. Run by each backend's unit test.
 #[cfg(test)]
 pub(crate) fn check_table<H>(table: &'static [PathSpec<H>]) {
     for spec in table {
@@ -175,11 +221,11 @@ pub(crate) fn check_table<H>(table: &'static [PathSpec<H>]) {
                 .unwrap_or_else(|| panic!("{}: unclosed brace", spec.pattern));
             let name = &rest[open + 1..open + close];
             assert!(
-                !name.trim_end_matches('*').is_empty(),
+                !name.trim_end_matches(['*', '+']).is_empty(),
                 "{}: empty name",
                 spec.pattern
             );
-            starred = name.ends_with('*');
+            starred = name.ends_with(['*', '+']);
             rest = &rest[open + close + 1..];
         }
         assert!(!spec.ops.is_empty(), "{}: serves nothing", spec.pattern);
@@ -230,17 +276,20 @@ mod tests {
         );
         assert_eq!(caps("policies/acl/{name}", "policies/acl/"), None);
         assert_eq!(caps("policies/acl/{name}", "policies/acl/a/b"), None);
-        assert_eq!(caps("auth/{path*}", "auth/a/b/"), one("path", "a/b/"));
-        assert_eq!(caps("auth/{path*}", "auth/"), None);
+        assert_eq!(caps("auth/{path+}", "auth/a/b/"), one("path", "a/b/"));
+        assert_eq!(caps("auth/{path+}", "auth/"), None);
+        assert_eq!(caps("data/{path*}", "data/"), one("path", ""));
+        assert_eq!(caps("data/{path*}", "data/a/b"), one("path", "a/b"));
+        assert_eq!(caps("data/{path*}", "data"), None);
         assert_eq!(
-            caps("auth/{path*}/tune", "auth/jwt/tune"),
+            caps("auth/{path+}/tune", "auth/jwt/tune"),
             one("path", "jwt")
         );
         assert_eq!(
-            caps("auth/{path*}/tune", "auth/a/tune/tune"),
+            caps("auth/{path+}/tune", "auth/a/tune/tune"),
             one("path", "a/tune")
         );
-        assert_eq!(caps("auth/{path*}/tune", "auth//tune"), None);
+        assert_eq!(caps("auth/{path+}/tune", "auth//tune"), None);
         assert_eq!(
             caps("a/{x}/b/{y}", "a/1/b/2"),
             Some(vec![("x".into(), "1".into()), ("y".into(), "2".into())])
@@ -250,8 +299,8 @@ mod tests {
     #[test]
     fn find_takes_the_first_matching_entry() {
         static TABLE: &[PathSpec<u8>] = &[
-            PathSpec::new("mounts/{path*}/tune", &[Operation::Read], 1).sudo(),
-            PathSpec::new("mounts/{path*}", &[Operation::Read], 2),
+            PathSpec::new("mounts/{path+}/tune", &[Operation::Read], 1).sudo(),
+            PathSpec::new("mounts/{path+}", &[Operation::Read], 2),
             PathSpec::new("mounts", &[Operation::Read], 3),
         ];
         check_table(TABLE);
@@ -262,6 +311,16 @@ mod tests {
         assert_eq!(find(TABLE, "mounts/a").map(|m| m.spec.handler), Some(2));
         assert_eq!(find(TABLE, "mounts").map(|m| m.spec.handler), Some(3));
         assert!(find(TABLE, "mountsx").is_none());
+        assert_eq!(
+            find_spec(TABLE, "mounts/a/tune").map(|s| s.handler),
+            Some(1)
+        );
+        assert!(find_spec(TABLE, "mounts/").is_none());
+        assert_eq!(
+            find_spec(TABLE, "mounts/a/tune").map(|s| s.handler),
+            Some(1)
+        );
+        assert!(find_spec(TABLE, "mounts/").is_none());
         assert!(TABLE[0].serves(Operation::Read) && !TABLE[0].serves(Operation::Delete));
     }
 }

@@ -95,8 +95,26 @@ pub struct MountRef<'a> {
     pub path: &'a [u8],
     uuid: UuidRef<'a>,
     pub default_lease_ttl: i64,
-    /// `options.version` is `"2"`.
-    pub kv_v2: bool,
+    /// The mount's type, as bytes.
+    kind: &'a [u8],
+    /// The mount's options as encoded (`put_map`), read when the engine is chosen.
+    options: Options<'a>,
+}
+
+/// A mount's options as `put_map` encoded them, read in place.
+struct Options<'a>(&'a [u8]);
+
+impl crate::engines::MountOptions for Options<'_> {
+    fn option(&self, key: &str) -> Option<&str> {
+        let mut r = Reader::new(self.0);
+        for _ in 0..r.len()? {
+            let (k, v) = (r.bytes()?, r.bytes()?);
+            if k == key.as_bytes() {
+                return std::str::from_utf8(v).ok();
+            }
+        }
+        None
+    }
 }
 
 enum UuidRef<'a> {
@@ -105,6 +123,12 @@ enum UuidRef<'a> {
 }
 
 impl MountRef<'_> {
+    /// What serves the mount, chosen by its type and options.
+    pub fn engine(&self) -> &'static dyn crate::engines::SecretsEngine {
+        let kind = std::str::from_utf8(self.kind).unwrap_or_default();
+        crate::engines::engine_for(kind, &self.options)
+    }
+
     /// The mount's UUID as text, as [`MountEntry::uuid`] holds it.
     pub fn with_uuid<T>(&self, f: impl FnOnce(&str) -> T) -> T {
         match self.uuid {
@@ -137,7 +161,7 @@ pub fn find_mount<'a>(table: &'a [u8], path: &str) -> Option<MountRef<'a>> {
 /// as UTF-8, but for a UUID kept as text, which a view's prefix is made of.
 fn scan_mount<'a>(r: &mut Reader<'a>) -> Option<MountRef<'a>> {
     let path = r.bytes()?;
-    r.bytes()?; // kind
+    let kind = r.bytes()?;
     r.bytes()?; // description
     let uuid = match r.byte()? {
         0 => UuidRef::Text(r.str()?),
@@ -153,17 +177,19 @@ fn scan_mount<'a>(r: &mut Reader<'a>) -> Option<MountRef<'a>> {
             r.bytes()?;
         }
     }
-    let mut kv_v2 = false;
+    let before = *r;
     for _ in 0..r.len()? {
-        let (k, v) = (r.bytes()?, r.bytes()?);
-        kv_v2 |= k == b"version" && v == b"2";
+        r.bytes()?;
+        r.bytes()?;
     }
+    let options = Options(before.rest().get(..before.remaining() - r.remaining())?);
     r.byte()?; // flags
     Some(MountRef {
         path,
         uuid,
         default_lease_ttl,
-        kv_v2,
+        kind,
+        options,
     })
 }
 
@@ -425,7 +451,8 @@ mod tests {
             );
             if let (Some(got), Some(want)) = (got, want) {
                 assert_eq!(got.with_uuid(str::to_owned), want.uuid);
-                assert_eq!(got.kv_v2, want.kv_version() == 2);
+                let engine = crate::engines::engine_for(&want.kind, &want.options);
+                assert!(std::ptr::addr_eq(got.engine(), engine));
                 assert_eq!(got.default_lease_ttl, want.config.default_lease_ttl);
             }
         }

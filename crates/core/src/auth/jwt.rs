@@ -400,6 +400,59 @@ fn validate_role_name(name: &str) -> Result<()> {
     Ok(())
 }
 
+/// The jwt auth method.
+pub(crate) struct JwtAuth;
+
+static PATHS: &[crate::route::PathSpec<&str>] = {
+    use crate::route::PathSpec;
+    use Operation::{Delete as D, List as L, Read as R, Update as W};
+    &[
+        PathSpec::new("login", &[W], "login").unauthenticated(),
+        PathSpec::new("config", &[R, W], "config"),
+        PathSpec::new("role/?", &[L], "role"),
+        PathSpec::new("role/{name}", &[R, W, D], "role"),
+    ]
+};
+
+impl crate::auth::AuthMethod for JwtAuth {
+    fn paths(&self) -> &'static [crate::route::PathSpec<&'static str>] {
+        PATHS
+    }
+    fn login<'a>(
+        &'a self,
+        core: &'a Core,
+        active: &'a Active,
+        ns: &'a Arc<NsState>,
+        mount: &'a MountEntry,
+        data: &'a Map<String, Value>,
+        client_ip: Option<IpAddr>,
+    ) -> crate::engines::BoxFuture<'a, Result<(String, TokenEntry)>> {
+        Box::pin(login(core, active, ns, mount, data, client_ip, true))
+    }
+    fn inline_login<'a>(
+        &'a self,
+        core: &'a Core,
+        active: &'a Active,
+        ns: &'a Arc<NsState>,
+        mount: &'a MountEntry,
+        data: &'a Map<String, Value>,
+        client_ip: Option<IpAddr>,
+    ) -> crate::engines::BoxFuture<'a, Result<Arc<TokenEntry>>> {
+        Box::pin(inline_login(core, active, ns, mount, data, client_ip))
+    }
+    fn handle<'a>(
+        &'a self,
+        core: &'a Core,
+        ns: &'a Arc<NsState>,
+        mount: &'a MountEntry,
+        op: Operation,
+        path: &'a str,
+        data: &'a Map<String, Value>,
+    ) -> crate::engines::BoxFuture<'a, Result<Response>> {
+        Box::pin(handle(core, ns, mount, op, path, data))
+    }
+}
+
 /// Authenticated paths of a jwt mount: `config`, `role/<name>`, `role/` (LIST).
 pub async fn handle(
     core: &Core,
@@ -1043,6 +1096,11 @@ async fn login_checked(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_table_is_well_formed() {
+        crate::route::check_table(super::PATHS);
+    }
+
     use super::*;
 
     #[test]
