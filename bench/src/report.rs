@@ -8,7 +8,8 @@ use std::time::Duration;
 use anyhow::{bail, Result};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// Goals from DESIGN.md, as (section prefix, minimum ratio Strongroom/OpenBao).
+/// The performance goals (BENCHMARKS.md, "Goals"), as (section prefix, minimum ratio
+/// Strongroom/OpenBao).
 const GOALS: &[(&str, &str, f64)] = &[
     ("1. KV v2 read", "KV v2 read throughput", 10.0),
     (
@@ -729,7 +730,7 @@ impl Report {
                 if ok { "yes" } else { "**no**" }
             );
         }
-        let _ = writeln!(md, "\nWhere a goal is missed, [bench/ANALYSIS.md](bench/ANALYSIS.md) has the profile, what changed because of it, and the physical limit that remains.");
+        let _ = writeln!(md, "\nWhere a goal is missed, [bench/ANALYSIS.md](bench/ANALYSIS.md) says what bounds it on this machine.");
         let _ = writeln!(
             md,
             "\n![throughput ratios]({})\n",

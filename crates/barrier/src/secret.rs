@@ -1,9 +1,9 @@
 //! Buffers of secret data that are wiped when dropped, in bulk.
 //!
 //! `zeroize::Zeroizing<Vec<u8>>` (and `<String>`) wipes its buffer one byte at a time with
-//! a volatile write per byte: ~820 instructions for a 600-byte value, where the crate's
-//! bulk wipe of a slice (a fill behind an optimization barrier) takes ~50. Values and
-//! response texts on the read path are dropped per request, so they use these types.
+//! a volatile write per byte, where the crate's bulk wipe of a slice (a fill behind an
+//! optimization barrier) is a single pass. Values and response texts on the read path are
+//! dropped per request, so they use these types.
 //! Like `Zeroizing`, a wipe covers the buffer as it is when dropped (its spare capacity
 //! included), not copies left behind by an earlier reallocation: callers size buffers
 //! before filling them.

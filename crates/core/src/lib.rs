@@ -112,8 +112,8 @@ pub struct Core {
     pub(crate) jwt_parsed: Cache<String, Arc<auth::jwt::ParsedRole>>,
     /// SHA-256(mount, role, JWT) → the token entry an inline login with it produced, and
     /// until when it may stand in for the login (see `auth::jwt::inline_login`). A job's
-    /// requests come within seconds of each other: 4096 jobs in flight is plenty (a 16k
-    /// bound added 28 MiB of peak RSS in the benchmark's inline-auth phase).
+    /// requests come within seconds of each other: 4096 jobs in flight is plenty, and a
+    /// larger bound costs peak memory under a burst of jobs.
     pub(crate) inline_logins: Cache<[u8; 32], Arc<(i64, Arc<TokenEntry>)>>,
     /// This node holds the background-work lease (always true on single-node storage).
     leader: std::sync::atomic::AtomicBool,
@@ -603,7 +603,7 @@ impl Core {
         };
         let result = match route {
             // The rarer branches are boxed: each would otherwise add its whole state to
-            // every request's future (and a KV read's would be 12 KB instead of ~1).
+            // every request's future, which a KV read allocates too.
             Route::Sys(m) => {
                 Box::pin(sys::handle(
                     self,
@@ -946,7 +946,7 @@ mod tests {
     }
 
     /// Every request allocates its future: the rarer branches are boxed so that a KV read
-    /// does not carry the state of every handler (it was 12 KB before they were).
+    /// does not carry the state of every handler.
     #[test]
     fn a_request_future_stays_small() {
         let core = Core::for_tests();

@@ -251,8 +251,8 @@ pub struct NsState {
     mounts: Mounts,
     /// Read on first use ([`NsState::auth_mounts`]): a KV read never needs it. A lock, not
     /// an `ArcSwapOption`: only auth requests and token operations read it, and dropping an
-    /// `ArcSwap` settles its debts with every thread (~600 instructions), which a cold KV
-    /// read paid for a state it builds and drops.
+    /// `ArcSwap` settles its debts with every thread, which a cold KV read would pay for a
+    /// state it builds and drops.
     auth: RwLock<Option<Arc<MountTable>>>,
     /// child name → child id (None = known not to exist).
     children: RwLock<HashMap<String, Option<String>>>,

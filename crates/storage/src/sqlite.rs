@@ -98,10 +98,9 @@ struct Reader {
 
 /// A statement prepared once on its connection and kept, stepped through SQLite's C API:
 /// the hinted point read of every reader, and the writer's upsert, delete and check.
-/// Through rusqlite's statement cache each execution cost ~2k instructions more
-/// (callgrind: a cold read 51.4k instructions that way, 49.2k this way): the cache's
-/// lookup by SQL text and its return of the statement on drop, the row wrappers and the
-/// dynamic binding.
+/// rusqlite's statement cache would add, on every execution, the cache's lookup by SQL
+/// text and its return of the statement on drop, the row wrappers and the dynamic
+/// binding.
 struct Prepared(std::ptr::NonNull<ffi::sqlite3_stmt>);
 
 // SAFETY: a statement belongs to one connection, opened without SQLite's mutex (one thread

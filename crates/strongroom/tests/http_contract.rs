@@ -1,4 +1,5 @@
-//! The HTTP contract of DESIGN.md: envelope, status codes, verbs, bodies, limits.
+//! The HTTP contract (ARCHITECTURE.md, "Compatibility contracts"): envelope, status codes,
+//! verbs, bodies, limits.
 
 mod common;
 

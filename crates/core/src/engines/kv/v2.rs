@@ -326,8 +326,8 @@ impl KeyMeta {
     /// value gives (its keys in order), without building it. A cold read renders this once
     /// per record it reads.
     fn write_version_json(&self, v: u64, out: &mut String) -> Result<()> {
-        // Pushed piece by piece: `write!` cost ~250 instructions a call here, and a cold
-        // read renders this once.
+        // Pushed piece by piece rather than with `write!`: a cold read renders this once,
+        // and the formatting machinery is most of what it would cost.
         let m = self.versions.get(&v);
         out.push('{');
         if let Some(m) = m {
