@@ -473,7 +473,8 @@ impl Core {
                 if !m.spec.serves(req.op()) {
                     return Err(CoreError::UnsupportedOperation);
                 }
-                return Box::pin(sys::unauthenticated(self, m.spec.handler, &req)).await;
+                let fields = route::Fields::check(m.spec.fields, &req.data)?;
+                return Box::pin(sys::unauthenticated(self, m.spec.handler, &req, &fields)).await;
             }
         }
         let active = self.active()?;
@@ -596,6 +597,14 @@ impl Core {
         if !served {
             return Err(CoreError::UnsupportedOperation);
         }
+        // The entry's declared fields, checked before anything runs.
+        let declared = match &route {
+            Route::Sys(m) => m.spec.fields,
+            Route::Token(m) => m.spec.fields,
+            Route::Logical(_, spec, _) => spec.fields,
+            Route::Auth(a) => a.spec.fields,
+        };
+        let fields = route::Fields::check(declared, &req.data)?;
         let last_use = if req.inline_auth.is_some() {
             false
         } else {
@@ -614,6 +623,7 @@ impl Core {
                     m.spec.handler,
                     &m.captures,
                     &req,
+                    &fields,
                 ))
                 .await
             }
@@ -625,7 +635,7 @@ impl Core {
                     &caller,
                     m.spec.handler,
                     decision.sudo,
-                    &req,
+                    &fields,
                 ))
                 .await
             }

@@ -12,6 +12,7 @@ use serde_json::{json, Map, Value};
 use crate::engines::{self, SecretsEngine};
 use crate::error::{CoreError, Result};
 use crate::namespace::NsState;
+use crate::route::{field, Field, FieldType, Fields};
 use crate::view::View;
 use crate::{util, Core, Operation, Response};
 
@@ -216,9 +217,9 @@ fn listing_visibility(v: &Value) -> Result<String> {
     }
 }
 
-fn config_from(data: Option<&Value>) -> Result<MountConfig> {
+fn config_from(data: Option<&Map<String, Value>>) -> Result<MountConfig> {
     let mut c = MountConfig::default();
-    let Some(Value::Object(m)) = data else {
+    let Some(m) = data else {
         return Ok(c);
     };
     for (k, v) in m {
@@ -243,23 +244,37 @@ fn config_from(data: Option<&Value>) -> Result<MountConfig> {
     Ok(c)
 }
 
-fn options_from(data: Option<&Value>) -> Result<BTreeMap<String, String>> {
-    match data {
-        None | Some(Value::Null) => Ok(BTreeMap::new()),
-        Some(Value::Object(m)) => Ok(m
-            .iter()
-            .map(|(k, v)| {
-                (
-                    k.clone(),
-                    v.as_str()
-                        .map(str::to_owned)
-                        .unwrap_or_else(|| v.to_string()),
-                )
-            })
-            .collect()),
-        Some(_) => Err(CoreError::bad("options must be a map")),
-    }
+/// A mount's options as strings (a number or boolean as its text).
+fn options_from(data: Option<&Map<String, Value>>) -> BTreeMap<String, String> {
+    data.into_iter()
+        .flatten()
+        .map(|(k, v)| {
+            (
+                k.clone(),
+                v.as_str()
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| v.to_string()),
+            )
+        })
+        .collect()
 }
+
+/// The fields of `sys/mounts/<path>` and `sys/auth/<path>`.
+pub(crate) static MOUNT_FIELDS: &[Field] = &[
+    field("type", FieldType::Str),
+    field("description", FieldType::Str),
+    field("options", FieldType::Map),
+    field("config", FieldType::Map),
+];
+
+/// The fields of `sys/mounts/<path>/tune` and `sys/auth/<path>/tune`.
+pub(crate) static TUNE_FIELDS: &[Field] = &[
+    field("default_lease_ttl", FieldType::Duration),
+    field("max_lease_ttl", FieldType::Duration),
+    field("description", FieldType::Str),
+    field("listing_visibility", FieldType::Str),
+    field("options", FieldType::Map),
+];
 
 pub async fn enable_mount(
     _core: &Core,
@@ -392,7 +407,7 @@ async fn tune(
     ns: &Arc<NsState>,
     auth: bool,
     path: &str,
-    data: &Map<String, Value>,
+    fields: &Fields<'_>,
 ) -> Result<()> {
     let path = normalize_path(path)?;
     let _g = ns.admin().lock().await;
@@ -403,35 +418,32 @@ async fn tune(
         .iter_mut()
         .find(|e| e.path == path)
         .ok_or_else(|| CoreError::bad(format!("cannot tune {path:?}: no mount at this path")))?;
-    for (k, v) in data {
-        match k.as_str() {
-            "default_lease_ttl" => {
-                e.config.default_lease_ttl = util::parse_duration(v).map_err(CoreError::bad)?
+    if let Some(t) = fields.duration("default_lease_ttl") {
+        e.config.default_lease_ttl = t;
+    }
+    if let Some(t) = fields.duration("max_lease_ttl") {
+        e.config.max_lease_ttl = t;
+    }
+    if let Some(d) = fields.str("description") {
+        e.description = d.into_owned();
+    }
+    if let Some(v) = fields.str("listing_visibility") {
+        e.config.listing_visibility = listing_visibility(&Value::String(v.into_owned()))?;
+    }
+    for (ok, ov) in options_from(fields.map("options")) {
+        if ok == "version" && e.kind == "kv" {
+            let cur = e
+                .options
+                .get("version")
+                .cloned()
+                .unwrap_or_else(|| "1".into());
+            if ov != cur {
+                return Err(CoreError::bad(format!(
+                    "changing the kv version of {path:?} from {cur} to {ov} is not supported; mount a new kv-v2 engine and copy the data"
+                )));
             }
-            "max_lease_ttl" => {
-                e.config.max_lease_ttl = util::parse_duration(v).map_err(CoreError::bad)?
-            }
-            "description" => e.description = v.as_str().unwrap_or_default().to_owned(),
-            "listing_visibility" => e.config.listing_visibility = listing_visibility(v)?,
-            "options" => {
-                for (ok, ov) in options_from(Some(v))? {
-                    if ok == "version" && e.kind == "kv" {
-                        let cur = e
-                            .options
-                            .get("version")
-                            .cloned()
-                            .unwrap_or_else(|| "1".into());
-                        if ov != cur {
-                            return Err(CoreError::bad(format!(
-                                "changing the kv version of {path:?} from {cur} to {ov} is not supported; mount a new kv-v2 engine and copy the data"
-                            )));
-                        }
-                    }
-                    e.options.insert(ok, ov);
-                }
-            }
-            _ => {}
         }
+        e.options.insert(ok, ov);
     }
     if e.config.max_lease_ttl != 0 && e.config.default_lease_ttl > e.config.max_lease_ttl {
         return Err(CoreError::bad(
@@ -475,7 +487,7 @@ pub async fn handle_sys(
     auth: bool,
     op: Operation,
     rest: &str,
-    data: &Map<String, Value>,
+    fields: &Fields<'_>,
 ) -> Result<Response> {
     let rest = rest.trim_start_matches('/');
     if rest.is_empty() {
@@ -510,7 +522,7 @@ pub async fn handle_sys(
                 Ok(r)
             }
             Operation::Create | Operation::Update => {
-                tune(core, ns, auth, path, data).await?;
+                tune(core, ns, auth, path, fields).await?;
                 Ok(Response::none())
             }
             _ => Err(CoreError::UnsupportedOperation),
@@ -518,11 +530,12 @@ pub async fn handle_sys(
     }
     match op {
         Operation::Create | Operation::Update => {
-            let kind = crate::field_str(data, "type")
+            let kind = fields
+                .str("type")
                 .ok_or_else(|| CoreError::bad("missing engine type"))?;
-            let description = crate::field_str(data, "description").unwrap_or_default();
-            let options = options_from(data.get("options"))?;
-            let config = config_from(data.get("config"))?;
+            let description = fields.str("description").unwrap_or_default();
+            let options = options_from(fields.map("options"));
+            let config = config_from(fields.map("config"))?;
             if auth {
                 enable_auth(ns, rest, &kind, &description, config).await?;
                 return Ok(Response::none());

@@ -30,6 +30,7 @@ use strongroom_barrier::Barrier;
 
 use crate::error::{CoreError, Result};
 use crate::mounts::MountTable;
+use crate::route::Fields;
 use crate::view::View;
 use crate::{util, Operation, Response};
 use strongroom_barrier::cache::Cache;
@@ -819,19 +820,17 @@ fn validate_name(name: &str) -> Result<()> {
     Ok(())
 }
 
-fn parse_meta(data: &Map<String, Value>) -> Result<Option<BTreeMap<String, String>>> {
-    match data.get("custom_metadata") {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Object(m)) => m
-            .iter()
-            .map(|(k, v)| match v {
-                Value::String(s) => Ok((k.clone(), s.clone())),
-                _ => Err(CoreError::bad("custom_metadata values must be strings")),
-            })
-            .collect::<Result<_>>()
-            .map(Some),
-        Some(_) => Err(CoreError::bad("custom_metadata must be a map of strings")),
-    }
+fn parse_meta(fields: &Fields<'_>) -> Result<Option<BTreeMap<String, String>>> {
+    let Some(m) = fields.map("custom_metadata") else {
+        return Ok(None);
+    };
+    m.iter()
+        .map(|(k, v)| match v {
+            Value::String(s) => Ok((k.clone(), s.clone())),
+            _ => Err(CoreError::bad("custom_metadata values must be strings")),
+        })
+        .collect::<Result<_>>()
+        .map(Some)
 }
 
 /// `sys/namespaces[/<path>]` in the namespace `ns`.
@@ -840,7 +839,7 @@ pub async fn handle_sys(
     ns: &Arc<NsState>,
     op: Operation,
     rest: &str,
-    data: &Map<String, Value>,
+    fields: &Fields<'_>,
 ) -> Result<Response> {
     let rest = rest.trim_matches('/');
     if rest.is_empty() {
@@ -878,7 +877,7 @@ pub async fn handle_sys(
             None => Err(CoreError::NotFound(String::new())),
         },
         Operation::Create | Operation::Update => {
-            let meta = parse_meta(data)?.unwrap_or_default();
+            let meta = parse_meta(fields)?.unwrap_or_default();
             if let Some(existing) = registry.child(&parent, name).await? {
                 if !meta.is_empty() && meta != existing.ns.custom_metadata {
                     let n = registry.update_metadata(&existing, meta).await?;
@@ -895,7 +894,7 @@ pub async fn handle_sys(
                 .await?
                 .ok_or_else(|| CoreError::NotFound(String::new()))?;
             let mut meta = existing.ns.custom_metadata.clone();
-            if let Some(Value::Object(m)) = data.get("custom_metadata") {
+            if let Some(m) = fields.map("custom_metadata") {
                 for (k, v) in m {
                     match v {
                         Value::Null => {

@@ -12,6 +12,7 @@ use strongroom_acl::{Acl, Policy};
 
 use crate::error::{CoreError, Result};
 use crate::namespace::NsState;
+use crate::route::{field, Field, FieldType, Fields};
 use crate::{Active, Operation, Response};
 
 /// OpenBao's default policy: what every token may do to itself.
@@ -147,6 +148,18 @@ pub(crate) fn stale_by(_key: &str, rel: &str) -> Option<crate::Stale> {
     rel.starts_with("sys/policy/").then_some(crate::Stale::Acls)
 }
 
+/// The fields of `sys/policies/acl/<name>` and `sys/policy/<name>`.
+pub(crate) static POLICY_FIELDS: &[Field] = &[
+    field("policy", FieldType::Str),
+    field("rules", FieldType::Str),
+];
+
+/// The fields of `sys/capabilities-self`.
+pub(crate) static CAPABILITIES_FIELDS: &[Field] = &[
+    field("path", FieldType::StrList),
+    field("paths", FieldType::StrList),
+];
+
 /// Whether the policy `name` exists (a write to it is then an update, else a create).
 pub async fn exists(ns: &Arc<NsState>, name: &str) -> Result<Option<bool>> {
     if name.is_empty() {
@@ -172,7 +185,7 @@ pub async fn handle_sys(
     legacy: bool,
     op: Operation,
     name: &str,
-    data: &Map<String, Value>,
+    fields: &Fields<'_>,
 ) -> Result<Response> {
     let name = name.trim_matches('/');
     if name.is_empty() {
@@ -217,8 +230,9 @@ pub async fn handle_sys(
         }
         Operation::Create | Operation::Update => {
             let lname = validate_name(name)?;
-            let text = crate::field_str(data, "policy")
-                .or_else(|| crate::field_str(data, "rules"))
+            let text = fields
+                .str("policy")
+                .or_else(|| fields.str("rules"))
                 .ok_or_else(|| CoreError::bad("'policy' parameter not supplied or empty"))?
                 .into_owned();
             let text = decode_maybe_base64(&text);
@@ -270,19 +284,11 @@ fn decode_maybe_base64(text: &str) -> String {
 /// The body of `sys/capabilities*`: `{"<path>": [...], ...}`, and for a single path also
 /// `"capabilities"` with the same list (OpenBao keeps that key for older clients, and only
 /// for one path).
-pub fn capabilities_response(
-    acl: &Acl,
-    ns_rel: &str,
-    data: &Map<String, Value>,
-) -> Result<Response> {
-    let paths: Vec<String> = match (data.get("paths"), data.get("path")) {
-        (Some(v), _) => crate::util::as_string_list(v)
-            .ok_or_else(|| CoreError::bad("paths must be a list of strings"))?,
-        (None, Some(v)) => {
-            crate::util::as_string_list(v).ok_or_else(|| CoreError::bad("path must be a string"))?
-        }
-        (None, None) => return Err(CoreError::bad("'path' or 'paths' is required")),
-    };
+pub fn capabilities_response(acl: &Acl, ns_rel: &str, fields: &Fields<'_>) -> Result<Response> {
+    let paths: Vec<String> = fields
+        .str_list("paths")
+        .or_else(|| fields.str_list("path"))
+        .ok_or_else(|| CoreError::bad("'path' or 'paths' is required"))?;
     if paths.is_empty() {
         return Err(CoreError::bad("'path' or 'paths' is required"));
     }

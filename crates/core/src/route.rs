@@ -15,7 +15,12 @@
 //! `MatchAllRegex`; either is followed only by literal text, which must then end the
 //! path); and a final `/?`, an optional trailing slash.
 
-use crate::Operation;
+use std::borrow::Cow;
+
+use serde_json::{Map, Value};
+
+use crate::error::{CoreError, Result};
+use crate::{util, Operation};
 
 /// One path of a backend.
 #[derive(Debug)]
@@ -32,7 +37,42 @@ pub(crate) struct PathSpec<H: 'static> {
     /// The handler answers by the caller's ACL itself (it shows only what the caller may
     /// reach) instead of the core checking the path.
     pub own_acl: bool,
+    /// The request fields the handler reads, with their types: checked once, before the
+    /// handler runs (a value of the wrong type is a 400), and read typed through
+    /// [`Fields`]. Fields not declared are ignored, as OpenBao ignores them.
+    pub fields: &'static [Field],
     pub handler: H,
+}
+
+/// The type of a request field, converted as OpenBao's framework converts it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FieldType {
+    /// A string; a number or boolean is taken as its text.
+    Str,
+    /// An integer, or a string of one.
+    Int,
+    /// A boolean, or `"true"`/`"false"`/`"1"`/`"0"`/`"t"`/`"f"`, or 0/1.
+    Bool,
+    /// Seconds, or a duration string (`90s`, `1h30m`).
+    Duration,
+    /// A list of strings, or one string of comma-separated items.
+    StrList,
+    /// A JSON object.
+    Map,
+    /// String pairs: an object, or `"k=v"` strings (one, or a list).
+    KvPairs,
+}
+
+/// One declared request field.
+#[derive(Debug)]
+pub(crate) struct Field {
+    pub name: &'static str,
+    pub ty: FieldType,
+}
+
+/// A declared field (for tables).
+pub(crate) const fn field(name: &'static str, ty: FieldType) -> Field {
+    Field { name, ty }
 }
 
 impl<H> PathSpec<H> {
@@ -45,8 +85,13 @@ impl<H> PathSpec<H> {
             unauthenticated: false,
             existence_check: false,
             own_acl: false,
+            fields: &[],
             handler,
         }
+    }
+    pub const fn fields(mut self, fields: &'static [Field]) -> Self {
+        self.fields = fields;
+        self
     }
     pub const fn sudo(mut self) -> Self {
         self.sudo = true;
@@ -72,6 +117,126 @@ impl<H> PathSpec<H> {
             other => other,
         };
         self.ops.contains(&op)
+    }
+}
+
+/// A request's data seen through its entry's declared fields: [`Fields::check`]
+/// validated every declared field present, so the getters only convert.
+pub(crate) struct Fields<'a> {
+    declared: &'static [Field],
+    data: &'a Map<String, Value>,
+}
+
+impl<'a> Fields<'a> {
+    /// Check each declared field present in `data` converts to its type.
+    pub fn check(declared: &'static [Field], data: &'a Map<String, Value>) -> Result<Fields<'a>> {
+        let fields = Fields { declared, data };
+        for f in declared {
+            let Some(v) = fields.raw(f.name) else {
+                continue;
+            };
+            let ok = match f.ty {
+                FieldType::Str => as_str(v).is_some(),
+                FieldType::Int => util::as_i64(v).is_some(),
+                FieldType::Bool => util::as_bool(v).is_some(),
+                FieldType::Duration => util::parse_duration(v).is_ok(),
+                FieldType::StrList => util::as_string_list(v).is_some(),
+                FieldType::Map => v.is_object(),
+                FieldType::KvPairs => kv_pairs(v).is_some(),
+            };
+            if !ok {
+                return Err(CoreError::bad(format!(
+                    "Field validation failed: error converting input for field {:?}: expected {}",
+                    f.name,
+                    match f.ty {
+                        FieldType::Str => "a string",
+                        FieldType::Int => "an integer",
+                        FieldType::Bool => "a boolean",
+                        FieldType::Duration => "a duration such as 90s or 1h30m, or seconds",
+                        FieldType::StrList => "a list of strings or a comma-separated string",
+                        FieldType::Map => "an object",
+                        FieldType::KvPairs => "an object or k=v strings",
+                    }
+                )));
+            }
+        }
+        Ok(fields)
+    }
+
+    /// The field's value, `None` if absent or null. A handler reads only fields its entry
+    /// declares with the type it asks for (checked in debug builds).
+    fn typed(&self, name: &str, ty: FieldType) -> Option<&'a Value> {
+        debug_assert!(
+            self.declared.iter().any(|f| f.name == name && f.ty == ty),
+            "field {name:?} is not declared as {ty:?}"
+        );
+        self.raw(name)
+    }
+
+    fn raw(&self, name: &str) -> Option<&'a Value> {
+        self.data.get(name).filter(|v| !v.is_null())
+    }
+
+    pub fn str(&self, name: &str) -> Option<Cow<'a, str>> {
+        self.typed(name, FieldType::Str).and_then(as_str)
+    }
+    pub fn int(&self, name: &str) -> Option<i64> {
+        self.typed(name, FieldType::Int).and_then(util::as_i64)
+    }
+    pub fn bool(&self, name: &str) -> Option<bool> {
+        self.typed(name, FieldType::Bool).and_then(util::as_bool)
+    }
+    /// Seconds.
+    pub fn duration(&self, name: &str) -> Option<i64> {
+        self.typed(name, FieldType::Duration)
+            .and_then(|v| util::parse_duration(v).ok())
+    }
+    pub fn str_list(&self, name: &str) -> Option<Vec<String>> {
+        self.typed(name, FieldType::StrList)
+            .and_then(util::as_string_list)
+    }
+    pub fn map(&self, name: &str) -> Option<&'a Map<String, Value>> {
+        self.typed(name, FieldType::Map).and_then(Value::as_object)
+    }
+    pub fn kv_pairs(&self, name: &str) -> Option<std::collections::BTreeMap<String, String>> {
+        self.typed(name, FieldType::KvPairs).and_then(kv_pairs)
+    }
+    /// Whether the request gave the field at all (null counts as not given).
+    pub fn has(&self, name: &str) -> bool {
+        self.raw(name).is_some()
+    }
+}
+
+/// OpenBao's `TypeKVPairs`: an object (values as text), or `k=v` strings.
+fn kv_pairs(v: &Value) -> Option<std::collections::BTreeMap<String, String>> {
+    let pair = |s: &str| {
+        s.split_once('=')
+            .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+    };
+    match v {
+        Value::Object(m) => Some(
+            m.iter()
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        as_str(v)
+                            .map(Cow::into_owned)
+                            .unwrap_or_else(|| v.to_string()),
+                    )
+                })
+                .collect(),
+        ),
+        Value::String(s) => pair(s).map(|p| [p].into()),
+        Value::Array(items) => items.iter().map(|i| pair(i.as_str()?)).collect(),
+        _ => None,
+    }
+}
+
+fn as_str(v: &Value) -> Option<Cow<'_, str>> {
+    match v {
+        Value::String(s) => Some(Cow::Borrowed(s)),
+        Value::Number(_) | Value::Bool(_) => Some(Cow::Owned(v.to_string())),
+        _ => None,
     }
 }
 
@@ -229,6 +394,14 @@ pub(crate) fn check_table<H>(table: &'static [PathSpec<H>]) {
             rest = &rest[open + close + 1..];
         }
         assert!(!spec.ops.is_empty(), "{}: serves nothing", spec.pattern);
+        for (i, f) in spec.fields.iter().enumerate() {
+            assert!(
+                spec.fields[..i].iter().all(|g| g.name != f.name),
+                "{}: field {} declared twice",
+                spec.pattern,
+                f.name
+            );
+        }
         assert!(
             !spec.ops.contains(&Operation::Create),
             "{}: declare writes as Update",
@@ -294,6 +467,52 @@ mod tests {
             caps("a/{x}/b/{y}", "a/1/b/2"),
             Some(vec![("x".into(), "1".into()), ("y".into(), "2".into())])
         );
+    }
+
+    #[test]
+    fn fields_are_checked_once_and_read_typed() {
+        static DECLARED: &[Field] = &[
+            field("name", FieldType::Str),
+            field("n", FieldType::Int),
+            field("on", FieldType::Bool),
+            field("ttl", FieldType::Duration),
+            field("list", FieldType::StrList),
+            field("meta", FieldType::Map),
+            field("pairs", FieldType::KvPairs),
+        ];
+        let data = serde_json::json!({
+            "name": 7, "n": "12", "on": "t", "ttl": "1h30m", "list": "a, b",
+            "meta": {"k": "v"}, "pairs": ["a=1", "b = 2"], "undeclared": [1, 2]
+        });
+        let data = data.as_object().unwrap();
+        let f = Fields::check(DECLARED, data).unwrap();
+        assert_eq!(f.str("name").as_deref(), Some("7"));
+        assert_eq!(f.int("n"), Some(12));
+        assert_eq!(f.bool("on"), Some(true));
+        assert_eq!(f.duration("ttl"), Some(5400));
+        assert_eq!(f.str_list("list"), Some(vec!["a".into(), "b".into()]));
+        assert_eq!(f.map("meta").map(|m| m.len()), Some(1));
+        assert_eq!(
+            f.kv_pairs("pairs"),
+            Some([("a".into(), "1".into()), ("b".into(), "2".into())].into())
+        );
+        for (k, bad) in [
+            ("n", serde_json::json!("twelve")),
+            ("on", serde_json::json!("maybe")),
+            ("ttl", serde_json::json!("soon")),
+            ("list", serde_json::json!({"a": 1})),
+            ("meta", serde_json::json!("k=v")),
+            ("name", serde_json::json!({"a": 1})),
+            ("pairs", serde_json::json!("no-equals-sign")),
+        ] {
+            let mut d = data.clone();
+            d.insert(k.into(), bad);
+            let err = Fields::check(DECLARED, &d).err().unwrap().to_string();
+            assert!(err.contains(&format!("{k:?}")), "{err}");
+        }
+        let null = serde_json::json!({"n": null});
+        let f = Fields::check(DECLARED, null.as_object().unwrap()).unwrap();
+        assert!(!f.has("n") && f.int("n").is_none());
     }
 
     #[test]

@@ -4,12 +4,12 @@
 use std::sync::Arc;
 
 use base64::Engine;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use zeroize::Zeroizing;
 
 use crate::error::{CoreError, Result};
 use crate::namespace::NsState;
-use crate::route::{Captures, PathSpec};
+use crate::route::{field, Captures, Field, FieldType as T, Fields, PathSpec};
 use crate::{
     mounts, namespace, policy, token, util, Active, Caller, Core, Operation, Request, Response,
     Seal,
@@ -51,42 +51,77 @@ use Operation::{Delete as D, List as L, Patch as P, Read as R, Update as W};
 /// `PathsSpecial.Root` for the paths served here (`auth/*`, `rotate`, `rotate/keyring`),
 /// plus `seal` and `step-down`, which OpenBao's HTTP layer checks for sudo itself.
 pub(crate) static PATHS: &[PathSpec<SysPath>] = &[
-    PathSpec::new("init", &[R, W], SysPath::Init).unauthenticated(),
+    PathSpec::new("init", &[R, W], SysPath::Init)
+        .unauthenticated()
+        .fields(&[
+            field("secret_shares", T::Int),
+            field("secret_threshold", T::Int),
+            field("pgp_keys", T::StrList),
+        ]),
     PathSpec::new("seal-status", &[R], SysPath::SealStatus).unauthenticated(),
-    PathSpec::new("unseal", &[W], SysPath::Unseal).unauthenticated(),
-    PathSpec::new("health", &[R], SysPath::Health).unauthenticated(),
+    PathSpec::new("unseal", &[W], SysPath::Unseal)
+        .unauthenticated()
+        .fields(&[field("key", T::Str), field("reset", T::Bool)]),
+    PathSpec::new("health", &[R], SysPath::Health)
+        .unauthenticated()
+        .fields(&[
+            field("standbyok", T::Bool),
+            field("activecode", T::Int),
+            field("sealedcode", T::Int),
+            field("uninitcode", T::Int),
+        ]),
     PathSpec::new("leader", &[R], SysPath::Leader).unauthenticated(),
     PathSpec::new("mounts", &[R], SysPath::Mounts),
-    PathSpec::new("mounts/{path+}/tune", &[R, W], SysPath::MountTune),
-    PathSpec::new("mounts/{path+}", &[R, W, D], SysPath::Mount),
+    PathSpec::new("mounts/{path+}/tune", &[R, W], SysPath::MountTune).fields(mounts::TUNE_FIELDS),
+    PathSpec::new("mounts/{path+}", &[R, W, D], SysPath::Mount).fields(mounts::MOUNT_FIELDS),
     PathSpec::new("auth", &[R], SysPath::Auths),
-    PathSpec::new("auth/{path+}/tune", &[R, W], SysPath::AuthTune).sudo(),
-    PathSpec::new("auth/{path+}", &[R, W, D], SysPath::Auth).sudo(),
+    PathSpec::new("auth/{path+}/tune", &[R, W], SysPath::AuthTune)
+        .sudo()
+        .fields(mounts::TUNE_FIELDS),
+    PathSpec::new("auth/{path+}", &[R, W, D], SysPath::Auth)
+        .sudo()
+        .fields(mounts::MOUNT_FIELDS),
     PathSpec::new("policy/?", &[R, L], SysPath::LegacyPolicies),
-    PathSpec::new("policy/{name}", &[R, W, D], SysPath::LegacyPolicy).existence_check(),
+    PathSpec::new("policy/{name}", &[R, W, D], SysPath::LegacyPolicy)
+        .existence_check()
+        .fields(policy::POLICY_FIELDS),
     PathSpec::new("policies/acl/?", &[L], SysPath::Policies),
-    PathSpec::new("policies/acl/{name}", &[R, W, D], SysPath::Policy).existence_check(),
+    PathSpec::new("policies/acl/{name}", &[R, W, D], SysPath::Policy)
+        .existence_check()
+        .fields(policy::POLICY_FIELDS),
     PathSpec::new("namespaces/?", &[L], SysPath::Namespaces),
-    PathSpec::new("namespaces/{path+}", &[R, W, P, D], SysPath::Namespace),
-    PathSpec::new("capabilities-self", &[W], SysPath::CapabilitiesSelf),
-    PathSpec::new("capabilities", &[W], SysPath::Capabilities),
+    PathSpec::new("namespaces/{path+}", &[R, W, P, D], SysPath::Namespace)
+        .fields(&[field("custom_metadata", T::Map)]),
+    PathSpec::new("capabilities-self", &[W], SysPath::CapabilitiesSelf)
+        .fields(policy::CAPABILITIES_FIELDS),
+    PathSpec::new("capabilities", &[W], SysPath::Capabilities).fields(&[
+        field("token", T::Str),
+        field("path", T::StrList),
+        field("paths", T::StrList),
+    ]),
     PathSpec::new("internal/ui/mounts", &[R], SysPath::UiMounts).own_acl(),
     PathSpec::new("internal/ui/mounts/{path+}", &[R], SysPath::UiMounts).own_acl(),
     PathSpec::new("seal", &[W], SysPath::Seal).sudo(),
     PathSpec::new("step-down", &[W], SysPath::StepDown).sudo(),
     PathSpec::new("rotate", &[W], SysPath::Rotate).sudo(),
     PathSpec::new("rotate/keyring", &[W], SysPath::Rotate).sudo(),
-    PathSpec::new("rotate/config", &[R, W], SysPath::RotateConfig),
-    PathSpec::new("rotate/keyring/config", &[R, W], SysPath::RotateConfig),
+    PathSpec::new("rotate/config", &[R, W], SysPath::RotateConfig).fields(ROTATE_CONFIG),
+    PathSpec::new("rotate/keyring/config", &[R, W], SysPath::RotateConfig).fields(ROTATE_CONFIG),
     PathSpec::new("key-status", &[R], SysPath::KeyStatus),
 ];
 
-fn code_param(data: &Map<String, Value>, k: &str, default: u16) -> Result<u16> {
-    match data.get(k) {
+static ROTATE_CONFIG: &[Field] = &[
+    field("max_operations", T::Int),
+    field("interval", T::Duration),
+    field("enabled", T::Bool),
+];
+
+fn code_param(fields: &Fields, k: &str, default: u16) -> Result<u16> {
+    match fields.int(k) {
         None => Ok(default),
-        Some(v) => util::as_i64(v)
+        Some(c) => u16::try_from(c)
+            .ok()
             .filter(|c| (100..600).contains(c))
-            .map(|c| c as u16)
             .ok_or_else(|| CoreError::bad(format!("invalid {k}: use an HTTP status code"))),
     }
 }
@@ -135,10 +170,14 @@ fn decode_share(s: &str) -> Result<Zeroizing<Vec<u8>>> {
 }
 
 /// Endpoints that work without a token, sealed or not (entries marked `unauthenticated`).
-pub async fn unauthenticated(core: &Core, path: SysPath, req: &Request) -> Result<Response> {
+pub async fn unauthenticated(
+    core: &Core,
+    path: SysPath,
+    req: &Request,
+    fields: &Fields<'_>,
+) -> Result<Response> {
     let op = req.op();
     let write = req.is_write || matches!(op, Operation::Create | Operation::Update);
-    let data = &req.data;
     match path {
         SysPath::SealStatus => Ok(Response::raw(200, seal_status(core).await?)),
         SysPath::Init if !write => Ok(Response::raw(
@@ -146,8 +185,8 @@ pub async fn unauthenticated(core: &Core, path: SysPath, req: &Request) -> Resul
             json!({ "initialized": core.is_initialized().await? }),
         )),
         SysPath::Init => {
-            let shares = data.get("secret_shares").and_then(util::as_i64);
-            let threshold = data.get("secret_threshold").and_then(util::as_i64);
+            let shares = fields.int("secret_shares");
+            let threshold = fields.int("secret_threshold");
             let (shares, threshold) = match (&core.seal, shares, threshold) {
                 (Seal::Static(_), _, _) => (1, 1),
                 (Seal::Shamir, Some(s), Some(t)) => (s, t),
@@ -162,7 +201,7 @@ pub async fn unauthenticated(core: &Core, path: SysPath, req: &Request) -> Resul
                     "secret_shares and secret_threshold must be between 1 and 255",
                 ));
             }
-            if data.get("pgp_keys").is_some_and(|v| !v.is_null()) {
+            if fields.has("pgp_keys") {
                 return Err(CoreError::bad(
                     "pgp_keys are not supported: distribute key shares over a secure channel",
                 ));
@@ -181,14 +220,14 @@ pub async fn unauthenticated(core: &Core, path: SysPath, req: &Request) -> Resul
             Ok(Response::raw(200, body))
         }
         SysPath::Unseal => {
-            if data.get("reset").and_then(util::as_bool).unwrap_or(false) {
+            if fields.bool("reset").unwrap_or(false) {
                 core.reset_unseal();
                 return Ok(Response::raw(200, seal_status(core).await?));
             }
             if !core.is_initialized().await? {
                 return Err(CoreError::bad("Vault is not initialized"));
             }
-            let key = crate::field_str(data, "key").ok_or_else(|| {
+            let key = fields.str("key").ok_or_else(|| {
                 CoreError::bad(
                     "'key' must be specified in request body as JSON, or 'reset' set to true",
                 )
@@ -202,11 +241,11 @@ pub async fn unauthenticated(core: &Core, path: SysPath, req: &Request) -> Resul
             let initialized = core.is_initialized().await?;
             let sealed = core.is_sealed();
             let status = if !initialized {
-                code_param(data, "uninitcode", 501)?
+                code_param(fields, "uninitcode", 501)?
             } else if sealed {
-                code_param(data, "sealedcode", 503)?
+                code_param(fields, "sealedcode", 503)?
             } else {
-                code_param(data, "activecode", 200)?
+                code_param(fields, "activecode", 200)?
             };
             let active = core.active.load_full();
             let body = json!({
@@ -271,46 +310,47 @@ pub(crate) async fn handle(
     path: SysPath,
     captures: &Captures,
     req: &Request,
+    fields: &Fields<'_>,
 ) -> Result<Response> {
-    let data = &req.data;
     let ns_rel = ns.relative_to(&caller.ns).to_owned();
     let target = captures.get("path");
     match path {
-        SysPath::Mounts => mounts::handle_sys(core, ns, false, op, "", data).await,
+        SysPath::Mounts => mounts::handle_sys(core, ns, false, op, "", fields).await,
         SysPath::MountTune => {
-            mounts::handle_sys(core, ns, false, op, &format!("{target}/tune"), data).await
+            mounts::handle_sys(core, ns, false, op, &format!("{target}/tune"), fields).await
         }
-        SysPath::Mount => mounts::handle_sys(core, ns, false, op, target, data).await,
-        SysPath::Auths => mounts::handle_sys(core, ns, true, op, "", data).await,
+        SysPath::Mount => mounts::handle_sys(core, ns, false, op, target, fields).await,
+        SysPath::Auths => mounts::handle_sys(core, ns, true, op, "", fields).await,
         SysPath::AuthTune => {
-            mounts::handle_sys(core, ns, true, op, &format!("{target}/tune"), data).await
+            mounts::handle_sys(core, ns, true, op, &format!("{target}/tune"), fields).await
         }
-        SysPath::Auth => mounts::handle_sys(core, ns, true, op, target, data).await,
-        SysPath::LegacyPolicies => policy::handle_sys(active, ns, true, op, "", data).await,
+        SysPath::Auth => mounts::handle_sys(core, ns, true, op, target, fields).await,
+        SysPath::LegacyPolicies => policy::handle_sys(active, ns, true, op, "", fields).await,
         SysPath::LegacyPolicy => {
-            policy::handle_sys(active, ns, true, op, captures.get("name"), data).await
+            policy::handle_sys(active, ns, true, op, captures.get("name"), fields).await
         }
-        SysPath::Policies => policy::handle_sys(active, ns, false, op, "", data).await,
+        SysPath::Policies => policy::handle_sys(active, ns, false, op, "", fields).await,
         SysPath::Policy => {
-            policy::handle_sys(active, ns, false, op, captures.get("name"), data).await
+            policy::handle_sys(active, ns, false, op, captures.get("name"), fields).await
         }
         SysPath::Namespaces | SysPath::Namespace => {
-            let r = namespace::handle_sys(&active.namespaces, ns, op, target, data).await;
+            let r = namespace::handle_sys(&active.namespaces, ns, op, target, fields).await;
             if op == Operation::Delete {
                 active.tokens.clear();
                 active.acls.clear();
             }
             r
         }
-        SysPath::CapabilitiesSelf => policy::capabilities_response(&caller.acl, &ns_rel, data),
+        SysPath::CapabilitiesSelf => policy::capabilities_response(&caller.acl, &ns_rel, fields),
         SysPath::Capabilities => {
-            let t =
-                crate::field_str(data, "token").ok_or_else(|| CoreError::bad("missing token"))?;
+            let t = fields
+                .str("token")
+                .ok_or_else(|| CoreError::bad("missing token"))?;
             let other = token::authenticate(core, active, Some(&t), req.client_ip)
                 .await
                 .map_err(|_| CoreError::bad("invalid token"))?;
             let rel = ns.relative_to(&other.ns).to_owned();
-            policy::capabilities_response(&other.acl, &rel, data)
+            policy::capabilities_response(&other.acl, &rel, fields)
         }
         SysPath::UiMounts => {
             mounts::internal_ui_mounts(core, ns, &caller.acl, &ns_rel, target).await
@@ -334,14 +374,11 @@ pub(crate) async fn handle(
         }
         SysPath::RotateConfig if ns.is_root() => {
             let mut c = core.barrier.rotation_config()?;
-            if let Some(v) = data.get("max_operations") {
-                let n = util::as_i64(v).filter(|n| *n >= 0).ok_or_else(|| {
-                    CoreError::bad("max_operations must be a non-negative integer")
-                })?;
-                c.max_operations = n as u64;
+            if let Some(n) = fields.int("max_operations") {
+                c.max_operations = u64::try_from(n)
+                    .map_err(|_| CoreError::bad("max_operations must be a non-negative integer"))?;
             }
-            if let Some(v) = data.get("interval") {
-                let s = util::parse_duration(v).map_err(CoreError::bad)?;
+            if let Some(s) = fields.duration("interval") {
                 if s != 0 && s < 3600 {
                     return Err(CoreError::bad(
                         "interval must be 0 (disabled) or at least 1h",
@@ -349,9 +386,8 @@ pub(crate) async fn handle(
                 }
                 c.interval_secs = s.max(0) as u64;
             }
-            if let Some(v) = data.get("enabled") {
-                c.disabled =
-                    !util::as_bool(v).ok_or_else(|| CoreError::bad("enabled must be a boolean"))?;
+            if let Some(enabled) = fields.bool("enabled") {
+                c.disabled = !enabled;
             }
             core.barrier.set_rotation_config(c).await?;
             Ok(Response::none())
@@ -377,7 +413,7 @@ pub(crate) async fn handle(
         | SysPath::SealStatus
         | SysPath::Unseal
         | SysPath::Health
-        | SysPath::Leader => unauthenticated(core, path, req).await,
+        | SysPath::Leader => unauthenticated(core, path, req, fields).await,
     }
 }
 

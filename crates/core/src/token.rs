@@ -19,16 +19,16 @@ use std::sync::Arc;
 use aws_lc_rs::hmac;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use strongroom_barrier::BarrierOp;
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 use crate::error::{CoreError, Result};
 use crate::namespace::NsState;
-use crate::route::PathSpec;
+use crate::route::{field, Field, FieldType, Fields, PathSpec};
 use crate::view::TxnError;
-use crate::{policy, util, Active, Auth, Caller, Core, Operation, Request, Response};
+use crate::{policy, util, Active, Auth, Caller, Core, Operation, Response};
 
 const BATCH_AAD: &str = "strongroom/batch-token/v1";
 /// First byte of a batch token's compact plaintext (`encode_batch`). Tokens issued before
@@ -600,19 +600,40 @@ fn lookup_json(e: &TokenEntry, id: &str, ns: &NsState, now: i64) -> Value {
     v
 }
 
-fn parse_ttl(data: &Map<String, Value>, k: &str) -> Result<i64> {
-    match data.get(k) {
-        None => Ok(0),
-        Some(v) => {
-            let t =
-                util::parse_duration(v).map_err(|e| CoreError::bad(format!("invalid {k}: {e}")))?;
-            if t < 0 {
-                return Err(CoreError::bad(format!("{k} must not be negative")));
-            }
-            Ok(t)
-        }
+fn parse_ttl(fields: &Fields<'_>, k: &str) -> Result<i64> {
+    let t = fields.duration(k).unwrap_or(0);
+    if t < 0 {
+        return Err(CoreError::bad(format!("{k} must not be negative")));
     }
+    Ok(t)
 }
+
+/// The fields of `auth/token/create` and `create-orphan`.
+static CREATE_FIELDS: &[Field] = &[
+    field("entity_alias", FieldType::Str),
+    field("no_parent", FieldType::Bool),
+    field("type", FieldType::Str),
+    field("policies", FieldType::StrList),
+    field("no_default_policy", FieldType::Bool),
+    field("meta", FieldType::KvPairs),
+    field("num_uses", FieldType::Int),
+    field("renewable", FieldType::Bool),
+    field("period", FieldType::Duration),
+    field("explicit_max_ttl", FieldType::Duration),
+    field("ttl", FieldType::Duration),
+    field("display_name", FieldType::Str),
+    field("id", FieldType::Str),
+];
+static TOKEN_FIELD: &[Field] = &[field("token", FieldType::Str)];
+static ACCESSOR_FIELD: &[Field] = &[field("accessor", FieldType::Str)];
+static RENEW_FIELDS: &[Field] = &[
+    field("token", FieldType::Str),
+    field("increment", FieldType::Duration),
+];
+static RENEW_ACCESSOR_FIELDS: &[Field] = &[
+    field("accessor", FieldType::Str),
+    field("increment", FieldType::Duration),
+];
 
 async fn create(
     core: &Core,
@@ -620,7 +641,7 @@ async fn create(
     ns: &Arc<NsState>,
     caller: &Caller,
     orphan_endpoint: bool,
-    data: &Map<String, Value>,
+    fields: &Fields<'_>,
 ) -> Result<Response> {
     let parent = &caller.entry;
     if parent.batch {
@@ -628,22 +649,15 @@ async fn create(
     }
     // An entity alias names an identity for the token; OpenBao takes one only through a
     // token role, and this server has no token roles: refused, not ignored.
-    match data.get("entity_alias") {
-        None | Some(Value::Null) => {}
-        Some(Value::String(s)) if s.is_empty() => {}
-        Some(_) => {
-            return Err(CoreError::bad(
-                "'entity_alias' is only allowed in combination with token role",
-            ))
-        }
+    if fields.str("entity_alias").is_some_and(|a| !a.is_empty()) {
+        return Err(CoreError::bad(
+            "'entity_alias' is only allowed in combination with token role",
+        ));
     }
     let parent_is_root = parent.is_root();
-    let no_parent = data
-        .get("no_parent")
-        .and_then(util::as_bool)
-        .unwrap_or(false);
+    let no_parent = fields.bool("no_parent").unwrap_or(false);
     let orphan = orphan_endpoint || no_parent;
-    let batch = match crate::field_str(data, "type").as_deref() {
+    let batch = match fields.str("type").as_deref() {
         None | Some("") | Some("service") | Some("default") => false,
         Some("batch") => true,
         Some(other) => {
@@ -652,19 +666,12 @@ async fn create(
             )))
         }
     };
-    let mut policies: Vec<String> = match data.get("policies") {
-        Some(v) => util::as_string_list(v)
-            .ok_or_else(|| CoreError::bad("policies must be a list of strings"))?,
-        None => Vec::new(),
-    };
+    let mut policies: Vec<String> = fields.str_list("policies").unwrap_or_default();
     for p in policies.iter_mut() {
         *p = p.trim().to_lowercase();
     }
     policies.retain(|p| !p.is_empty());
-    let no_default = data
-        .get("no_default_policy")
-        .and_then(util::as_bool)
-        .unwrap_or(false);
+    let no_default = fields.bool("no_default_policy").unwrap_or(false);
     if policies.is_empty() {
         policies = parent.policies.clone();
     } else if !parent_is_root {
@@ -693,35 +700,15 @@ async fn create(
     policies.dedup();
 
     let mut meta = BTreeMap::new();
-    match data.get("meta") {
-        None | Some(Value::Null) => {}
-        Some(Value::Object(m)) => {
-            for (k, v) in m {
-                meta.insert(
-                    k.clone(),
-                    v.as_str()
-                        .map(str::to_owned)
-                        .unwrap_or_else(|| v.to_string()),
-                );
-            }
-        }
-        Some(_) => return Err(CoreError::bad("meta must be a map of strings")),
-    }
-    let num_uses = match data.get("num_uses") {
-        None => 0,
-        Some(v) => util::as_i64(v).ok_or_else(|| CoreError::bad("num_uses must be an integer"))?,
-    };
+    meta.extend(fields.kv_pairs("meta").unwrap_or_default());
+    let num_uses = fields.int("num_uses").unwrap_or(0);
     if num_uses < 0 {
         return Err(CoreError::bad("number of uses cannot be negative"));
     }
-    let renewable = data
-        .get("renewable")
-        .and_then(util::as_bool)
-        .unwrap_or(true)
-        && !batch;
-    let period = parse_ttl(data, "period")?;
-    let explicit_max_ttl = parse_ttl(data, "explicit_max_ttl")?;
-    let mut ttl = parse_ttl(data, "ttl")?;
+    let renewable = fields.bool("renewable").unwrap_or(true) && !batch;
+    let period = parse_ttl(fields, "period")?;
+    let explicit_max_ttl = parse_ttl(fields, "explicit_max_ttl")?;
+    let mut ttl = parse_ttl(fields, "ttl")?;
     // A batch token cannot be revoked on its own (it is not stored), so it never carries
     // root, as in OpenBao.
     if batch && policies.iter().any(|p| p == "root") {
@@ -762,7 +749,7 @@ async fn create(
         expire_time = parent.expire_time;
         ttl = (expire_time - now).max(0);
     }
-    let display_name = match crate::field_str(data, "display_name") {
+    let display_name = match fields.str("display_name") {
         Some(n) if !n.is_empty() => {
             let clean: String = n
                 .chars()
@@ -778,7 +765,8 @@ async fn create(
         }
         _ => "token".into(),
     };
-    let custom_id = crate::field_str(data, "id")
+    let custom_id = fields
+        .str("id")
         .map(|s| s.into_owned())
         .filter(|s| !s.is_empty());
     if custom_id.is_some() && !parent_is_root {
@@ -995,7 +983,7 @@ async fn renew(
     ns: &NsState,
     entry: &TokenEntry,
     id: &str,
-    data: &Map<String, Value>,
+    fields: &Fields<'_>,
 ) -> Result<Response> {
     let now = util::now_secs();
     if entry.batch {
@@ -1011,7 +999,7 @@ async fn renew(
     if !entry.renewable {
         return Err(CoreError::bad("lease is not renewable"));
     }
-    let increment = parse_ttl(data, "increment")?;
+    let increment = parse_ttl(fields, "increment")?;
     let mut e = entry.clone();
     let mut ttl = if e.period > 0 {
         e.period
@@ -1060,8 +1048,9 @@ async fn renew(
     Ok(r)
 }
 
-fn token_param<'a>(data: &'a Map<String, Value>) -> Result<std::borrow::Cow<'a, str>> {
-    crate::field_str(data, "token")
+fn token_param<'a>(fields: &Fields<'a>) -> Result<std::borrow::Cow<'a, str>> {
+    fields
+        .str("token")
         .filter(|t| !t.is_empty())
         .ok_or_else(|| CoreError::bad("missing token"))
 }
@@ -1112,18 +1101,19 @@ impl TokenPath {
 pub(crate) static PATHS: &[PathSpec<TokenPath>] = {
     use Operation::{List as L, Read as R, Update as W};
     &[
-        PathSpec::new("create", &[W], TokenPath::Create),
-        PathSpec::new("create-orphan", &[W], TokenPath::CreateOrphan),
+        PathSpec::new("create", &[W], TokenPath::Create).fields(CREATE_FIELDS),
+        PathSpec::new("create-orphan", &[W], TokenPath::CreateOrphan).fields(CREATE_FIELDS),
         PathSpec::new("lookup-self", &[R, W], TokenPath::LookupSelf),
-        PathSpec::new("lookup", &[R, W], TokenPath::Lookup),
-        PathSpec::new("lookup-accessor", &[W], TokenPath::LookupAccessor),
-        PathSpec::new("renew-self", &[W], TokenPath::RenewSelf),
-        PathSpec::new("renew", &[W], TokenPath::Renew),
-        PathSpec::new("renew-accessor", &[W], TokenPath::RenewAccessor),
+        PathSpec::new("lookup", &[R, W], TokenPath::Lookup).fields(TOKEN_FIELD),
+        PathSpec::new("lookup-accessor", &[W], TokenPath::LookupAccessor).fields(ACCESSOR_FIELD),
+        PathSpec::new("renew-self", &[W], TokenPath::RenewSelf).fields(RENEW_FIELDS),
+        PathSpec::new("renew", &[W], TokenPath::Renew).fields(RENEW_FIELDS),
+        PathSpec::new("renew-accessor", &[W], TokenPath::RenewAccessor)
+            .fields(RENEW_ACCESSOR_FIELDS),
         PathSpec::new("revoke-self", &[W], TokenPath::RevokeSelf),
-        PathSpec::new("revoke", &[W], TokenPath::Revoke),
-        PathSpec::new("revoke-orphan", &[W], TokenPath::RevokeOrphan),
-        PathSpec::new("revoke-accessor", &[W], TokenPath::RevokeAccessor),
+        PathSpec::new("revoke", &[W], TokenPath::Revoke).fields(TOKEN_FIELD),
+        PathSpec::new("revoke-orphan", &[W], TokenPath::RevokeOrphan).fields(TOKEN_FIELD),
+        PathSpec::new("revoke-accessor", &[W], TokenPath::RevokeAccessor).fields(ACCESSOR_FIELD),
         PathSpec::new("accessors/?", &[L], TokenPath::Accessors).sudo(),
         PathSpec::new("roles/?", &[L], TokenPath::Roles),
         PathSpec::new("tidy", &[W], TokenPath::Tidy),
@@ -1140,24 +1130,19 @@ pub(crate) async fn handle(
     caller: &Caller,
     path: TokenPath,
     sudo: bool,
-    req: &Request,
+    fields: &Fields<'_>,
 ) -> Result<Response> {
-    let data = &req.data;
     let now = util::now_secs();
     match path {
         TokenPath::Create => {
-            let no_parent = data
-                .get("no_parent")
-                .and_then(util::as_bool)
-                .unwrap_or(false);
-            if no_parent && !sudo {
+            if fields.bool("no_parent").unwrap_or(false) && !sudo {
                 return Err(CoreError::bad(
                     "root or sudo privileges required to create orphan token",
                 ));
             }
-            create(core, active, ns, caller, false, data).await
+            create(core, active, ns, caller, false, fields).await
         }
-        TokenPath::CreateOrphan => create(core, active, ns, caller, true, data).await,
+        TokenPath::CreateOrphan => create(core, active, ns, caller, true, fields).await,
         TokenPath::LookupSelf => Ok(Response::data(lookup_json(
             &caller.entry,
             &caller.token_id,
@@ -1165,7 +1150,7 @@ pub(crate) async fn handle(
             now,
         ))),
         TokenPath::Lookup => {
-            let id = token_param(data)?;
+            let id = token_param(fields)?;
             let (e, ens) = resolve(core, active, &id)
                 .await?
                 // 403, as OpenBao answers a lookup of a token that does not exist.
@@ -1173,7 +1158,8 @@ pub(crate) async fn handle(
             Ok(Response::data(lookup_json(&e, &id, &ens, now)))
         }
         TokenPath::LookupAccessor => {
-            let acc = crate::field_str(data, "accessor")
+            let acc = fields
+                .str("accessor")
                 .ok_or_else(|| CoreError::bad("missing accessor"))?;
             let (e, ens) = by_accessor(active, ns, &acc)
                 .await?
@@ -1187,24 +1173,25 @@ pub(crate) async fn handle(
                 &caller.ns,
                 &caller.entry,
                 &caller.token_id,
-                data,
+                fields,
             )
             .await
         }
         TokenPath::Renew => {
-            let id = token_param(data)?;
+            let id = token_param(fields)?;
             let (e, ens) = resolve(core, active, &id)
                 .await?
                 .ok_or_else(|| CoreError::bad("token not found"))?;
-            renew(core, active, &ens, &e, &id, data).await
+            renew(core, active, &ens, &e, &id, fields).await
         }
         TokenPath::RenewAccessor => {
-            let acc = crate::field_str(data, "accessor")
+            let acc = fields
+                .str("accessor")
                 .ok_or_else(|| CoreError::bad("missing accessor"))?;
             let (e, ens) = by_accessor(active, ns, &acc)
                 .await?
                 .ok_or_else(|| CoreError::bad("invalid accessor"))?;
-            let mut r = renew(core, active, &ens, &e, "", data).await?;
+            let mut r = renew(core, active, &ens, &e, "", fields).await?;
             if let Some(a) = r.auth.as_mut() {
                 a.client_token.clear();
             }
@@ -1215,7 +1202,7 @@ pub(crate) async fn handle(
             Ok(Response::none())
         }
         TokenPath::Revoke => {
-            let id = token_param(data)?;
+            let id = token_param(fields)?;
             if let Some((e, _)) = resolve(core, active, &id).await? {
                 revoke_tree(core, active, &e).await?;
             }
@@ -1227,7 +1214,7 @@ pub(crate) async fn handle(
                     "root or sudo privileges required to revoke and orphan",
                 ));
             }
-            let id = token_param(data)?;
+            let id = token_param(fields)?;
             // Unlike `revoke`, OpenBao says when there is nothing to revoke here.
             let (e, ens) = resolve(core, active, &id)
                 .await?
@@ -1236,7 +1223,8 @@ pub(crate) async fn handle(
             Ok(Response::none())
         }
         TokenPath::RevokeAccessor => {
-            let acc = crate::field_str(data, "accessor")
+            let acc = fields
+                .str("accessor")
                 .ok_or_else(|| CoreError::bad("missing accessor"))?;
             match by_accessor(active, ns, &acc).await? {
                 Some((e, _)) => {

@@ -815,3 +815,60 @@ path "secret/data/team a/*" { capabilities = ["deny"] }"#;
         assert_eq!(r.status, 400, "{n}: {}", r.body);
     }
 }
+
+/// A route's declared fields are converted as OpenBao's framework converts them: a value
+/// of the wrong type is a 400 naming the field, before anything runs; the forms OpenBao
+/// accepts (numbers and booleans as strings, durations, `k=v` pairs) are accepted.
+#[test]
+fn declared_fields_are_validated_as_in_openbao() {
+    let ours = strongroom_dev();
+    let theirs = openbao_dev();
+    for s in [&ours, &theirs] {
+        let n = s.name;
+        let create = |body: &str| {
+            http(
+                "POST",
+                &s.url("auth/token/create"),
+                Some(ROOT),
+                &[],
+                Some(body.as_bytes()),
+            )
+        };
+        for (body, field) in [
+            (r#"{"renewable":"maybe"}"#, "renewable"),
+            (r#"{"num_uses":"x"}"#, "num_uses"),
+            (r#"{"policies":{"a":1}}"#, "policies"),
+        ] {
+            let r = create(body);
+            assert_eq!(r.status, 400, "{n}: {body}: {}", r.body);
+            assert!(r.body.contains(field), "{n}: {body}: {}", r.body);
+        }
+        assert_eq!(create(r#"{"ttl":"soon"}"#).status, 400, "{n}");
+        let ok = create(r#"{"num_uses":"2","ttl":"1h30m","renewable":"f","meta":"team=a"}"#);
+        assert_eq!(ok.status, 200, "{n}: {}", ok.body);
+        let tok = ok.json()["auth"]["client_token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let look = http(
+            "POST",
+            &s.url("auth/token/lookup"),
+            Some(ROOT),
+            &[],
+            Some(json!({ "token": tok }).to_string().as_bytes()),
+        )
+        .json();
+        assert_eq!(look["data"]["num_uses"], 2, "{n}");
+        assert_eq!(look["data"]["renewable"], false, "{n}");
+        assert_eq!(look["data"]["meta"], json!({"team": "a"}), "{n}");
+        let r = http(
+            "POST",
+            &s.url("sys/rotate/config"),
+            Some(ROOT),
+            &[],
+            Some(br#"{"enabled":"nope"}"#),
+        );
+        assert_eq!(r.status, 400, "{n}: {}", r.body);
+        assert!(r.body.contains("enabled"), "{n}: {}", r.body);
+    }
+}
