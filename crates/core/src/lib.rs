@@ -31,7 +31,6 @@ mod view;
 use std::sync::Arc;
 
 use arc_swap::ArcSwapOption;
-use serde_json::Value;
 use strongroom_acl::Acl;
 use strongroom_barrier::seal::{SealConfig, StaticSeal};
 use strongroom_barrier::{Barrier, UnsealKey};
@@ -498,6 +497,7 @@ impl Core {
         // Logins are the one unauthenticated operation on an auth mount.
         if let Ok(Route::Auth(a)) = &route {
             if a.spec.unauthenticated && req.is_write {
+                let fields = route::Fields::check(a.spec.fields, &req.data)?;
                 if req.inline_auth.is_some() {
                     return Err(CoreError::bad(
                         "inline authentication cannot be used on a login request",
@@ -505,7 +505,7 @@ impl Core {
                 }
                 let (id, entry) = a
                     .method
-                    .login(self, &active, &ns, a.mount(), &req.data, req.client_ip)
+                    .login(self, &active, &ns, a.mount(), &fields, req.client_ip)
                     .await?;
                 return Ok(Response {
                     auth: Some(token::login_auth(entry, id)),
@@ -641,12 +641,10 @@ impl Core {
             }
             Route::Auth(a) => {
                 a.method
-                    .handle(self, &ns, a.mount(), op, &a.rest, &req.data)
+                    .handle(self, &ns, a.mount(), op, &a.rest, &fields)
                     .await
             }
-            Route::Logical(mount, _, rest) => {
-                mount.engine.handle(&mount, op, &rest, &req.data).await
-            }
+            Route::Logical(mount, _, rest) => mount.engine.handle(&mount, op, &rest, &fields).await,
         };
         if last_use {
             Box::pin(token::revoke_tree(self, &active, &caller.entry)).await?;
@@ -685,9 +683,10 @@ impl Core {
         if !a.spec.unauthenticated {
             return Err(not_login());
         }
+        let fields = route::Fields::check(a.spec.fields, &ia.data)?;
         let entry = a
             .method
-            .inline_login(self, active, &ns, a.mount(), &ia.data, req.client_ip)
+            .inline_login(self, active, &ns, a.mount(), &fields, req.client_ip)
             .await?;
         let acl = policy::acl_for(active, &ns, &entry.policies).await?;
         Ok(Caller {
@@ -905,18 +904,6 @@ impl Stale {
 /// redirects an uncleaned path, and a decoded `%2F%2F` names a key with an empty segment.)
 fn is_relative_path(path: &str) -> bool {
     path.split('/').any(|seg| seg == "." || seg == "..")
-}
-
-/// Read a field as a string (numbers and booleans are rendered).
-pub(crate) fn field_str<'a>(
-    data: &'a serde_json::Map<String, Value>,
-    k: &str,
-) -> Option<std::borrow::Cow<'a, str>> {
-    match data.get(k)? {
-        Value::String(s) => Some(std::borrow::Cow::Borrowed(s)),
-        Value::Null => None,
-        other => Some(std::borrow::Cow::Owned(other.to_string())),
-    }
 }
 
 #[cfg(test)]

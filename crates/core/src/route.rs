@@ -57,10 +57,14 @@ pub(crate) enum FieldType {
     Duration,
     /// A list of strings, or one string of comma-separated items.
     StrList,
+    /// A list of integers (numbers or their text), or one string of comma-separated ones.
+    IntList,
     /// A JSON object.
     Map,
     /// String pairs: an object, or `"k=v"` strings (one, or a list).
     KvPairs,
+    /// Any JSON, interpreted by the handler ([`Fields::value`]).
+    Any,
 }
 
 /// One declared request field.
@@ -141,8 +145,10 @@ impl<'a> Fields<'a> {
                 FieldType::Bool => util::as_bool(v).is_some(),
                 FieldType::Duration => util::parse_duration(v).is_ok(),
                 FieldType::StrList => util::as_string_list(v).is_some(),
+                FieldType::IntList => int_list(v).is_some(),
                 FieldType::Map => v.is_object(),
                 FieldType::KvPairs => kv_pairs(v).is_some(),
+                FieldType::Any => true,
             };
             if !ok {
                 return Err(CoreError::bad(format!(
@@ -154,8 +160,10 @@ impl<'a> Fields<'a> {
                         FieldType::Bool => "a boolean",
                         FieldType::Duration => "a duration such as 90s or 1h30m, or seconds",
                         FieldType::StrList => "a list of strings or a comma-separated string",
+                        FieldType::IntList => "a list of integers or a comma-separated string",
                         FieldType::Map => "an object",
                         FieldType::KvPairs => "an object or k=v strings",
+                        FieldType::Any => "any value",
                     }
                 )));
             }
@@ -195,15 +203,42 @@ impl<'a> Fields<'a> {
         self.typed(name, FieldType::StrList)
             .and_then(util::as_string_list)
     }
+    pub fn int_list(&self, name: &str) -> Option<Vec<i64>> {
+        self.typed(name, FieldType::IntList).and_then(int_list)
+    }
     pub fn map(&self, name: &str) -> Option<&'a Map<String, Value>> {
         self.typed(name, FieldType::Map).and_then(Value::as_object)
     }
     pub fn kv_pairs(&self, name: &str) -> Option<std::collections::BTreeMap<String, String>> {
         self.typed(name, FieldType::KvPairs).and_then(kv_pairs)
     }
+    /// The field as given, null included, for a handler to which null means something
+    /// (clearing a map); its type was checked like any other's.
+    pub fn value(&self, name: &str) -> Option<&'a Value> {
+        debug_assert!(
+            self.declared.iter().any(|f| f.name == name),
+            "field {name:?} is not declared"
+        );
+        self.data.get(name)
+    }
+    /// The whole request body, for a path whose body is itself the value written (a kv v1
+    /// secret, as OpenBao's passthrough backend takes it): its keys are the caller's.
+    pub fn body(&self) -> &'a Map<String, Value> {
+        self.data
+    }
     /// Whether the request gave the field at all (null counts as not given).
     pub fn has(&self, name: &str) -> bool {
         self.raw(name).is_some()
+    }
+}
+
+/// OpenBao's `TypeCommaIntSlice`: a list of integers, or one of comma-separated text.
+fn int_list(v: &Value) -> Option<Vec<i64>> {
+    match v {
+        Value::Array(items) => items.iter().map(util::as_i64).collect(),
+        Value::String(s) => s.split(',').map(|x| x.trim().parse().ok()).collect(),
+        Value::Number(_) => util::as_i64(v).map(|n| vec![n]),
+        _ => None,
     }
 }
 

@@ -18,6 +18,7 @@ use strongroom_jwt::{glob_match, Jwt, JwtError, KeySet};
 use crate::error::{CoreError, Result};
 use crate::mounts::MountEntry;
 use crate::namespace::NsState;
+use crate::route::{field, Field, FieldType as T, Fields};
 use crate::token::{self, TokenEntry};
 use crate::view::View;
 use crate::{util, Active, Core, Operation, Response};
@@ -106,33 +107,68 @@ fn mount_view(ns: &NsState, m: &MountEntry) -> View {
     ns.view.sub(&format!("auth/{}/", m.uuid))
 }
 
-fn dur(data: &Map<String, Value>, k: &str, cur: i64) -> Result<i64> {
-    match data.get(k) {
-        None => Ok(cur),
-        Some(v) => util::parse_duration(v).map_err(|e| CoreError::bad(format!("invalid {k}: {e}"))),
-    }
+// A field the request gave, else the current value (a role update keeps what it does not
+// name). The core checked each field's type against the table before the handler ran.
+fn dur(fields: &Fields<'_>, k: &str, cur: i64) -> i64 {
+    fields.duration(k).unwrap_or(cur)
 }
 
-fn list(data: &Map<String, Value>, k: &str, cur: Vec<String>) -> Result<Vec<String>> {
-    match data.get(k) {
-        None => Ok(cur),
-        Some(v) => util::as_string_list(v)
-            .ok_or_else(|| CoreError::bad(format!("{k} must be a list of strings"))),
-    }
+fn list(fields: &Fields<'_>, k: &str, cur: Vec<String>) -> Vec<String> {
+    fields.str_list(k).unwrap_or(cur)
 }
 
-fn string(data: &Map<String, Value>, k: &str, cur: String) -> String {
-    crate::field_str(data, k)
-        .map(|s| s.into_owned())
-        .unwrap_or(cur)
+fn string(fields: &Fields<'_>, k: &str, cur: String) -> String {
+    fields.str(k).map(|s| s.into_owned()).unwrap_or(cur)
 }
 
-fn boolean(data: &Map<String, Value>, k: &str, cur: bool) -> Result<bool> {
-    match data.get(k) {
-        None => Ok(cur),
-        Some(v) => util::as_bool(v).ok_or_else(|| CoreError::bad(format!("{k} must be a boolean"))),
-    }
+fn boolean(fields: &Fields<'_>, k: &str, cur: bool) -> bool {
+    fields.bool(k).unwrap_or(cur)
 }
+
+/// The fields of `auth/<jwt>/config`.
+static CONFIG_FIELDS: &[Field] = &[
+    field("jwt_validation_pubkeys", T::StrList),
+    field("jwks_url", T::Str),
+    field("jwks_ca_pem", T::Str),
+    field("oidc_discovery_url", T::Str),
+    field("oidc_discovery_ca_pem", T::Str),
+    field("bound_issuer", T::Str),
+    field("jwt_supported_algs", T::StrList),
+    field("default_role", T::Str),
+];
+
+/// The fields of `auth/<jwt>/role/<name>` (OpenBao's names and their older aliases).
+static ROLE_FIELDS: &[Field] = &[
+    field("role_type", T::Str),
+    field("user_claim", T::Str),
+    field("user_claim_json_pointer", T::Bool),
+    field("bound_audiences", T::StrList),
+    field("bound_subject", T::Str),
+    field("bound_claims", T::Any),
+    field("bound_claims_type", T::Str),
+    field("claim_mappings", T::Any),
+    field("groups_claim", T::Str),
+    field("token_policies", T::StrList),
+    field("policies", T::StrList),
+    field("token_policies_template_claims", T::Bool),
+    field("token_ttl", T::Duration),
+    field("ttl", T::Duration),
+    field("token_max_ttl", T::Duration),
+    field("max_ttl", T::Duration),
+    field("token_explicit_max_ttl", T::Duration),
+    field("token_period", T::Duration),
+    field("period", T::Duration),
+    field("token_bound_cidrs", T::StrList),
+    field("bound_cidrs", T::StrList),
+    field("token_num_uses", T::Int),
+    field("num_uses", T::Int),
+    field("token_type", T::Str),
+    field("token_no_default_policy", T::Bool),
+    field("clock_skew_leeway", T::Duration),
+    field("expiration_leeway", T::Duration),
+    field("not_before_leeway", T::Duration),
+    field("allowed_redirect_uris", T::StrList),
+];
 
 impl JwtConfig {
     fn to_json(&self) -> Value {
@@ -200,8 +236,8 @@ impl JwtRole {
         })
     }
 
-    fn update(&mut self, data: &Map<String, Value>) -> Result<()> {
-        self.role_type = string(data, "role_type", std::mem::take(&mut self.role_type));
+    fn update(&mut self, fields: &Fields<'_>) -> Result<()> {
+        self.role_type = string(fields, "role_type", std::mem::take(&mut self.role_type));
         if self.role_type.is_empty() {
             self.role_type = "oidc".into();
         }
@@ -211,23 +247,23 @@ impl JwtRole {
                 self.role_type
             )));
         }
-        self.user_claim = string(data, "user_claim", std::mem::take(&mut self.user_claim));
+        self.user_claim = string(fields, "user_claim", std::mem::take(&mut self.user_claim));
         self.user_claim_json_pointer = boolean(
-            data,
+            fields,
             "user_claim_json_pointer",
             self.user_claim_json_pointer,
-        )?;
+        );
         self.bound_audiences = list(
-            data,
+            fields,
             "bound_audiences",
             std::mem::take(&mut self.bound_audiences),
-        )?;
+        );
         self.bound_subject = string(
-            data,
+            fields,
             "bound_subject",
             std::mem::take(&mut self.bound_subject),
         );
-        if let Some(v) = data.get("bound_claims") {
+        if let Some(v) = fields.value("bound_claims") {
             self.bound_claims = match v {
                 Value::Object(m) => m.clone(),
                 Value::Null => Map::new(),
@@ -238,7 +274,7 @@ impl JwtRole {
             };
         }
         self.bound_claims_type = string(
-            data,
+            fields,
             "bound_claims_type",
             std::mem::take(&mut self.bound_claims_type),
         );
@@ -267,7 +303,7 @@ impl JwtRole {
                 )))
             }
         }
-        if let Some(v) = data.get("claim_mappings") {
+        if let Some(v) = fields.value("claim_mappings") {
             self.claim_mappings = match v {
                 Value::Object(m) => m
                     .iter()
@@ -277,53 +313,64 @@ impl JwtRole {
                 _ => return Err(CoreError::bad("claim_mappings must be a map of strings")),
             };
         }
-        self.groups_claim = string(data, "groups_claim", std::mem::take(&mut self.groups_claim));
-        let pol_key = if data.contains_key("token_policies") {
+        self.groups_claim = string(
+            fields,
+            "groups_claim",
+            std::mem::take(&mut self.groups_claim),
+        );
+        let pol_key = if fields.has("token_policies") {
             "token_policies"
         } else {
             "policies"
         };
-        self.token_policies = list(data, pol_key, std::mem::take(&mut self.token_policies))?;
+        self.token_policies = list(fields, pol_key, std::mem::take(&mut self.token_policies));
         self.token_policies_template_claims = boolean(
-            data,
+            fields,
             "token_policies_template_claims",
             self.token_policies_template_claims,
-        )?;
+        );
         self.token_ttl = dur(
-            data,
-            if data.contains_key("ttl") {
+            fields,
+            if fields.has("ttl") {
                 "ttl"
             } else {
                 "token_ttl"
             },
             self.token_ttl,
-        )?;
+        );
         self.token_max_ttl = dur(
-            data,
-            if data.contains_key("max_ttl") {
+            fields,
+            if fields.has("max_ttl") {
                 "max_ttl"
             } else {
                 "token_max_ttl"
             },
             self.token_max_ttl,
-        )?;
-        self.token_explicit_max_ttl =
-            dur(data, "token_explicit_max_ttl", self.token_explicit_max_ttl)?;
+        );
+        self.token_explicit_max_ttl = dur(
+            fields,
+            "token_explicit_max_ttl",
+            self.token_explicit_max_ttl,
+        );
         self.token_period = dur(
-            data,
-            if data.contains_key("period") {
+            fields,
+            if fields.has("period") {
                 "period"
             } else {
                 "token_period"
             },
             self.token_period,
-        )?;
-        let cidr_key = if data.contains_key("bound_cidrs") {
+        );
+        let cidr_key = if fields.has("bound_cidrs") {
             "bound_cidrs"
         } else {
             "token_bound_cidrs"
         };
-        self.token_bound_cidrs = list(data, cidr_key, std::mem::take(&mut self.token_bound_cidrs))?;
+        self.token_bound_cidrs = list(
+            fields,
+            cidr_key,
+            std::mem::take(&mut self.token_bound_cidrs),
+        );
         for c in &self.token_bound_cidrs {
             if util::parse_cidr(c).is_none() {
                 return Err(CoreError::bad(format!(
@@ -331,12 +378,18 @@ impl JwtRole {
                 )));
             }
         }
-        if let Some(v) = data.get("token_num_uses").or_else(|| data.get("num_uses")) {
-            self.token_num_uses = util::as_i64(v)
-                .filter(|n| *n >= 0)
-                .ok_or_else(|| CoreError::bad("token_num_uses must be a non-negative integer"))?;
+        if let Some(n) = fields
+            .int("token_num_uses")
+            .or_else(|| fields.int("num_uses"))
+        {
+            if n < 0 {
+                return Err(CoreError::bad(
+                    "token_num_uses must be a non-negative integer",
+                ));
+            }
+            self.token_num_uses = n;
         }
-        self.token_type = string(data, "token_type", std::mem::take(&mut self.token_type));
+        self.token_type = string(fields, "token_type", std::mem::take(&mut self.token_type));
         if ![
             "",
             "default",
@@ -353,18 +406,18 @@ impl JwtRole {
             )));
         }
         self.token_no_default_policy = boolean(
-            data,
+            fields,
             "token_no_default_policy",
             self.token_no_default_policy,
-        )?;
-        self.clock_skew_leeway = dur(data, "clock_skew_leeway", self.clock_skew_leeway)?;
-        self.expiration_leeway = dur(data, "expiration_leeway", self.expiration_leeway)?;
-        self.not_before_leeway = dur(data, "not_before_leeway", self.not_before_leeway)?;
+        );
+        self.clock_skew_leeway = dur(fields, "clock_skew_leeway", self.clock_skew_leeway);
+        self.expiration_leeway = dur(fields, "expiration_leeway", self.expiration_leeway);
+        self.not_before_leeway = dur(fields, "not_before_leeway", self.not_before_leeway);
         self.allowed_redirect_uris = list(
-            data,
+            fields,
             "allowed_redirect_uris",
             std::mem::take(&mut self.allowed_redirect_uris),
-        )?;
+        );
         if self.user_claim.is_empty() {
             return Err(CoreError::bad("a user claim must be defined on the role"));
         }
@@ -407,10 +460,12 @@ static PATHS: &[crate::route::PathSpec<&str>] = {
     use crate::route::PathSpec;
     use Operation::{Delete as D, List as L, Read as R, Update as W};
     &[
-        PathSpec::new("login", &[W], "login").unauthenticated(),
-        PathSpec::new("config", &[R, W], "config"),
+        PathSpec::new("login", &[W], "login")
+            .unauthenticated()
+            .fields(&[field("role", T::Str), field("jwt", T::Str)]),
+        PathSpec::new("config", &[R, W], "config").fields(CONFIG_FIELDS),
         PathSpec::new("role/?", &[L], "role"),
-        PathSpec::new("role/{name}", &[R, W, D], "role"),
+        PathSpec::new("role/{name}", &[R, W, D], "role").fields(ROLE_FIELDS),
     ]
 };
 
@@ -424,10 +479,10 @@ impl crate::auth::AuthMethod for JwtAuth {
         active: &'a Active,
         ns: &'a Arc<NsState>,
         mount: &'a MountEntry,
-        data: &'a Map<String, Value>,
+        fields: &'a Fields<'a>,
         client_ip: Option<IpAddr>,
     ) -> crate::engines::BoxFuture<'a, Result<(String, TokenEntry)>> {
-        Box::pin(login(core, active, ns, mount, data, client_ip, true))
+        Box::pin(login(core, active, ns, mount, fields, client_ip, true))
     }
     fn inline_login<'a>(
         &'a self,
@@ -435,10 +490,10 @@ impl crate::auth::AuthMethod for JwtAuth {
         active: &'a Active,
         ns: &'a Arc<NsState>,
         mount: &'a MountEntry,
-        data: &'a Map<String, Value>,
+        fields: &'a Fields<'a>,
         client_ip: Option<IpAddr>,
     ) -> crate::engines::BoxFuture<'a, Result<Arc<TokenEntry>>> {
-        Box::pin(inline_login(core, active, ns, mount, data, client_ip))
+        Box::pin(inline_login(core, active, ns, mount, fields, client_ip))
     }
     fn handle<'a>(
         &'a self,
@@ -447,9 +502,9 @@ impl crate::auth::AuthMethod for JwtAuth {
         mount: &'a MountEntry,
         op: Operation,
         path: &'a str,
-        data: &'a Map<String, Value>,
+        fields: &'a Fields<'a>,
     ) -> crate::engines::BoxFuture<'a, Result<Response>> {
-        Box::pin(handle(core, ns, mount, op, path, data))
+        Box::pin(handle(core, ns, mount, op, path, fields))
     }
 }
 
@@ -460,7 +515,7 @@ pub async fn handle(
     mount: &MountEntry,
     op: Operation,
     rest: &str,
-    data: &Map<String, Value>,
+    fields: &Fields<'_>,
 ) -> Result<Response> {
     let view = mount_view(ns, mount);
     let write = matches!(op, Operation::Create | Operation::Update);
@@ -475,29 +530,31 @@ pub async fn handle(
                 // reset, so switching from keys to a JWKS URL is one write.
                 let mut c = JwtConfig::default();
                 c.jwt_validation_pubkeys = list(
-                    data,
+                    fields,
                     "jwt_validation_pubkeys",
                     std::mem::take(&mut c.jwt_validation_pubkeys),
-                )?;
-                c.jwks_url = string(data, "jwks_url", std::mem::take(&mut c.jwks_url));
-                c.jwks_ca_pem = string(data, "jwks_ca_pem", std::mem::take(&mut c.jwks_ca_pem));
+                );
+                c.jwks_url = string(fields, "jwks_url", std::mem::take(&mut c.jwks_url));
+                c.jwks_ca_pem = string(fields, "jwks_ca_pem", std::mem::take(&mut c.jwks_ca_pem));
                 c.oidc_discovery_url = string(
-                    data,
+                    fields,
                     "oidc_discovery_url",
                     std::mem::take(&mut c.oidc_discovery_url),
                 );
                 c.oidc_discovery_ca_pem = string(
-                    data,
+                    fields,
                     "oidc_discovery_ca_pem",
                     std::mem::take(&mut c.oidc_discovery_ca_pem),
                 );
-                c.bound_issuer = string(data, "bound_issuer", std::mem::take(&mut c.bound_issuer));
+                c.bound_issuer =
+                    string(fields, "bound_issuer", std::mem::take(&mut c.bound_issuer));
                 c.jwt_supported_algs = list(
-                    data,
+                    fields,
                     "jwt_supported_algs",
                     std::mem::take(&mut c.jwt_supported_algs),
-                )?;
-                c.default_role = string(data, "default_role", std::mem::take(&mut c.default_role));
+                );
+                c.default_role =
+                    string(fields, "default_role", std::mem::take(&mut c.default_role));
                 let sources = [
                     !c.jwt_validation_pubkeys.is_empty(),
                     !c.jwks_url.is_empty(),
@@ -560,7 +617,7 @@ pub async fn handle(
                 },
                 _ if write => {
                     let mut role = view.get_json::<JwtRole>(&key).await?.unwrap_or_default();
-                    role.update(data)?;
+                    role.update(fields)?;
                     view.put_json(&key, &role).await?;
                     core.forget_jwt_roles();
                     Ok(Response::none())
@@ -857,11 +914,11 @@ pub async fn login(
     active: &Active,
     ns: &Arc<NsState>,
     mount: &MountEntry,
-    data: &Map<String, Value>,
+    fields: &Fields<'_>,
     client_ip: Option<IpAddr>,
     persist: bool,
 ) -> Result<(String, TokenEntry)> {
-    let (id, entry, _) = login_checked(core, active, ns, mount, data, client_ip, persist).await?;
+    let (id, entry, _) = login_checked(core, active, ns, mount, fields, client_ip, persist).await?;
     Ok((id, entry))
 }
 
@@ -876,11 +933,11 @@ pub async fn inline_login(
     active: &Active,
     ns: &Arc<NsState>,
     mount: &MountEntry,
-    data: &Map<String, Value>,
+    fields: &Fields<'_>,
     client_ip: Option<IpAddr>,
 ) -> Result<Arc<TokenEntry>> {
-    let role = crate::field_str(data, "role").unwrap_or_default();
-    let raw = crate::field_str(data, "jwt").unwrap_or_default();
+    let role = fields.str("role").unwrap_or_default();
+    let raw = fields.str("jwt").unwrap_or_default();
     let mut h = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
     for part in [
         mount.uuid.as_bytes(),
@@ -903,7 +960,7 @@ pub async fn inline_login(
             return Ok(entry.clone());
         }
     }
-    let (_, entry, exp) = login_checked(core, active, ns, mount, data, client_ip, false).await?;
+    let (_, entry, exp) = login_checked(core, active, ns, mount, fields, client_ip, false).await?;
     let entry = Arc::new(entry);
     let mut valid_until = now + VERIFIED_TTL;
     if let Some(exp) = exp {
@@ -925,12 +982,13 @@ async fn login_checked(
     active: &Active,
     ns: &Arc<NsState>,
     mount: &MountEntry,
-    data: &Map<String, Value>,
+    fields: &Fields<'_>,
     client_ip: Option<IpAddr>,
     persist: bool,
 ) -> Result<(String, TokenEntry, Option<i64>)> {
     let view = mount_view(ns, mount);
-    let requested = crate::field_str(data, "role")
+    let requested = fields
+        .str("role")
         .map(|s| s.into_owned())
         .filter(|s| !s.is_empty());
     let parsed = load_parsed(core, &view, mount, requested.as_deref()).await?;
@@ -943,7 +1001,8 @@ async fn login_checked(
     {
         return Err(CoreError::PermissionDenied);
     }
-    let raw = crate::field_str(data, "jwt")
+    let raw = fields
+        .str("jwt")
         .filter(|s| !s.is_empty())
         .ok_or_else(|| CoreError::bad("missing token"))?;
     let jwt =

@@ -12,13 +12,11 @@ pub(crate) mod jwt;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use serde_json::{Map, Value};
-
 use crate::engines::BoxFuture;
 use crate::error::Result;
 use crate::mounts::MountEntry;
 use crate::namespace::NsState;
-use crate::route::PathSpec;
+use crate::route::{Fields, PathSpec};
 use crate::token::TokenEntry;
 use crate::{Active, Core, Operation, Response};
 
@@ -27,7 +25,7 @@ pub(crate) trait AuthMethod: Send + Sync {
     /// Its paths, relative to the mount. The entry marked `unauthenticated` is the login;
     /// the core answers 404 for a path no entry declares.
     fn paths(&self) -> &'static [PathSpec<&'static str>];
-    /// A login: check the credentials in `data` and issue a token (stored, unless batch).
+    /// A login: check the credentials in `fields` and issue a token (stored, unless batch).
     #[allow(clippy::too_many_arguments)]
     fn login<'a>(
         &'a self,
@@ -35,7 +33,7 @@ pub(crate) trait AuthMethod: Send + Sync {
         active: &'a Active,
         ns: &'a Arc<NsState>,
         mount: &'a MountEntry,
-        data: &'a Map<String, Value>,
+        fields: &'a Fields<'a>,
         client_ip: Option<IpAddr>,
     ) -> BoxFuture<'a, Result<(String, TokenEntry)>>;
     /// An inline login: the token is for this one request and never stored.
@@ -46,7 +44,7 @@ pub(crate) trait AuthMethod: Send + Sync {
         active: &'a Active,
         ns: &'a Arc<NsState>,
         mount: &'a MountEntry,
-        data: &'a Map<String, Value>,
+        fields: &'a Fields<'a>,
         client_ip: Option<IpAddr>,
     ) -> BoxFuture<'a, Result<Arc<TokenEntry>>>;
     /// Its other paths (configuration, roles); the ACL was checked by the core.
@@ -58,7 +56,7 @@ pub(crate) trait AuthMethod: Send + Sync {
         mount: &'a MountEntry,
         op: Operation,
         path: &'a str,
-        data: &'a Map<String, Value>,
+        fields: &'a Fields<'a>,
     ) -> BoxFuture<'a, Result<Response>>;
 }
 

@@ -12,11 +12,9 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 
-use serde_json::{Map, Value};
-
 use crate::error::{CoreError, Result};
 use crate::mounts::LogicalMount;
-use crate::route::PathSpec;
+use crate::route::{Fields, PathSpec};
 use crate::{Operation, Response};
 
 /// A boxed future: what a trait object's async method returns.
@@ -29,13 +27,14 @@ pub(crate) trait SecretsEngine: Send + Sync {
     ///
     /// [`handle`]: SecretsEngine::handle
     fn paths(&self) -> &'static [PathSpec<&'static str>];
-    /// Serve `op` on `path` (the request path after the mount's).
+    /// Serve `op` on `path` (the request path after the mount's), with the request's
+    /// fields as its entry declares them.
     fn handle<'a>(
         &'a self,
         mount: &'a LogicalMount,
         op: Operation,
         path: &'a str,
-        data: &'a Map<String, Value>,
+        fields: &'a Fields<'a>,
     ) -> BoxFuture<'a, Result<Response>>;
     /// Whether what a write to `path` targets exists (`Some(false)`: the write is a
     /// create); `None` when the engine does not tell creates from updates.
@@ -121,7 +120,7 @@ impl SecretsEngine for Unavailable {
         _: &'a LogicalMount,
         _: Operation,
         _: &'a str,
-        _: &'a Map<String, Value>,
+        _: &'a Fields<'a>,
     ) -> BoxFuture<'a, Result<Response>> {
         Box::pin(async {
             Err(CoreError::bad(

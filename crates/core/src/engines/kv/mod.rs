@@ -8,12 +8,10 @@ mod v2;
 
 use std::collections::BTreeMap;
 
-use serde_json::{Map, Value};
-
 use super::{BoxFuture, EngineType, MountOptions, SecretsEngine};
 use crate::error::{CoreError, Result};
 use crate::mounts::LogicalMount;
-use crate::route::PathSpec;
+use crate::route::{field, Field, FieldType as T, Fields, PathSpec};
 use crate::{Operation, Response};
 
 /// `kv` mounts (`generic`, `kv-v1` and `kv-v2` are accepted as aliases when mounting).
@@ -54,7 +52,11 @@ use Operation::{Delete as D, List as L, Patch as P, Read as R, Update as W};
 /// KV version 1: every path is a secret, or a folder to list.
 struct KvV1;
 
-static V1_PATHS: &[PathSpec<&str>] = &[PathSpec::new("{path*}", &[R, W, D, L], "secret")];
+static PAGE: &[Field] = &[field("after", T::Str), field("limit", T::Int)];
+
+/// A v1 write's body is the secret itself (any keys); a LIST pages.
+static V1_PATHS: &[PathSpec<&str>] =
+    &[PathSpec::new("{path*}", &[R, W, D, L], "secret").fields(PAGE)];
 
 impl SecretsEngine for KvV1 {
     fn paths(&self) -> &'static [PathSpec<&'static str>] {
@@ -65,9 +67,9 @@ impl SecretsEngine for KvV1 {
         mount: &'a LogicalMount,
         op: Operation,
         path: &'a str,
-        data: &'a Map<String, Value>,
+        fields: &'a Fields<'a>,
     ) -> BoxFuture<'a, Result<Response>> {
-        Box::pin(v1::handle(mount, op, path, data))
+        Box::pin(v1::handle(mount, op, path, fields))
     }
     fn exists<'a>(
         &'a self,
@@ -82,15 +84,36 @@ impl SecretsEngine for KvV1 {
 struct KvV2;
 
 static V2_PATHS: &[PathSpec<&str>] = &[
-    PathSpec::new("config", &[R, W], "config"),
-    PathSpec::new("data/{path*}", &[R, W, P, D], "data"),
-    PathSpec::new("delete/{path*}", &[W], "delete"),
-    PathSpec::new("undelete/{path*}", &[W], "undelete"),
-    PathSpec::new("destroy/{path*}", &[W], "destroy"),
-    PathSpec::new("metadata/{path*}", &[L, R, W, P, D], "metadata"),
-    PathSpec::new("detailed-metadata/{path*}", &[L], "detailed-metadata"),
-    PathSpec::new("subkeys/{path*}", &[R], "subkeys"),
+    PathSpec::new("config", &[R, W], "config").fields(&[
+        field("max_versions", T::Int),
+        field("cas_required", T::Bool),
+        field("metadata_cas_required", T::Bool),
+        field("delete_version_after", T::Duration),
+    ]),
+    PathSpec::new("data/{path*}", &[R, W, P, D], "data").fields(&[
+        field("data", T::Map),
+        field("options", T::Map),
+        field("version", T::Int),
+    ]),
+    PathSpec::new("delete/{path*}", &[W], "delete").fields(VERSIONS),
+    PathSpec::new("undelete/{path*}", &[W], "undelete").fields(VERSIONS),
+    PathSpec::new("destroy/{path*}", &[W], "destroy").fields(VERSIONS),
+    PathSpec::new("metadata/{path*}", &[L, R, W, P, D], "metadata").fields(&[
+        field("after", T::Str),
+        field("limit", T::Int),
+        field("max_versions", T::Int),
+        field("cas_required", T::Bool),
+        field("metadata_cas_required", T::Bool),
+        field("delete_version_after", T::Duration),
+        field("custom_metadata", T::Map),
+        field("metadata_cas", T::Int),
+    ]),
+    PathSpec::new("detailed-metadata/{path*}", &[L], "detailed-metadata").fields(PAGE),
+    PathSpec::new("subkeys/{path*}", &[R], "subkeys")
+        .fields(&[field("version", T::Int), field("depth", T::Int)]),
 ];
+
+static VERSIONS: &[Field] = &[field("versions", T::IntList)];
 
 impl SecretsEngine for KvV2 {
     fn paths(&self) -> &'static [PathSpec<&'static str>] {
@@ -101,9 +124,9 @@ impl SecretsEngine for KvV2 {
         mount: &'a LogicalMount,
         op: Operation,
         path: &'a str,
-        data: &'a Map<String, Value>,
+        fields: &'a Fields<'a>,
     ) -> BoxFuture<'a, Result<Response>> {
-        Box::pin(v2::handle(&mount.view, op, path, data))
+        Box::pin(v2::handle(&mount.view, op, path, fields))
     }
     fn exists<'a>(
         &'a self,
@@ -115,23 +138,16 @@ impl SecretsEngine for KvV2 {
 }
 
 /// `after` and `limit` of a paginated LIST.
-pub(crate) fn page_params(data: &Map<String, Value>) -> Result<(Option<String>, Option<usize>)> {
-    let after = crate::field_str(data, "after")
+pub(crate) fn page_params(fields: &Fields<'_>) -> (Option<String>, Option<usize>) {
+    let after = fields
+        .str("after")
         .map(|s| s.into_owned())
         .filter(|s| !s.is_empty());
-    let limit = match data.get("limit") {
-        None => None,
-        Some(v) => {
-            let n = crate::util::as_i64(v)
-                .ok_or_else(|| crate::CoreError::bad("limit must be an integer"))?;
-            if n <= 0 {
-                None
-            } else {
-                Some(n as usize)
-            }
-        }
-    };
-    Ok((after, limit))
+    let limit = fields
+        .int("limit")
+        .filter(|n| *n > 0)
+        .and_then(|n| usize::try_from(n).ok());
+    (after, limit)
 }
 
 #[cfg(test)]

@@ -1,9 +1,10 @@
 //! KV version 1: one unversioned JSON object per path.
 
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use crate::error::{CoreError, Result};
 use crate::mounts::LogicalMount;
+use crate::route::Fields;
 use crate::{Operation, Response};
 
 fn validate(path: &str) -> Result<()> {
@@ -17,12 +18,12 @@ pub async fn handle(
     mount: &LogicalMount,
     op: Operation,
     path: &str,
-    data: &Map<String, Value>,
+    fields: &Fields<'_>,
 ) -> Result<Response> {
     let view = &mount.view;
     match op {
         Operation::List => {
-            let (after, limit) = super::page_params(data)?;
+            let (after, limit) = super::page_params(fields);
             let prefix = if path.is_empty() || path.ends_with('/') {
                 path.to_owned()
             } else {
@@ -55,7 +56,7 @@ pub async fn handle(
             if path.ends_with('/') {
                 return Err(CoreError::bad("cannot write to a path ending in '/'"));
             }
-            view.put_json(path, &json!(data)).await?;
+            view.put_json(path, &json!(fields.body())).await?;
             Ok(Response::none())
         }
         Operation::Delete => {

@@ -20,6 +20,7 @@ use strongroom_barrier::secret::SecretText;
 use strongroom_barrier::BarrierOp;
 
 use crate::error::{CoreError, Result};
+use crate::route::Fields;
 use crate::util::{self, now_nanos, rfc3339_nanos};
 use crate::view::{TxnError, View};
 use crate::{Body, Operation, Response};
@@ -469,8 +470,8 @@ pub async fn exists(view: &View, path: &str) -> Result<Option<bool>> {
     }
 }
 
-fn cas_option(data: &Map<String, Value>) -> Result<Option<u64>> {
-    let Some(opts) = data.get("options") else {
+fn cas_option(fields: &Fields<'_>) -> Result<Option<u64>> {
+    let Some(opts) = fields.map("options") else {
         return Ok(None);
     };
     let Some(cas) = opts.get("cas") else {
@@ -485,21 +486,13 @@ fn cas_option(data: &Map<String, Value>) -> Result<Option<u64>> {
         .ok_or_else(|| CoreError::bad("cas must be a non-negative integer"))
 }
 
-fn versions_param(data: &Map<String, Value>) -> Result<Vec<u64>> {
-    let v = data
-        .get("versions")
+fn versions_param(fields: &Fields<'_>) -> Result<Vec<u64>> {
+    let items = fields
+        .int_list("versions")
         .ok_or_else(|| CoreError::bad("no version number provided"))?;
-    let items: Vec<Value> = match v {
-        Value::Array(a) => a.clone(),
-        Value::String(s) => s
-            .split(',')
-            .map(|x| Value::String(x.trim().to_owned()))
-            .collect(),
-        other => vec![other.clone()],
-    };
     let out: Vec<u64> = items
         .iter()
-        .map(|x| util::as_i64(x).filter(|n| *n > 0).map(|n| n as u64))
+        .map(|n| u64::try_from(*n).ok().filter(|n| *n > 0))
         .collect::<Option<_>>()
         .ok_or_else(|| CoreError::bad("versions must be positive integers"))?;
     if out.is_empty() {
@@ -557,19 +550,13 @@ fn merge_patch(target: &mut Value, patch: &Value) {
     }
 }
 
-async fn write_data(
-    view: &View,
-    path: &str,
-    data: &Map<String, Value>,
-    patch: bool,
-) -> Result<Response> {
+async fn write_data(view: &View, path: &str, fields: &Fields<'_>, patch: bool) -> Result<Response> {
     validate_key(path)?;
-    let body = match data.get("data") {
-        Some(Value::Object(m)) => Value::Object(m.clone()),
-        Some(Value::Null) | None => return Err(CoreError::bad("no data provided")),
-        Some(_) => return Err(CoreError::bad("data must be a JSON object")),
+    let body = match fields.map("data") {
+        Some(m) => Value::Object(m.clone()),
+        None => return Err(CoreError::bad("no data provided")),
     };
-    let cas = cas_option(data)?;
+    let cas = cas_option(fields)?;
     let cfg = load_config(view).await?;
     let now_prev = if patch {
         // The base version is read inside the loop below (it may change on retry).
@@ -675,18 +662,15 @@ async fn read_meta_shared(view: &View, path: &str) -> Result<Option<std::sync::A
     .await
 }
 
-async fn read_data(view: &View, path: &str, data: &Map<String, Value>) -> Result<Response> {
+async fn read_data(view: &View, path: &str, fields: &Fields<'_>) -> Result<Response> {
     validate_key(path)?;
     let Some(meta) = read_meta_shared(view, path).await? else {
         return Err(CoreError::NotFound(String::new()));
     };
-    let version = match data.get("version") {
-        None => meta.current_version,
-        Some(v) => match util::as_i64(v) {
-            Some(0) => meta.current_version,
-            Some(n) if n > 0 => n as u64,
-            _ => return Err(CoreError::bad("version must be a non-negative integer")),
-        },
+    let version = match fields.int("version") {
+        None | Some(0) => meta.current_version,
+        Some(n) => u64::try_from(n)
+            .map_err(|_| CoreError::bad("version must be a non-negative integer"))?,
     };
     let Some(vm) = meta.versions.get(&version) else {
         return Err(CoreError::NotFound(String::new()));
@@ -734,18 +718,9 @@ fn subkeys_of(v: &Value, depth: i64, level: i64) -> Value {
     }
 }
 
-async fn subkeys(view: &View, path: &str, data: &Map<String, Value>) -> Result<Response> {
-    let mut r = read_data(view, path, data).await?;
-    let depth = match data.get("depth") {
-        None | Some(Value::Null) => 0,
-        Some(Value::String(s)) if s.trim().is_empty() => 0,
-        Some(v) => match v {
-            Value::Number(n) => n.as_i64(),
-            Value::String(s) => s.trim().parse().ok(),
-            _ => None,
-        }
-        .ok_or_else(|| CoreError::bad("depth must be an integer"))?,
-    };
+async fn subkeys(view: &View, path: &str, fields: &Fields<'_>) -> Result<Response> {
+    let mut r = read_data(view, path, fields).await?;
+    let depth = fields.int("depth").unwrap_or(0);
     if depth < 0 {
         return Err(CoreError::bad("depth must be a non-negative integer"));
     }
@@ -767,27 +742,34 @@ async fn subkeys(view: &View, path: &str, data: &Map<String, Value>) -> Result<R
     Ok(r)
 }
 
-fn apply_metadata_fields(meta: &mut KeyMeta, data: &Map<String, Value>, patch: bool) -> Result<()> {
-    for (k, v) in data {
-        match k.as_str() {
-            "max_versions" => {
-                let n = util::as_i64(v)
-                    .filter(|n| *n >= 0)
-                    .ok_or_else(|| CoreError::bad("max_versions must be a non-negative integer"))?;
-                meta.max_versions = n as u32;
-            }
-            "cas_required" => {
-                meta.cas_required = util::as_bool(v)
-                    .ok_or_else(|| CoreError::bad("cas_required must be a boolean"))?
-            }
-            "metadata_cas_required" => {
-                meta.metadata_cas_required = util::as_bool(v)
-                    .ok_or_else(|| CoreError::bad("metadata_cas_required must be a boolean"))?
-            }
-            "delete_version_after" => {
-                meta.delete_version_after = util::parse_duration(v).map_err(CoreError::bad)?;
-            }
-            "custom_metadata" => {
+/// A non-negative integer field that fits `T` (a count or version), or a 400 naming it.
+fn count<T: TryFrom<i64>>(fields: &Fields<'_>, name: &str) -> Result<Option<T>> {
+    fields
+        .int(name)
+        .map(|n| {
+            T::try_from(n)
+                .map_err(|_| CoreError::bad(format!("{name} must be a non-negative integer")))
+        })
+        .transpose()
+}
+
+fn apply_metadata_fields(meta: &mut KeyMeta, fields: &Fields<'_>, patch: bool) -> Result<()> {
+    if let Some(n) = count::<u32>(fields, "max_versions")? {
+        meta.max_versions = n;
+    }
+    if let Some(b) = fields.bool("cas_required") {
+        meta.cas_required = b;
+    }
+    if let Some(b) = fields.bool("metadata_cas_required") {
+        meta.metadata_cas_required = b;
+    }
+    if let Some(d) = fields.duration("delete_version_after") {
+        meta.delete_version_after = d;
+    }
+    // Null clears the custom metadata; a map replaces it (or, in a patch, merges into it).
+    if let Some(v) = fields.value("custom_metadata") {
+        {
+            {
                 let m = match v {
                     Value::Null => None,
                     Value::Object(m) => {
@@ -823,7 +805,6 @@ fn apply_metadata_fields(meta: &mut KeyMeta, data: &Map<String, Value>, patch: b
                 };
                 meta.custom_metadata = m;
             }
-            _ => {}
         }
     }
     Ok(())
@@ -832,20 +813,12 @@ fn apply_metadata_fields(meta: &mut KeyMeta, data: &Map<String, Value>, patch: b
 async fn write_metadata(
     view: &View,
     path: &str,
-    data: &Map<String, Value>,
+    fields: &Fields<'_>,
     patch: bool,
 ) -> Result<Response> {
     validate_key(path)?;
     let cfg = load_config(view).await?;
-    let mcas = match data.get("metadata_cas") {
-        None | Some(Value::Null) => None,
-        Some(v) => Some(
-            util::as_i64(v)
-                .filter(|n| *n >= 0)
-                .ok_or_else(|| CoreError::bad("metadata_cas must be a non-negative integer"))?
-                as u64,
-        ),
-    };
+    let mcas = count::<u64>(fields, "metadata_cas")?;
     update_key(view, path, !patch, |meta, existed| {
         if (cfg.metadata_cas_required || meta.metadata_cas_required) && mcas.is_none() {
             return Err(CoreError::bad(
@@ -860,7 +833,7 @@ async fn write_metadata(
                 ));
             }
         }
-        apply_metadata_fields(meta, data, patch)?;
+        apply_metadata_fields(meta, fields, patch)?;
         meta.metadata_version += 1;
         meta.updated_time = now_nanos();
         let dropped = meta.trim(effective_max(&cfg, meta));
@@ -969,10 +942,10 @@ async fn delete_all(view: &View, path: &str) -> Result<Response> {
 async fn list_metadata(
     view: &View,
     path: &str,
-    data: &Map<String, Value>,
+    fields: &Fields<'_>,
     detailed: bool,
 ) -> Result<Response> {
-    let (after, limit) = super::page_params(data)?;
+    let (after, limit) = super::page_params(fields);
     let prefix = if path.is_empty() || path.ends_with('/') {
         format!("metadata/{path}")
     } else {
@@ -997,7 +970,7 @@ async fn list_metadata(
     Ok(Response::data(json!({ "keys": keys, "key_info": info })))
 }
 
-async fn config(view: &View, op: Operation, data: &Map<String, Value>) -> Result<Response> {
+async fn config(view: &View, op: Operation, fields: &Fields<'_>) -> Result<Response> {
     match op {
         Operation::Read => {
             let c = load_config(view).await?;
@@ -1010,27 +983,17 @@ async fn config(view: &View, op: Operation, data: &Map<String, Value>) -> Result
         }
         Operation::Create | Operation::Update => {
             let mut c = load_config(view).await?;
-            for (k, v) in data {
-                match k.as_str() {
-                    "max_versions" => {
-                        c.max_versions = util::as_i64(v).filter(|n| *n >= 0).ok_or_else(|| {
-                            CoreError::bad("max_versions must be a non-negative integer")
-                        })? as u32
-                    }
-                    "cas_required" => {
-                        c.cas_required = util::as_bool(v)
-                            .ok_or_else(|| CoreError::bad("cas_required must be a boolean"))?
-                    }
-                    "metadata_cas_required" => {
-                        c.metadata_cas_required = util::as_bool(v).ok_or_else(|| {
-                            CoreError::bad("metadata_cas_required must be a boolean")
-                        })?
-                    }
-                    "delete_version_after" => {
-                        c.delete_version_after = util::parse_duration(v).map_err(CoreError::bad)?
-                    }
-                    _ => {}
-                }
+            if let Some(n) = count::<u32>(fields, "max_versions")? {
+                c.max_versions = n;
+            }
+            if let Some(b) = fields.bool("cas_required") {
+                c.cas_required = b;
+            }
+            if let Some(b) = fields.bool("metadata_cas_required") {
+                c.metadata_cas_required = b;
+            }
+            if let Some(d) = fields.duration("delete_version_after") {
+                c.delete_version_after = d;
             }
             view.put_json("config", &c).await?;
             Ok(Response::none())
@@ -1043,15 +1006,15 @@ pub async fn handle(
     view: &View,
     op: Operation,
     path: &str,
-    data: &Map<String, Value>,
+    fields: &Fields<'_>,
 ) -> Result<Response> {
     let (head, rest) = path.split_once('/').unwrap_or((path, ""));
     let write = matches!(op, Operation::Create | Operation::Update);
     match (head, op) {
-        ("config", _) if rest.is_empty() => config(view, op, data).await,
-        ("data", Operation::Read) => read_data(view, rest, data).await,
-        ("data", _) if write => write_data(view, rest, data, false).await,
-        ("data", Operation::Patch) => write_data(view, rest, data, true).await,
+        ("config", _) if rest.is_empty() => config(view, op, fields).await,
+        ("data", Operation::Read) => read_data(view, rest, fields).await,
+        ("data", _) if write => write_data(view, rest, fields, false).await,
+        ("data", Operation::Patch) => write_data(view, rest, fields, true).await,
         ("data", Operation::Delete) => {
             validate_key(rest)?;
             let cur = read_meta(view, rest)
@@ -1064,15 +1027,15 @@ pub async fn handle(
             version_action(view, rest, vec![cur], VersionAction::Delete).await
         }
         ("delete", _) if write => {
-            version_action(view, rest, versions_param(data)?, VersionAction::Delete).await
+            version_action(view, rest, versions_param(fields)?, VersionAction::Delete).await
         }
         ("undelete", _) if write => {
-            version_action(view, rest, versions_param(data)?, VersionAction::Undelete).await
+            version_action(view, rest, versions_param(fields)?, VersionAction::Undelete).await
         }
         ("destroy", _) if write => {
-            version_action(view, rest, versions_param(data)?, VersionAction::Destroy).await
+            version_action(view, rest, versions_param(fields)?, VersionAction::Destroy).await
         }
-        ("metadata", Operation::List) => list_metadata(view, rest, data, false).await,
+        ("metadata", Operation::List) => list_metadata(view, rest, fields, false).await,
         ("metadata", Operation::Read) => {
             validate_key(rest)?;
             match read_meta_shared(view, rest).await? {
@@ -1080,11 +1043,11 @@ pub async fn handle(
                 None => Err(CoreError::NotFound(String::new())),
             }
         }
-        ("metadata", _) if write => write_metadata(view, rest, data, false).await,
-        ("metadata", Operation::Patch) => write_metadata(view, rest, data, true).await,
+        ("metadata", _) if write => write_metadata(view, rest, fields, false).await,
+        ("metadata", Operation::Patch) => write_metadata(view, rest, fields, true).await,
         ("metadata", Operation::Delete) => delete_all(view, rest).await,
-        ("detailed-metadata", Operation::List) => list_metadata(view, rest, data, true).await,
-        ("subkeys", Operation::Read) => subkeys(view, rest, data).await,
+        ("detailed-metadata", Operation::List) => list_metadata(view, rest, fields, true).await,
+        ("subkeys", Operation::Read) => subkeys(view, rest, fields).await,
         (
             "config" | "data" | "delete" | "undelete" | "destroy" | "metadata"
             | "detailed-metadata" | "subkeys",
