@@ -234,6 +234,11 @@ impl InProcess {
         self.core.handle(req).await
     }
 
+    /// A write whose answer carries nothing the caller needs.
+    async fn write(&self, ns: &NsPath, path: String, body: Value) -> Result<()> {
+        self.call(ns, Operation::Update, path, body).await.map(drop)
+    }
+
     /// A read whose "nothing there" (404, or a 404-status body) is `None`.
     async fn read(&self, ns: &NsPath, path: String) -> Result<Option<Response>> {
         match self.call(ns, Operation::Read, path, json!({})).await {
@@ -272,14 +277,8 @@ fn version_of(v: &Value) -> u64 {
 
 impl CoreApi for InProcess {
     async fn create_namespace(&self, parent: &NsPath, name: &str) -> Result<()> {
-        self.call(
-            parent,
-            Operation::Update,
-            format!("sys/namespaces/{name}"),
-            json!({}),
-        )
-        .await
-        .map(drop)
+        self.write(parent, format!("sys/namespaces/{name}"), json!({}))
+            .await
     }
 
     async fn delete_namespace(&self, parent: &NsPath, name: &str) -> Result<()> {
@@ -301,38 +300,20 @@ impl CoreApi for InProcess {
         options: BTreeMap<String, String>,
     ) -> Result<()> {
         let body = json!({ "type": kind, "options": options });
-        self.call(
-            ns,
-            Operation::Update,
-            format!("sys/mounts/{}", mount_path(path)),
-            body,
-        )
-        .await
-        .map(drop)
+        self.write(ns, format!("sys/mounts/{}", mount_path(path)), body)
+            .await
     }
 
     async fn enable_auth_method(&self, ns: &NsPath, path: &str, kind: &str) -> Result<()> {
         let body = json!({ "type": kind });
-        self.call(
-            ns,
-            Operation::Update,
-            format!("sys/auth/{}", mount_path(path)),
-            body,
-        )
-        .await
-        .map(drop)
+        self.write(ns, format!("sys/auth/{}", mount_path(path)), body)
+            .await
     }
 
     async fn write_policy(&self, ns: &NsPath, name: &str, text: &str) -> Result<()> {
         let body = json!({ "policy": text });
-        self.call(
-            ns,
-            Operation::Update,
-            format!("sys/policies/acl/{name}"),
-            body,
-        )
-        .await
-        .map(drop)
+        self.write(ns, format!("sys/policies/acl/{name}"), body)
+            .await
     }
 
     async fn delete_policy(&self, ns: &NsPath, name: &str) -> Result<()> {
@@ -367,9 +348,7 @@ impl CoreApi for InProcess {
             body.insert("jwt_supported_algs".into(), json!(c.jwt_supported_algs));
         }
         let path = format!("auth/{}/config", mount_path(mount));
-        self.call(ns, Operation::Update, path, Value::Object(body))
-            .await
-            .map(drop)
+        self.write(ns, path, Value::Object(body)).await
     }
 
     async fn write_jwt_role(
@@ -399,7 +378,7 @@ impl CoreApi for InProcess {
             body["token_type"] = json!(r.token_type);
         }
         let path = format!("auth/{}/role/{name}", mount_path(mount));
-        self.call(ns, Operation::Update, path, body).await.map(drop)
+        self.write(ns, path, body).await
     }
 
     async fn kv_put(
@@ -507,7 +486,7 @@ impl CoreApi for InProcess {
             body["metadata_cas"] = json!(c);
         }
         let path = format!("{}/metadata/{key}", mount_path(mount));
-        self.call(ns, Operation::Update, path, body).await.map(drop)
+        self.write(ns, path, body).await
     }
 
     async fn kv_delete_all(&self, ns: &NsPath, mount: &str, key: &str) -> Result<()> {

@@ -226,6 +226,28 @@ impl<'a> Fields<'a> {
     pub fn body(&self) -> &'a Map<String, Value> {
         self.data
     }
+    /// Replace `target` with the field's value if the request gave it (an update keeps
+    /// what it does not name).
+    pub fn set_str(&self, name: &str, target: &mut String) {
+        if let Some(v) = self.str(name) {
+            *target = v.into_owned();
+        }
+    }
+    pub fn set_str_list(&self, name: &str, target: &mut Vec<String>) {
+        if let Some(v) = self.str_list(name) {
+            *target = v;
+        }
+    }
+    pub fn set_bool(&self, name: &str, target: &mut bool) {
+        if let Some(v) = self.bool(name) {
+            *target = v;
+        }
+    }
+    pub fn set_duration(&self, name: &str, target: &mut i64) {
+        if let Some(v) = self.duration(name) {
+            *target = v;
+        }
+    }
     /// Whether the request gave the field at all (null counts as not given).
     pub fn has(&self, name: &str) -> bool {
         self.raw(name).is_some()

@@ -107,24 +107,6 @@ fn mount_view(ns: &NsState, m: &MountEntry) -> View {
     ns.view.sub(&format!("auth/{}/", m.uuid))
 }
 
-// A field the request gave, else the current value (a role update keeps what it does not
-// name). The core checked each field's type against the table before the handler ran.
-fn dur(fields: &Fields<'_>, k: &str, cur: i64) -> i64 {
-    fields.duration(k).unwrap_or(cur)
-}
-
-fn list(fields: &Fields<'_>, k: &str, cur: Vec<String>) -> Vec<String> {
-    fields.str_list(k).unwrap_or(cur)
-}
-
-fn string(fields: &Fields<'_>, k: &str, cur: String) -> String {
-    fields.str(k).map(|s| s.into_owned()).unwrap_or(cur)
-}
-
-fn boolean(fields: &Fields<'_>, k: &str, cur: bool) -> bool {
-    fields.bool(k).unwrap_or(cur)
-}
-
 /// The fields of `auth/<jwt>/config`.
 static CONFIG_FIELDS: &[Field] = &[
     field("jwt_validation_pubkeys", T::StrList),
@@ -237,7 +219,7 @@ impl JwtRole {
     }
 
     fn update(&mut self, fields: &Fields<'_>) -> Result<()> {
-        self.role_type = string(fields, "role_type", std::mem::take(&mut self.role_type));
+        fields.set_str("role_type", &mut self.role_type);
         if self.role_type.is_empty() {
             self.role_type = "oidc".into();
         }
@@ -247,22 +229,10 @@ impl JwtRole {
                 self.role_type
             )));
         }
-        self.user_claim = string(fields, "user_claim", std::mem::take(&mut self.user_claim));
-        self.user_claim_json_pointer = boolean(
-            fields,
-            "user_claim_json_pointer",
-            self.user_claim_json_pointer,
-        );
-        self.bound_audiences = list(
-            fields,
-            "bound_audiences",
-            std::mem::take(&mut self.bound_audiences),
-        );
-        self.bound_subject = string(
-            fields,
-            "bound_subject",
-            std::mem::take(&mut self.bound_subject),
-        );
+        fields.set_str("user_claim", &mut self.user_claim);
+        fields.set_bool("user_claim_json_pointer", &mut self.user_claim_json_pointer);
+        fields.set_str_list("bound_audiences", &mut self.bound_audiences);
+        fields.set_str("bound_subject", &mut self.bound_subject);
         if let Some(v) = fields.value("bound_claims") {
             self.bound_claims = match v {
                 Value::Object(m) => m.clone(),
@@ -273,11 +243,7 @@ impl JwtRole {
                 _ => return Err(CoreError::bad("bound_claims must be a map")),
             };
         }
-        self.bound_claims_type = string(
-            fields,
-            "bound_claims_type",
-            std::mem::take(&mut self.bound_claims_type),
-        );
+        fields.set_str("bound_claims_type", &mut self.bound_claims_type);
         if self.bound_claims_type.is_empty() {
             self.bound_claims_type = "string".into();
         }
@@ -313,64 +279,48 @@ impl JwtRole {
                 _ => return Err(CoreError::bad("claim_mappings must be a map of strings")),
             };
         }
-        self.groups_claim = string(
-            fields,
-            "groups_claim",
-            std::mem::take(&mut self.groups_claim),
-        );
+        fields.set_str("groups_claim", &mut self.groups_claim);
         let pol_key = if fields.has("token_policies") {
             "token_policies"
         } else {
             "policies"
         };
-        self.token_policies = list(fields, pol_key, std::mem::take(&mut self.token_policies));
-        self.token_policies_template_claims = boolean(
-            fields,
+        fields.set_str_list(pol_key, &mut self.token_policies);
+        fields.set_bool(
             "token_policies_template_claims",
-            self.token_policies_template_claims,
+            &mut self.token_policies_template_claims,
         );
-        self.token_ttl = dur(
-            fields,
+        fields.set_duration(
             if fields.has("ttl") {
                 "ttl"
             } else {
                 "token_ttl"
             },
-            self.token_ttl,
+            &mut self.token_ttl,
         );
-        self.token_max_ttl = dur(
-            fields,
+        fields.set_duration(
             if fields.has("max_ttl") {
                 "max_ttl"
             } else {
                 "token_max_ttl"
             },
-            self.token_max_ttl,
+            &mut self.token_max_ttl,
         );
-        self.token_explicit_max_ttl = dur(
-            fields,
-            "token_explicit_max_ttl",
-            self.token_explicit_max_ttl,
-        );
-        self.token_period = dur(
-            fields,
+        fields.set_duration("token_explicit_max_ttl", &mut self.token_explicit_max_ttl);
+        fields.set_duration(
             if fields.has("period") {
                 "period"
             } else {
                 "token_period"
             },
-            self.token_period,
+            &mut self.token_period,
         );
         let cidr_key = if fields.has("bound_cidrs") {
             "bound_cidrs"
         } else {
             "token_bound_cidrs"
         };
-        self.token_bound_cidrs = list(
-            fields,
-            cidr_key,
-            std::mem::take(&mut self.token_bound_cidrs),
-        );
+        fields.set_str_list(cidr_key, &mut self.token_bound_cidrs);
         for c in &self.token_bound_cidrs {
             if util::parse_cidr(c).is_none() {
                 return Err(CoreError::bad(format!(
@@ -389,7 +339,7 @@ impl JwtRole {
             }
             self.token_num_uses = n;
         }
-        self.token_type = string(fields, "token_type", std::mem::take(&mut self.token_type));
+        fields.set_str("token_type", &mut self.token_type);
         if ![
             "",
             "default",
@@ -405,19 +355,11 @@ impl JwtRole {
                 self.token_type
             )));
         }
-        self.token_no_default_policy = boolean(
-            fields,
-            "token_no_default_policy",
-            self.token_no_default_policy,
-        );
-        self.clock_skew_leeway = dur(fields, "clock_skew_leeway", self.clock_skew_leeway);
-        self.expiration_leeway = dur(fields, "expiration_leeway", self.expiration_leeway);
-        self.not_before_leeway = dur(fields, "not_before_leeway", self.not_before_leeway);
-        self.allowed_redirect_uris = list(
-            fields,
-            "allowed_redirect_uris",
-            std::mem::take(&mut self.allowed_redirect_uris),
-        );
+        fields.set_bool("token_no_default_policy", &mut self.token_no_default_policy);
+        fields.set_duration("clock_skew_leeway", &mut self.clock_skew_leeway);
+        fields.set_duration("expiration_leeway", &mut self.expiration_leeway);
+        fields.set_duration("not_before_leeway", &mut self.not_before_leeway);
+        fields.set_str_list("allowed_redirect_uris", &mut self.allowed_redirect_uris);
         if self.user_claim.is_empty() {
             return Err(CoreError::bad("a user claim must be defined on the role"));
         }
@@ -529,32 +471,14 @@ pub async fn handle(
                 // A write replaces the whole config, as in OpenBao: a field left out is
                 // reset, so switching from keys to a JWKS URL is one write.
                 let mut c = JwtConfig::default();
-                c.jwt_validation_pubkeys = list(
-                    fields,
-                    "jwt_validation_pubkeys",
-                    std::mem::take(&mut c.jwt_validation_pubkeys),
-                );
-                c.jwks_url = string(fields, "jwks_url", std::mem::take(&mut c.jwks_url));
-                c.jwks_ca_pem = string(fields, "jwks_ca_pem", std::mem::take(&mut c.jwks_ca_pem));
-                c.oidc_discovery_url = string(
-                    fields,
-                    "oidc_discovery_url",
-                    std::mem::take(&mut c.oidc_discovery_url),
-                );
-                c.oidc_discovery_ca_pem = string(
-                    fields,
-                    "oidc_discovery_ca_pem",
-                    std::mem::take(&mut c.oidc_discovery_ca_pem),
-                );
-                c.bound_issuer =
-                    string(fields, "bound_issuer", std::mem::take(&mut c.bound_issuer));
-                c.jwt_supported_algs = list(
-                    fields,
-                    "jwt_supported_algs",
-                    std::mem::take(&mut c.jwt_supported_algs),
-                );
-                c.default_role =
-                    string(fields, "default_role", std::mem::take(&mut c.default_role));
+                fields.set_str_list("jwt_validation_pubkeys", &mut c.jwt_validation_pubkeys);
+                fields.set_str("jwks_url", &mut c.jwks_url);
+                fields.set_str("jwks_ca_pem", &mut c.jwks_ca_pem);
+                fields.set_str("oidc_discovery_url", &mut c.oidc_discovery_url);
+                fields.set_str("oidc_discovery_ca_pem", &mut c.oidc_discovery_ca_pem);
+                fields.set_str("bound_issuer", &mut c.bound_issuer);
+                fields.set_str_list("jwt_supported_algs", &mut c.jwt_supported_algs);
+                fields.set_str("default_role", &mut c.default_role);
                 let sources = [
                     !c.jwt_validation_pubkeys.is_empty(),
                     !c.jwks_url.is_empty(),

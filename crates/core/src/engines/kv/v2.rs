@@ -753,59 +753,76 @@ fn count<T: TryFrom<i64>>(fields: &Fields<'_>, name: &str) -> Result<Option<T>> 
         .transpose()
 }
 
-fn apply_metadata_fields(meta: &mut KeyMeta, fields: &Fields<'_>, patch: bool) -> Result<()> {
+/// The version settings a mount's config and a key's metadata share, set from the fields
+/// the request gave.
+fn apply_version_settings(
+    fields: &Fields<'_>,
+    max_versions: &mut u32,
+    cas_required: &mut bool,
+    metadata_cas_required: &mut bool,
+    delete_version_after: &mut i64,
+) -> Result<()> {
     if let Some(n) = count::<u32>(fields, "max_versions")? {
-        meta.max_versions = n;
+        *max_versions = n;
     }
     if let Some(b) = fields.bool("cas_required") {
-        meta.cas_required = b;
+        *cas_required = b;
     }
     if let Some(b) = fields.bool("metadata_cas_required") {
-        meta.metadata_cas_required = b;
+        *metadata_cas_required = b;
     }
     if let Some(d) = fields.duration("delete_version_after") {
-        meta.delete_version_after = d;
+        *delete_version_after = d;
     }
+    Ok(())
+}
+
+fn apply_metadata_fields(meta: &mut KeyMeta, fields: &Fields<'_>, patch: bool) -> Result<()> {
+    apply_version_settings(
+        fields,
+        &mut meta.max_versions,
+        &mut meta.cas_required,
+        &mut meta.metadata_cas_required,
+        &mut meta.delete_version_after,
+    )?;
     // Null clears the custom metadata; a map replaces it (or, in a patch, merges into it).
     if let Some(v) = fields.value("custom_metadata") {
-        {
-            {
-                let m = match v {
-                    Value::Null => None,
-                    Value::Object(m) => {
-                        if m.len() > 64 {
-                            return Err(CoreError::bad("custom_metadata may hold at most 64 keys"));
-                        }
-                        let mut out: BTreeMap<String, String> = if patch {
-                            meta.custom_metadata.clone().unwrap_or_default()
-                        } else {
-                            BTreeMap::new()
-                        };
-                        for (ck, cv) in m {
-                            if ck.len() > 128 {
-                                return Err(CoreError::bad(
-                                    "custom_metadata keys must be at most 128 bytes",
-                                ));
-                            }
-                            match cv {
-                                Value::String(s) if s.len() <= 512 => {
-                                    out.insert(ck.clone(), s.clone());
-                                }
-                                Value::Null if patch => {
-                                    out.remove(ck);
-                                }
-                                _ => return Err(CoreError::bad(
-                                    "custom_metadata values must be strings of at most 512 bytes",
-                                )),
-                            }
-                        }
-                        Some(out)
-                    }
-                    _ => return Err(CoreError::bad("custom_metadata must be a map of strings")),
+        let m = match v {
+            Value::Null => None,
+            Value::Object(m) => {
+                if m.len() > 64 {
+                    return Err(CoreError::bad("custom_metadata may hold at most 64 keys"));
+                }
+                let mut out: BTreeMap<String, String> = if patch {
+                    meta.custom_metadata.clone().unwrap_or_default()
+                } else {
+                    BTreeMap::new()
                 };
-                meta.custom_metadata = m;
+                for (ck, cv) in m {
+                    if ck.len() > 128 {
+                        return Err(CoreError::bad(
+                            "custom_metadata keys must be at most 128 bytes",
+                        ));
+                    }
+                    match cv {
+                        Value::String(s) if s.len() <= 512 => {
+                            out.insert(ck.clone(), s.clone());
+                        }
+                        Value::Null if patch => {
+                            out.remove(ck);
+                        }
+                        _ => {
+                            return Err(CoreError::bad(
+                                "custom_metadata values must be strings of at most 512 bytes",
+                            ))
+                        }
+                    }
+                }
+                Some(out)
             }
-        }
+            _ => return Err(CoreError::bad("custom_metadata must be a map of strings")),
+        };
+        meta.custom_metadata = m;
     }
     Ok(())
 }
@@ -983,18 +1000,13 @@ async fn config(view: &View, op: Operation, fields: &Fields<'_>) -> Result<Respo
         }
         Operation::Create | Operation::Update => {
             let mut c = load_config(view).await?;
-            if let Some(n) = count::<u32>(fields, "max_versions")? {
-                c.max_versions = n;
-            }
-            if let Some(b) = fields.bool("cas_required") {
-                c.cas_required = b;
-            }
-            if let Some(b) = fields.bool("metadata_cas_required") {
-                c.metadata_cas_required = b;
-            }
-            if let Some(d) = fields.duration("delete_version_after") {
-                c.delete_version_after = d;
-            }
+            apply_version_settings(
+                fields,
+                &mut c.max_versions,
+                &mut c.cas_required,
+                &mut c.metadata_cas_required,
+                &mut c.delete_version_after,
+            )?;
             view.put_json("config", &c).await?;
             Ok(Response::none())
         }
