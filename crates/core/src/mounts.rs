@@ -277,7 +277,7 @@ pub(crate) static TUNE_FIELDS: &[Field] = &[
 ];
 
 pub async fn enable_mount(
-    _core: &Core,
+    core: &Core,
     ns: &Arc<NsState>,
     path: &str,
     kind: &str,
@@ -295,6 +295,14 @@ pub async fn enable_mount(
     let _g = ns.admin().lock().await;
     let mut table = MountTable::load_secrets(&ns.view).await?;
     check_conflict(&table, &path)?;
+    // A child namespace of that name takes every request under it: the mount would never
+    // be reached, and one under a namespace's name catches its requests' paths.
+    let first = path.split('/').next().unwrap_or_default();
+    if core.active()?.namespaces.child(ns, first).await?.is_some() {
+        return Err(CoreError::bad(format!(
+            "path is already in use by the namespace {first}/"
+        )));
+    }
     let entry = MountEntry {
         path,
         accessor: format!("{kind}_{}", &util::uuid4()[..8]),

@@ -644,6 +644,19 @@ impl Registry {
         if let Some(existing) = read_record(&self.root_view, &key).await? {
             return Ok(existing);
         }
+        // `<name>/…` would route into the namespace and away from a mount already there
+        // (checked under the lock that mounting takes too).
+        let mounts = MountTable::load_secrets(&parent.view).await?;
+        if let Some(m) = mounts.entries.iter().find(|m| {
+            m.path
+                .strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with('/'))
+        }) {
+            return Err(CoreError::bad(format!(
+                "new namespace conflicts with existing mount: {}",
+                m.path
+            )));
+        }
         let mut id = util::random_alnum(6);
         while self
             .root_view

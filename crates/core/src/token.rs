@@ -641,11 +641,33 @@ async fn create(
     ns: &Arc<NsState>,
     caller: &Caller,
     orphan_endpoint: bool,
+    sudo: bool,
     fields: &Fields<'_>,
 ) -> Result<Response> {
     let parent = &caller.entry;
     if parent.batch {
         return Err(CoreError::bad("batch tokens cannot create more tokens"));
+    }
+    // A login made for one request (inline auth) has no stored token to be a parent: a
+    // child would outlive the JWT that let the caller in.
+    if caller.token_id.is_empty() {
+        return Err(CoreError::bad(
+            "parent token lookup failed: a token cannot be created with inline authentication",
+        ));
+    }
+    // A token limited to some uses would otherwise hand out unlimited ones.
+    if parent.num_uses > 0 {
+        return Err(CoreError::bad(
+            "restricted use token cannot generate child tokens",
+        ));
+    }
+    // A token from a parent namespace reaches a child namespace's token store only with
+    // its own policies' say-so; issuing there directly would grant the child's policies
+    // of the same name.
+    if ns.ns.id != caller.ns.ns.id && !sudo {
+        return Err(CoreError::bad(
+            "root or sudo privileges required to directly generate a token in a child namespace",
+        ));
     }
     // An entity alias names an identity for the token; OpenBao takes one only through a
     // token role, and this server has no token roles: refused, not ignored.
@@ -953,13 +975,18 @@ async fn by_accessor(
     accessor: &str,
 ) -> Result<Option<(Arc<TokenEntry>, Arc<NsState>)>> {
     let target_ns = match ns_suffix(&format!("s.{accessor}")) {
-        "root" => ns.clone(),
-        id => active
-            .namespaces
-            .by_id(id)
-            .await?
-            .unwrap_or_else(|| ns.clone()),
+        "root" => active.namespaces.root(),
+        id => match active.namespaces.by_id(id).await? {
+            Some(n) => n,
+            None => return Ok(None),
+        },
     };
+    // An accessor names a token in the request's namespace only: a caller allowed on
+    // `auth/token/*` in one namespace must not look up, renew or revoke another's tokens
+    // (the accessor's suffix says where its token lives). OpenBao refuses it too.
+    if target_ns.ns.id != ns.ns.id {
+        return Err(CoreError::bad("cannot lookup token in different namespace"));
+    }
     let Some(hash) = target_ns
         .view
         .get(&format!(
@@ -1064,6 +1091,15 @@ pub(crate) fn stale_by(_key: &str, rel: &str) -> Option<crate::Stale> {
     })
 }
 
+/// A batch token is not stored, so nothing can revoke it before it expires: say so rather
+/// than answer 204 for a token that keeps working, as OpenBao does.
+fn refuse_batch_revocation(e: &TokenEntry) -> Result<()> {
+    if e.batch {
+        return Err(CoreError::bad("batch tokens cannot be revoked"));
+    }
+    Ok(())
+}
+
 /// What each token-store path is, for dispatch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum TokenPath {
@@ -1140,9 +1176,9 @@ pub(crate) async fn handle(
                     "root or sudo privileges required to create orphan token",
                 ));
             }
-            create(core, active, ns, caller, false, fields).await
+            create(core, active, ns, caller, false, sudo, fields).await
         }
-        TokenPath::CreateOrphan => create(core, active, ns, caller, true, fields).await,
+        TokenPath::CreateOrphan => create(core, active, ns, caller, true, sudo, fields).await,
         TokenPath::LookupSelf => Ok(Response::data(lookup_json(
             &caller.entry,
             &caller.token_id,
@@ -1198,12 +1234,14 @@ pub(crate) async fn handle(
             Ok(r)
         }
         TokenPath::RevokeSelf => {
+            refuse_batch_revocation(&caller.entry)?;
             revoke_tree(core, active, &caller.entry).await?;
             Ok(Response::none())
         }
         TokenPath::Revoke => {
             let id = token_param(fields)?;
             if let Some((e, _)) = resolve(core, active, &id).await? {
+                refuse_batch_revocation(&e)?;
                 revoke_tree(core, active, &e).await?;
             }
             Ok(Response::none())

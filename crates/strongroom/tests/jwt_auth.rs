@@ -838,6 +838,45 @@ fn gitlab_secrets_manager_resolver_replay() {
     let r = get("SHARED", &prod_jwt);
     assert_eq!(r.status, 400, "{}", r.body);
     assert_eq!(r.header("x-vault-inline-auth-failed"), Some("true"));
+
+    // An inline login is for one request: it cannot mint a token that would outlive the
+    // JWT (OpenBao: 400 `parent token lookup failed`), even with a service-token role
+    // whose policy allows creating tokens.
+    let pol = json!({"policy": "path \"auth/token/create\" { capabilities = [\"update\"] }"});
+    let r = http(
+        "PUT",
+        &s.url("sys/policies/acl/creator"),
+        t,
+        &[("X-Vault-Namespace", ns)],
+        Some(pol.to_string().as_bytes()),
+    );
+    assert!(r.status < 300, "{}", r.body);
+    let svc = json!({
+        "role_type": "jwt", "user_claim": "project_id", "bound_audiences": [AUD],
+        "token_type": "service", "token_policies": ["creator"],
+    });
+    let r = http(
+        "POST",
+        &s.url("auth/pipeline_jwt/role/svc"),
+        t,
+        &[("X-Vault-Namespace", ns)],
+        Some(svc.to_string().as_bytes()),
+    );
+    assert_eq!(r.status, 204, "{}", r.body);
+    let h = inline_headers(
+        &format!("{ns}/auth/pipeline_jwt/login"),
+        &[("role", "svc"), ("jwt", &prod_jwt)],
+    );
+    let hs: Vec<(&str, &str)> = h.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let r = http(
+        "POST",
+        &s.url(&format!("{ns}/auth/token/create")),
+        None,
+        &hs,
+        Some(b"{}"),
+    );
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body.contains("parent token lookup failed"), "{}", r.body);
 }
 
 #[test]

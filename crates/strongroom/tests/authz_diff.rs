@@ -1,0 +1,257 @@
+//! Authorization and token cases an attacker would try, run on our server and on a real
+//! OpenBao 2.7.2 started by the same test: the answer (allowed or refused) and the state
+//! afterwards (a token alive or dead, a mount where it was) must match. Where we refuse
+//! with another status than OpenBao's, the case says so and why.
+
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+
+fn call(s: &Server, token: &str, ns: &str, method: &str, path: &str, body: Value) -> HttpReply {
+    let b = body.to_string();
+    let headers: Vec<(&str, &str)> = if ns.is_empty() {
+        Vec::new()
+    } else {
+        vec![("X-Vault-Namespace", ns)]
+    };
+    http(
+        method,
+        &s.url(path),
+        Some(token),
+        &headers,
+        Some(b.as_bytes()),
+    )
+}
+
+fn ok(r: HttpReply, what: &str, name: &str) -> Value {
+    assert!(r.status < 300, "{name}: {what}: {} {}", r.status, r.body);
+    if r.body.is_empty() {
+        Value::Null
+    } else {
+        r.json()
+    }
+}
+
+fn policy(s: &Server, ns: &str, name: &str, rules: &str) {
+    ok(
+        call(
+            s,
+            ROOT,
+            ns,
+            "PUT",
+            &format!("sys/policies/acl/{name}"),
+            json!({ "policy": rules }),
+        ),
+        "policy",
+        s.name,
+    );
+}
+
+fn token(s: &Server, ns: &str, body: Value) -> (String, String) {
+    let r = ok(
+        call(s, ROOT, ns, "POST", "auth/token/create", body),
+        "token",
+        s.name,
+    );
+    (
+        r["auth"]["client_token"].as_str().unwrap().to_owned(),
+        r["auth"]["accessor"].as_str().unwrap().to_owned(),
+    )
+}
+
+fn alive(s: &Server, ns: &str, t: &str) -> bool {
+    call(s, t, ns, "GET", "auth/token/lookup-self", json!({})).status == 200
+}
+
+/// Runs `case` on both servers and returns (ours, OpenBao's) results.
+fn both<T>(case: impl Fn(&Server) -> T) -> (T, T) {
+    let ours = strongroom_dev();
+    let theirs = openbao_dev();
+    (case(&ours), case(&theirs))
+}
+
+fn refused(status: u16) -> bool {
+    status >= 400
+}
+
+/// A token of the root namespace whose policy there allows `a/auth/token/create` must not
+/// mint a token in namespace `a` carrying `a`'s policy of the same name.
+#[test]
+fn a_parent_namespace_token_cannot_mint_child_admins() {
+    let (ours, theirs) = both(|s| {
+        ok(
+            call(s, ROOT, "", "POST", "sys/namespaces/a", json!({})),
+            "ns",
+            s.name,
+        );
+        policy(
+            s,
+            "",
+            "p1",
+            r#"path "a/auth/token/create" { capabilities = ["update"] }"#,
+        );
+        policy(
+            s,
+            "a",
+            "p1",
+            r#"path "*" { capabilities = ["create", "read", "update", "delete", "list", "sudo"] }"#,
+        );
+        let (t, _) = token(s, "", json!({ "policies": ["p1"] }));
+        let r = call(
+            s,
+            &t,
+            "",
+            "POST",
+            "a/auth/token/create",
+            json!({ "policies": ["p1"] }),
+        );
+        (r.status, r.body.contains("child namespace"))
+    });
+    assert!(
+        refused(ours.0) && refused(theirs.0),
+        "ours {ours:?}, openbao {theirs:?}"
+    );
+    assert_eq!(ours, theirs);
+}
+
+/// A token allowed on `auth/token/*` in namespace `a` must not look up, renew or revoke a
+/// token of namespace `b` by its accessor. OpenBao answers 500 (its error is not typed);
+/// we answer 400 with the same message: both refuse, and the token lives on.
+#[test]
+fn accessor_endpoints_stay_in_their_namespace() {
+    let (ours, theirs) = both(|s| {
+        for n in ["a", "b"] {
+            ok(
+                call(
+                    s,
+                    ROOT,
+                    "",
+                    "POST",
+                    &format!("sys/namespaces/{n}"),
+                    json!({}),
+                ),
+                "ns",
+                s.name,
+            );
+        }
+        policy(
+            s,
+            "a",
+            "all",
+            r#"path "*" { capabilities = ["create", "read", "update", "delete", "list"] }"#,
+        );
+        let (ta, _) = token(s, "a", json!({ "policies": ["all"] }));
+        let (tb, accb) = token(s, "b", json!({}));
+        let mut answers = Vec::new();
+        for p in ["lookup-accessor", "renew-accessor", "revoke-accessor"] {
+            let r = call(
+                s,
+                &ta,
+                "a",
+                "POST",
+                &format!("auth/token/{p}"),
+                json!({ "accessor": accb }),
+            );
+            assert!(
+                r.body
+                    .contains("cannot lookup token in different namespace"),
+                "{}: {p}: {}",
+                s.name,
+                r.body
+            );
+            answers.push(refused(r.status));
+        }
+        (answers, alive(s, "b", &tb))
+    });
+    assert_eq!(ours, (vec![true; 3], true));
+    assert_eq!(ours, theirs);
+}
+
+/// A token limited to a number of uses cannot create children (who would have none).
+#[test]
+fn restricted_use_tokens_mint_no_children() {
+    let (ours, theirs) = both(|s| {
+        policy(
+            s,
+            "",
+            "creator",
+            r#"path "auth/token/create" { capabilities = ["update"] }"#,
+        );
+        let (t, _) = token(s, "", json!({ "num_uses": 2, "policies": ["creator"] }));
+        let r = call(
+            s,
+            &t,
+            "",
+            "POST",
+            "auth/token/create",
+            json!({ "policies": ["creator"] }),
+        );
+        (
+            r.status,
+            r.body
+                .contains("restricted use token cannot generate child tokens"),
+        )
+    });
+    assert_eq!(ours, (400, true));
+    assert_eq!(ours, theirs);
+}
+
+/// A batch token cannot be revoked (it is not stored): saying 204 while it keeps working
+/// would mislead an operator revoking a leaked token.
+#[test]
+fn revoking_a_batch_token_is_refused_not_ignored() {
+    let (ours, theirs) = both(|s| {
+        policy(s, "", "r", r#"path "*" { capabilities = ["read"] }"#);
+        let (t, _) = token(s, "", json!({ "type": "batch", "policies": ["r"] }));
+        let by_root = call(
+            s,
+            ROOT,
+            "",
+            "POST",
+            "auth/token/revoke",
+            json!({ "token": t }),
+        )
+        .status;
+        let by_self = call(s, &t, "", "POST", "auth/token/revoke-self", json!({})).status;
+        (by_root, by_self, alive(s, "", &t))
+    });
+    assert_eq!(ours, (400, 400, true));
+    assert_eq!(ours, theirs);
+}
+
+/// A namespace and a mount cannot share a name, either way round: a namespace named like
+/// a mount would swallow the mount's requests.
+#[test]
+fn namespaces_and_mounts_do_not_share_a_name() {
+    let (ours, theirs) = both(|s| {
+        let ns_over_mount = call(s, ROOT, "", "POST", "sys/namespaces/secret", json!({})).status;
+        let still_there = call(s, ROOT, "", "GET", "sys/mounts/secret", json!({})).status;
+        ok(
+            call(s, ROOT, "", "POST", "sys/namespaces/team", json!({})),
+            "ns",
+            s.name,
+        );
+        let mount_over_ns = call(
+            s,
+            ROOT,
+            "",
+            "POST",
+            "sys/mounts/team",
+            json!({ "type": "kv" }),
+        )
+        .status;
+        let mount_under_ns = call(
+            s,
+            ROOT,
+            "",
+            "POST",
+            "sys/mounts/team/kv",
+            json!({ "type": "kv" }),
+        )
+        .status;
+        (ns_over_mount, still_there, mount_over_ns, mount_under_ns)
+    });
+    assert_eq!(ours, (400, 200, 400, 400));
+    assert_eq!(ours, theirs);
+}
