@@ -71,6 +71,11 @@ pub struct TokenEntry {
     pub ttl: i64,
     #[serde(default)]
     pub explicit_max_ttl: i64,
+    /// The most seconds after its creation that renewals may extend it to: the issuing
+    /// role's and mount's max TTL (0: only the server's `max_lease_ttl`). Unlike
+    /// `explicit_max_ttl` it does not bind a periodic token.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub max_ttl: i64,
     #[serde(default)]
     pub period: i64,
     pub renewable: bool,
@@ -89,6 +94,10 @@ pub struct TokenEntry {
     /// The token is only valid from these networks (empty: anywhere).
     #[serde(default)]
     pub bound_cidrs: Vec<String>,
+}
+
+fn is_zero(n: &i64) -> bool {
+    *n == 0
 }
 
 impl TokenEntry {
@@ -203,6 +212,7 @@ fn decode_batch(plain: &[u8]) -> Option<TokenEntry> {
         creation_time,
         ttl,
         explicit_max_ttl,
+        max_ttl: 0,
         period,
         renewable: flags & 1 != 0,
         expire_time,
@@ -530,6 +540,7 @@ pub(crate) async fn create_root_token(
         creation_time: util::now_secs(),
         ttl: 0,
         explicit_max_ttl: 0,
+        max_ttl: 0,
         period: 0,
         renewable: false,
         expire_time: 0,
@@ -812,6 +823,7 @@ async fn create(
         creation_time: now,
         ttl,
         explicit_max_ttl,
+        max_ttl: 0,
         period,
         renewable,
         expire_time,
@@ -1045,12 +1057,20 @@ async fn renew(
             warnings.push("TTL of the token is capped by its explicit max TTL".to_owned());
         }
     }
-    if e.period == 0 && core.cfg.max_lease_ttl > 0 {
-        let hard = e.creation_time + core.cfg.max_lease_ttl;
+    // The role's or mount's max TTL where the token has one, else the server's.
+    let max = match (e.max_ttl, core.cfg.max_lease_ttl) {
+        (0, server) => server,
+        (own, 0) => own,
+        (own, server) => own.min(server),
+    };
+    if e.period == 0 && max > 0 {
+        let hard = e.creation_time + max;
         if now + ttl > hard {
+            let asked = ttl;
             ttl = (hard - now).max(0);
             warnings.push(format!(
-                "TTL of \"{}\" exceeded the effective max_ttl; TTL value is capped accordingly",
+                "TTL of \"{}\" exceeded the effective max_ttl of \"{}\"; TTL value is capped accordingly",
+                util::format_duration(asked),
                 util::format_duration(ttl)
             ));
         }
@@ -1651,6 +1671,7 @@ mod tests {
             creation_time: 1_764_300_000,
             ttl: 3_600,
             explicit_max_ttl: -1,
+            max_ttl: 0,
             period: i64::MAX,
             renewable: false,
             expire_time: 1_764_303_600,

@@ -1031,3 +1031,54 @@ fn jwks_url_and_oidc_discovery() {
     );
     assert_eq!(r.status, 200, "{}", r.body);
 }
+
+/// A service token from a role with `token_max_ttl` stops at it on renewal, whatever
+/// increment the job asks for (OpenBao caps it and warns; we gave 30 days before).
+#[test]
+fn renewal_stops_at_the_roles_max_ttl_on_both_servers() {
+    let setup = Setup::new();
+    let ours = strongroom_dev();
+    let theirs = openbao_dev();
+    let role = with(
+        with(
+            with(ci_role(), "token_ttl", json!("2m")),
+            "token_max_ttl",
+            json!("5m"),
+        ),
+        "token_type",
+        json!("service"),
+    );
+    let mut seen = Vec::new();
+    for s in [&ours, &theirs] {
+        setup.configure(s, &role);
+        let jwt = setup.issuer.sign(&gitlab_claims()).unwrap();
+        let (status, body) = login(s, "ci", &jwt);
+        assert_eq!(status, 200, "{}: {body}", s.name);
+        let token = body["auth"]["client_token"].as_str().unwrap().to_owned();
+        assert!(
+            body["auth"]["lease_duration"].as_i64().unwrap() <= 120,
+            "{}",
+            s.name
+        );
+        let r = http(
+            "POST",
+            &s.url("auth/token/renew-self"),
+            Some(&token),
+            &[],
+            Some(br#"{"increment":"720h"}"#),
+        );
+        assert_eq!(r.status, 200, "{}: {}", s.name, r.body);
+        let renewed = r.json();
+        let lease = renewed["auth"]["lease_duration"].as_i64().unwrap();
+        assert!(
+            (290..=300).contains(&lease),
+            "{}: renewed to {lease}s",
+            s.name
+        );
+        let warned = renewed["warnings"]
+            .as_array()
+            .is_some_and(|w| w.iter().any(|w| w.as_str().unwrap_or("").contains("max")));
+        seen.push(warned);
+    }
+    assert_eq!(seen, [true, true], "both warn that the TTL was capped");
+}

@@ -1062,6 +1062,12 @@ async fn login_checked(
         creation_time: now,
         ttl,
         explicit_max_ttl: role.token_explicit_max_ttl,
+        // Renewals stop at the role's (or the mount's) max TTL, as in OpenBao.
+        max_ttl: if batch || role.token_period > 0 {
+            0
+        } else {
+            max
+        },
         period: if batch { 0 } else { role.token_period },
         renewable: !batch,
         expire_time: if ttl > 0 { now + ttl } else { 0 },
