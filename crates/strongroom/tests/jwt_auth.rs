@@ -1082,3 +1082,71 @@ fn renewal_stops_at_the_roles_max_ttl_on_both_servers() {
     }
     assert_eq!(seen, [true, true], "both warn that the TTL was capped");
 }
+
+/// Leeways around `exp` and `nbf` as OpenBao applies them: with a role's leeways given as
+/// 0, left out (their defaults), or -1 (off), tokens that expired (or start) some seconds
+/// away are accepted or refused alike on both servers.
+#[test]
+fn jwt_leeways_match_openbao() {
+    let setup = Setup::new();
+    let ours = strongroom_dev();
+    let theirs = openbao_dev();
+    let leeways = [
+        (
+            "zero",
+            json!({"clock_skew_leeway": 0, "expiration_leeway": 0, "not_before_leeway": 0}),
+        ),
+        ("default", json!({})),
+        (
+            "off",
+            json!({"clock_skew_leeway": -1, "expiration_leeway": -1, "not_before_leeway": -1}),
+        ),
+        (
+            "given",
+            json!({"clock_skew_leeway": 30, "expiration_leeway": 100, "not_before_leeway": 100}),
+        ),
+        (
+            "skew only",
+            json!({"clock_skew_leeway": 100, "expiration_leeway": -1, "not_before_leeway": -1}),
+        ),
+    ];
+    let mut table = Vec::new();
+    let mut differ = Vec::new();
+    for (name, l) in &leeways {
+        let mut role = ci_role();
+        for (k, v) in l.as_object().unwrap() {
+            role[k] = v.clone();
+        }
+        let mut row = Vec::new();
+        for s in [&ours, &theirs] {
+            setup.configure(s, &role);
+            let mut got = Vec::new();
+            for offset in [-20i64, -45, -75, -120, -180, -240, 45, 90, 200] {
+                // Negative: expired that long ago. Positive: not valid for that long yet.
+                let (exp, nbf) = if offset < 0 {
+                    (now() + offset, now() + offset - 600)
+                } else {
+                    (now() + offset + 600, now() + offset)
+                };
+                let claims = with(with(gitlab_claims(), "exp", json!(exp)), "nbf", json!(nbf));
+                let claims = with(claims, "iat", json!(nbf.min(now())));
+                let jwt = setup.issuer.sign(&claims).unwrap();
+                got.push((offset, login(s, "ci", &jwt).0 == 200));
+            }
+            row.push(got);
+        }
+        table.push(format!(
+            "{name}: ours {:?}\n{name}: openbao {:?}",
+            row[0], row[1]
+        ));
+        if row[0] != row[1] {
+            differ.push(name.to_string());
+        }
+    }
+    println!("{}", table.join("\n"));
+    assert!(
+        differ.is_empty(),
+        "leeways differ for {differ:?}:\n{}",
+        table.join("\n")
+    );
+}

@@ -23,7 +23,6 @@ use crate::token::{self, TokenEntry};
 use crate::view::View;
 use crate::{util, Active, Core, Operation, Response};
 
-const DEFAULT_LEEWAY: i64 = 150;
 const DEFAULT_CLOCK_SKEW: i64 = 60;
 /// Seconds a verified signature is remembered (cleared early on any config change).
 const VERIFIED_TTL: i64 = 60;
@@ -681,14 +680,17 @@ fn check_standard_claims(
     if exp.is_none() && nbf.is_none() && iat.is_none() {
         return Err("no exp, iat, or nbf claims found in token".into());
     }
+    // OpenBao 2.7.2 widens `exp` and `nbf` by the clock-skew leeway alone (0: its
+    // default, -1: none); a role's `expiration_leeway` and `not_before_leeway` are kept
+    // and shown but widen nothing (measured side by side: `jwt_leeways_match_openbao`).
     let skew = leeway(role.clock_skew_leeway, DEFAULT_CLOCK_SKEW);
     if let Some(exp) = exp {
-        if now > exp + leeway(role.expiration_leeway, DEFAULT_LEEWAY) + skew {
+        if now > exp + skew {
             return Err("token is expired (exp)".into());
         }
     }
     if let Some(nbf) = nbf {
-        if now + skew + leeway(role.not_before_leeway, DEFAULT_LEEWAY) < nbf {
+        if now + skew < nbf {
             return Err("token not yet valid (nbf)".into());
         }
     }
