@@ -93,6 +93,9 @@ pub(crate) struct Active {
     /// each of its requests; decrypting and parsing it once is enough (it is immutable).
     pub batch_tokens: Cache<[u8; 32], Arc<TokenEntry>>,
     pub acls: Cache<String, Arc<Acl>>,
+    /// Moved by every policy change another node made (seen as an invalidation): an ACL
+    /// whose policies were read before it moved is not kept (`policy::acl_for`).
+    pub acl_epoch: std::sync::atomic::AtomicU64,
     pub cluster_id: String,
 }
 
@@ -358,6 +361,7 @@ impl Core {
             tokens: Cache::new(100_000),
             batch_tokens: Cache::new(4_096),
             acls: Cache::new(10_000),
+            acl_epoch: std::sync::atomic::AtomicU64::new(0),
             cluster_id,
         };
         active.namespaces.load_root().await?;
@@ -817,7 +821,12 @@ impl Core {
             match s {
                 Stale::Token(hash) => active.tokens.remove(&hash),
                 Stale::Tokens => active.tokens.clear(),
-                Stale::Acls => active.acls.clear(),
+                Stale::Acls => {
+                    active
+                        .acl_epoch
+                        .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    active.acls.clear();
+                }
                 Stale::Namespaces => {
                     active.namespaces.clear_caches();
                     if let Err(e) = active.namespaces.load_root().await {

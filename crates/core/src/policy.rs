@@ -112,6 +112,7 @@ pub async fn acl_for(active: &Active, ns: &NsState, names: &[String]) -> Result<
     if let Some(a) = active.acls.get(&key) {
         return Ok(a);
     }
+    let fences = fences_for(active, ns, names);
     let mut policies = Vec::with_capacity(names.len());
     for n in names {
         if let Some(text) = read_text(ns, n).await? {
@@ -124,8 +125,40 @@ pub async fn acl_for(active: &Active, ns: &NsState, names: &[String]) -> Result<
         }
     }
     let acl = Arc::new(Acl::new(&policies));
-    active.acls.insert(key, acl.clone());
+    keep(active, ns, key, &acl, fences);
     Ok(acl)
+}
+
+/// What an ACL's cache entry is fenced by: this node's writes of each of its policies
+/// (`None` if one may be in flight: the ACL is then used but not kept), and the epoch that
+/// other nodes' policy changes move.
+struct Fences {
+    keys: Option<Vec<strongroom_barrier::KeyFence>>,
+    remote: u64,
+}
+
+/// Taken before the policies' texts are read.
+fn fences_for(active: &Active, ns: &NsState, names: &[String]) -> Fences {
+    Fences {
+        remote: active.acl_epoch.load(std::sync::atomic::Ordering::SeqCst),
+        keys: names
+            .iter()
+            .map(|n| ns.view.key_fence(&format!("sys/policy/{n}")))
+            .collect(),
+    }
+}
+
+/// Keep `acl` in the cache only if none of its policies was written since `fences` were
+/// taken. The check runs under the cache shard's lock, and a policy write clears the
+/// cache after storing: either the clear comes after this insert and removes it, or this
+/// check comes after the write began and refuses. So an ACL built from a policy's old
+/// text never outlives the write that replaced it.
+fn keep(active: &Active, ns: &NsState, key: String, acl: &Arc<Acl>, fences: Fences) {
+    let Some(keys) = fences.keys else { return };
+    active.acls.insert_if(key, acl.clone(), || {
+        active.acl_epoch.load(std::sync::atomic::Ordering::SeqCst) == fences.remote
+            && keys.iter().all(|f| ns.view.key_unwritten_since(f))
+    });
 }
 
 fn validate_name(raw: &str) -> Result<String> {
@@ -301,4 +334,60 @@ pub fn capabilities_response(acl: &Acl, ns_rel: &str, fields: &Fields<'_>) -> Re
         out.insert("capabilities".into(), out[only].clone());
     }
     Ok(Response::data(Value::Object(out)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Core;
+    use serde_json::json;
+
+    /// The race a stale ACL came from: a request reads a policy's old text, the policy is
+    /// rewritten (stored, then the cache cleared), and only then does the request put the
+    /// ACL it built into the cache. The fence refuses that insert.
+    #[tokio::test]
+    async fn an_acl_built_before_a_policy_write_is_not_kept_after_it() {
+        let core = Core::for_tests();
+        core.initialize(1, 1, Some("root".into())).await.unwrap();
+        let write = |rules: &'static str| {
+            let core = core.clone();
+            async move {
+                let body = json!({ "policy": rules });
+                core.root_request("", Operation::Update, "sys/policies/acl/p", body)
+                    .await
+                    .unwrap();
+            }
+        };
+        write(r#"path "secret/*" { capabilities = ["read"] }"#).await;
+        let active = core.active().unwrap();
+        let ns = active.namespaces.root();
+        let names = vec!["p".to_owned()];
+        let key = format!("{}\0p", ns.ns.id);
+
+        // A request takes its fences and reads the old text ...
+        let fences = fences_for(&active, &ns, &names);
+        assert!(fences.keys.is_some());
+        let old = Policy::parse("p", &read_text(&ns, "p").await.unwrap().unwrap()).unwrap();
+        let stale = Arc::new(Acl::new(&[old]));
+        // ... the policy becomes a deny (stored, then the cache cleared) ...
+        write(r#"path "secret/*" { capabilities = ["deny"] }"#).await;
+        // ... and the request tries to keep what it built.
+        keep(&active, &ns, key.clone(), &stale, fences);
+        assert!(active.acls.get(&key).is_none(), "a stale ACL was kept");
+        // The next request builds and keeps the new one.
+        let fresh = acl_for(&active, &ns, &names).await.unwrap();
+        assert!(!fresh.allows(Operation::Read, "secret/x", None));
+        assert!(active.acls.get(&key).is_some());
+        // With no write in between, an ACL is kept.
+        let fences = fences_for(&active, &ns, &names);
+        active.acls.clear();
+        keep(&active, &ns, key.clone(), &fresh, fences);
+        assert!(active.acls.get(&key).is_some());
+        // Another node's policy change arrives as an invalidation: what was read before
+        // it is not kept either.
+        let fences = fences_for(&active, &ns, &names);
+        core.invalidate("k:sys/policy/p").await;
+        keep(&active, &ns, key.clone(), &fresh, fences);
+        assert!(active.acls.get(&key).is_none());
+    }
 }
