@@ -362,7 +362,13 @@ async fn disable_auth(core: &Core, ns: &Arc<NsState>, path: &str) -> Result<()> 
             "token credential backend cannot be disabled",
         ));
     }
-    let _g = ns.admin().lock().await;
+    let active = core.active()?;
+    // The tokens its logins issued are revoked with it, as OpenBao revokes them: disabling
+    // a compromised method is the first step of an incident response. Once before the
+    // mount goes (so a failure leaves the method, and the tokens, for a retry), and once
+    // after, for a login that raced the first pass.
+    crate::token::revoke_issued_by(core, &active, ns, &path).await?;
+    let guard = ns.admin().lock().await;
     let mut table = MountTable::load_auth(&ns.view).await?;
     let Some(i) = table.entries.iter().position(|e| e.path == path) else {
         return Ok(());
@@ -375,6 +381,8 @@ async fn disable_auth(core: &Core, ns: &Arc<NsState>, path: &str) -> Result<()> 
         .await?;
     core.jwks.forget(&entry.uuid);
     core.forget_jwt_logins();
+    drop(guard);
+    crate::token::revoke_issued_by(core, &active, ns, &path).await?;
     Ok(())
 }
 

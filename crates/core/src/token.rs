@@ -1384,6 +1384,35 @@ async fn backfill_expiry_index(active: &Active) -> Result<()> {
     root.view.put(EXPIRY_INDEXED, b"1").await
 }
 
+/// Revoke every stored token of namespace `ns` that a login at the auth mount `mount_path`
+/// (`jwt/`) issued, with its children: what disabling a compromised method must do.
+/// Batch tokens are not stored and end at their expiry.
+pub(crate) async fn revoke_issued_by(
+    core: &Core,
+    active: &Active,
+    ns: &NsState,
+    mount_path: &str,
+) -> Result<usize> {
+    let prefix = format!("auth/{mount_path}");
+    let mut after: Option<String> = None;
+    let mut revoked = 0;
+    loop {
+        let page = ns.view.scan("sys/token/id/", after.as_deref(), 512).await?;
+        let Some((last, _)) = page.last() else { break };
+        after = Some(last.clone());
+        for (_, v) in &page {
+            let Ok(e) = serde_json::from_slice::<TokenEntry>(v) else {
+                continue;
+            };
+            if e.path.starts_with(&prefix) {
+                revoke_tree(core, active, &e).await?;
+                revoked += 1;
+            }
+        }
+    }
+    Ok(revoked)
+}
+
 /// Add the expiry index entry of every expiring token stored in `view` (namespace `ns_id`).
 async fn index_tokens_of(active: &Active, view: &crate::view::View, ns_id: &str) -> Result<()> {
     let root = active.namespaces.root();

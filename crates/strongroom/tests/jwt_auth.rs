@@ -1150,3 +1150,28 @@ fn jwt_leeways_match_openbao() {
         table.join("\n")
     );
 }
+
+/// Disabling an auth method revokes the service tokens its logins issued, on both servers:
+/// the first step of an incident response must not leave them working.
+#[test]
+fn disabling_an_auth_method_revokes_its_tokens_on_both_servers() {
+    let setup = Setup::new();
+    let ours = strongroom_dev();
+    let theirs = openbao_dev();
+    let role = with(ci_role(), "token_type", json!("service"));
+    let mut seen = Vec::new();
+    for s in [&ours, &theirs] {
+        setup.configure(s, &role);
+        let jwt = setup.issuer.sign(&gitlab_claims()).unwrap();
+        let (status, body) = login(s, "ci", &jwt);
+        assert_eq!(status, 200, "{}: {body}", s.name);
+        let token = body["auth"]["client_token"].as_str().unwrap().to_owned();
+        let alive = |t: &str| {
+            http("GET", &s.url("auth/token/lookup-self"), Some(t), &[], None).status == 200
+        };
+        let before = alive(&token);
+        bao_ok(&s.addr, Some(ROOT), &["auth", "disable", "jwt"]);
+        seen.push((before, alive(&token)));
+    }
+    assert_eq!(seen, [(true, false), (true, false)], "ours, then OpenBao's");
+}
