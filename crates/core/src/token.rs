@@ -415,6 +415,10 @@ pub(crate) async fn authenticate(
     {
         return Err(CoreError::PermissionDenied);
     }
+    // Its last use was claimed by a request (which revokes it when done).
+    if entry.num_uses == USES_EXHAUSTED {
+        return Err(CoreError::PermissionDenied);
+    }
     let acl = policy::acl_for(active, &ns, &entry.policies).await?;
     Ok(Caller {
         entry,
@@ -424,10 +428,16 @@ pub(crate) async fn authenticate(
     })
 }
 
-/// Count one use of a limited-use token. Returns true when this was its last use
-/// (the caller revokes it after the request).
+/// `num_uses` of a token whose last use a request has claimed: no further use is allowed,
+/// and the request that claimed it revokes the token when it is done. (0 means unlimited,
+/// so an exhausted token must not be stored as 0.)
+const USES_EXHAUSTED: i64 = -1;
+
+/// Count one use of a limited-use token, atomically: each use is a checked write of the
+/// decremented count, so of concurrent requests exactly as many proceed as uses remain.
+/// Returns true when this was its last use (the caller revokes it after the request).
 pub(crate) async fn consume_use(_core: &Core, active: &Active, caller: &Caller) -> Result<bool> {
-    if caller.entry.num_uses <= 0 || caller.entry.batch {
+    if caller.entry.num_uses == 0 || caller.entry.batch {
         return Ok(false);
     }
     let key = format!("sys/token/id/{}", caller.entry.hash);
@@ -440,11 +450,12 @@ pub(crate) async fn consume_use(_core: &Core, active: &Active, caller: &Caller) 
         if e.num_uses <= 0 {
             return Err(CoreError::PermissionDenied);
         }
-        if e.num_uses == 1 {
-            active.tokens.remove(&e.hash);
-            return Ok(true);
-        }
-        e.num_uses -= 1;
+        e.num_uses = if e.num_uses == 1 {
+            USES_EXHAUSTED
+        } else {
+            e.num_uses - 1
+        };
+        let last = e.num_uses == USES_EXHAUSTED;
         let bytes = serde_json::to_vec(&e).map_err(|x| CoreError::Internal(x.to_string()))?;
         match caller
             .ns
@@ -459,7 +470,7 @@ pub(crate) async fn consume_use(_core: &Core, active: &Active, caller: &Caller) 
                 // Dropped, not replaced: a revocation that committed after this write
                 // may have dropped it already (the next use reads it again).
                 active.tokens.remove(&e.hash);
-                return Ok(false);
+                return Ok(last);
             }
             Err(TxnError::Conflict) => continue,
             Err(TxnError::Other(e)) => return Err(e),

@@ -255,3 +255,39 @@ fn namespaces_and_mounts_do_not_share_a_name() {
     assert_eq!(ours, (400, 200, 400, 400));
     assert_eq!(ours, theirs);
 }
+
+/// A token with `num_uses` = 1 used by 20 requests at once serves exactly one of them, in
+/// every round, on both servers.
+#[test]
+fn a_single_use_token_serves_exactly_one_of_many_parallel_requests() {
+    let (ours, theirs) = both(|s| {
+        policy(
+            s,
+            "",
+            "r",
+            r#"path "sys/mounts" { capabilities = ["read"] }"#,
+        );
+        let mut served = Vec::new();
+        for _ in 0..5 {
+            let (t, _) = token(s, "", json!({ "num_uses": 1, "policies": ["r"] }));
+            let url = s.url("sys/mounts");
+            let ok: usize = std::thread::scope(|scope| {
+                let handles: Vec<_> = (0..20)
+                    .map(|_| {
+                        let (t, url) = (t.clone(), url.clone());
+                        scope.spawn(move || http("GET", &url, Some(&t), &[], None).status)
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().unwrap())
+                    .filter(|st| *st == 200)
+                    .count()
+            });
+            served.push(ok);
+        }
+        served
+    });
+    assert_eq!(ours, vec![1; 5], "ours");
+    assert_eq!(ours, theirs);
+}
