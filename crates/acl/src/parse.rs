@@ -186,6 +186,20 @@ fn parse_rule(path: &str, body: &Value) -> Result<PathRule, PolicyError> {
         });
     };
     let trimmed = path.trim_start_matches('/');
+    if trimmed.contains("+*") {
+        return Err(PolicyError::InvalidPath {
+            path: path.into(),
+            problem: "invalid use of wildcards ('+*' is forbidden)".into(),
+        });
+    }
+    // OpenBao fills `{{identity.…}}` from the caller's identity entity; this server has no
+    // entities, and matching the braces literally would put every caller in one folder.
+    if trimmed.contains("{{") {
+        return Err(PolicyError::InvalidPath {
+            path: path.into(),
+            problem: "templated policy paths ({{...}}) are not supported: this server has no identity entities to fill them from".into(),
+        });
+    }
     if let Some(i) = trimmed.find('*') {
         if i != trimmed.len() - 1 {
             return Err(PolicyError::InvalidPath {

@@ -407,7 +407,8 @@ fn header_str<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
 }
 
 fn token_from(headers: &HeaderMap) -> Option<String> {
-    if let Some(t) = header_str(headers, "x-vault-token") {
+    // An empty `X-Vault-Token` gives way to `Authorization: Bearer`, as in OpenBao.
+    if let Some(t) = header_str(headers, "x-vault-token").filter(|t| !t.trim().is_empty()) {
         return Some(t.trim().to_owned());
     }
     header_str(headers, "authorization")
@@ -454,9 +455,13 @@ async fn handle(
         Ok(d) => d,
         Err(e) => return error_response(&e),
     };
-    for (k, v) in query {
-        if k != "list" || op != Operation::List {
-            data.entry(k).or_insert(v);
+    // Query parameters are data for reads, lists and deletes; a write's data is its body
+    // alone, as in OpenBao (a `?b=2` on a kv write is not written).
+    if !is_write && op != Operation::Patch {
+        for (k, v) in query {
+            if k != "list" || op != Operation::List {
+                data.entry(k).or_insert(v);
+            }
         }
     }
     let mut path = match path::decode(uri.path().strip_prefix("/v1/").unwrap_or("")) {

@@ -291,3 +291,91 @@ fn a_single_use_token_serves_exactly_one_of_many_parallel_requests() {
     assert_eq!(ours, vec![1; 5], "ours");
     assert_eq!(ours, theirs);
 }
+
+/// Smaller differences an attacker or a client hits, each answered as OpenBao answers.
+#[test]
+fn low_severity_cases_answer_as_openbao_does() {
+    let (ours, theirs) = both(|s| {
+        let put_policy = |rules: &str| {
+            call(
+                s,
+                ROOT,
+                "",
+                "PUT",
+                "sys/policies/acl/w",
+                json!({ "policy": rules }),
+            )
+            .status
+        };
+        // `+*` is not a wildcard OpenBao accepts.
+        let plus_star = put_policy(r#"path "secret/+*" { capabilities = ["read"] }"#);
+        // A claim may not be mapped onto the role's name.
+        ok(
+            call(s, ROOT, "", "POST", "sys/auth/jm", json!({ "type": "jwt" })),
+            "jwt",
+            s.name,
+        );
+        let role = json!({
+            "role_type": "jwt", "user_claim": "sub", "bound_audiences": ["x"],
+            "claim_mappings": { "foo": "role" },
+        });
+        let mapping = call(s, ROOT, "", "PUT", "auth/jm/role/r", role).status;
+        // Query parameters on a write are not written.
+        ok(
+            call(
+                s,
+                ROOT,
+                "",
+                "POST",
+                "sys/mounts/kv1",
+                json!({ "type": "kv" }),
+            ),
+            "kv1",
+            s.name,
+        );
+        let w = http(
+            "PUT",
+            &s.url("kv1/q?b=2"),
+            Some(ROOT),
+            &[],
+            Some(br#"{"a":"1"}"#),
+        );
+        assert!(w.status < 300, "{}: {}", s.name, w.body);
+        let written = call(s, ROOT, "", "GET", "kv1/q", json!({})).json()["data"].clone();
+        // An empty X-Vault-Token gives way to Authorization: Bearer.
+        let bearer = http(
+            "GET",
+            &s.url("sys/mounts"),
+            None,
+            &[
+                ("X-Vault-Token", ""),
+                ("Authorization", &format!("Bearer {ROOT}")),
+            ],
+            None,
+        )
+        .status;
+        (plus_star, mapping, written, bearer)
+    });
+    assert_eq!(ours, (400, 400, json!({"a": "1"}), 200));
+    assert_eq!(ours, theirs);
+}
+
+/// Deliberately stricter than OpenBao: a templated policy path (`{{identity...}}`) is
+/// refused. OpenBao fills it from the caller's identity entity; this server has none, and
+/// matching the braces literally would put every caller in one shared folder.
+#[test]
+fn templated_policies_are_refused_not_matched_literally() {
+    let s = strongroom_dev();
+    let rules =
+        r#"path "secret/data/users/{{identity.entity.name}}/*" { capabilities = ["read"] }"#;
+    let r = call(
+        &s,
+        ROOT,
+        "",
+        "PUT",
+        "sys/policies/acl/t",
+        json!({ "policy": rules }),
+    );
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body.contains("templated policy paths"), "{}", r.body);
+}

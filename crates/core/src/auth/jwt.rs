@@ -277,6 +277,13 @@ impl JwtRole {
                 Value::Null => BTreeMap::new(),
                 _ => return Err(CoreError::bad("claim_mappings must be a map of strings")),
             };
+            // A claim mapped onto `role` would let a token's claims rename the role its
+            // token shows, as OpenBao refuses.
+            if self.claim_mappings.values().any(|v| v == "role") {
+                return Err(CoreError::bad(
+                    "metadata key \"role\" is reserved and may not be a mapping destination",
+                ));
+            }
         }
         fields.set_str("groups_claim", &mut self.groups_claim);
         let pol_key = if fields.has("token_policies") {
