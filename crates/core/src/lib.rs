@@ -663,17 +663,15 @@ impl Core {
         req: &Request,
         ia: &request::InlineAuth,
     ) -> Result<Caller> {
-        let ns_header = match (
-            req.namespace.trim_matches('/'),
-            ia.namespace.trim_matches('/'),
-        ) {
-            (a, "") => a.to_owned(),
-            ("" | "root", b) => b.to_owned(),
-            (a, b) => format!("{a}/{b}"),
-        };
+        // The login's namespace is `X-Vault-Inline-Auth-Namespace` alone (absent: the
+        // root), with the login path's own prefix, as OpenBao resolves it: the request's
+        // `X-Vault-Namespace` names where the request runs, not where the caller logs in.
         let (ns, rel) = active
             .namespaces
-            .resolve(&ns_header, ia.path.trim_start_matches('/'))
+            .resolve(
+                ia.namespace.trim_matches('/'),
+                ia.path.trim_start_matches('/'),
+            )
             .await?;
         let not_login = || {
             CoreError::bad(format!(

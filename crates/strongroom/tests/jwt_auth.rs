@@ -1175,3 +1175,40 @@ fn disabling_an_auth_method_revokes_its_tokens_on_both_servers() {
     }
     assert_eq!(seen, [(true, false), (true, false)], "ours, then OpenBao's");
 }
+
+/// An inline login is resolved in `X-Vault-Inline-Auth-Namespace` alone (absent: the
+/// root), not in the request's `X-Vault-Namespace`, on both servers.
+#[test]
+fn inline_auth_namespace_replaces_the_request_namespace_on_both_servers() {
+    let setup = Setup::new();
+    let ours = strongroom_dev();
+    let theirs = openbao_dev();
+    let mut seen = Vec::new();
+    for s in [&ours, &theirs] {
+        setup.configure(s, &ci_role());
+        bao_ok(&s.addr, Some(ROOT), &["namespace", "create", "a"]);
+        let jwt = setup.issuer.sign(&gitlab_claims()).unwrap();
+        let h = inline_headers("auth/jwt/login", &[("role", "ci"), ("jwt", &jwt)]);
+        let mut hs: Vec<(&str, &str)> = h.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        hs.push(("X-Vault-Namespace", "a"));
+        // The login is at the root's auth/jwt; the request runs in `a`, below the token's
+        // namespace, where the job's policy grants nothing.
+        let in_a = http("GET", &s.url("auth/token/lookup-self"), None, &hs, None).status;
+        // Naming `a` as the login's namespace looks for auth/jwt there: none.
+        let mut hs2 = hs.clone();
+        hs2.push(("X-Vault-Inline-Auth-Namespace", "a"));
+        let login_in_a = http("GET", &s.url("auth/token/lookup-self"), None, &hs2, None);
+        seen.push((
+            in_a,
+            login_in_a.status >= 400,
+            login_in_a
+                .header("x-vault-inline-auth-failed")
+                .map(str::to_owned),
+        ));
+    }
+    assert_eq!(seen[0], seen[1], "ours, then OpenBao's");
+    // The first login succeeded (the request is then judged by the ACL, not refused as a
+    // failed login); the second found no auth/jwt in `a`.
+    assert_eq!(seen[0].0, 403);
+    assert_eq!(seen[0].2.as_deref(), Some("true"));
+}
