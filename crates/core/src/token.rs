@@ -1086,6 +1086,18 @@ async fn renew(
             ));
         }
     }
+    // A child dies with its parent: it is not renewed past the parent's expiry, so it
+    // stops at that moment by its own expiry rather than at the next tidy.
+    if let Some((parent_hash, parent_ns)) = &e.parent {
+        if let Some(pns) = active.namespaces.by_id(parent_ns).await? {
+            if let Some(parent) = load_entry(active, &pns, parent_hash).await? {
+                if parent.expire_time != 0 && now + ttl > parent.expire_time {
+                    ttl = (parent.expire_time - now).max(0);
+                    warnings.push("TTL of the token is capped by its parent's expiry".to_owned());
+                }
+            }
+        }
+    }
     let old_expiry = expiry_key(e.expire_time, &ns.ns.id, &e.hash);
     e.expire_time = now + ttl;
     let bytes = serde_json::to_vec(&e).map_err(|x| CoreError::Internal(x.to_string()))?;

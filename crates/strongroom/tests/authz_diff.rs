@@ -379,3 +379,43 @@ fn templated_policies_are_refused_not_matched_literally() {
     assert_eq!(r.status, 400, "{}", r.body);
     assert!(r.body.contains("templated policy paths"), "{}", r.body);
 }
+
+/// A child token dies with its parent, even after a renewal asked for more time: on both
+/// servers it is gone once the parent expired.
+#[test]
+fn a_child_renewed_past_its_parents_expiry_dies_with_it() {
+    let (ours, theirs) = both(|s| {
+        policy(
+            s,
+            "",
+            "kids",
+            r#"path "auth/token/*" { capabilities = ["create", "read", "update"] }"#,
+        );
+        let (parent, _) = token(s, "", json!({ "ttl": "4s", "policies": ["kids"] }));
+        let child = call(
+            s,
+            &parent,
+            "",
+            "POST",
+            "auth/token/create",
+            json!({ "policies": ["kids"] }),
+        );
+        let child = ok(child, "child", s.name)["auth"]["client_token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let r = call(
+            s,
+            &child,
+            "",
+            "POST",
+            "auth/token/renew-self",
+            json!({ "increment": "1h" }),
+        );
+        assert!(r.status < 300, "{}: {}", s.name, r.body);
+        std::thread::sleep(std::time::Duration::from_secs(7));
+        (alive(s, "", &parent), alive(s, "", &child))
+    });
+    assert_eq!(ours, (false, false));
+    assert_eq!(ours, theirs);
+}
