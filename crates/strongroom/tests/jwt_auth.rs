@@ -112,6 +112,19 @@ fn ci_role() -> Value {
     })
 }
 
+/// Configure `role` on `s`, log in as a GitLab job and return the token issued and the
+/// login's answer.
+fn job_token(setup: &Setup, s: &Server, role: &Value) -> (String, Value) {
+    setup.configure(s, role);
+    let jwt = setup.issuer.sign(&gitlab_claims()).unwrap();
+    let (status, body) = login(s, "ci", &jwt);
+    assert_eq!(status, 200, "{}: {body}", s.name);
+    (
+        body["auth"]["client_token"].as_str().unwrap().to_owned(),
+        body,
+    )
+}
+
 /// HTTP login; returns (status, body).
 fn login(s: &Server, role: &str, jwt: &str) -> (u16, Value) {
     let body = json!({"role": role, "jwt": jwt}).to_string();
@@ -1050,11 +1063,7 @@ fn renewal_stops_at_the_roles_max_ttl_on_both_servers() {
     );
     let mut seen = Vec::new();
     for s in [&ours, &theirs] {
-        setup.configure(s, &role);
-        let jwt = setup.issuer.sign(&gitlab_claims()).unwrap();
-        let (status, body) = login(s, "ci", &jwt);
-        assert_eq!(status, 200, "{}: {body}", s.name);
-        let token = body["auth"]["client_token"].as_str().unwrap().to_owned();
+        let (token, body) = job_token(&setup, s, &role);
         assert!(
             body["auth"]["lease_duration"].as_i64().unwrap() <= 120,
             "{}",
@@ -1161,11 +1170,7 @@ fn disabling_an_auth_method_revokes_its_tokens_on_both_servers() {
     let role = with(ci_role(), "token_type", json!("service"));
     let mut seen = Vec::new();
     for s in [&ours, &theirs] {
-        setup.configure(s, &role);
-        let jwt = setup.issuer.sign(&gitlab_claims()).unwrap();
-        let (status, body) = login(s, "ci", &jwt);
-        assert_eq!(status, 200, "{}: {body}", s.name);
-        let token = body["auth"]["client_token"].as_str().unwrap().to_owned();
+        let (token, _) = job_token(&setup, s, &role);
         let alive = |t: &str| {
             http("GET", &s.url("auth/token/lookup-self"), Some(t), &[], None).status == 200
         };
