@@ -40,13 +40,14 @@ pub fn parse_duration_str(s: &str) -> Result<i64, String> {
         if num_end == 0 {
             return Err(err());
         }
-        let num: f64 = rest[..num_end].parse().map_err(|_| err())?;
-        rest = &rest[num_end..];
+        let (digits, after) = rest.split_at_checked(num_end).ok_or_else(err)?;
+        let num: f64 = digits.parse().map_err(|_| err())?;
+        rest = after;
         let unit_end = rest
             .find(|c: char| c.is_ascii_digit() || c == '.')
             .unwrap_or(rest.len());
-        let unit = &rest[..unit_end];
-        rest = &rest[unit_end..];
+        let (unit, after) = rest.split_at_checked(unit_end).ok_or_else(err)?;
+        rest = after;
         let mult = match unit {
             "ns" => 1.0,
             "us" | "\u{b5}s" | "\u{3bc}s" => 1e3,
@@ -82,5 +83,14 @@ mod tests {
         assert!(parse_duration(&json!("10x")).is_err());
         assert!(parse_duration(&json!("h")).is_err());
         assert!(parse_duration(&json!([1])).is_err());
+    }
+
+    proptest::proptest! {
+        /// Policies, config files and headers reach this parser: no input may panic it.
+        #[test]
+        fn never_panics(s in "\\PC{0,24}", t in "[0-9.hmsuµnd+-]{0,12}") {
+            let _ = parse_duration_str(&s);
+            let _ = parse_duration_str(&t);
+        }
     }
 }
