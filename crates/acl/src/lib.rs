@@ -260,14 +260,15 @@ impl Acl {
         if let Some(p) = self.exact.get(path) {
             return Some(p);
         }
-        if op == Some(Operation::List) {
-            if let Some(trimmed) = path.strip_suffix('/') {
-                if let Some(p) = self.exact.get(trimmed) {
-                    return Some(p);
-                }
-            }
+        let listing = matches!(op, Some(Operation::List | Operation::Scan));
+        let trimmed = path.strip_suffix('/').filter(|_| listing);
+        if let Some(p) = trimmed.and_then(|t| self.exact.get(t)) {
+            return Some(p);
         }
+        // A listing of `a/` falls back to the patterns that govern `a` (OpenBao's
+        // `AllowOperation`): `+` covers `x-y/` this way, as one segment.
         self.best_pattern(path)
+            .or_else(|| trimmed.and_then(|t| self.best_pattern(t)))
     }
 
     fn best_pattern(&self, path: &str) -> Option<&Permissions> {
@@ -405,8 +406,10 @@ impl Acl {
         if self.root {
             return vec!["root"];
         }
+        // OpenBao evaluates capabilities as a LIST, so `secret/` is governed by a
+        // `secret` rule and `x-y/` by a `+` rule.
         let caps = self
-            .matching(path, None)
+            .matching(path, Some(Operation::List))
             .map(|p| p.capabilities)
             .unwrap_or(0);
         if caps == 0 || caps & cap::DENY != 0 {
@@ -423,10 +426,18 @@ impl Acl {
 fn parameters_allowed(perms: &Permissions, data: Option<&Map<String, Value>>) -> bool {
     let empty = Map::new();
     let data = data.unwrap_or(&empty);
-    for r in &perms.required_parameters {
-        if !data.contains_key(r.as_str()) && !data.keys().any(|k| k.eq_ignore_ascii_case(r)) {
-            return false;
-        }
+    // OpenBao looks each required name up lower-cased, as the key is sent: a request
+    // key `Foo` does not satisfy `required_parameters = ["foo"]`.
+    if perms
+        .required_parameters
+        .iter()
+        .any(|r| !data.contains_key(&r.to_lowercase()))
+    {
+        return false;
+    }
+    // No data: nothing for the allowed or denied lists to refuse.
+    if data.is_empty() {
+        return true;
     }
     if let Some(denied) = perms.denied_parameters.as_ref().filter(|d| !d.is_empty()) {
         if denied.contains_key("*") {
@@ -457,30 +468,34 @@ fn parameters_allowed(perms: &Permissions, data: Option<&Map<String, Value>>) ->
     true
 }
 
-/// OpenBao's `valueInParameterList`: an empty list admits anything; an array value is
-/// admitted when each element is; strings match list entries with `*` prefix/suffix globs.
+/// OpenBao's `valueInParameterList`: an empty list admits anything; otherwise the value
+/// must be one of the list's entries, compared whole (an array is not checked element by
+/// element). A string entry matches a string value by `*` prefix/suffix glob; any other
+/// pair must be equal as Go's `reflect.DeepEqual` sees a JSON request against HCL policy
+/// values, where a number never equals a number (a `json.Number` against an `int`) nor a
+/// string.
 fn value_in_list(v: &Value, list: &[Value]) -> bool {
-    if list.is_empty() {
-        return true;
-    }
-    match v {
-        Value::Array(items) => items.iter().all(|i| value_in_slice(i, list)),
-        _ => value_in_slice(v, list),
-    }
+    list.is_empty()
+        || list.iter().any(|item| match (item, v) {
+            (Value::String(pat), Value::String(s)) => glob_match(pat, s),
+            (a, b) => go_deep_equal(a, b),
+        })
 }
 
-fn value_in_slice(v: &Value, list: &[Value]) -> bool {
-    list.iter().any(|item| match (item, v) {
-        (Value::String(pat), Value::String(s)) => glob_match(pat, s),
-        (Value::String(pat), other) => glob_match(pat, &value_as_string(other)),
-        (a, b) => a == b,
-    })
-}
-
-fn value_as_string(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
+fn go_deep_equal(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Null, Value::Null) => true,
+        (Value::Bool(x), Value::Bool(y)) => x == y,
+        (Value::String(x), Value::String(y)) => x == y,
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(p, q)| go_deep_equal(p, q))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, p)| y.get(k).is_some_and(|q| go_deep_equal(p, q)))
+        }
+        _ => false,
     }
 }
 

@@ -112,6 +112,14 @@ fn parameter_constraints() {
           capabilities = ["update"]
           required_parameters = ["reason"]
         }
+        path "p/allowed-num" {
+          capabilities = ["update"]
+          allowed_parameters = { "n" = [7] }
+        }
+        path "p/denied-num" {
+          capabilities = ["update"]
+          denied_parameters = { "n" = [7] }
+        }
         path "p/deny-all" {
           capabilities = ["update"]
           denied_parameters = { "*" = [] }
@@ -122,8 +130,12 @@ fn parameter_constraints() {
     assert!(up("p/allowed", json!({"color": "blue"})));
     assert!(!up("p/allowed", json!({"color": "green"})));
     assert!(!up("p/allowed", json!({"shape": "round"})));
-    assert!(up("p/allowed", json!({"color": ["red", "blue"]})));
-    assert!(!up("p/allowed", json!({"color": ["red", "green"]})));
+    // An array is one value, compared whole (OpenBao does not check it element-wise).
+    assert!(!up("p/allowed", json!({"color": ["red", "blue"]})));
+    // A number never equals a policy value, not even the same number or its string.
+    assert!(up("p/denied-num", json!({"n": 7})));
+    assert!(!up("p/allowed-num", json!({"n": "7"})));
+    assert!(!up("p/allowed-num", json!({"n": 7})));
     assert!(up("p/star", json!({"anything": 1, "color": "red"})));
     assert!(!up("p/star", json!({"color": "blue"})));
     assert!(up("p/denied", json!({"level": "1"})));
@@ -131,7 +143,11 @@ fn parameter_constraints() {
     assert!(!up("p/denied", json!({"admin": false})));
     assert!(up("p/required", json!({"reason": "x"})));
     assert!(!up("p/required", json!({})));
-    assert!(!up("p/deny-all", json!({})));
+    // The required name is looked up lower-cased, as sent: `Reason` is not `reason`.
+    assert!(!up("p/required", json!({"Reason": "x"})));
+    // With no data at all, allowed and denied lists have nothing to refuse.
+    assert!(up("p/deny-all", json!({})));
+    assert!(!up("p/deny-all", json!({"a": 1})));
     assert!(
         a.check(Operation::Update, "p/allowed", Some(&data(json!({"x": 1}))))
             .parameters_refused

@@ -165,6 +165,24 @@ impl AuthRoute {
     }
 }
 
+/// Whether `rel` is a mount's path without its trailing slash (`kv` for `kv/`), which
+/// OpenBao's router reads as the mount's path.
+async fn names_mount_without_slash(ns: &NsState, rel: &str) -> Result<bool> {
+    if rel.is_empty() || rel.ends_with('/') {
+        return Ok(false);
+    }
+    if rel == "sys" || rel == "auth/token" {
+        return Ok(true);
+    }
+    if let Some(auth_rel) = rel.strip_prefix("auth/") {
+        let table = ns.auth_mounts().await?;
+        return Ok(table
+            .longest_match_index(auth_rel)
+            .is_some_and(|i| table.entries[i].path.len() > auth_rel.len()));
+    }
+    Ok(ns.logical(rel).is_some_and(|m| m.path_len > rel.len()))
+}
+
 impl Core {
     pub fn new(storage: Arc<dyn Storage>, cfg: CoreConfig, seal: Seal) -> Arc<Core> {
         // Storage other nodes write to cannot be cached locally without invalidation; the
@@ -541,7 +559,13 @@ impl Core {
         } else {
             return Err(CoreError::PermissionDenied);
         };
-        let acl_path = util::concat(&[ns.relative_to(&caller.ns), &rel]);
+        let mut acl_path = util::concat(&[ns.relative_to(&caller.ns), &rel]);
+        // A write to a mount's path without its slash (`PUT kv`) is checked as the mount's
+        // path (`kv/`): OpenBao's router appends the slash while it runs the existence
+        // check, before the ACL sees the path.
+        if req.is_write && names_mount_without_slash(&ns, &rel).await? {
+            acl_path.push('/');
+        }
         let route = match route {
             Ok(r) => r,
             // 404 only to a caller allowed there, as in OpenBao. To anyone else it is 403

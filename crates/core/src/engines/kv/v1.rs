@@ -7,11 +7,9 @@ use crate::mounts::LogicalMount;
 use crate::route::Fields;
 use crate::{Operation, Response};
 
-fn validate(path: &str) -> Result<()> {
-    if path.is_empty() || path.split('/').any(|s| s == ".." || s == ".") {
-        return Err(CoreError::bad(format!("invalid path {path:?}")));
-    }
-    Ok(())
+/// Whether a secret may be stored under `path`: not the mount's root, no dot segments.
+fn storable(path: &str) -> bool {
+    !path.is_empty() && !path.split('/').any(|s| s == ".." || s == ".")
 }
 
 pub async fn handle(
@@ -36,7 +34,10 @@ pub async fn handle(
             Ok(Response::list(keys))
         }
         Operation::Read => {
-            validate(path)?;
+            if !storable(path) {
+                // Nothing is stored there: OpenBao answers a plain 404 (the mount's root too).
+                return Err(CoreError::NotFound(String::new()));
+            }
             match view.get_json::<Value>(path).await? {
                 None => Err(CoreError::NotFound(String::new())),
                 Some(v) => {
@@ -52,7 +53,12 @@ pub async fn handle(
             }
         }
         Operation::Create | Operation::Update => {
-            validate(path)?;
+            if path.is_empty() {
+                return Err(CoreError::bad("missing path"));
+            }
+            if !storable(path) {
+                return Err(CoreError::bad(format!("invalid path {path:?}")));
+            }
             if path.ends_with('/') {
                 return Err(CoreError::bad("cannot write to a path ending in '/'"));
             }
@@ -60,8 +66,10 @@ pub async fn handle(
             Ok(Response::none())
         }
         Operation::Delete => {
-            validate(path)?;
-            view.delete(path).await?;
+            // Nothing can be stored at the root or a dot path: deleting it is a no-op, 204.
+            if storable(path) {
+                view.delete(path).await?;
+            }
             Ok(Response::none())
         }
         _ => Err(CoreError::UnsupportedOperation),

@@ -663,7 +663,10 @@ async fn read_meta_shared(view: &View, path: &str) -> Result<Option<std::sync::A
 }
 
 async fn read_data(view: &View, path: &str, fields: &Fields<'_>) -> Result<Response> {
-    validate_key(path)?;
+    if validate_key(path).is_err() {
+        // No secret can be stored under such a key: OpenBao answers a plain 404.
+        return Err(CoreError::NotFound(String::new()));
+    }
     let Some(meta) = read_meta_shared(view, path).await? else {
         return Err(CoreError::NotFound(String::new()));
     };
@@ -936,6 +939,12 @@ async fn version_action(
 }
 
 async fn delete_all(view: &View, path: &str) -> Result<Response> {
+    // The mount's root holds no secret: nothing to delete (OpenBao: 204).
+    if path.is_empty() {
+        return Ok(Response::none());
+    }
+    // Deliberately stricter than OpenBao, which deletes `x` for `x/`: a policy granting
+    // `metadata/x/*` must not delete `x`.
     validate_key(path)?;
     let Some((meta, ver)) = read_meta(view, path).await? else {
         return Ok(Response::none());
@@ -1028,6 +1037,10 @@ pub async fn handle(
         ("data", _) if write => write_data(view, rest, fields, false).await,
         ("data", Operation::Patch) => write_data(view, rest, fields, true).await,
         ("data", Operation::Delete) => {
+            if rest.is_empty() {
+                return Ok(Response::none());
+            }
+            // As for `metadata/x/`: OpenBao deletes `x` for `x/`, we refuse.
             validate_key(rest)?;
             let cur = read_meta(view, rest)
                 .await?
@@ -1049,7 +1062,9 @@ pub async fn handle(
         }
         ("metadata", Operation::List) => list_metadata(view, rest, fields, false).await,
         ("metadata", Operation::Read) => {
-            validate_key(rest)?;
+            if validate_key(rest).is_err() {
+                return Err(CoreError::NotFound(String::new()));
+            }
             match read_meta_shared(view, rest).await? {
                 Some(m) => Ok(Response::data(m.to_json())),
                 None => Err(CoreError::NotFound(String::new())),
