@@ -24,6 +24,7 @@
 //! not know about HTTP, storage or tokens.
 
 pub mod duration;
+mod hcl1;
 mod parse;
 
 use std::cmp::Reverse;

@@ -9,7 +9,7 @@ use crate::{cap, PathRule, Permissions, Policy};
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum PolicyError {
-    #[error("failed to parse policy: {0}")]
+    #[error("{0}")]
     Syntax(String),
     #[error("invalid capability {cap:?} on path {path:?}")]
     InvalidCapability { path: String, cap: String },
@@ -25,7 +25,7 @@ pub(crate) fn parse(name: &str, text: &str) -> Result<Policy, PolicyError> {
     let root: Value = if text.trim_start().starts_with('{') {
         serde_json::from_str(text).map_err(|e| PolicyError::Syntax(e.to_string()))?
     } else {
-        hcl_to_json(text)?
+        crate::hcl1::to_json(text).map_err(PolicyError::Syntax)?
     };
     let mut rules = Vec::new();
     let Some(obj) = root.as_object() else {
@@ -73,68 +73,6 @@ pub(crate) fn parse(name: &str, text: &str) -> Result<Policy, PolicyError> {
         name: name.to_owned(),
         rules,
     })
-}
-
-fn hcl_to_json(text: &str) -> Result<Value, PolicyError> {
-    let body: hcl::Body = hcl::from_str(text).map_err(|e| PolicyError::Syntax(e.to_string()))?;
-    let mut paths: Map<String, Value> = Map::new();
-    let mut root = Map::new();
-    for structure in body.into_inner() {
-        match structure {
-            hcl::Structure::Block(block) => {
-                if block.identifier.as_str() != "path" {
-                    return Err(PolicyError::Syntax(format!(
-                        "unknown block {:?}; expected path",
-                        block.identifier.as_str()
-                    )));
-                }
-                let [label] = block.labels.as_slice() else {
-                    return Err(PolicyError::Syntax(
-                        "a path block takes exactly one label".into(),
-                    ));
-                };
-                let path = label.as_str().to_owned();
-                let mut body = Map::new();
-                for s in block.body.into_inner() {
-                    match s {
-                        hcl::Structure::Attribute(a) => {
-                            let v: hcl::Value = a.expr.into();
-                            let json = serde_json::to_value(&v)
-                                .map_err(|e| PolicyError::Syntax(e.to_string()))?;
-                            body.insert(a.key.as_str().to_owned(), json);
-                        }
-                        hcl::Structure::Block(b) => {
-                            return Err(PolicyError::Syntax(format!(
-                                "unexpected block {:?} in path {path:?}",
-                                b.identifier.as_str()
-                            )))
-                        }
-                    }
-                }
-                match paths.get_mut(&path) {
-                    Some(Value::Array(a)) => a.push(Value::Object(body)),
-                    Some(existing) => {
-                        let prev = existing.take();
-                        *existing = Value::Array(vec![prev, Value::Object(body)]);
-                    }
-                    None => {
-                        paths.insert(path, Value::Object(body));
-                    }
-                }
-            }
-            hcl::Structure::Attribute(a) => {
-                if a.key.as_str() != "name" {
-                    return Err(PolicyError::Syntax(format!(
-                        "unknown attribute {:?}",
-                        a.key.as_str()
-                    )));
-                }
-                root.insert("name".into(), Value::Null);
-            }
-        }
-    }
-    root.insert("path".into(), Value::Object(paths));
-    Ok(Value::Object(root))
 }
 
 /// Whether a TTL in a policy (`"1h30m"`, `"90s"`, `"30"`, or a number of seconds) is above
@@ -217,9 +155,10 @@ fn parse_rule(path: &str, body: &Value) -> Result<PathRule, PolicyError> {
                     problem: "capabilities must be a list".into(),
                 })?;
                 for c in caps {
-                    let name = c.as_str().unwrap_or_default().to_lowercase();
+                    // Exact names only: OpenBao refuses `READ`.
+                    let name = c.as_str().unwrap_or_default();
                     let bit =
-                        cap::from_name(&name).ok_or_else(|| PolicyError::InvalidCapability {
+                        cap::from_name(name).ok_or_else(|| PolicyError::InvalidCapability {
                             path: path.into(),
                             cap: c
                                 .as_str()
@@ -264,6 +203,7 @@ fn parse_rule(path: &str, body: &Value) -> Result<PathRule, PolicyError> {
             // TTL is never exceeded; the others are OpenBao Enterprise's and OpenBao ignores
             // them too.
             "max_wrapping_ttl"
+            | "comment"
             | "control_group"
             | "mfa_methods"
             | "pagination_limit"

@@ -419,3 +419,296 @@ fn a_child_renewed_past_its_parents_expiry_dies_with_it() {
     assert_eq!(ours, (false, false));
     assert_eq!(ours, theirs);
 }
+
+/// Parameter constraints decide as OpenBao's do: an array is one value compared whole, a
+/// number in a policy never equals a number or string sent, a required name is looked up
+/// lower-cased as sent, and a request with no data passes allowed and denied lists.
+#[test]
+fn parameter_constraints_are_as_strict_as_openbao() {
+    let cases: &[(&str, Value)] = &[
+        (
+            r#"allowed_parameters = { "color" = ["red", "bl*"] }"#,
+            json!({"color": "blue"}),
+        ),
+        (
+            r#"allowed_parameters = { "color" = ["red", "bl*"] }"#,
+            json!({"color": ["red", "blue"]}),
+        ),
+        (
+            r#"allowed_parameters = { "color" = ["red", "bl*"] }"#,
+            json!({"color": ["red"]}),
+        ),
+        (
+            r#"allowed_parameters = { "list" = [["a", "b"]] }"#,
+            json!({"list": ["a", "b"]}),
+        ),
+        (r#"allowed_parameters = { "n" = [7] }"#, json!({"n": 7})),
+        (r#"allowed_parameters = { "n" = [7] }"#, json!({"n": "7"})),
+        (r#"allowed_parameters = { "n" = ["7"] }"#, json!({"n": 7})),
+        (r#"denied_parameters = { "n" = [7] }"#, json!({"n": 7})),
+        (
+            r#"allowed_parameters = { "flag" = [true] }"#,
+            json!({"flag": true}),
+        ),
+        (
+            r#"allowed_parameters = { "flag" = [true] }"#,
+            json!({"flag": "true"}),
+        ),
+        (
+            r#"required_parameters = ["reason"]"#,
+            json!({"reason": "x"}),
+        ),
+        (
+            r#"required_parameters = ["reason"]"#,
+            json!({"Reason": "x"}),
+        ),
+        (
+            r#"required_parameters = ["Reason"]"#,
+            json!({"reason": "x"}),
+        ),
+        (
+            r#"allowed_parameters = { "Color" = [] }"#,
+            json!({"COLOR": "x"}),
+        ),
+        (r#"denied_parameters = { "*" = [] }"#, json!({})),
+        (r#"denied_parameters = { "*" = [] }"#, json!({"a": "1"})),
+        (r#"allowed_parameters = { "a" = [] }"#, json!({})),
+    ];
+    let (ours, theirs) = both(|s| {
+        ok(
+            call(
+                s,
+                ROOT,
+                "",
+                "POST",
+                "sys/mounts/kv1",
+                json!({ "type": "kv" }),
+            ),
+            "kv1",
+            s.name,
+        );
+        cases
+            .iter()
+            .enumerate()
+            .map(|(i, (constraint, body))| {
+                let name = format!("pc{i}");
+                policy(
+                    s,
+                    "",
+                    &name,
+                    &format!(
+                        "path \"kv1/p{i}\" {{\n capabilities = [\"create\", \"update\"]\n {constraint}\n}}"
+                    ),
+                );
+                let (t, _) = token(s, "", json!({ "policies": [name] }));
+                let st = call(s, &t, "", "PUT", &format!("kv1/p{i}"), body.clone()).status;
+                (*constraint, body.to_string(), st)
+            })
+            .collect::<Vec<_>>()
+    });
+    assert_eq!(
+        ours, theirs,
+        "(constraint, body, status): ours, then OpenBao"
+    );
+    // Not vacuous: both refusals and writes are in the table.
+    assert!(ours.iter().any(|c| c.2 == 403) && ours.iter().any(|c| c.2 == 204));
+}
+
+/// A LIST or `sys/capabilities` on `x/` falls back to the rules for `x`: an exact `secret`
+/// rule governs `secret/`, a `+` rule governs `x-y/`.
+#[test]
+fn listing_a_folder_is_governed_as_openbao_governs_it() {
+    let (ours, theirs) = both(|s| {
+        ok(
+            call(
+                s,
+                ROOT,
+                "",
+                "POST",
+                "sys/mounts/kv1",
+                json!({ "type": "kv" }),
+            ),
+            "kv1",
+            s.name,
+        );
+        ok(
+            call(s, ROOT, "", "PUT", "kv1/x-y/a", json!({ "k": "v" })),
+            "seed",
+            s.name,
+        );
+        policy(
+            s,
+            "",
+            "lf",
+            r#"path "kv1/+" { capabilities = ["list"] }
+               path "kv1" { capabilities = ["read", "list"] }"#,
+        );
+        let (t, _) = token(s, "", json!({ "policies": ["lf"] }));
+        let caps = call(
+            s,
+            ROOT,
+            "",
+            "POST",
+            "sys/capabilities",
+            json!({ "token": t, "paths": ["kv1/", "kv1/x-y/", "kv1/x-y/a/"] }),
+        )
+        .json()["data"]
+            .clone();
+        let list = call(s, &t, "", "LIST", "kv1/x-y/", json!({})).status;
+        let list_root = call(s, &t, "", "LIST", "kv1/", json!({})).status;
+        (
+            caps["kv1/"].clone(),
+            caps["kv1/x-y/"].clone(),
+            caps["kv1/x-y/a/"].clone(),
+            list,
+            list_root,
+        )
+    });
+    assert_eq!(
+        ours,
+        (
+            json!(["list", "read"]),
+            json!(["list"]),
+            json!(["deny"]),
+            200,
+            200
+        )
+    );
+    assert_eq!(ours, theirs);
+}
+
+/// Deliberately stricter than OpenBao: a kv v2 key ending in `/` names no secret. OpenBao
+/// maps `metadata/x/` onto `x`'s metadata: a policy granting `kv2/metadata/x/*` (meant for
+/// the keys under `x/`) then deletes `x` with all its versions, and reads its metadata; a
+/// read of `data/x/` fails with a 500. We refuse the delete (400, nothing changes) and
+/// answer the reads 404. Both servers let the requests through the same ACL.
+#[test]
+fn a_kv_v2_key_ending_in_a_slash_names_no_secret() {
+    let (ours, theirs) = both(|s| {
+        ok(
+            call(
+                s,
+                ROOT,
+                "",
+                "POST",
+                "sys/mounts/kv2",
+                json!({ "type": "kv", "options": { "version": "2" } }),
+            ),
+            "kv2",
+            s.name,
+        );
+        for k in ["x", "x/y"] {
+            ok(
+                call(
+                    s,
+                    ROOT,
+                    "",
+                    "PUT",
+                    &format!("kv2/data/{k}"),
+                    json!({ "data": { "k": "v" } }),
+                ),
+                "seed",
+                s.name,
+            );
+        }
+        policy(
+            s,
+            "",
+            "under",
+            r#"path "kv2/metadata/x/*" { capabilities = ["read", "delete", "list"] }
+               path "kv2/data/x/*" { capabilities = ["read", "delete"] }"#,
+        );
+        let (t, _) = token(s, "", json!({ "policies": ["under"] }));
+        let read_meta = call(s, &t, "", "GET", "kv2/metadata/x/", json!({})).status;
+        let read_data = call(s, &t, "", "GET", "kv2/data/x/", json!({})).status;
+        let delete = call(s, &t, "", "DELETE", "kv2/metadata/x/", json!({})).status;
+        let x_alive = call(s, ROOT, "", "GET", "kv2/data/x", json!({})).status == 200;
+        (read_meta, read_data, delete, x_alive)
+    });
+    assert_eq!(ours, (404, 404, 400, true), "ours");
+    assert_eq!(theirs, (200, 500, 204, false), "OpenBao 2.7.2");
+}
+
+/// Policy text is read as OpenBao reads it (HCL version 1): the same texts are accepted and
+/// refused, and an accepted one grants the same capabilities. Deliberately stricter: a
+/// block with two labels (`path "a" "b"`), which OpenBao reads as `path "a"` dropping
+/// `"b"` without a word, is refused.
+#[test]
+fn policy_syntax_is_read_as_openbao_reads_it() {
+    let cases: &[&str] = &[
+        r#"path "a" { capabilities = ["read"] required_parameters = ["x"] }"#,
+        r#"path "a" { capabilities = ["read"], required_parameters = ["x"] }"#,
+        "path \"a\" {\n capabilities = [\"update\"]\n allowed_parameters = { \"p\" = [] \"q\" = [] }\n}",
+        "path \"a\" {\n capabilities = [\"update\"]\n allowed_parameters { \"p\" = [] }\n}",
+        r#"path "a" = { capabilities = ["read"] }"#,
+        r#"path "a" { capabilities = ["read",] }"#,
+        r#"path "a" { capabilities = ["read" "list"] }"#,
+        r#"path "a" { capabilities = "read" }"#,
+        "path \"a\" {\n capabilities = [\"update\"]\n allowed_parameters = { p = [\"x\"], q = [] }\n}",
+        "# c\n// d\n/* e */ path \"a\" { capabilities = [\"read\"] }",
+        "name = \"x\"\npath \"a\" { capabilities = [\"read\"] }",
+        "path \"a\" { capabilities = [\"read\"] }\npath \"a\" { capabilities = [\"list\"] }",
+        r#"path "a" { capabilities = ["read"] comment = "hi" }"#,
+        r#"path "a" { capabilities = ["read"] max_wrapping_ttl = 30 }"#,
+        r#"path "a" { capabilities = ["read"]; }"#,
+        r#"path "a" { capabilities = ['read'] }"#,
+        "path \"a\" {\n capabilities = <<EOT\nread\nEOT\n}",
+        r#"path a { capabilities = ["read"] }"#,
+        r#"path "a" { capabilities = ["read"] } junk"#,
+        r#"path "a" { capabilities = ["read"] "#,
+        r#"path "a" { "capabilities" = ["read"] }"#,
+        r#"path "a" { capabilities = ["READ"] }"#,
+        r#"path "a" { capabilities = ["read"] capabilities = ["list"] }"#,
+        "path \"b/*\" {\n capabilities = [\"update\"]\n allowed_parameters = { \"p\" = [\"a\\\"b\", \"\\u00e9\"] }\n}",
+        r#"path "a" { policy = "read" }"#,
+        r#"path "a" {}"#,
+        r#"path "a" { capabilities = [] }"#,
+        r#"path = { "a" = { capabilities = ["read"] } }"#,
+        "path \"a\" { capabilities = [\"read\"] }\nfoo \"b\" {}",
+        "path \"a\" {\n capabilities = [\"update\"]\n allowed_parameters = {\n  \"p\" = [1, 2.5, true, \"s\"]\n }\n}",
+        r#"path "a" { capabilities = ["read"] x = 1 }"#,
+        "path \"a\" {\n capabilities = [\"read\"]\n required_parameters = \"x\"\n}",
+        r#"path "c/+/d" { capabilities = ["list", "sudo"] } path "c/*" { capabilities = ["deny"] }"#,
+    ];
+    let deliberate = r#"path "a" "b" { capabilities = ["read"] }"#;
+    let run = |s: &Server, text: &str, i: usize| {
+        let name = format!("syn{i}");
+        let st = call(
+            s,
+            ROOT,
+            "",
+            "PUT",
+            &format!("sys/policies/acl/{name}"),
+            json!({ "policy": text }),
+        )
+        .status;
+        if st >= 300 {
+            return (st, Value::Null);
+        }
+        let (t, _) = token(s, "", json!({ "policies": [name] }));
+        let caps = call(
+            s,
+            ROOT,
+            "",
+            "POST",
+            "sys/capabilities",
+            json!({ "token": t, "paths": ["a", "b", "b/x", "c/x/d", "c/x"] }),
+        )
+        .json()["data"]
+            .clone();
+        (st, caps)
+    };
+    let (ours, theirs) = both(|s| {
+        let table: Vec<_> = cases
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (*c, run(s, c, i)))
+            .collect();
+        (table, run(s, deliberate, 99).0)
+    });
+    for ((text, a), (_, b)) in ours.0.iter().zip(&theirs.0) {
+        assert_eq!(a, b, "{text:?}: (status, capabilities), ours then OpenBao");
+    }
+    assert!(ours.0.iter().any(|c| c.1 .0 == 204) && ours.0.iter().any(|c| c.1 .0 == 400));
+    assert_eq!((ours.1, theirs.1), (400, 204), "two labels: ours refuses");
+}

@@ -1217,3 +1217,82 @@ fn inline_auth_namespace_replaces_the_request_namespace_on_both_servers() {
     assert_eq!(seen[0].0, 403);
     assert_eq!(seen[0].2.as_deref(), Some("true"));
 }
+
+/// Claims that are not strings are judged as OpenBao judges them: the user claim must be a
+/// string; a bound claim compares numbers, strings and booleans as OpenBao does, and a
+/// list claim only by its elements' own types (`[42]` does not satisfy `"42"`).
+#[test]
+fn non_string_claims_are_judged_as_openbao_judges_them() {
+    let setup = Setup::new();
+    let ours = strongroom_dev();
+    let theirs = openbao_dev();
+    for s in [&ours, &theirs] {
+        setup.configure(s, &ci_role());
+    }
+    // (user claim, bound claims, bound claims type, claims set on the token)
+    let table: Vec<(&str, Value, &str, Value)> = vec![
+        ("n", json!({}), "string", json!({"n": 42})),
+        ("b", json!({}), "string", json!({"b": true})),
+        ("l", json!({}), "string", json!({"l": ["alice"]})),
+        ("sub", json!({"p": "42"}), "string", json!({"p": 42})),
+        ("sub", json!({"p": "42"}), "string", json!({"p": [42]})),
+        ("sub", json!({"p": "42"}), "string", json!({"p": ["42"]})),
+        ("sub", json!({"p": "42"}), "string", json!({"p": 42.0})),
+        ("sub", json!({"p": 42}), "string", json!({"p": 42})),
+        ("sub", json!({"p": 42}), "string", json!({"p": "42"})),
+        (
+            "sub",
+            json!({"p": ["41", "42"]}),
+            "string",
+            json!({"p": 42}),
+        ),
+        ("sub", json!({"p": "true"}), "string", json!({"p": true})),
+        ("sub", json!({"p": true}), "string", json!({"p": true})),
+        ("sub", json!({"p": true}), "string", json!({"p": "true"})),
+        ("sub", json!({"p": "4*"}), "glob", json!({"p": 42})),
+        ("sub", json!({"p": "4*"}), "glob", json!({"p": ["42"]})),
+        ("sub", json!({"p": "4*"}), "glob", json!({"p": [42]})),
+        ("sub", json!({"p": "x"}), "string", json!({"p": {"a": "x"}})),
+        ("sub", json!({"p": "x"}), "string", json!({"p": null})),
+    ];
+    let mut rows = Vec::new();
+    for (i, (user, bound, kind, set)) in table.iter().enumerate() {
+        let role = json!({
+            "role_type": "jwt", "user_claim": user, "bound_audiences": [AUD],
+            "bound_claims_type": kind, "bound_claims": bound, "token_policies": ["ci"],
+        });
+        let mut claims = gitlab_claims();
+        for (k, v) in set.as_object().unwrap() {
+            claims[k] = v.clone();
+        }
+        let jwt = setup.issuer.sign(&claims).unwrap();
+        let mut got = Vec::new();
+        for s in [&ours, &theirs] {
+            let r = http(
+                "POST",
+                &s.url(&format!("auth/jwt/role/t{i}")),
+                Some(ROOT),
+                &[],
+                Some(role.to_string().as_bytes()),
+            );
+            got.push(if r.status >= 300 {
+                format!("role refused {}", r.status)
+            } else {
+                login(s, &format!("t{i}"), &jwt).0.to_string()
+            });
+        }
+        rows.push(format!(
+            "{user} {bound} {kind} {set}: ours {}, OpenBao {}",
+            got[0], got[1]
+        ));
+        if got[0] != got[1] {
+            rows.last_mut().unwrap().push_str("   <-- differs");
+        }
+    }
+    let report = rows.join("\n");
+    assert!(!report.contains("differs"), "{report}");
+    assert!(
+        report.contains("OpenBao 200") && report.contains("OpenBao 400"),
+        "{report}"
+    );
+}

@@ -983,7 +983,8 @@ async fn login_checked(
         .map_err(|e| CoreError::bad(format!("error validating token: {e}")))?;
     let user = claim(claims, &parsed.user_claim)
         .ok_or_else(|| CoreError::bad(format!("claim {:?} not found in token", role.user_claim)))?;
-    let user = claim_as_string(user).ok_or_else(|| {
+    // A string only, as OpenBao takes it: a number or boolean user claim is refused.
+    let user = user.as_str().map(str::to_owned).ok_or_else(|| {
         CoreError::bad(format!(
             "claim {:?} could not be converted to string",
             role.user_claim

@@ -62,7 +62,11 @@ pub async fn handle(
             if path.ends_with('/') {
                 return Err(CoreError::bad("cannot write to a path ending in '/'"));
             }
-            view.put_json(path, &json!(fields.body())).await?;
+            let body = fields.body();
+            if body.is_empty() {
+                return Err(CoreError::bad("missing data fields"));
+            }
+            view.put_json(path, &json!(body)).await?;
             Ok(Response::none())
         }
         Operation::Delete => {
