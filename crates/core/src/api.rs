@@ -89,6 +89,8 @@ impl KvSecret {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct KvMetadata {
     pub current_version: u64,
+    /// Bumped by every metadata write; what `metadata_cas` compares against.
+    pub metadata_version: u64,
     pub oldest_version: u64,
     pub created_time: String,
     pub updated_time: String,
@@ -102,6 +104,13 @@ pub struct KvVersionInfo {
     pub created_time: String,
     pub deletion_time: String,
     pub destroyed: bool,
+}
+
+/// What a jwt login established: the role's claim mappings and the policies granted.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct JwtLogin {
+    pub metadata: BTreeMap<String, String>,
+    pub policies: Vec<String>,
 }
 
 /// What the core offers code above it. Every call is authorized as the implementation's
@@ -197,6 +206,22 @@ pub trait CoreApi: Send + Sync {
         mount: &str,
         key: &str,
     ) -> impl Future<Output = Result<()>> + Send;
+    /// Log in to the jwt auth method at `auth/<mount>` with `role` and a signed JWT: the
+    /// method's own checks (signature, issuer, audience, times, bound claims) decide. The
+    /// token issued is dropped; what the login says about the caller is returned.
+    fn jwt_login(
+        &self,
+        ns: &NsPath,
+        mount: &str,
+        role: &str,
+        jwt: &str,
+    ) -> impl Future<Output = Result<JwtLogin>> + Send;
+    /// Who holds `token`: its namespace path (`""` = root) and policies; `None` if it is
+    /// not a live token.
+    fn token_policies(
+        &self,
+        token: &str,
+    ) -> impl Future<Output = Result<Option<(String, Vec<String>)>>> + Send;
     /// The keys directly under `prefix` (sub-folders end in `/`).
     fn kv_list(
         &self,
@@ -210,12 +235,28 @@ pub trait CoreApi: Send + Sync {
 pub struct InProcess {
     core: Arc<Core>,
     token: Zeroizing<String>,
+    system: bool,
 }
 
 impl InProcess {
     /// Act as the holder of `token` (its policies decide what each call may do).
     pub fn new(core: Arc<Core>, token: Zeroizing<String>) -> InProcess {
-        InProcess { core, token }
+        InProcess {
+            core,
+            token,
+            system: false,
+        }
+    }
+
+    /// Act as the server's own secrets manager: root's authority in the root namespace,
+    /// with no token to store or leak. Every call still takes the request pipeline
+    /// (routing, field checks, and the audit log as it comes).
+    pub fn system(core: Arc<Core>) -> InProcess {
+        InProcess {
+            core,
+            token: Zeroizing::new(String::new()),
+            system: true,
+        }
     }
 
     async fn call(
@@ -225,9 +266,12 @@ impl InProcess {
         path: String,
         data: Value,
     ) -> Result<Response> {
-        let mut req = Request::new(op, path)
-            .with_token(self.token.as_str())
-            .with_data(data);
+        let mut req = Request::new(op, path).with_data(data);
+        if self.system {
+            req.system = Some(crate::request::SystemCaller::new());
+        } else {
+            req.token = Some(self.token.as_str().to_owned());
+        }
         req.namespace = ns.to_owned();
         // A write is a create or an update by the target's existence, as a PUT is.
         req.is_write = op == Operation::Update;
@@ -465,6 +509,7 @@ impl CoreApi for InProcess {
         let num = |k: &str| m.get(k).and_then(Value::as_u64).unwrap_or_default();
         Ok(Some(KvMetadata {
             current_version: num("current_version"),
+            metadata_version: num("current_metadata_version"),
             oldest_version: num("oldest_version"),
             created_time: str_field(&m, "created_time"),
             updated_time: str_field(&m, "updated_time"),
@@ -494,6 +539,51 @@ impl CoreApi for InProcess {
         self.call(ns, Operation::Delete, path, json!({}))
             .await
             .map(drop)
+    }
+
+    async fn jwt_login(&self, ns: &NsPath, mount: &str, role: &str, jwt: &str) -> Result<JwtLogin> {
+        let path = format!("auth/{}/login", mount_path(mount));
+        let mut req =
+            Request::new(Operation::Update, path).with_data(json!({ "role": role, "jwt": jwt }));
+        req.namespace = ns.to_owned();
+        req.is_write = true;
+        let r = self.core.handle(req).await?;
+        let auth = r
+            .auth
+            .ok_or_else(|| CoreError::Internal("a login answered without auth".into()))?;
+        Ok(JwtLogin {
+            metadata: auth.metadata.unwrap_or_default(),
+            policies: auth.policies,
+        })
+    }
+
+    async fn token_policies(&self, token: &str) -> Result<Option<(String, Vec<String>)>> {
+        let mut req = Request::new(Operation::Read, "auth/token/lookup-self");
+        req.token = Some(token.to_owned());
+        let r = match self.core.handle(req).await {
+            Ok(r) => r,
+            Err(
+                CoreError::PermissionDenied | CoreError::InvalidToken(_) | CoreError::Forbidden(_),
+            ) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let d = r.data_value().unwrap_or(Value::Null);
+        let policies = d
+            .get("policies")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|p| p.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let ns = d
+            .get("namespace_path")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .trim_end_matches('/')
+            .to_owned();
+        Ok(Some((ns, policies)))
     }
 
     async fn kv_list(&self, ns: &NsPath, mount: &str, prefix: &str) -> Result<Vec<String>> {

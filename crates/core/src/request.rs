@@ -22,6 +22,22 @@ pub struct Request {
     /// `X-Vault-Wrap-TTL`, in seconds: the client asks for its response wrapped. This
     /// server wraps no response, so [`crate::Core::handle`] refuses a positive one.
     pub wrap_ttl: Option<i64>,
+    /// The server's own secrets manager calling through [`crate::api::InProcess::system`]:
+    /// root's authority in the root namespace, with no token. Only code in the core can
+    /// make one; a request from the network always has `None`.
+    pub system: Option<SystemCaller>,
+}
+
+/// Proof that a request comes from inside the server (see [`Request::system`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SystemCaller {
+    _private: (),
+}
+
+impl SystemCaller {
+    pub(crate) fn new() -> SystemCaller {
+        SystemCaller { _private: () }
+    }
 }
 
 /// `X-Vault-Inline-Auth-*` headers, decoded. Its `Debug` shows the parameters' names only.

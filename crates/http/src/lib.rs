@@ -493,6 +493,7 @@ async fn handle(
         is_write,
         client_ip: Some(peer.ip()),
         wrap_ttl,
+        system: None,
     };
     match st.core.handle(req).await {
         Ok(r) => success_response(r),
