@@ -11,6 +11,7 @@
 //! Architecture invariant: handlers hold no policy and touch no storage; they translate
 //! and call [`strongroom_core::Core::handle`], nothing else.
 
+mod api;
 pub mod path;
 mod serve;
 mod tls;
@@ -24,7 +25,9 @@ use hyper::body::{Bytes, Incoming};
 use hyper::header::{self, HeaderValue};
 use hyper::{HeaderMap, Method, StatusCode, Uri};
 use serde_json::{json, Map, Value};
+use strongroom_core::api::InProcess;
 use strongroom_core::{Body, Core, CoreError, InlineAuth, Operation, Request, Response};
+use strongroom_manager::Manager;
 
 pub use serve::{serve, Listener};
 pub use tls::{load_tls_config, TlsListener};
@@ -57,6 +60,9 @@ pub struct App(Arc<AppState>);
 
 struct AppState {
     core: Arc<Core>,
+    /// The secrets manager behind `/api/...`; `None` serves only `/v1`.
+    manager: Option<Arc<Manager<InProcess>>>,
+    graphql: Option<strongroom_graphql::ApiSchema>,
     limits: HttpLimits,
     /// `(path, JSON body)` answered to GET outside `/v1/`.
     documents: Vec<(String, Bytes)>,
@@ -66,12 +72,22 @@ impl App {
     pub fn new(core: Arc<Core>, limits: HttpLimits) -> App {
         App(Arc::new(AppState {
             core,
+            manager: None,
+            graphql: None,
             limits,
             documents: Vec::new(),
         }))
     }
 
     /// Also answer GET `path` with `json`. For building the app, before it serves.
+    /// Serve the secrets manager's endpoints (`POST /api/ci/secrets`).
+    pub fn with_manager(mut self, manager: Arc<Manager<InProcess>>) -> App {
+        let st = Arc::get_mut(&mut self.0).expect("the manager is set before serving");
+        st.graphql = Some(strongroom_graphql::schema(manager.clone()));
+        st.manager = Some(manager);
+        self
+    }
+
     pub fn with_document(mut self, path: &str, json: String) -> App {
         let st = Arc::get_mut(&mut self.0).expect("documents are added before serving");
         st.documents.push((path.to_owned(), Bytes::from(json)));
@@ -88,6 +104,30 @@ impl App {
             if let Some(target) = path::redirect_target(path) {
                 return redirect(target, parts.uri.query());
             }
+        }
+        if path == "/api/graphql" {
+            let st = &*self.0;
+            return match tokio::time::timeout(
+                st.limits.request_timeout,
+                api::graphql(st, &parts.method, &parts.headers, body),
+            )
+            .await
+            {
+                Ok(r) => r,
+                Err(_) => error_response(&CoreError::Unavailable("request timed out".into())),
+            };
+        }
+        if path == "/api/ci/secrets" {
+            let st = &*self.0;
+            return match tokio::time::timeout(
+                st.limits.request_timeout,
+                api::ci_secrets(st, &parts.method, &parts.headers, body),
+            )
+            .await
+            {
+                Ok(r) => r,
+                Err(_) => error_response(&CoreError::Unavailable("request timed out".into())),
+            };
         }
         if path.len() <= "/v1/".len() || !path.starts_with("/v1/") {
             return self.document(&parts.method, path);
@@ -406,7 +446,7 @@ fn header_str<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
     h.get(name).and_then(|v| v.to_str().ok())
 }
 
-fn token_from(headers: &HeaderMap) -> Option<String> {
+pub(crate) fn token_from(headers: &HeaderMap) -> Option<String> {
     // An empty `X-Vault-Token` gives way to `Authorization: Bearer`, as in OpenBao.
     if let Some(t) = header_str(headers, "x-vault-token").filter(|t| !t.trim().is_empty()) {
         return Some(t.trim().to_owned());

@@ -239,7 +239,7 @@ impl Directory {
 
     // ---- changes: each checks its rules and leaves the directory unchanged on error ----
 
-    pub(crate) fn insert_user(&mut self, u: User) -> Result<()> {
+    pub fn insert_user(&mut self, u: User) -> Result<()> {
         check_username(&u.username)?;
         if u.name.chars().count() > 255 {
             return Err(Error::invalid("name is longer than 255 characters"));
@@ -256,7 +256,7 @@ impl Directory {
     }
 
     /// Build a group record (not inserted): checks the path and the parent.
-    pub(crate) fn new_group(
+    pub fn new_group(
         &self,
         id: u64,
         path: &str,
@@ -290,7 +290,7 @@ impl Directory {
         })
     }
 
-    pub(crate) fn new_project(
+    pub fn new_project(
         &self,
         id: u64,
         path: &str,
@@ -323,18 +323,18 @@ impl Directory {
         })
     }
 
-    pub(crate) fn insert_group(&mut self, g: Group) {
+    pub fn insert_group(&mut self, g: Group) {
         self.by_path.insert(g.full_path.clone(), Node::Group(g.id));
         self.groups.insert(g.id, g);
     }
 
-    pub(crate) fn insert_project(&mut self, p: Project) {
+    pub fn insert_project(&mut self, p: Project) {
         self.by_path
             .insert(p.full_path.clone(), Node::Project(p.id));
         self.projects.insert(p.id, p);
     }
 
-    pub(crate) fn set_member(&mut self, node: Node, user: u64, level: Option<AccessLevel>) {
+    pub fn set_member(&mut self, node: Node, user: u64, level: Option<AccessLevel>) {
         match level {
             Some(l) => {
                 self.members.entry(node).or_default().insert(user, l);

@@ -101,3 +101,37 @@ pub fn job_project(dir: &Directory, job: &Job) -> Option<u64> {
         _ => Some(p.id),
     }
 }
+
+/// `SecretRotationStatus`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RotationStatus {
+    Ok,
+    /// Within 7 days of the reminder.
+    Approaching,
+    Overdue,
+}
+
+/// A secret's rotation state: due `rotation_interval_days` after its value last changed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RotationInfo {
+    pub interval_days: u32,
+    pub next_reminder_at: i64,
+    pub status: RotationStatus,
+}
+
+pub fn rotation(meta: &SecretMeta, now: i64) -> Option<RotationInfo> {
+    let days = meta.rotation_interval_days?;
+    let next = meta.value_changed_at + i64::from(days) * 86_400;
+    let status = if now >= next {
+        RotationStatus::Overdue
+    } else if now >= next - 7 * 86_400 {
+        RotationStatus::Approaching
+    } else {
+        RotationStatus::Ok
+    };
+    Some(RotationInfo {
+        interval_days: days,
+        next_reminder_at: next,
+        status,
+    })
+}

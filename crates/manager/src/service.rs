@@ -33,8 +33,8 @@ pub struct CiConfig {
     pub oidc_discovery_url: String,
     /// PEM public keys (dev mode: the dev issuer's).
     pub public_keys: Vec<String>,
-    /// The `aud` a job's token must carry.
-    pub audience: String,
+    /// The `aud` values a job's token may carry (one of them).
+    pub audiences: Vec<String>,
 }
 
 /// Per-owner secret limits (0 = unlimited).
@@ -101,6 +101,34 @@ struct State {
     grants: HashMap<Node, Vec<Grant>>,
     /// SHA-256 (hex) of a personal access token → its record.
     pats: HashMap<String, Pat>,
+    /// Above every id in use (ids are small integers, as GitLab's).
+    next_id: u64,
+}
+
+impl State {
+    fn take_id(&mut self) -> u64 {
+        self.next_id = self.next_id.max(1);
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+}
+
+/// Create a record under a fresh id, retrying when another node took the id first.
+async fn create_with_id<A: CoreApi, T: Serialize>(
+    api: &A,
+    st: &mut State,
+    kind: &str,
+    make: impl Fn(u64) -> Result<T>,
+) -> Result<T> {
+    for _ in 0..8 {
+        let id = st.take_id();
+        let record = make(id)?;
+        if store::create(api, &format!("{kind}/{id}"), &record).await? {
+            return Ok(record);
+        }
+    }
+    Err(Error::conflict("could not allocate an id; retry"))
 }
 
 /// What a person sends to create or update a secret. `None` leaves a field as it is on
@@ -172,11 +200,6 @@ fn random_bytes<const N: usize>() -> [u8; N] {
     // The system RNG failing is not recoverable; a zero id would be refused below.
     let _ = aws_lc_rs::rand::fill(&mut b);
     b
-}
-
-/// A fresh id below 2^53 (exact in JSON clients), not 0.
-fn new_id() -> u64 {
-    (u64::from_le_bytes(random_bytes::<8>()) >> 11).max(1)
 }
 
 pub fn check_secret_name(name: &str) -> Result<()> {
@@ -298,6 +321,15 @@ impl<A: CoreApi> Manager<A> {
                 for (k, p) in store::load_all::<_, Pat>(&self.api, "pats").await? {
                     st.pats.insert(k, p);
                 }
+                let max_id = st
+                    .dir
+                    .users()
+                    .map(|u| u.id)
+                    .chain(st.dir.groups.keys().copied())
+                    .chain(st.dir.projects.keys().copied())
+                    .max()
+                    .unwrap_or(0);
+                st.next_id = max_id + 1;
                 *self.state.write().await = st;
                 Ok::<(), Error>(())
             })
@@ -341,7 +373,7 @@ impl<A: CoreApi> Manager<A> {
             .await?;
         let role = JwtRole {
             user_claim: "sub".into(),
-            bound_audiences: vec![self.ci.audience.clone()],
+            bound_audiences: self.ci.audiences.clone(),
             claim_mappings: Self::job_claim_mappings(),
             token_type: "batch".into(),
             token_ttl: 60,
@@ -410,16 +442,16 @@ impl<A: CoreApi> Manager<A> {
         if !Self::is_admin(&st, actor) {
             return Err(Error::Forbidden);
         }
-        let u = User {
-            id: new_id(),
+        let make = |id| User {
+            id,
             username: username.to_owned(),
             name: if name.is_empty() { username } else { name }.to_owned(),
             admin,
         };
-        let mut dir = st.dir.clone();
-        dir.insert_user(u.clone())?;
-        store::put(&self.api, &format!("users/{}", u.id), &u).await?;
-        st.dir = dir;
+        // Checked before anything is written.
+        st.dir.clone().insert_user(make(u64::MAX))?;
+        let u = create_with_id(&self.api, &mut st, "users", |id| Ok(make(id))).await?;
+        st.dir.insert_user(u.clone())?;
         Ok(u)
     }
 
@@ -483,8 +515,12 @@ impl<A: CoreApi> Manager<A> {
         if !allowed {
             return Err(Error::Forbidden);
         }
-        let g = st.dir.new_group(new_id(), path, name, parent)?;
-        store::put(&self.api, &format!("groups/{}", g.id), &g).await?;
+        let dir = st.dir.clone();
+        dir.new_group(0, path, name, parent)?;
+        let g = create_with_id(&self.api, &mut st, "groups", |id| {
+            dir.new_group(id, path, name, parent)
+        })
+        .await?;
         st.dir.insert_group(g.clone());
         if let Actor::User(u) = actor {
             self.put_member(&mut st, Node::Group(g.id), u, Some(AccessLevel::Owner))
@@ -513,10 +549,12 @@ impl<A: CoreApi> Manager<A> {
         if !allowed {
             return Err(Error::Forbidden);
         }
-        let p = st
-            .dir
-            .new_project(new_id(), path, name, namespace_path, ci_project_id)?;
-        store::put(&self.api, &format!("projects/{}", p.id), &p).await?;
+        let dir = st.dir.clone();
+        dir.new_project(0, path, name, namespace_path, ci_project_id.clone())?;
+        let p = create_with_id(&self.api, &mut st, "projects", |id| {
+            dir.new_project(id, path, name, namespace_path, ci_project_id.clone())
+        })
+        .await?;
         st.dir.insert_project(p.clone());
         if let Actor::User(u) = actor {
             self.put_member(&mut st, Node::Project(p.id), u, Some(AccessLevel::Owner))
@@ -678,7 +716,7 @@ impl<A: CoreApi> Manager<A> {
         };
         JwtRole {
             user_claim: "sub".into(),
-            bound_audiences: vec![self.ci.audience.clone()],
+            bound_audiences: self.ci.audiences.clone(),
             bound_claims: bound,
             bound_claims_type: glob.into(),
             claim_mappings: Self::job_claim_mappings(),
@@ -1023,6 +1061,46 @@ impl<A: CoreApi> Manager<A> {
         }
         out.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(out)
+    }
+
+    /// A secret's versions: number, created (RFC 3339), deleted or destroyed.
+    pub async fn secret_versions(
+        &self,
+        actor: Actor,
+        path: &str,
+        name: &str,
+    ) -> Result<Vec<(u64, String, bool)>> {
+        let (_, sm) = self
+            .authorized(actor, path, Operation::ReadMetadata)
+            .await?;
+        check_secret_name(name)?;
+        let key = format!("{KV_PREFIX}{name}");
+        let md = self
+            .api
+            .kv_metadata(&sm.namespace, KV_MOUNT, &key)
+            .await?
+            .ok_or_else(|| Error::not_found(format!("secret {name} does not exist")))?;
+        Ok(md
+            .versions
+            .into_iter()
+            .rev()
+            .map(|(n, v)| {
+                (
+                    n,
+                    v.created_time,
+                    v.destroyed || !v.deletion_time.is_empty(),
+                )
+            })
+            .collect())
+    }
+
+    /// The actions `actor` holds on the secrets manager of `path` now.
+    pub async fn my_actions(&self, actor: Actor, path: &str) -> Result<Vec<Action>> {
+        self.ready().await?;
+        let st = self.state.read().await;
+        let node = self.node_for(&st, path)?;
+        let grants = st.grants.get(&node).map(Vec::as_slice).unwrap_or_default();
+        Ok(permissions::actions(&st.dir, grants, actor, node, now()))
     }
 
     /// Write an old version's value as the new current version (a WRITE).

@@ -35,6 +35,19 @@ pub async fn put<A: CoreApi, T: Serialize>(api: &A, key: &str, record: &T) -> Re
     Ok(())
 }
 
+/// Write a new record that must not exist yet: two nodes picking the same id cannot both
+/// succeed. `Ok(false)` when the key is taken.
+pub async fn create<A: CoreApi, T: Serialize>(api: &A, key: &str, record: &T) -> Result<bool> {
+    let text = serde_json::to_string(record).map_err(|e| Error::invalid(e.to_string()))?;
+    let mut data = Map::new();
+    data.insert("record".into(), Value::String(text));
+    match api.kv_put("", MOUNT, key, data, Some(0)).await {
+        Ok(_) => Ok(true),
+        Err(CoreError::BadRequest(m)) if m.contains("check-and-set") => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
 pub async fn delete<A: CoreApi>(api: &A, key: &str) -> Result<()> {
     api.kv_delete_all("", MOUNT, key).await?;
     Ok(())

@@ -30,7 +30,7 @@ async fn setup() -> (Manager<InProcess>, DevIssuer) {
     let ci = CiConfig {
         issuer: ISS.into(),
         public_keys: vec![issuer.public_pem()],
-        audience: AUD.into(),
+        audiences: vec![AUD.into()],
         ..Default::default()
     };
     (

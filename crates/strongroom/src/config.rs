@@ -102,8 +102,27 @@ pub struct ServerConfig {
     pub cluster_name: Option<String>,
     /// Let JWT auth fetch keys over plain HTTP from loopback addresses.
     pub allow_loopback_http: bool,
+    /// The instance's CI issuer (`[ci]`): whose ID tokens name pipeline jobs.
+    pub ci: Option<CiFileConfig>,
     /// Things said about the config (ignored keys, mappings) to print at start.
     pub notes: Vec<String>,
+}
+
+/// `[ci]`: the issuer, where its keys come from (default: OIDC discovery from the issuer),
+/// and the audience jobs' tokens carry (default: `api_addr`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CiFileConfig {
+    pub issuer: String,
+    #[serde(default)]
+    pub jwks_url: Option<String>,
+    #[serde(default)]
+    pub oidc_discovery_url: Option<String>,
+    /// PEM public keys, instead of JWKS or discovery.
+    #[serde(default)]
+    pub jwt_validation_pubkeys: Vec<String>,
+    #[serde(default)]
+    pub audience: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -121,6 +140,7 @@ impl Default for ServerConfig {
             api_addr: None,
             cluster_name: None,
             allow_loopback_http: false,
+            ci: None,
             notes: Vec::new(),
         }
     }
@@ -146,6 +166,8 @@ struct TomlConfig {
     cluster_name: Option<String>,
     #[serde(default)]
     jwt_allow_loopback_http: bool,
+    #[serde(default)]
+    ci: Option<CiFileConfig>,
 }
 
 #[derive(Deserialize)]
@@ -249,8 +271,14 @@ fn parse_toml(text: &str, base: &Path) -> Result<ServerConfig> {
         (None, None, None) => bail!("config key `storage`: name one backend, e.g. storage.sqlite.path = \"/var/lib/strongroom/data.db\""),
         _ => bail!("config key `storage`: name exactly one backend"),
     };
+    if let Some(ci) = &t.ci {
+        if ci.issuer.is_empty() {
+            bail!("config key `ci.issuer`: the CI issuer's URL is required (e.g. https://gitlab.example.com)");
+        }
+    }
     let mut c = ServerConfig {
         storage,
+        ci: t.ci,
         ..Default::default()
     };
     if t.listener.is_empty() {

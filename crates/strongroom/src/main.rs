@@ -42,8 +42,10 @@ use anyhow::{anyhow, bail, Context, Result};
 use base64::Engine;
 use clap::{Parser, Subcommand};
 use strongroom_barrier::seal::{load_key, StaticSeal};
+use strongroom_core::api::InProcess;
 use strongroom_core::{Core, CoreConfig, Seal};
 use strongroom_http::HttpLimits;
+use strongroom_manager::{CiConfig, Limits, Manager};
 use strongroom_storage::{MemoryStorage, SqliteOptions, SqliteStorage, Storage};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -301,8 +303,39 @@ async fn server(args: ServerArgs) -> Result<()> {
         request_timeout: cfg.request_timeout,
     };
     let mut app = strongroom_http::App::new(core.clone(), limits);
-    if dev.is_some() {
-        let issuer = dev::load_or_create_issuer(&dev::issuer_key_path())?;
+    let dev_issuer = match &dev {
+        Some(_) => Some(dev::load_or_create_issuer(&dev::issuer_key_path())?),
+        None => None,
+    };
+    let ci = match (&dev_issuer, &cfg.ci) {
+        // Dev mode trusts the dev issuer of `strongroom dev ci-token`.
+        (Some(issuer), _) => CiConfig {
+            issuer: dev::DEFAULT_ISSUER.into(),
+            public_keys: vec![issuer.public_pem()],
+            audiences: vec![api_addr.clone(), dev::DEFAULT_AUD.into()],
+            ..Default::default()
+        },
+        (None, Some(c)) => {
+            let keys_given = c.jwks_url.is_some() || !c.jwt_validation_pubkeys.is_empty();
+            CiConfig {
+                issuer: c.issuer.clone(),
+                jwks_url: c.jwks_url.clone().unwrap_or_default(),
+                // Default: OIDC discovery from the issuer itself.
+                oidc_discovery_url: c
+                    .oidc_discovery_url
+                    .clone()
+                    .or_else(|| (!keys_given).then(|| c.issuer.clone()))
+                    .unwrap_or_default(),
+                public_keys: c.jwt_validation_pubkeys.clone(),
+                audiences: vec![c.audience.clone().unwrap_or_else(|| api_addr.clone())],
+            }
+        }
+        // No `[ci]`: people's API works, no job is recognized.
+        (None, None) => CiConfig::default(),
+    };
+    let manager = Manager::new(InProcess::system(core.clone()), ci, Limits::default());
+    app = app.with_manager(Arc::new(manager));
+    if let Some(issuer) = &dev_issuer {
         let discovery = serde_json::json!({
             "issuer": api_addr,
             "jwks_uri": format!("{api_addr}/.well-known/jwks.json"),
