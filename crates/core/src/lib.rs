@@ -21,6 +21,7 @@ pub mod error;
 mod mounts;
 mod namespace;
 mod policy;
+pub mod release;
 pub mod request;
 mod route;
 mod sys;
@@ -706,7 +707,15 @@ impl Core {
                     .handle(self, &ns, a.mount(), op, &a.rest, &fields)
                     .await
             }
-            Route::Logical(mount, _, rest) => mount.engine.handle(&mount, op, &rest, &fields).await,
+            Route::Logical(mount, _, rest) => {
+                // What a scoped mount matches a secret's scope against: the caller's
+                // pipeline claims; root (and the server's own secrets manager) is trusted.
+                let claims = (!caller.acl.is_root()).then_some(&caller.entry.meta);
+                mount
+                    .engine
+                    .handle(&mount, op, &rest, &fields, claims)
+                    .await
+            }
         };
         if last_use {
             Box::pin(token::revoke_tree(self, &active, &caller.entry)).await?;

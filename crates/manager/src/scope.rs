@@ -4,8 +4,10 @@
 //! secret"; `POST /api/ci/secrets`, the runner flows on `/v1` and anything else that hands
 //! a value to a job call it with the secret's stored scope.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
-use strongroom_jwt::glob_match;
+use strongroom_core::release::JobClaims;
 
 use crate::directory::{Directory, Node};
 
@@ -50,46 +52,30 @@ pub struct Job {
     pub environment: String,
 }
 
-/// Does a scope glob match a job's value? A job without the value matches only `*`.
-fn scope_matches(pattern: &str, value: &str) -> bool {
-    pattern == "*" || (!value.is_empty() && glob_match(pattern, value))
-}
-
-/// Is the secret with `meta`, owned by `owner` (a project or a group), released to `job`,
-/// whose project is `job_project`, at `now`? Callers have already checked that the
-/// owner's secrets manager is active.
+/// Is the secret with the stored `scope` (its kv custom metadata), owned by `owner` (a
+/// project or a group), released to `job`, whose project is `job_project`, at `now`?
+/// Ownership is decided here, from the directory; the scope itself by
+/// [`strongroom_core::release::released`], the function the kv engine calls on `/v1`.
+/// Callers have already checked that the owner's secrets manager is active.
 pub fn released(
     dir: &Directory,
     owner: Node,
-    meta: &SecretMeta,
+    scope: &BTreeMap<String, String>,
     job: &Job,
     job_project: u64,
     now: i64,
 ) -> bool {
-    if meta.expires_at.is_some_and(|t| now >= t) {
-        return false;
-    }
-    if !scope_matches(&meta.environment, &job.environment) {
-        return false;
-    }
-    match owner {
-        Node::Project(id) => {
-            if id != job_project {
-                return false;
-            }
-            let branch = meta.branch.as_deref().unwrap_or("*");
-            let job_branch = if job.ref_type == "branch" {
-                job.git_ref.as_str()
-            } else {
-                ""
-            };
-            scope_matches(branch, job_branch)
-        }
-        Node::Group(gid) => {
-            dir.is_within(Node::Project(job_project), gid)
-                && (meta.protected != Some(true) || job.ref_protected == "true")
-        }
-    }
+    let owned = match owner {
+        Node::Project(id) => id == job_project,
+        Node::Group(gid) => dir.is_within(Node::Project(job_project), gid),
+    };
+    let claims = JobClaims {
+        environment: &job.environment,
+        git_ref: &job.git_ref,
+        ref_type: &job.ref_type,
+        ref_protected: &job.ref_protected,
+    };
+    owned && strongroom_core::release::released(scope, &claims, now)
 }
 
 /// The project a job belongs to: the one at its `project_path`, and when the project pins

@@ -21,6 +21,8 @@ pub const KV_PREFIX: &str = "explicit/";
 /// The jwt auth mount and role GitLab Runner's resolvers log in with.
 pub const JWT_MOUNT: &str = "pipeline_jwt";
 pub const JWT_ROLE: &str = "all_pipelines";
+/// The policy a project's pipelines get: read secrets, each released by its scope.
+pub const PIPELINE_POLICY: &str = "pipeline";
 /// The root namespace's jwt mount that checks a job's token for `POST /api/ci/secrets`.
 pub const CI_MOUNT: &str = "strongroom-ci";
 pub const CI_ROLE: &str = "job";
@@ -224,7 +226,7 @@ fn check_scope_glob(field: &str, s: &str) -> Result<()> {
 }
 
 /// The kv custom metadata that carries a secret's [`SecretMeta`].
-fn meta_to_kv(m: &SecretMeta) -> BTreeMap<String, String> {
+pub fn meta_to_kv(m: &SecretMeta) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     out.insert("environment".into(), m.environment.clone());
     if let Some(b) = &m.branch {
@@ -669,12 +671,20 @@ impl<A: CoreApi> Manager<A> {
         st.managers.insert(node, sm.clone());
         let ns = sm.namespace.as_str();
         self.api.create_namespace("", ns).await?;
-        let kv2 = [("version".to_owned(), "2".to_owned())].into();
+        let kv2 = [
+            ("version".to_owned(), "2".to_owned()),
+            // Reads by pipelines are released by each secret's scope.
+            ("release".to_owned(), "pipeline-scope".to_owned()),
+        ]
+        .into();
         ignore_exists(
             self.api
                 .enable_secrets_engine(ns, KV_MOUNT, "kv", kv2)
                 .await,
         )?;
+        let policy =
+            format!("path \"{KV_MOUNT}/data/{KV_PREFIX}*\" {{\n  capabilities = [\"read\"]\n}}\n");
+        self.api.write_policy(ns, PIPELINE_POLICY, &policy).await?;
         ignore_exists(self.api.enable_auth_method(ns, JWT_MOUNT, "jwt").await)?;
         if !self.ci.issuer.is_empty() {
             self.api
@@ -691,10 +701,12 @@ impl<A: CoreApi> Manager<A> {
         Ok(sm)
     }
 
-    /// The role GitLab Runner's resolvers log in with: bound to the project (or, for a
-    /// group, to projects under it), recording the claims the scope check reads. It
-    /// grants no policy yet: releasing secrets through `/v1` waits for the kv engine's
-    /// scope check, so that no path releases a secret outside its scope.
+    /// The role GitLab Runner's resolvers log in with: bound to the project (its path,
+    /// and GitLab's project id when pinned), recording the claims the kv engine's scope
+    /// check reads, granting the pipeline policy. A group's role binds the projects under
+    /// it by path but grants nothing yet: a glob on the path cannot tell a project of our
+    /// directory (or a re-created one) from another, so group secrets reach jobs through
+    /// `POST /api/ci/secrets`, which resolves the project in the directory.
     fn runner_role(&self, dir: &Directory, node: Node) -> JwtRole {
         let mut bound = serde_json::Map::new();
         let glob = match node {
@@ -714,12 +726,17 @@ impl<A: CoreApi> Manager<A> {
                 "glob"
             }
         };
+        let token_policies = match node {
+            Node::Project(_) => vec![PIPELINE_POLICY.to_owned()],
+            Node::Group(_) => Vec::new(),
+        };
         JwtRole {
             user_claim: "sub".into(),
             bound_audiences: self.ci.audiences.clone(),
             bound_claims: bound,
             bound_claims_type: glob.into(),
             claim_mappings: Self::job_claim_mappings(),
+            token_policies,
             token_type: "batch".into(),
             token_ttl: 300,
             ..Default::default()
@@ -1276,10 +1293,7 @@ impl<A: CoreApi> Manager<A> {
                 let Some(md) = self.api.kv_metadata(&sm.namespace, KV_MOUNT, &key).await? else {
                     continue;
                 };
-                let Some(meta) = meta_from_kv(&md.custom_metadata) else {
-                    continue;
-                };
-                if !scope::released(&dir, node, &meta, &job, project, t) {
+                if !scope::released(&dir, node, &md.custom_metadata, &job, project, t) {
                     continue;
                 }
                 let Some(s) = self.api.kv_get(&sm.namespace, KV_MOUNT, &key, None).await? else {

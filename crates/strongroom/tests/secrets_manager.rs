@@ -282,3 +282,325 @@ fn ok_or_errors(s: &Server, token: &str, query: &str, variables: Value) -> Vec<V
         .clone();
     payload["errors"].as_array().unwrap().clone()
 }
+
+/// `*` matches any run of characters; written here independently of the server's.
+fn glob(p: &str, s: &str) -> bool {
+    match p.split_once('*') {
+        None => p == s,
+        Some((head, rest)) => {
+            s.starts_with(head)
+                && (0..=s.len() - head.len())
+                    .any(|i| s.is_char_boundary(head.len() + i) && glob(rest, &s[head.len() + i..]))
+        }
+    }
+}
+
+struct JobSpec {
+    name: &'static str,
+    project: &'static str,
+    git_ref: &'static str,
+    tag: bool,
+    protected: bool,
+    env: Option<&'static str>,
+}
+
+/// The rules, restated: a project secret needs the job's project, the environment glob
+/// (a job without one matches only `*`) and the branch glob (tags match only `*`); a
+/// group secret needs a project in the group's subtree, the environment, and a protected
+/// ref when it is protected.
+fn expected(
+    job: &JobSpec,
+    project_secrets: &[(&str, &str, &str)],
+    group_secrets: &[(&str, &str, bool)],
+    via_v1: bool,
+) -> Vec<String> {
+    let env_ok = |e: &str| e == "*" || job.env.is_some_and(|j| glob(e, j));
+    let mut out = std::collections::BTreeMap::new();
+    // The projects of our directory in `grp`'s subtree: a path under `grp/` that names no
+    // project of ours gets nothing.
+    if !via_v1 && ["grp/sub/app", "grp/other"].contains(&job.project) {
+        for (n, e, p) in group_secrets {
+            if env_ok(e) && (!p || job.protected) {
+                out.insert(n.to_string(), format!("{n}@grp"));
+            }
+        }
+    }
+    if job.project == "grp/sub/app" {
+        for (n, e, b) in project_secrets {
+            let branch_ok = *b == "*" || (!job.tag && glob(b, job.git_ref));
+            if env_ok(e) && branch_ok {
+                out.insert(n.to_string(), format!("{n}@grp/sub/app"));
+            }
+        }
+    }
+    out.into_values().collect()
+}
+
+fn inline_headers(ns: &str, jwt: &str) -> Vec<(String, String)> {
+    use base64::Engine;
+    let enc = |k: &str, v: &str| {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(json!({"key": k, "value": v}).to_string())
+    };
+    vec![
+        (
+            "X-Vault-Inline-Auth-Path".into(),
+            "auth/pipeline_jwt/login".into(),
+        ),
+        ("X-Vault-Inline-Auth-Namespace".into(), ns.into()),
+        (
+            "X-Vault-Inline-Auth-Parameter-role".into(),
+            enc("role", "all_pipelines"),
+        ),
+        ("X-Vault-Inline-Auth-Parameter-jwt".into(), enc("jwt", jwt)),
+    ]
+}
+
+/// Scoped secrets × jobs (branch or tag, protected or not, with and without an
+/// environment, another project, a subgroup's project, a project outside the group):
+/// exactly the expected set through `POST /api/ci/secrets`, GitLab Runner's classic
+/// `vault` flow (login, then one GET per secret) and its inline-auth flow (one GET per
+/// secret). Group secrets reach jobs through `/api/ci/secrets` only (see the role's doc).
+#[test]
+fn every_job_gets_exactly_its_scoped_secrets_through_all_three_paths() {
+    let s = strongroom_dev();
+    for q in [
+        "mutation { groupCreate(input: {path: \"grp\"}) { errors } }",
+        "mutation { groupCreate(input: {path: \"sub\", parentPath: \"grp\"}) { errors } }",
+        "mutation { groupCreate(input: {path: \"outside\"}) { errors } }",
+        "mutation { projectCreate(input: {path: \"app\", namespacePath: \"grp/sub\"}) { errors } }",
+        "mutation { projectCreate(input: {path: \"other\", namespacePath: \"grp\"}) { errors } }",
+        "mutation { projectCreate(input: {path: \"ext\", namespacePath: \"outside\"}) { errors } }",
+        "mutation { projectSecretsManagerInitialize(input: {projectPath: \"grp/sub/app\"}) { errors } }",
+        "mutation { projectSecretsManagerInitialize(input: {projectPath: \"outside/ext\"}) { errors } }",
+        "mutation { groupSecretsManagerInitialize(input: {groupPath: \"grp\"}) { errors } }",
+    ] {
+        ok(&s, ROOT, q, json!({}));
+    }
+    let project_secrets: &[(&str, &str, &str)] = &[
+        ("ANY", "*", "*"),
+        ("PROD_MAIN", "production", "main"),
+        ("PROD_ANY", "production", "*"),
+        ("REVIEW", "review/*", "*"),
+        ("FEATURE", "*", "feat-*"),
+        ("SUFFIX", "*-prod", "*"),
+        ("STAGING", "staging", "main"),
+    ];
+    let group_secrets: &[(&str, &str, bool)] = &[
+        ("G_ANY", "*", false),
+        ("G_PROTECTED", "*", true),
+        ("G_PROD", "production", false),
+        ("ANY", "*", false),
+    ];
+    for (n, e, b) in project_secrets {
+        ok(&s, ROOT, "mutation($n: String!, $e: String!, $b: String!) { projectSecretCreate(input: {projectPath: \"grp/sub/app\", name: $n, secret: $n, environment: $e, branch: $b}) { errors } }", json!({"n": n, "e": e, "b": b}));
+    }
+    for (n, e, p) in group_secrets {
+        ok(&s, ROOT, "mutation($n: String!, $e: String!, $p: Boolean!) { groupSecretCreate(input: {groupPath: \"grp\", name: $n, secret: $n, environment: $e, protected: $p}) { errors } }", json!({"n": n, "e": e, "p": p}));
+    }
+    ok(&s, ROOT, "mutation { projectSecretCreate(input: {projectPath: \"outside/ext\", name: \"EXT\", secret: \"EXT\", environment: \"*\", branch: \"*\"}) { errors } }", json!({}));
+    let ns = gql(
+        &s,
+        ROOT,
+        "{ projectSecretsManager(projectPath: \"grp/sub/app\") { namespacePath } }",
+        json!({}),
+    )["data"]["projectSecretsManager"]["namespacePath"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let jobs = [
+        JobSpec {
+            name: "main, protected, production",
+            project: "grp/sub/app",
+            git_ref: "main",
+            tag: false,
+            protected: true,
+            env: Some("production"),
+        },
+        JobSpec {
+            name: "main, protected, no environment",
+            project: "grp/sub/app",
+            git_ref: "main",
+            tag: false,
+            protected: true,
+            env: None,
+        },
+        JobSpec {
+            name: "feature branch, review env",
+            project: "grp/sub/app",
+            git_ref: "feat-login",
+            tag: false,
+            protected: false,
+            env: Some("review/feat-login"),
+        },
+        JobSpec {
+            name: "feature branch, eu-prod",
+            project: "grp/sub/app",
+            git_ref: "feat-x",
+            tag: false,
+            protected: false,
+            env: Some("eu-prod"),
+        },
+        JobSpec {
+            name: "tag, protected, production",
+            project: "grp/sub/app",
+            git_ref: "main",
+            tag: true,
+            protected: true,
+            env: Some("production"),
+        },
+        JobSpec {
+            name: "main, unprotected, staging",
+            project: "grp/sub/app",
+            git_ref: "main",
+            tag: false,
+            protected: false,
+            env: Some("staging"),
+        },
+        JobSpec {
+            name: "group's other project",
+            project: "grp/other",
+            git_ref: "main",
+            tag: false,
+            protected: true,
+            env: Some("production"),
+        },
+        JobSpec {
+            name: "project outside the group",
+            project: "outside/ext-nope",
+            git_ref: "main",
+            tag: false,
+            protected: true,
+            env: Some("production"),
+        },
+        JobSpec {
+            name: "unknown project",
+            project: "grp/ghost",
+            git_ref: "main",
+            tag: false,
+            protected: true,
+            env: None,
+        },
+    ];
+    let all_names: Vec<&str> = project_secrets.iter().map(|p| p.0).collect();
+    let mut checked = 0;
+    for job in &jobs {
+        let mut args = vec![
+            "--project-path",
+            job.project,
+            "--ref",
+            job.git_ref,
+            "--ref-type",
+            if job.tag { "tag" } else { "branch" },
+        ];
+        if job.protected {
+            args.push("--protected");
+        }
+        if let Some(e) = job.env {
+            args.extend(["--environment", e]);
+        }
+        let jwt = ci_token(&args);
+
+        // 1. One round trip.
+        let (st, v) = ci_secrets(&s, &jwt, None);
+        assert_eq!(st, 200, "{}: {v}", job.name);
+        let got: Vec<String> = v["secrets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| {
+                format!(
+                    "{}@{}",
+                    x["name"].as_str().unwrap(),
+                    x["source"].as_str().unwrap()
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            expected(job, project_secrets, group_secrets, false),
+            "/api/ci/secrets, {}",
+            job.name
+        );
+        for x in v["secrets"].as_array().unwrap() {
+            assert_eq!(
+                x["value"], x["name"],
+                "{}: the value is the secret's",
+                job.name
+            );
+        }
+
+        // 2. The classic `vault` resolver: log in, then read each secret.
+        let want_v1 = expected(job, project_secrets, group_secrets, true);
+        let login = http(
+            "PUT",
+            &s.url(&format!("{ns}/auth/pipeline_jwt/login")),
+            None,
+            &[],
+            Some(
+                json!({"role": "all_pipelines", "jwt": jwt})
+                    .to_string()
+                    .as_bytes(),
+            ),
+        );
+        let token = if job.project == "grp/sub/app" {
+            assert_eq!(login.status, 200, "{}: {}", job.name, login.body);
+            Some(
+                login.json()["auth"]["client_token"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+            )
+        } else {
+            assert_eq!(
+                login.status, 400,
+                "another project's job cannot log in: {}",
+                login.body
+            );
+            None
+        };
+        let mut classic = Vec::new();
+        let mut inline = Vec::new();
+        for n in &all_names {
+            let path = s.url(&format!("{ns}/secrets/kv/data/explicit/{n}"));
+            if let Some(t) = &token {
+                let r = http("GET", &path, Some(t), &[], None);
+                match r.status {
+                    200 => {
+                        assert_eq!(r.json()["data"]["data"]["value"], *n);
+                        classic.push(format!("{n}@grp/sub/app"));
+                    }
+                    404 => {}
+                    other => panic!("{}: GET {n}: {other} {}", job.name, r.body),
+                }
+            }
+            // 3. The `gitlab_secrets_manager` resolver: inline auth on each GET.
+            let h = inline_headers(&ns, &jwt);
+            let h: Vec<(&str, &str)> = h.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            let r = http("GET", &path, None, &h, None);
+            match r.status {
+                200 => {
+                    assert_eq!(r.json()["data"]["data"]["value"], *n);
+                    inline.push(format!("{n}@grp/sub/app"));
+                }
+                403 | 404 => {}
+                // Another project's job: its login fails, and says so.
+                400 if r.header("X-Vault-Inline-Auth-Failed") == Some("true") => {
+                    assert_ne!(job.project, "grp/sub/app", "{}", r.body);
+                }
+                other => panic!("{}: inline GET {n}: {other} {}", job.name, r.body),
+            }
+            checked += 1;
+        }
+        classic.sort();
+        inline.sort();
+        let want_project: Vec<String> = want_v1;
+        if token.is_some() {
+            assert_eq!(classic, want_project, "classic runner flow, {}", job.name);
+        }
+        assert_eq!(inline, want_project, "inline-auth flow, {}", job.name);
+    }
+    // The secret of a project outside the group reached no one above.
+    assert!(checked >= jobs.len() * all_names.len());
+}

@@ -28,13 +28,16 @@ pub(crate) trait SecretsEngine: Send + Sync {
     /// [`handle`]: SecretsEngine::handle
     fn paths(&self) -> &'static [PathSpec<&'static str>];
     /// Serve `op` on `path` (the request path after the mount's), with the request's
-    /// fields as its entry declares them.
+    /// fields as its entry declares them. `claims` are the caller's pipeline claims (its
+    /// token's metadata), `None` for a trusted caller (root): a mount that releases by
+    /// scope matches them with [`crate::release::released`].
     fn handle<'a>(
         &'a self,
         mount: &'a LogicalMount,
         op: Operation,
         path: &'a str,
         fields: &'a Fields<'a>,
+        claims: Option<&'a BTreeMap<String, String>>,
     ) -> BoxFuture<'a, Result<Response>>;
     /// Whether what a write to `path` targets exists (`Some(false)`: the write is a
     /// create); `None` when the engine does not tell creates from updates.
@@ -121,6 +124,7 @@ impl SecretsEngine for Unavailable {
         _: Operation,
         _: &'a str,
         _: &'a Fields<'a>,
+        _: Option<&'a BTreeMap<String, String>>,
     ) -> BoxFuture<'a, Result<Response>> {
         Box::pin(async {
             Err(CoreError::bad(

@@ -36,13 +36,21 @@ fn prepare(kind: &str, options: &mut BTreeMap<String, String>) -> Option<Result<
             "invalid kv version {version:?}: use 1 or 2"
         ))));
     }
+    if let Some(r) = options.get(RELEASE_OPTION) {
+        if r != RELEASE_BY_SCOPE || version != "2" {
+            return Some(Err(CoreError::bad(format!(
+                "invalid option {RELEASE_OPTION}={r:?}: only {RELEASE_BY_SCOPE:?}, on kv version 2"
+            ))));
+        }
+    }
     options.insert("version".into(), version);
     Some(Ok(()))
 }
 
 fn select(options: &dyn MountOptions) -> &'static dyn SecretsEngine {
     match options.option("version") {
-        Some("2") => &KvV2,
+        Some("2") if options.option(RELEASE_OPTION) == Some(RELEASE_BY_SCOPE) => &KV_V2_SCOPED,
+        Some("2") => &KV_V2,
         _ => &KvV1,
     }
 }
@@ -68,6 +76,7 @@ impl SecretsEngine for KvV1 {
         op: Operation,
         path: &'a str,
         fields: &'a Fields<'a>,
+        _: Option<&'a BTreeMap<String, String>>,
     ) -> BoxFuture<'a, Result<Response>> {
         Box::pin(v1::handle(mount, op, path, fields))
     }
@@ -80,8 +89,20 @@ impl SecretsEngine for KvV1 {
     }
 }
 
-/// KV version 2: versioned secrets with metadata, OpenBao's paths.
-struct KvV2;
+/// KV version 2: versioned secrets with metadata, OpenBao's paths. A mount with the
+/// option `release = "pipeline-scope"` (a secrets manager's `secrets/kv`) releases a
+/// secret's data to a caller only when [`crate::release::released`] says its scope (the
+/// key's custom metadata) admits the caller's pipeline claims.
+struct KvV2 {
+    scoped: bool,
+}
+
+static KV_V2: KvV2 = KvV2 { scoped: false };
+static KV_V2_SCOPED: KvV2 = KvV2 { scoped: true };
+
+/// The option that makes a kv-v2 mount release by scope, and its one value.
+pub(crate) const RELEASE_OPTION: &str = "release";
+pub(crate) const RELEASE_BY_SCOPE: &str = "pipeline-scope";
 
 static V2_PATHS: &[PathSpec<&str>] = &[
     PathSpec::new("config", &[R, W], "config").fields(&[
@@ -125,8 +146,11 @@ impl SecretsEngine for KvV2 {
         op: Operation,
         path: &'a str,
         fields: &'a Fields<'a>,
+        claims: Option<&'a BTreeMap<String, String>>,
     ) -> BoxFuture<'a, Result<Response>> {
-        Box::pin(v2::handle(&mount.view, op, path, fields))
+        // Only a mount that releases by scope gates its reads on the caller's claims.
+        let gate = if self.scoped { claims } else { None };
+        Box::pin(v2::handle(&mount.view, op, path, fields, gate))
     }
     fn exists<'a>(
         &'a self,

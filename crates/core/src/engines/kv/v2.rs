@@ -662,7 +662,28 @@ async fn read_meta_shared(view: &View, path: &str) -> Result<Option<std::sync::A
     .await
 }
 
-async fn read_data(view: &View, path: &str, fields: &Fields<'_>) -> Result<Response> {
+/// Whether a gated read (`claims`: the caller's pipeline claims in a mount that releases
+/// by scope) may see the key's data. Out of scope answers as absent: a job learns
+/// nothing about secrets it may not have.
+fn gate_allows(meta: &KeyMeta, claims: Option<&BTreeMap<String, String>>) -> bool {
+    let Some(claims) = claims else {
+        return true;
+    };
+    let empty = BTreeMap::new();
+    let scope = meta.custom_metadata.as_ref().unwrap_or(&empty);
+    crate::release::released(
+        scope,
+        &crate::release::JobClaims::from_metadata(claims),
+        util::now_secs(),
+    )
+}
+
+async fn read_data(
+    view: &View,
+    path: &str,
+    fields: &Fields<'_>,
+    claims: Option<&BTreeMap<String, String>>,
+) -> Result<Response> {
     if validate_key(path).is_err() {
         // No secret can be stored under such a key: OpenBao answers a plain 404.
         return Err(CoreError::NotFound(String::new()));
@@ -670,6 +691,9 @@ async fn read_data(view: &View, path: &str, fields: &Fields<'_>) -> Result<Respo
     let Some(meta) = read_meta_shared(view, path).await? else {
         return Err(CoreError::NotFound(String::new()));
     };
+    if !gate_allows(&meta, claims) {
+        return Err(CoreError::NotFound(String::new()));
+    }
     let version = match fields.int("version") {
         None | Some(0) => meta.current_version,
         Some(n) => u64::try_from(n)
@@ -721,8 +745,13 @@ fn subkeys_of(v: &Value, depth: i64, level: i64) -> Value {
     }
 }
 
-async fn subkeys(view: &View, path: &str, fields: &Fields<'_>) -> Result<Response> {
-    let mut r = read_data(view, path, fields).await?;
+async fn subkeys(
+    view: &View,
+    path: &str,
+    fields: &Fields<'_>,
+    claims: Option<&BTreeMap<String, String>>,
+) -> Result<Response> {
+    let mut r = read_data(view, path, fields, claims).await?;
     let depth = fields.int("depth").unwrap_or(0);
     if depth < 0 {
         return Err(CoreError::bad("depth must be a non-negative integer"));
@@ -1028,12 +1057,13 @@ pub async fn handle(
     op: Operation,
     path: &str,
     fields: &Fields<'_>,
+    claims: Option<&BTreeMap<String, String>>,
 ) -> Result<Response> {
     let (head, rest) = path.split_once('/').unwrap_or((path, ""));
     let write = matches!(op, Operation::Create | Operation::Update);
     match (head, op) {
         ("config", _) if rest.is_empty() => config(view, op, fields).await,
-        ("data", Operation::Read) => read_data(view, rest, fields).await,
+        ("data", Operation::Read) => read_data(view, rest, fields, claims).await,
         ("data", _) if write => write_data(view, rest, fields, false).await,
         ("data", Operation::Patch) => write_data(view, rest, fields, true).await,
         ("data", Operation::Delete) => {
@@ -1074,7 +1104,7 @@ pub async fn handle(
         ("metadata", Operation::Patch) => write_metadata(view, rest, fields, true).await,
         ("metadata", Operation::Delete) => delete_all(view, rest).await,
         ("detailed-metadata", Operation::List) => list_metadata(view, rest, fields, true).await,
-        ("subkeys", Operation::Read) => subkeys(view, rest, fields).await,
+        ("subkeys", Operation::Read) => subkeys(view, rest, fields, claims).await,
         (
             "config" | "data" | "delete" | "undelete" | "destroy" | "metadata"
             | "detailed-metadata" | "subkeys",
