@@ -9,6 +9,7 @@
 //! through the barrier, the ACL and the audit log); it never touches storage. Two
 //! functions decide: [`permissions::decide`] for people and [`scope::released`] for jobs.
 
+pub mod audit;
 pub mod directory;
 pub mod permissions;
 pub mod scope;

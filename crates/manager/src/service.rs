@@ -3,6 +3,8 @@
 //! or [`scope::released`] (jobs), then acts through the core API.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use strongroom_core::api::{CoreApi, JwtAuthConfig, JwtRole};
@@ -10,6 +12,7 @@ use strongroom_core::CoreError;
 use tokio::sync::{OnceCell, RwLock};
 use zeroize::Zeroizing;
 
+use crate::audit::{manager_event, secret_event, AuditActor, AuditEvent, AuditSink, LogSink};
 use crate::directory::{AccessLevel, Directory, Group, Node, Project, User};
 use crate::permissions::{self, Action, Actor, Grant, Operation, Principal};
 use crate::scope::{self, Job, SecretMeta};
@@ -190,7 +193,10 @@ pub struct Manager<A: CoreApi> {
     ci: CiConfig,
     limits: Limits,
     state: RwLock<State>,
-    loaded: OnceCell<()>,
+    audit: Arc<dyn AuditSink>,
+    setup: OnceCell<()>,
+    /// The stored generation the state in memory reflects (`u64::MAX`: none yet).
+    generation: AtomicU64,
 }
 
 fn sha256_hex(s: &str) -> String {
@@ -283,60 +289,114 @@ impl<A: CoreApi> Manager<A> {
             ci,
             limits,
             state: RwLock::new(State::default()),
-            loaded: OnceCell::new(),
+            audit: Arc::new(LogSink),
+            setup: OnceCell::new(),
+            generation: AtomicU64::new(u64::MAX),
         }
     }
 
-    /// Load the records once (mounting the records' kv mount and the CI login mount on
-    /// first start).
+    /// Send audit events to `sink` instead of the log.
+    pub fn with_audit(mut self, sink: Arc<dyn AuditSink>) -> Manager<A> {
+        self.audit = sink;
+        self
+    }
+
+    /// Record one event (never a value).
+    fn audit(
+        &self,
+        name: String,
+        actor: AuditActor,
+        target: &str,
+        secret: Option<&str>,
+        details: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<()> {
+        self.audit.record(&AuditEvent {
+            name,
+            actor,
+            target: target.to_owned(),
+            secret: secret.map(str::to_owned),
+            details,
+        })
+    }
+
+    /// Mount what the manager needs on first use, then make sure the records in memory
+    /// are the stored ones: every change bumps the `generation` record, so a change made
+    /// on another node (PostgreSQL, many nodes) is seen by the next request here.
     async fn ready(&self) -> Result<()> {
-        self.loaded
+        self.setup
             .get_or_try_init(|| async {
                 store::ensure_mount(&self.api).await?;
-                self.ensure_ci_mount().await?;
-                let mut st = State::default();
-                let mut users: Vec<(String, User)> = store::load_all(&self.api, "users").await?;
-                users.sort_by_key(|(_, u)| u.id);
-                for (_, u) in users {
-                    st.dir.insert_user(u)?;
-                }
-                // Parents before children: by depth of the full path.
-                let mut groups: Vec<(String, Group)> = store::load_all(&self.api, "groups").await?;
-                groups.sort_by_key(|(_, g)| g.full_path.matches('/').count());
-                for (_, g) in groups {
-                    st.dir.insert_group(g);
-                }
-                for (_, p) in store::load_all::<_, Project>(&self.api, "projects").await? {
-                    st.dir.insert_project(p);
-                }
-                for (_, m) in store::load_all::<_, Member>(&self.api, "members").await? {
-                    st.dir.set_member(m.node, m.user, Some(m.level));
-                }
-                for (_, sm) in store::load_all::<_, SecretsManager>(&self.api, "managers").await? {
-                    st.managers.insert(sm.node, sm);
-                }
-                for (k, g) in store::load_all::<_, Vec<Grant>>(&self.api, "grants").await? {
-                    if let Some(node) = parse_node_key(&k) {
-                        st.grants.insert(node, g);
-                    }
-                }
-                for (k, p) in store::load_all::<_, Pat>(&self.api, "pats").await? {
-                    st.pats.insert(k, p);
-                }
-                let max_id = st
-                    .dir
-                    .users()
-                    .map(|u| u.id)
-                    .chain(st.dir.groups.keys().copied())
-                    .chain(st.dir.projects.keys().copied())
-                    .max()
-                    .unwrap_or(0);
-                st.next_id = max_id + 1;
-                *self.state.write().await = st;
-                Ok::<(), Error>(())
+                self.ensure_ci_mount().await
             })
             .await?;
+        let stored = store::generation(&self.api).await?;
+        if self.generation.load(Ordering::Acquire) == stored {
+            return Ok(());
+        }
+        let mut st = self.state.write().await;
+        // Another request may have reloaded while this one waited.
+        if self.generation.load(Ordering::Acquire) == stored {
+            return Ok(());
+        }
+        *st = self.load().await?;
+        self.generation.store(stored, Ordering::Release);
         Ok(())
+    }
+
+    /// Record a change: bump the generation. When no other node changed anything since
+    /// this one loaded, the state in memory (with this change) is the stored one.
+    async fn changed(&self) -> Result<()> {
+        let before = self.generation.load(Ordering::Acquire);
+        let now_at = store::bump_generation(&self.api).await?;
+        if now_at == before.wrapping_add(1) {
+            self.generation.store(now_at, Ordering::Release);
+        } else {
+            // Someone else changed something too: reload on the next request.
+            self.generation.store(u64::MAX, Ordering::Release);
+        }
+        Ok(())
+    }
+
+    async fn load(&self) -> Result<State> {
+        let mut st = State::default();
+        let mut users: Vec<(String, User)> = store::load_all(&self.api, "users").await?;
+        users.sort_by_key(|(_, u)| u.id);
+        for (_, u) in users {
+            st.dir.insert_user(u)?;
+        }
+        // Parents before children: by depth of the full path.
+        let mut groups: Vec<(String, Group)> = store::load_all(&self.api, "groups").await?;
+        groups.sort_by_key(|(_, g)| g.full_path.matches('/').count());
+        for (_, g) in groups {
+            st.dir.insert_group(g);
+        }
+        for (_, p) in store::load_all::<_, Project>(&self.api, "projects").await? {
+            st.dir.insert_project(p);
+        }
+        for (_, m) in store::load_all::<_, Member>(&self.api, "members").await? {
+            st.dir.set_member(m.node, m.user, Some(m.level));
+        }
+        for (_, sm) in store::load_all::<_, SecretsManager>(&self.api, "managers").await? {
+            st.managers.insert(sm.node, sm);
+        }
+        for (k, g) in store::load_all::<_, Vec<Grant>>(&self.api, "grants").await? {
+            if let Some(node) = parse_node_key(&k) {
+                st.grants.insert(node, g);
+            }
+        }
+        for (k, p) in store::load_all::<_, Pat>(&self.api, "pats").await? {
+            st.pats.insert(k, p);
+        }
+        let max_id = st
+            .dir
+            .users()
+            .map(|u| u.id)
+            .chain(st.dir.groups.keys().copied())
+            .chain(st.dir.projects.keys().copied())
+            .max()
+            .unwrap_or(0);
+        st.next_id = max_id + 1;
+        Ok(st)
     }
 
     fn jwt_config(&self) -> JwtAuthConfig {
@@ -454,6 +514,7 @@ impl<A: CoreApi> Manager<A> {
         st.dir.clone().insert_user(make(u64::MAX))?;
         let u = create_with_id(&self.api, &mut st, "users", |id| Ok(make(id))).await?;
         st.dir.insert_user(u.clone())?;
+        self.changed().await?;
         Ok(u)
     }
 
@@ -494,6 +555,7 @@ impl<A: CoreApi> Manager<A> {
         };
         store::put(&self.api, &format!("pats/{hash}"), &pat).await?;
         st.pats.insert(hash, pat);
+        self.changed().await?;
         Ok(token)
     }
 
@@ -528,6 +590,7 @@ impl<A: CoreApi> Manager<A> {
             self.put_member(&mut st, Node::Group(g.id), u, Some(AccessLevel::Owner))
                 .await?;
         }
+        self.changed().await?;
         Ok(g)
     }
 
@@ -562,6 +625,7 @@ impl<A: CoreApi> Manager<A> {
             self.put_member(&mut st, Node::Project(p.id), u, Some(AccessLevel::Owner))
                 .await?;
         }
+        self.changed().await?;
         Ok(p)
     }
 
@@ -617,7 +681,8 @@ impl<A: CoreApi> Manager<A> {
         if !allowed {
             return Err(Error::Forbidden);
         }
-        self.put_member(&mut st, node, user, level).await
+        self.put_member(&mut st, node, user, level).await?;
+        self.changed().await
     }
 
     // ---------------------------------------------------------------- secrets managers
@@ -698,6 +763,14 @@ impl<A: CoreApi> Manager<A> {
         sm.status = ManagerStatus::Active;
         store::put(&self.api, &key, &sm).await?;
         st.managers.insert(node, sm.clone());
+        self.changed().await?;
+        self.audit(
+            manager_event("initialize", node, "secrets_manager"),
+            who(actor),
+            path,
+            None,
+            details(&[]),
+        )?;
         Ok(sm)
     }
 
@@ -773,7 +846,14 @@ impl<A: CoreApi> Manager<A> {
         store::delete(&self.api, &format!("grants/{}", node.key())).await?;
         st.managers.remove(&node);
         st.grants.remove(&node);
-        Ok(())
+        self.changed().await?;
+        self.audit(
+            manager_event("deprovision", node, "secrets_manager"),
+            who(actor),
+            path,
+            None,
+            details(&[]),
+        )
     }
 
     fn node_for(&self, st: &State, path: &str) -> Result<Node> {
@@ -905,6 +985,13 @@ impl<A: CoreApi> Manager<A> {
             .kv_put(ns, KV_MOUNT, &key, data, Some(0))
             .await
             .map_err(cas_conflict)?;
+        self.audit(
+            secret_event("create", node),
+            who(actor),
+            path,
+            Some(name),
+            details(&[("version", version.into())]),
+        )?;
         Ok(SecretView {
             name: name.to_owned(),
             meta,
@@ -982,6 +1069,13 @@ impl<A: CoreApi> Manager<A> {
                 .await
                 .map_err(cas_conflict)?;
         }
+        self.audit(
+            secret_event("update", node),
+            who(actor),
+            path,
+            Some(name),
+            details(&[("version", version.into())]),
+        )?;
         Ok(SecretView {
             name: name.to_owned(),
             meta,
@@ -992,7 +1086,7 @@ impl<A: CoreApi> Manager<A> {
     }
 
     pub async fn secret_delete(&self, actor: Actor, path: &str, name: &str) -> Result<()> {
-        let (_, sm) = self.authorized(actor, path, Operation::Delete).await?;
+        let (node, sm) = self.authorized(actor, path, Operation::Delete).await?;
         check_secret_name(name)?;
         let key = format!("{KV_PREFIX}{name}");
         if self
@@ -1006,7 +1100,13 @@ impl<A: CoreApi> Manager<A> {
         self.api
             .kv_delete_all(&sm.namespace, KV_MOUNT, &key)
             .await?;
-        Ok(())
+        self.audit(
+            secret_event("delete", node),
+            who(actor),
+            path,
+            Some(name),
+            details(&[]),
+        )
     }
 
     /// One secret; its value (current, or `version`) only when `with_value` and the caller
@@ -1024,7 +1124,7 @@ impl<A: CoreApi> Manager<A> {
         } else {
             Operation::ReadMetadata
         };
-        let (_, sm) = self.authorized(actor, path, op).await?;
+        let (node, sm) = self.authorized(actor, path, op).await?;
         check_secret_name(name)?;
         let key = format!("{KV_PREFIX}{name}");
         let md = self
@@ -1038,6 +1138,14 @@ impl<A: CoreApi> Manager<A> {
                 .kv_get(&sm.namespace, KV_MOUNT, &key, version)
                 .await?
                 .ok_or_else(|| Error::not_found(format!("secret {name} has no such version")))?;
+            // Recorded before the value leaves.
+            self.audit(
+                secret_event("read", node),
+                who(actor),
+                path,
+                Some(name),
+                details(&[("version", s.version.into())]),
+            )?;
             s.field("value")
         } else {
             None
@@ -1204,7 +1312,7 @@ impl<A: CoreApi> Manager<A> {
         let mut grants = st.grants.get(&node).cloned().unwrap_or_default();
         grants.retain(|g| g.principal != principal);
         if !actions.is_empty() {
-            let mut actions = actions;
+            let mut actions = actions.clone();
             actions.sort();
             actions.dedup();
             grants.push(Grant {
@@ -1215,6 +1323,29 @@ impl<A: CoreApi> Manager<A> {
         }
         store::put(&self.api, &format!("grants/{}", node.key()), &grants).await?;
         st.grants.insert(node, grants.clone());
+        self.changed().await?;
+        let verb = if actions.is_empty() {
+            "delete"
+        } else {
+            "update"
+        };
+        let principal_json = match principal {
+            Principal::User(id) => serde_json::json!({ "type": "USER", "id": id }),
+            Principal::Role(l) => serde_json::json!({ "type": "ROLE", "id": l.value() }),
+            Principal::Group(id) => serde_json::json!({ "type": "GROUP", "id": id }),
+        };
+        let names: Vec<&str> = actions.iter().map(|a| a.name()).collect();
+        self.audit(
+            manager_event(verb, node, "secrets_permission"),
+            who(actor),
+            path,
+            None,
+            details(&[
+                ("principal", principal_json),
+                ("actions", names.into()),
+                ("expired_at", expired_at.into()),
+            ]),
+        )?;
         Ok(grants)
     }
 
@@ -1302,6 +1433,17 @@ impl<A: CoreApi> Manager<A> {
                 let Some(value) = s.field("value") else {
                     continue;
                 };
+                // Recorded before the value leaves.
+                self.audit(
+                    secret_event("read", node),
+                    AuditActor::Job {
+                        project_path: job.project_path.clone(),
+                        git_ref: job.git_ref.clone(),
+                    },
+                    &source,
+                    Some(&name),
+                    details(&[("version", s.version.into())]),
+                )?;
                 out.insert(
                     name.clone(),
                     CiSecret {
@@ -1330,6 +1472,20 @@ impl<A: CoreApi> Manager<A> {
             missing,
         })
     }
+}
+
+fn who(actor: Actor) -> AuditActor {
+    match actor {
+        Actor::User(id) => AuditActor::User { id },
+        Actor::Root => AuditActor::Root,
+    }
+}
+
+fn details(pairs: &[(&str, serde_json::Value)]) -> serde_json::Map<String, serde_json::Value> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect()
 }
 
 fn parse_node_key(k: &str) -> Option<Node> {

@@ -85,3 +85,19 @@ pub async fn load_all<A: CoreApi, T: DeserializeOwned>(
     }
     Ok(out)
 }
+
+/// The generation record's version: bumped by every change to the records (0: none yet).
+pub async fn generation<A: CoreApi>(api: &A) -> Result<u64> {
+    Ok(api
+        .kv_metadata("", MOUNT, "generation")
+        .await?
+        .map(|m| m.current_version)
+        .unwrap_or(0))
+}
+
+/// Bump the generation; returns the new one.
+pub async fn bump_generation<A: CoreApi>(api: &A) -> Result<u64> {
+    let mut data = Map::new();
+    data.insert("changed".into(), Value::Bool(true));
+    Ok(api.kv_put("", MOUNT, "generation", data, None).await?)
+}

@@ -17,6 +17,14 @@ const ISS: &str = "https://gitlab.example.com";
 const AUD: &str = "https://strongroom.example.com";
 
 async fn setup() -> (Manager<InProcess>, DevIssuer) {
+    let (core, ci, issuer) = core_and_ci().await;
+    (
+        Manager::new(InProcess::system(core), ci, Limits::default()),
+        issuer,
+    )
+}
+
+async fn core_and_ci() -> (Arc<Core>, CiConfig, DevIssuer) {
     let core = Core::new(
         Arc::new(strongroom_storage::MemoryStorage::new()),
         CoreConfig::default(),
@@ -33,10 +41,7 @@ async fn setup() -> (Manager<InProcess>, DevIssuer) {
         audiences: vec![AUD.into()],
         ..Default::default()
     };
-    (
-        Manager::new(InProcess::system(core), ci, Limits::default()),
-        issuer,
-    )
+    (core, ci, issuer)
 }
 
 fn now() -> i64 {
@@ -373,4 +378,168 @@ async fn people_grants_secrets_and_jobs_end_to_end() {
         .unwrap();
     assert_eq!(names(&after), ["ANY=g1@grp", "SHARED=g1@grp"]);
     let _ = grp;
+}
+
+/// Two managers over one store stand for two nodes: what one changes, the other sees on
+/// its next request, and restarting (a new manager) loads everything back.
+#[tokio::test]
+async fn a_change_on_one_node_is_seen_by_the_next_request_on_another() {
+    let (core, ci, _) = core_and_ci().await;
+    let a = Manager::new(
+        InProcess::system(core.clone()),
+        ci.clone(),
+        Limits::default(),
+    );
+    let b = Manager::new(
+        InProcess::system(core.clone()),
+        ci.clone(),
+        Limits::default(),
+    );
+    a.user_create(Actor::Root, "alice", "", false)
+        .await
+        .unwrap();
+    assert!(b.directory().await.unwrap().user_by_name("alice").is_some());
+    b.group_create(Actor::Root, "grp", "", None).await.unwrap();
+    b.project_create(Actor::Root, "app", "grp", "", None)
+        .await
+        .unwrap();
+    a.member_set(Actor::Root, "grp/app", "alice", Some(AccessLevel::Owner))
+        .await
+        .unwrap();
+    let pat = b.pat_create(Actor::Root, "alice", "t", None).await.unwrap();
+    let alice = a.authenticate(&pat).await.unwrap();
+    b.initialize(alice, "grp/app").await.unwrap();
+    assert_eq!(
+        a.secrets_manager("grp/app")
+            .await
+            .unwrap()
+            .1
+            .unwrap()
+            .status
+            .name(),
+        "ACTIVE"
+    );
+    // Ids stay unique across nodes.
+    let u1 = a.user_create(Actor::Root, "u1", "", false).await.unwrap();
+    let u2 = b.user_create(Actor::Root, "u2", "", false).await.unwrap();
+    assert_ne!(u1.id, u2.id);
+    let restarted = Manager::new(InProcess::system(core), ci, Limits::default());
+    let d = restarted.directory().await.unwrap();
+    assert_eq!(d.users().count(), 3);
+    assert_eq!(
+        d.effective_level(
+            alice_id(&d),
+            strongroom_manager::directory::Node::Project(d.project_by_path("grp/app").unwrap().id)
+        ),
+        Some(AccessLevel::Owner)
+    );
+}
+
+fn alice_id(d: &strongroom_manager::directory::Directory) -> u64 {
+    d.user_by_name("alice").unwrap().id
+}
+
+#[derive(Default)]
+struct Capture(std::sync::Mutex<Vec<String>>);
+
+impl strongroom_manager::audit::AuditSink for Capture {
+    fn record(&self, e: &strongroom_manager::audit::AuditEvent) -> strongroom_manager::Result<()> {
+        self.0
+            .lock()
+            .unwrap()
+            .push(serde_json::to_string(e).unwrap());
+        Ok(())
+    }
+}
+
+/// Every read of a value (by a person or a job), create, update, delete and permission
+/// change is one event with GitLab's name; no event carries a value.
+#[tokio::test]
+async fn every_access_is_one_audit_event_and_none_carries_a_value() {
+    let (core, ci, issuer) = core_and_ci().await;
+    let sink = Arc::new(Capture::default());
+    let m = Manager::new(InProcess::system(core), ci, Limits::default()).with_audit(sink.clone());
+    let root = Actor::Root;
+    m.user_create(root, "alice", "", false).await.unwrap();
+    m.group_create(root, "grp", "", None).await.unwrap();
+    m.project_create(root, "app", "grp", "", None)
+        .await
+        .unwrap();
+    m.member_set(root, "grp/app", "alice", Some(AccessLevel::Maintainer))
+        .await
+        .unwrap();
+    let alice = Actor::User(
+        m.directory()
+            .await
+            .unwrap()
+            .user_by_name("alice")
+            .unwrap()
+            .id,
+    );
+    m.initialize(root, "grp/app").await.unwrap();
+    let input = SecretInput {
+        value: value("s3cr3t-value"),
+        environment: Some("*".into()),
+        branch: Some("*".into()),
+        ..Default::default()
+    };
+    m.secret_create(alice, "grp/app", "TOKEN", input)
+        .await
+        .unwrap();
+    m.secret_update(
+        alice,
+        "grp/app",
+        "TOKEN",
+        SecretInput {
+            value: value("s3cr3t-value-2"),
+            ..Default::default()
+        },
+        None,
+    )
+    .await
+    .unwrap();
+    m.permission_set(
+        root,
+        "grp/app",
+        Principal::Role(AccessLevel::Maintainer),
+        vec![Action::ReadValue],
+        None,
+    )
+    .await
+    .unwrap();
+    m.secret_get(alice, "grp/app", "TOKEN", true, None)
+        .await
+        .unwrap();
+    m.ci_secrets(&job(&issuer, "grp/app", "main", None, false), None)
+        .await
+        .unwrap();
+    m.secret_delete(root, "grp/app", "TOKEN").await.unwrap();
+    let events = sink.0.lock().unwrap().clone();
+    let names: Vec<String> = events
+        .iter()
+        .map(|e| {
+            serde_json::from_str::<serde_json::Value>(e).unwrap()["name"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "secrets_manager_initialize_project_secrets_manager",
+            "secrets_manager_create_project_secret",
+            "secrets_manager_update_project_secret",
+            "secrets_manager_update_project_secrets_permission",
+            "secrets_manager_read_project_secret",
+            "secrets_manager_read_project_secret",
+            "secrets_manager_delete_project_secret",
+        ]
+    );
+    assert!(
+        events[5].contains("\"type\":\"job\"") && events[5].contains("grp/app"),
+        "{}",
+        events[5]
+    );
+    assert!(events.iter().all(|e| !e.contains("s3cr3t")), "{events:?}");
 }
