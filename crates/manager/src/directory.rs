@@ -239,7 +239,9 @@ impl Directory {
 
     // ---- changes: each checks its rules and leaves the directory unchanged on error ----
 
-    pub fn insert_user(&mut self, u: User) -> Result<()> {
+    /// Whether `u` may be added: a valid, free username and a name of at most 255
+    /// characters.
+    pub fn check_new_user(&self, u: &User) -> Result<()> {
         check_username(&u.username)?;
         if u.name.chars().count() > 255 {
             return Err(Error::invalid("name is longer than 255 characters"));
@@ -250,6 +252,11 @@ impl Directory {
                 u.username
             )));
         }
+        Ok(())
+    }
+
+    pub fn insert_user(&mut self, u: User) -> Result<()> {
+        self.check_new_user(&u)?;
         self.by_username.insert(u.username.clone(), u.id);
         self.users.insert(u.id, u);
         Ok(())

@@ -124,11 +124,11 @@ async fn create_with_id<A: CoreApi, T: Serialize>(
     api: &A,
     st: &mut State,
     kind: &str,
-    make: impl Fn(u64) -> Result<T>,
+    make: impl Fn(&Directory, u64) -> Result<T>,
 ) -> Result<T> {
     for _ in 0..8 {
         let id = st.take_id();
-        let record = make(id)?;
+        let record = make(&st.dir, id)?;
         if store::create(api, &format!("{kind}/{id}"), &record).await? {
             return Ok(record);
         }
@@ -511,8 +511,8 @@ impl<A: CoreApi> Manager<A> {
             admin,
         };
         // Checked before anything is written.
-        st.dir.clone().insert_user(make(u64::MAX))?;
-        let u = create_with_id(&self.api, &mut st, "users", |id| Ok(make(id))).await?;
+        st.dir.check_new_user(&make(u64::MAX))?;
+        let u = create_with_id(&self.api, &mut st, "users", |_, id| Ok(make(id))).await?;
         st.dir.insert_user(u.clone())?;
         self.changed().await?;
         Ok(u)
@@ -579,9 +579,9 @@ impl<A: CoreApi> Manager<A> {
         if !allowed {
             return Err(Error::Forbidden);
         }
-        let dir = st.dir.clone();
-        dir.new_group(0, path, name, parent)?;
-        let g = create_with_id(&self.api, &mut st, "groups", |id| {
+        // Checked before anything is written.
+        st.dir.new_group(0, path, name, parent)?;
+        let g = create_with_id(&self.api, &mut st, "groups", |dir, id| {
             dir.new_group(id, path, name, parent)
         })
         .await?;
@@ -614,9 +614,9 @@ impl<A: CoreApi> Manager<A> {
         if !allowed {
             return Err(Error::Forbidden);
         }
-        let dir = st.dir.clone();
-        dir.new_project(0, path, name, namespace_path, ci_project_id.clone())?;
-        let p = create_with_id(&self.api, &mut st, "projects", |id| {
+        st.dir
+            .new_project(0, path, name, namespace_path, ci_project_id.clone())?;
+        let p = create_with_id(&self.api, &mut st, "projects", |dir, id| {
             dir.new_project(id, path, name, namespace_path, ci_project_id.clone())
         })
         .await?;
@@ -1375,8 +1375,10 @@ impl<A: CoreApi> Manager<A> {
             environment: claim("environment"),
         };
         let t = now();
-        let (owners, dir) = {
-            let st = self.state.read().await;
+        // The directory is read under its lock for the whole resolution (never cloned):
+        // a change waits for the jobs in flight.
+        let st = self.state.read().await;
+        let owners = {
             let Some(project) = scope::job_project(&st.dir, &job) else {
                 return Ok(CiSecrets {
                     secrets: Vec::new(),
@@ -1399,11 +1401,9 @@ impl<A: CoreApi> Manager<A> {
                         Some((n, sm.clone(), st.dir.full_path(n)?.to_owned()))
                     })
                     .collect();
-            (
-                owners.into_iter().map(|o| (o, project)).collect::<Vec<_>>(),
-                st.dir.clone(),
-            )
+            owners.into_iter().map(|o| (o, project)).collect::<Vec<_>>()
         };
+        let dir = &st.dir;
         let wanted: Option<std::collections::BTreeSet<&str>> =
             names.map(|n| n.iter().map(String::as_str).collect());
         let mut out: BTreeMap<String, CiSecret> = BTreeMap::new();
@@ -1424,7 +1424,7 @@ impl<A: CoreApi> Manager<A> {
                 let Some(md) = self.api.kv_metadata(&sm.namespace, KV_MOUNT, &key).await? else {
                     continue;
                 };
-                if !scope::released(&dir, node, &md.custom_metadata, &job, project, t) {
+                if !scope::released(dir, node, &md.custom_metadata, &job, project, t) {
                     continue;
                 }
                 let Some(s) = self.api.kv_get(&sm.namespace, KV_MOUNT, &key, None).await? else {
