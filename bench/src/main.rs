@@ -6,6 +6,7 @@
 //! `BENCHMARKS.md` and `bench.png`.
 
 mod client;
+mod product;
 mod report;
 mod servers;
 
@@ -92,6 +93,10 @@ struct Args {
     /// and print the rate and the server's pid.
     #[arg(long, value_parser = ["svc", "batch"])]
     only_jobs: Option<String>,
+    /// Run only Strongroom's one-round-trip CI jobs (workload 5a) and print the rate and
+    /// the server's pid.
+    #[arg(long)]
+    only_ci_api: bool,
     /// Run only Strongroom's durable KV writes (workload 2) and print the rate, the bytes
     /// the server wrote to disk per secret and its pid (for profiling it with `perf record -p`).
     #[arg(long)]
@@ -1249,6 +1254,30 @@ async fn main() -> Result<()> {
         return Ok(());
     }
 
+    if args.only_ci_api {
+        let (ours, _) = strongroom_alone(&sr_bin, &tmp, &issuer_key, &issuer).await?;
+        product::setup_ours(&ours.addr).await?;
+        let pool = args.token_pool.unwrap_or(50_000);
+        let jwts = Arc::new(
+            (0..pool)
+                .map(|j| product::job_jwt(&issuer, j))
+                .collect::<Vec<_>>(),
+        );
+        eprintln!("server pid {}: /api/ci/secrets jobs start", ours.pid());
+        let res = compare(&plan, &[(ours.addr.as_str(), product::ci_api_job(jwts))]).await?;
+        print_alone(
+            "one-round-trip jobs",
+            "/s",
+            &plan,
+            &res[0].0,
+            &res[0].1,
+            None,
+        );
+        drop(ours);
+        let _ = std::fs::remove_dir_all(&tmp);
+        return Ok(());
+    }
+
     if args.only_writes {
         let (ours, token) = strongroom_alone(&sr_bin, &tmp, &issuer_key, &issuer).await?;
         eprintln!("server pid {}: writes start", ours.pid());
@@ -1445,6 +1474,55 @@ async fn main() -> Result<()> {
             "4c. CI job, 10 secrets: classic flow, service tokens",
             "login (service token, written durably by Strongroom, in memory by `bao server -dev`) then 10 GETs; jobs/s",
             rows(&names, &[&ours, &bao], &res),
+        )
+        .jobs(),
+    );
+
+    // 5. the product: a job's secrets in one round trip against GitLab's flow on OpenBao,
+    // and secrets managers provisioned against GitLab's provisioning calls
+    product::setup_ours(&ours.addr)
+        .await
+        .context("setting up the secrets manager")?;
+    product::setup_openbao(&bao.addr, &issuer)
+        .await
+        .context("setting up GitLab's layout on openbao")?;
+    let pjwts = Arc::new(
+        (0..pool.min(50_000))
+            .map(|j| product::job_jwt(&issuer, j))
+            .collect::<Vec<_>>(),
+    );
+    let res = compare(
+        &plan,
+        &[
+            (ours.addr.as_str(), product::ci_api_job(pjwts.clone())),
+            (bao.addr.as_str(), product::gitlab_inline_job(pjwts.clone())),
+        ],
+    )
+    .await?;
+    report.push(
+        Section::new(
+            "5a. CI job, 10 secrets: one round trip vs GitLab's flow",
+            "Strongroom: `POST /api/ci/secrets` (one request per job); OpenBao: GitLab's layout and flow, one inline-auth GET per secret; jobs/s",
+            rows(&["Strongroom", "OpenBao (GitLab's flow)"], &[&ours, &bao], &res),
+        )
+        .jobs(),
+    );
+    let res = compare(
+        &plan,
+        &[
+            (ours.addr.as_str(), product::provision_ours()),
+            (
+                bao.addr.as_str(),
+                product::provision_openbao(issuer.public_pem()),
+            ),
+        ],
+    )
+    .await?;
+    report.push(
+        Section::new(
+            "5b. Secrets managers provisioned",
+            "Strongroom: GraphQL `projectCreate` + `projectSecretsManagerInitialize` in one request; OpenBao: GitLab's calls (namespace, kv mount, jwt mount, config, 2 policies, role); per second",
+            rows(&["Strongroom", "OpenBao (GitLab's calls)"], &[&ours, &bao], &res),
         )
         .jobs(),
     );

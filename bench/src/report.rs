@@ -47,6 +47,16 @@ const GOALS: &[(&str, &str, f64)] = &[
         "CI job (10 secrets) jobs/s, classic flow with service tokens (OpenBao `-dev`)",
         20.0,
     ),
+    (
+        "5a. CI job, 10 secrets: one round trip",
+        "CI job (10 secrets) jobs/s, `POST /api/ci/secrets` vs GitLab's flow on OpenBao",
+        100.0,
+    ),
+    (
+        "5b. Secrets managers provisioned",
+        "secrets managers provisioned per second vs GitLab's provisioning calls",
+        50.0,
+    ),
 ];
 
 /// A server that answers every request with the same bytes and does nothing else: what

@@ -169,8 +169,9 @@ impl AuthRoute {
 /// The server's own secrets manager: root's ACL in the root namespace, no token, no uses
 /// to count. Made only for a request carrying a [`request::SystemCaller`].
 fn system_caller(active: &Active) -> Caller {
-    Caller {
-        entry: Arc::new(TokenEntry {
+    // Built once: the same entry and ACL serve every such request.
+    static ENTRY: std::sync::LazyLock<Arc<TokenEntry>> = std::sync::LazyLock::new(|| {
+        Arc::new(TokenEntry {
             hash: String::new(),
             accessor: String::new(),
             parent: None,
@@ -192,9 +193,13 @@ fn system_caller(active: &Active) -> Caller {
             entity_id: String::new(),
             role: String::new(),
             bound_cidrs: Vec::new(),
-        }),
+        })
+    });
+    static ACL: std::sync::LazyLock<Arc<Acl>> = std::sync::LazyLock::new(|| Arc::new(Acl::root()));
+    Caller {
+        entry: ENTRY.clone(),
         token_id: String::new(),
-        acl: Arc::new(Acl::root()),
+        acl: ACL.clone(),
         ns: active.namespaces.root(),
     }
 }

@@ -109,7 +109,9 @@ pub(crate) async fn ci_secrets(
     };
     match manager.ci_secrets(jwt, names.as_deref()).await {
         Ok(r) => {
-            let mut resp = json_response(StatusCode::OK, &json!(r));
+            // Serialized as declared (`secrets` then `missing`; name, value, source,
+            // version), not through a sorted map.
+            let mut resp = json_response(StatusCode::OK, &r);
             resp.headers_mut()
                 .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             resp
@@ -170,7 +172,7 @@ pub(crate) async fn graphql(
         }
     };
     let response = strongroom_graphql::execute(schema, request, actor).await;
-    let mut r = json_response(StatusCode::OK, &json!(response));
+    let mut r = json_response(StatusCode::OK, &response);
     r.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r

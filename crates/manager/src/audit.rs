@@ -51,8 +51,11 @@ pub struct LogSink;
 
 impl AuditSink for LogSink {
     fn record(&self, event: &AuditEvent) -> Result<()> {
-        let line = serde_json::to_string(event).unwrap_or_default();
-        tracing::info!(target: "audit", "{line}");
+        // Built only when the log keeps it.
+        if tracing::enabled!(target: "audit", tracing::Level::INFO) {
+            let line = serde_json::to_string(event).unwrap_or_default();
+            tracing::info!(target: "audit", "{line}");
+        }
         Ok(())
     }
 }

@@ -1421,15 +1421,14 @@ impl<A: CoreApi> Manager<A> {
                     continue;
                 }
                 let key = format!("{KV_PREFIX}{name}");
-                let Some(md) = self.api.kv_metadata(&sm.namespace, KV_MOUNT, &key).await? else {
-                    continue;
-                };
-                if !scope::released(dir, node, &md.custom_metadata, &job, project, t) {
-                    continue;
-                }
+                // One read: the current version carries the key's custom metadata (the
+                // scope), checked before anything of the value is used.
                 let Some(s) = self.api.kv_get(&sm.namespace, KV_MOUNT, &key, None).await? else {
                     continue;
                 };
+                if !scope::released(dir, node, &s.custom_metadata, &job, project, t) {
+                    continue;
+                }
                 let Some(value) = s.field("value") else {
                     continue;
                 };

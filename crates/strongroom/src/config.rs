@@ -104,6 +104,9 @@ pub struct ServerConfig {
     pub allow_loopback_http: bool,
     /// The instance's CI issuer (`[ci]`): whose ID tokens name pipeline jobs.
     pub ci: Option<CiFileConfig>,
+    /// `[secrets_manager]`: secrets per project and per group (0 = unlimited).
+    pub secrets_per_project: usize,
+    pub secrets_per_group: usize,
     /// Things said about the config (ignored keys, mappings) to print at start.
     pub notes: Vec<String>,
 }
@@ -141,6 +144,8 @@ impl Default for ServerConfig {
             cluster_name: None,
             allow_loopback_http: false,
             ci: None,
+            secrets_per_project: 100,
+            secrets_per_group: 500,
             notes: Vec::new(),
         }
     }
@@ -168,6 +173,16 @@ struct TomlConfig {
     jwt_allow_loopback_http: bool,
     #[serde(default)]
     ci: Option<CiFileConfig>,
+    #[serde(default)]
+    secrets_manager: Option<TomlSecretsManager>,
+}
+
+/// `[secrets_manager]`: GitLab's limits by default.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TomlSecretsManager {
+    secrets_per_project: Option<usize>,
+    secrets_per_group: Option<usize>,
 }
 
 #[derive(Deserialize)]
@@ -281,6 +296,10 @@ fn parse_toml(text: &str, base: &Path) -> Result<ServerConfig> {
         ci: t.ci,
         ..Default::default()
     };
+    if let Some(sm) = t.secrets_manager {
+        c.secrets_per_project = sm.secrets_per_project.unwrap_or(c.secrets_per_project);
+        c.secrets_per_group = sm.secrets_per_group.unwrap_or(c.secrets_per_group);
+    }
     if t.listener.is_empty() {
         bail!("config key `listener`: at least one [[listener]] is required");
     }
@@ -575,6 +594,26 @@ pub fn load(path: &Path) -> Result<ServerConfig> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The production config the README shows parses, `[ci]` and `[secrets_manager]`
+    /// included.
+    #[test]
+    fn the_readme_production_config_parses() {
+        let readme = include_str!("../../../README.md");
+        let start = readme
+            .find("# strongroom.toml")
+            .expect("the README's config");
+        let end = start + readme[start..].find("```").expect("its end");
+        let c = parse_toml(&readme[start..end], Path::new("/")).unwrap();
+        let ci = c.ci.expect("[ci]");
+        assert_eq!(ci.issuer, "https://gitlab.example.com");
+        assert_eq!((c.secrets_per_project, c.secrets_per_group), (100, 500));
+        assert!(parse_toml(
+            "[storage.memory]\n[[listener]]\naddress = \"127.0.0.1:0\"\n[ci]\nissuer = \"\"\n",
+            Path::new("/")
+        )
+        .is_err());
+    }
 
     #[test]
     fn toml_config_and_errors() {

@@ -333,7 +333,11 @@ async fn server(args: ServerArgs) -> Result<()> {
         // No `[ci]`: people's API works, no job is recognized.
         (None, None) => CiConfig::default(),
     };
-    let manager = Manager::new(InProcess::system(core.clone()), ci, Limits::default());
+    let secret_limits = Limits {
+        secrets_per_project: cfg.secrets_per_project,
+        secrets_per_group: cfg.secrets_per_group,
+    };
+    let manager = Manager::new(InProcess::system(core.clone()), ci, secret_limits);
     app = app.with_manager(Arc::new(manager));
     if let Some(issuer) = &dev_issuer {
         let discovery = serde_json::json!({
