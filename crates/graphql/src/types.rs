@@ -696,6 +696,13 @@ pub struct PersonalAccessTokenCreateInput {
 }
 
 #[derive(InputObject)]
+pub struct PersonalAccessTokenRevokeInput {
+    pub username: String,
+    /// Every live token of the user with this name is revoked.
+    pub name: String,
+}
+
+#[derive(InputObject)]
 pub struct GroupCreateInput {
     pub path: String,
     pub name: Option<String>,
@@ -863,6 +870,12 @@ pub struct PersonalAccessTokenCreatePayload {
 }
 
 #[derive(SimpleObject, Default)]
+pub struct PersonalAccessTokenRevokePayload {
+    pub revoked: i32,
+    pub errors: Vec<String>,
+}
+
+#[derive(SimpleObject, Default)]
 pub struct GroupCreatePayload {
     pub group: Option<GroupType>,
     pub errors: Vec<String>,
@@ -999,6 +1012,21 @@ impl MutationRoot {
         let (t, errors) = payload(r)?;
         Ok(PersonalAccessTokenCreatePayload {
             token: t.map(|t: Zeroizing<String>| t.to_string()),
+            errors,
+        })
+    }
+
+    async fn personal_access_token_revoke(
+        &self,
+        ctx: &Context<'_>,
+        input: PersonalAccessTokenRevokeInput,
+    ) -> Result<PersonalAccessTokenRevokePayload> {
+        let r = manager(ctx)
+            .pat_revoke(actor(ctx), &input.username, &input.name)
+            .await;
+        let (n, errors) = payload(r)?;
+        Ok(PersonalAccessTokenRevokePayload {
+            revoked: n.unwrap_or(0) as i32,
             errors,
         })
     }

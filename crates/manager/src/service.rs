@@ -559,6 +559,40 @@ impl<A: CoreApi> Manager<A> {
         Ok(token)
     }
 
+    /// Revoke `username`'s tokens named `name`: they stop working at once, on every node.
+    /// Admins revoke anyone's; a user their own. Returns how many were revoked.
+    pub async fn pat_revoke(&self, actor: Actor, username: &str, name: &str) -> Result<usize> {
+        self.ready().await?;
+        let mut st = self.state.write().await;
+        let user = st
+            .dir
+            .user_by_name(username)
+            .ok_or_else(|| Error::not_found(format!("user {username:?} does not exist")))?
+            .id;
+        if !Self::is_admin(&st, actor) && actor != Actor::User(user) {
+            return Err(Error::Forbidden);
+        }
+        let hits: Vec<String> = st
+            .pats
+            .iter()
+            .filter(|(_, p)| p.user == user && p.name == name && !p.revoked)
+            .map(|(h, _)| h.clone())
+            .collect();
+        for h in &hits {
+            let mut pat = st.pats[h].clone();
+            pat.revoked = true;
+            store::put(&self.api, &format!("pats/{h}"), &pat).await?;
+            st.pats.insert(h.clone(), pat);
+        }
+        if hits.is_empty() {
+            return Err(Error::not_found(format!(
+                "{username:?} has no live token named {name:?}"
+            )));
+        }
+        self.changed().await?;
+        Ok(hits.len())
+    }
+
     pub async fn group_create(
         &self,
         actor: Actor,
@@ -624,6 +658,20 @@ impl<A: CoreApi> Manager<A> {
         if let Actor::User(u) = actor {
             self.put_member(&mut st, Node::Project(p.id), u, Some(AccessLevel::Owner))
                 .await?;
+        }
+        // The groups above with a secrets manager now admit this project's jobs.
+        for gid in st.dir.ancestors(Node::Project(p.id)) {
+            let node = Node::Group(gid);
+            let active = st
+                .managers
+                .get(&node)
+                .filter(|m| m.status == ManagerStatus::Active);
+            if let (Some(sm), false) = (active, self.ci.issuer.is_empty()) {
+                let role = self.runner_role(&st.dir, node);
+                self.api
+                    .write_jwt_role(&sm.namespace, JWT_MOUNT, JWT_ROLE, &role)
+                    .await?;
+            }
         }
         self.changed().await?;
         Ok(p)
@@ -775,11 +823,9 @@ impl<A: CoreApi> Manager<A> {
     }
 
     /// The role GitLab Runner's resolvers log in with: bound to the project (its path,
-    /// and GitLab's project id when pinned), recording the claims the kv engine's scope
-    /// check reads, granting the pipeline policy. A group's role binds the projects under
-    /// it by path but grants nothing yet: a glob on the path cannot tell a project of our
-    /// directory (or a re-created one) from another, so group secrets reach jobs through
-    /// `POST /api/ci/secrets`, which resolves the project in the directory.
+    /// and GitLab's project id when pinned), or for a group to the projects under it,
+    /// recording the claims the kv engine's scope check reads, granting the pipeline
+    /// policy. A group's role is rewritten whenever a project is created under it.
     fn runner_role(&self, dir: &Directory, node: Node) -> JwtRole {
         let mut bound = serde_json::Map::new();
         let glob = match node {
@@ -793,16 +839,37 @@ impl<A: CoreApi> Manager<A> {
                 "string"
             }
             Node::Group(id) => {
-                if let Some(g) = dir.group(id) {
-                    bound.insert("project_path".into(), format!("{}/*", g.full_path).into());
+                // The projects of the directory under the group, by exact path (a glob
+                // would admit any path under it). GitLab's project id is bound too when
+                // every one of them pins it; otherwise the pinned ones are left out here
+                // (their jobs get the group's secrets from `POST /api/ci/secrets`, which
+                // checks each project's id), since a path list and an id list cannot be
+                // paired.
+                let under: Vec<&Project> = dir
+                    .projects
+                    .values()
+                    .filter(|p| dir.is_within(Node::Project(p.id), id))
+                    .collect();
+                let all_pinned =
+                    !under.is_empty() && under.iter().all(|p| p.ci_project_id.is_some());
+                let listed: Vec<&Project> = under
+                    .into_iter()
+                    .filter(|p| all_pinned || p.ci_project_id.is_none())
+                    .collect();
+                let paths: Vec<serde_json::Value> =
+                    listed.iter().map(|p| p.full_path.clone().into()).collect();
+                bound.insert("project_path".into(), paths.into());
+                if all_pinned {
+                    let ids: Vec<serde_json::Value> = listed
+                        .iter()
+                        .filter_map(|p| p.ci_project_id.clone().map(Into::into))
+                        .collect();
+                    bound.insert("project_id".into(), ids.into());
                 }
-                "glob"
+                "string"
             }
         };
-        let token_policies = match node {
-            Node::Project(_) => vec![PIPELINE_POLICY.to_owned()],
-            Node::Group(_) => Vec::new(),
-        };
+        let token_policies = vec![PIPELINE_POLICY.to_owned()];
         JwtRole {
             user_claim: "sub".into(),
             bound_audiences: self.ci.audiences.clone(),

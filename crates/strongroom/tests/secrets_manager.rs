@@ -267,6 +267,35 @@ fn people_build_a_project_and_jobs_get_exactly_their_secrets() {
     assert_eq!((st, v["secrets"].clone()), (200, json!([])));
     let (st, _) = ci_secrets(&s, "not-a-jwt", None);
     assert_eq!(st, 401);
+
+    // Limits: a query asking for too much is refused before anything runs; GraphiQL's
+    // introspection (deeply nested `ofType`) still works.
+    let wide: String = (0..1_100)
+        .map(|i| format!("a{i}: currentUser {{ id }} "))
+        .collect();
+    let v = gql(&s, ROOT, &format!("{{ {wide} }}"), json!({}));
+    assert!(
+        v["errors"][0]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("omplex"),
+        "{v}"
+    );
+    let intro = "{ __schema { types { name fields { name type { name kind ofType { name kind ofType { name kind ofType { name kind ofType { name kind ofType { name kind ofType { name kind } } } } } } } } } } }";
+    let v = gql(&s, ROOT, intro, json!({}));
+    assert!(v.get("errors").is_none(), "introspection: {v}");
+
+    // A revoked token stops working at once.
+    let r = ok(&s, &bob, "mutation { personalAccessTokenRevoke(input: {username: \"bob\", name: \"t\"}) { revoked errors } }", json!({}));
+    assert_eq!(r["revoked"], 1);
+    let r = http(
+        "POST",
+        &format!("{}/api/graphql", s.addr),
+        None,
+        &[("Authorization", &format!("Bearer {bob}"))],
+        Some(b"{\"query\":\"{ currentUser { id } }\"}"),
+    );
+    assert_eq!(r.status, 401, "{}", r.body);
 }
 
 /// A mutation whose payload carries input errors; returns them.
@@ -312,13 +341,12 @@ fn expected(
     job: &JobSpec,
     project_secrets: &[(&str, &str, &str)],
     group_secrets: &[(&str, &str, bool)],
-    via_v1: bool,
 ) -> Vec<String> {
     let env_ok = |e: &str| e == "*" || job.env.is_some_and(|j| glob(e, j));
     let mut out = std::collections::BTreeMap::new();
     // The projects of our directory in `grp`'s subtree: a path under `grp/` that names no
     // project of ours gets nothing.
-    if !via_v1 && ["grp/sub/app", "grp/other"].contains(&job.project) {
+    if ["grp/sub/app", "grp/other"].contains(&job.project) {
         for (n, e, p) in group_secrets {
             if env_ok(e) && (!p || job.protected) {
                 out.insert(n.to_string(), format!("{n}@grp"));
@@ -356,11 +384,100 @@ fn inline_headers(ns: &str, jwt: &str) -> Vec<(String, String)> {
     ]
 }
 
+/// The group's secrets a job may have, by the rules (not deduplicated against the
+/// project's: on `/v1` each namespace answers for its own).
+fn expected_group_only(job: &JobSpec, group_secrets: &[(&str, &str, bool)]) -> Vec<String> {
+    let env_ok = |e: &str| e == "*" || job.env.is_some_and(|j| glob(e, j));
+    if !["grp/sub/app", "grp/other"].contains(&job.project) {
+        return Vec::new();
+    }
+    group_secrets
+        .iter()
+        .filter(|(_, e, p)| env_ok(e) && (!p || job.protected))
+        .map(|(n, _, _)| format!("{n}@grp"))
+        .collect()
+}
+
+/// Both runner flows against one secrets manager's namespace: what each read, sorted
+/// (`None` for the classic flow when the login is refused, as it must be exactly when
+/// the job's project is not `admitted`).
+fn v1_flows(
+    s: &Server,
+    ns: &str,
+    names: &[&str],
+    source: &str,
+    jwt: &str,
+    admitted: bool,
+    job: &str,
+) -> (Option<Vec<String>>, Vec<String>) {
+    let login = http(
+        "PUT",
+        &s.url(&format!("{ns}/auth/pipeline_jwt/login")),
+        None,
+        &[],
+        Some(
+            json!({"role": "all_pipelines", "jwt": jwt})
+                .to_string()
+                .as_bytes(),
+        ),
+    );
+    let token = if admitted {
+        assert_eq!(login.status, 200, "{job} in {source}: {}", login.body);
+        Some(
+            login.json()["auth"]["client_token"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        )
+    } else {
+        assert_eq!(
+            login.status, 400,
+            "{job} may not log in to {source}: {}",
+            login.body
+        );
+        None
+    };
+    let mut classic = Vec::new();
+    let mut inline = Vec::new();
+    for n in names {
+        let path = s.url(&format!("{ns}/secrets/kv/data/explicit/{n}"));
+        if let Some(t) = &token {
+            let r = http("GET", &path, Some(t), &[], None);
+            match r.status {
+                200 => {
+                    assert_eq!(r.json()["data"]["data"]["value"], *n);
+                    classic.push(format!("{n}@{source}"));
+                }
+                404 => {}
+                other => panic!("{job}: GET {n} in {source}: {other} {}", r.body),
+            }
+        }
+        let h = inline_headers(ns, jwt);
+        let h: Vec<(&str, &str)> = h.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let r = http("GET", &path, None, &h, None);
+        match r.status {
+            200 => {
+                assert_eq!(r.json()["data"]["data"]["value"], *n);
+                inline.push(format!("{n}@{source}"));
+            }
+            404 => {}
+            // A job whose project is not admitted: its login fails, and says so.
+            400 if r.header("X-Vault-Inline-Auth-Failed") == Some("true") => {
+                assert!(!admitted, "{job}: {}", r.body);
+            }
+            other => panic!("{job}: inline GET {n} in {source}: {other} {}", r.body),
+        }
+    }
+    classic.sort();
+    inline.sort();
+    (token.map(|_| classic), inline)
+}
+
 /// Scoped secrets × jobs (branch or tag, protected or not, with and without an
 /// environment, another project, a subgroup's project, a project outside the group):
 /// exactly the expected set through `POST /api/ci/secrets`, GitLab Runner's classic
 /// `vault` flow (login, then one GET per secret) and its inline-auth flow (one GET per
-/// secret). Group secrets reach jobs through `/api/ci/secrets` only (see the role's doc).
+/// secret), in the project's namespace and in the group's.
 #[test]
 fn every_job_gets_exactly_its_scoped_secrets_through_all_three_paths() {
     let s = strongroom_dev();
@@ -484,6 +601,16 @@ fn every_job_gets_exactly_its_scoped_secrets_through_all_three_paths() {
         },
     ];
     let all_names: Vec<&str> = project_secrets.iter().map(|p| p.0).collect();
+    let group_names: Vec<&str> = group_secrets.iter().map(|p| p.0).collect();
+    let group_ns = gql(
+        &s,
+        ROOT,
+        "{ groupSecretsManager(groupPath: \"grp\") { namespacePath } }",
+        json!({}),
+    )["data"]["groupSecretsManager"]["namespacePath"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let mut checked = 0;
     for job in &jobs {
         let mut args = vec![
@@ -519,7 +646,7 @@ fn every_job_gets_exactly_its_scoped_secrets_through_all_three_paths() {
             .collect();
         assert_eq!(
             got,
-            expected(job, project_secrets, group_secrets, false),
+            expected(job, project_secrets, group_secrets),
             "/api/ci/secrets, {}",
             job.name
         );
@@ -531,76 +658,47 @@ fn every_job_gets_exactly_its_scoped_secrets_through_all_three_paths() {
             );
         }
 
-        // 2. The classic `vault` resolver: log in, then read each secret.
-        let want_v1 = expected(job, project_secrets, group_secrets, true);
-        let login = http(
-            "PUT",
-            &s.url(&format!("{ns}/auth/pipeline_jwt/login")),
-            None,
-            &[],
-            Some(
-                json!({"role": "all_pipelines", "jwt": jwt})
-                    .to_string()
-                    .as_bytes(),
+        // 2 and 3. GitLab Runner's resolvers on `/v1`, against the project's namespace and
+        // the group's: the classic `vault` flow (log in, then read each secret) and the
+        // `gitlab_secrets_manager` flow (inline auth on each GET).
+        for (ns, names, source, admitted) in [
+            (&ns, &all_names, "grp/sub/app", job.project == "grp/sub/app"),
+            (
+                &group_ns,
+                &group_names,
+                "grp",
+                ["grp/sub/app", "grp/other"].contains(&job.project),
             ),
-        );
-        let token = if job.project == "grp/sub/app" {
-            assert_eq!(login.status, 200, "{}: {}", job.name, login.body);
-            Some(
-                login.json()["auth"]["client_token"]
-                    .as_str()
-                    .unwrap()
-                    .to_owned(),
-            )
-        } else {
+        ] {
+            let want: Vec<String> = expected(job, project_secrets, group_secrets)
+                .into_iter()
+                .filter(|x| x.ends_with(&format!("@{source}")))
+                .collect();
+            // `ANY` exists in both: the project's wins in one round trip, each is its own
+            // namespace's here.
+            let want: Vec<String> = if source == "grp" {
+                let mut w = expected_group_only(job, group_secrets);
+                w.sort();
+                w
+            } else {
+                want
+            };
+            let (classic, inline) = v1_flows(&s, ns, names, source, &jwt, admitted, job.name);
+            if let Some(classic) = classic {
+                assert_eq!(
+                    classic, want,
+                    "classic runner flow in {source}'s namespace, {}",
+                    job.name
+                );
+            }
             assert_eq!(
-                login.status, 400,
-                "another project's job cannot log in: {}",
-                login.body
+                inline, want,
+                "inline-auth flow in {source}'s namespace, {}",
+                job.name
             );
-            None
-        };
-        let mut classic = Vec::new();
-        let mut inline = Vec::new();
-        for n in &all_names {
-            let path = s.url(&format!("{ns}/secrets/kv/data/explicit/{n}"));
-            if let Some(t) = &token {
-                let r = http("GET", &path, Some(t), &[], None);
-                match r.status {
-                    200 => {
-                        assert_eq!(r.json()["data"]["data"]["value"], *n);
-                        classic.push(format!("{n}@grp/sub/app"));
-                    }
-                    404 => {}
-                    other => panic!("{}: GET {n}: {other} {}", job.name, r.body),
-                }
-            }
-            // 3. The `gitlab_secrets_manager` resolver: inline auth on each GET.
-            let h = inline_headers(&ns, &jwt);
-            let h: Vec<(&str, &str)> = h.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-            let r = http("GET", &path, None, &h, None);
-            match r.status {
-                200 => {
-                    assert_eq!(r.json()["data"]["data"]["value"], *n);
-                    inline.push(format!("{n}@grp/sub/app"));
-                }
-                403 | 404 => {}
-                // Another project's job: its login fails, and says so.
-                400 if r.header("X-Vault-Inline-Auth-Failed") == Some("true") => {
-                    assert_ne!(job.project, "grp/sub/app", "{}", r.body);
-                }
-                other => panic!("{}: inline GET {n}: {other} {}", job.name, r.body),
-            }
-            checked += 1;
+            checked += names.len();
         }
-        classic.sort();
-        inline.sort();
-        let want_project: Vec<String> = want_v1;
-        if token.is_some() {
-            assert_eq!(classic, want_project, "classic runner flow, {}", job.name);
-        }
-        assert_eq!(inline, want_project, "inline-auth flow, {}", job.name);
     }
     // The secret of a project outside the group reached no one above.
-    assert!(checked >= jobs.len() * all_names.len());
+    assert_eq!(checked, jobs.len() * (all_names.len() + group_names.len()));
 }
