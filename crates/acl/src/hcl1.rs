@@ -219,10 +219,15 @@ impl<'a> Lexer<'a> {
     }
 }
 
+/// How deeply lists and objects may nest: a policy needs 3 levels; the bound keeps a
+/// hostile text from exhausting the stack.
+pub(crate) const MAX_DEPTH: usize = 32;
+
 struct Parser<'a> {
     lex: Lexer<'a>,
     tok: Tok,
     at: String,
+    depth: usize,
 }
 
 impl<'a> Parser<'a> {
@@ -265,6 +270,18 @@ impl<'a> Parser<'a> {
         }
     }
 
+    /// Enter one level of nesting, refusing past [`MAX_DEPTH`].
+    fn enter(&mut self) -> Res<()> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(format!(
+                "{}: nested more than {MAX_DEPTH} levels deep",
+                self.at
+            ));
+        }
+        Ok(())
+    }
+
     fn value(&mut self) -> Res<Value> {
         match std::mem::replace(&mut self.tok, Tok::Eof) {
             Tok::Str(s) => {
@@ -280,6 +297,7 @@ impl<'a> Parser<'a> {
                 Ok(Value::Bool(i == "true"))
             }
             Tok::LBrack => {
+                self.enter()?;
                 self.advance()?;
                 let mut items = Vec::new();
                 while self.tok != Tok::RBrack {
@@ -296,6 +314,7 @@ impl<'a> Parser<'a> {
                     }
                 }
                 self.advance()?;
+                self.depth -= 1;
                 Ok(Value::Array(items))
             }
             Tok::LBrace => {
@@ -311,6 +330,7 @@ impl<'a> Parser<'a> {
 
     /// `'{' (item ','?)* '}'`, the current token being `{`.
     fn object(&mut self) -> Res<Value> {
+        self.enter()?;
         let open = self.at.clone();
         self.advance()?;
         let mut out = Map::new();
@@ -330,6 +350,7 @@ impl<'a> Parser<'a> {
             }
         }
         self.advance()?;
+        self.depth -= 1;
         Ok(Value::Object(out))
     }
 }
@@ -361,6 +382,7 @@ pub(crate) fn to_json(text: &str) -> Res<Value> {
         },
         tok: Tok::Eof,
         at: String::new(),
+        depth: 0,
     };
     p.advance()?;
     let mut paths = Map::new();
@@ -431,6 +453,21 @@ mod tests {
                 }
             })
         );
+    }
+
+    /// A hostile nesting is refused with an error, never a stack overflow (issue 38's
+    /// first crash, against the old parser: 5,000 nested blocks aborted the process).
+    #[test]
+    fn deep_nesting_is_refused_not_overflowed() {
+        for n in [super::MAX_DEPTH + 1, 5_000, 200_000] {
+            let text = format!("path \"a\" {{ {} }}", "x = { ".repeat(n) + &"}".repeat(n));
+            let e = to_json(&text).unwrap_err();
+            assert!(e.contains("nested more than"), "{e}");
+            let lists = format!("path \"a\" {{ x = {}{} }}", "[".repeat(n), "]".repeat(n));
+            assert!(to_json(&lists).unwrap_err().contains("nested more than"));
+        }
+        // What policies use is far below the bound.
+        to_json("path \"a\" { allowed_parameters = { \"k\" = [[\"v\"]] } }").unwrap();
     }
 
     #[test]

@@ -384,13 +384,18 @@ fn pem_body(pem: &str, labels: &[&str]) -> Option<Vec<u8>> {
     for label in labels {
         let begin = format!("-----BEGIN {label}-----");
         let end = format!("-----END {label}-----");
-        if let (Some(b), Some(e)) = (pem.find(&begin), pem.find(&end)) {
-            let body: String = pem[b + begin.len()..e]
-                .chars()
-                .filter(|c| !c.is_whitespace())
-                .collect();
-            return STANDARD.decode(body).ok();
-        }
+        // The END line is looked for after the BEGIN line only: an END before it is
+        // malformed input, refused, never a slice out of order.
+        let Some(start) = pem.find(&begin).map(|b| b + begin.len()) else {
+            continue;
+        };
+        let e = start + pem.get(start..)?.find(&end)?;
+        let body: String = pem
+            .get(start..e)?
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect();
+        return STANDARD.decode(body).ok();
     }
     None
 }
@@ -561,6 +566,22 @@ pub fn forge_none(claims: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 38's crash: an END line before the BEGIN line panicked (`begin > end`). Now
+    /// every such text is refused.
+    #[test]
+    fn malformed_pem_is_refused_not_panicked() {
+        for pem in [
+            "-----END PUBLIC KEY-----\nAAAA\n-----BEGIN PUBLIC KEY-----\n",
+            "-----BEGIN PUBLIC KEY-----",
+            "-----BEGIN PUBLIC KEY----------END PUBLIC KEY-----",
+            "-----END RSA PUBLIC KEY----------BEGIN RSA PUBLIC KEY-----",
+            "-----BEGIN PUBLIC KEY-----\n\u{e9}\u{1f512}\n-----END PUBLIC KEY-----",
+            "",
+        ] {
+            assert!(PublicKey::from_pem(pem).is_err(), "{pem:?}");
+        }
+    }
 
     fn claims() -> Value {
         json!({"sub": "project_path:g/p:ref_type:branch:ref:main", "exp": 4102444800u64})

@@ -249,26 +249,67 @@ async fn request<S: AsyncRead + AsyncWrite + Unpin>(mut s: S, u: &Url) -> Result
         .to_ascii_lowercase()
         .contains("transfer-encoding: chunked")
     {
-        let mut out = Vec::new();
-        let mut p = &body[..];
-        while let Some(nl) = p.windows(2).position(|w| w == b"\r\n") {
-            let size =
-                usize::from_str_radix(std::str::from_utf8(&p[..nl]).unwrap_or("0").trim(), 16)
-                    .unwrap_or(0);
-            if size == 0 || p.len() < nl + 2 + size {
-                break;
-            }
-            out.extend_from_slice(&p[nl + 2..nl + 2 + size]);
-            p = &p[(nl + 4 + size).min(p.len())..];
-        }
-        body = out;
+        body = decode_chunked(&body)?;
     }
     Ok(body)
+}
+
+/// A chunked body, decoded with checked arithmetic: a chunk size that does not parse, or
+/// that runs past the bytes received (`ffffffffffffffff` included), is an error.
+fn decode_chunked(body: &[u8]) -> std::result::Result<Vec<u8>, String> {
+    let bad = || "malformed chunked body".to_owned();
+    let mut out = Vec::new();
+    let mut p = body;
+    loop {
+        let nl = p.windows(2).position(|w| w == b"\r\n").ok_or_else(bad)?;
+        let line = std::str::from_utf8(p.get(..nl).ok_or_else(bad)?).map_err(|_| bad())?;
+        // Chunk extensions (`;name=value`) are ignored.
+        let hex = line.split(';').next().unwrap_or_default().trim();
+        let size = usize::from_str_radix(hex, 16).map_err(|_| bad())?;
+        if size == 0 {
+            return Ok(out);
+        }
+        let start = nl.checked_add(2).ok_or_else(bad)?;
+        let end = start.checked_add(size).ok_or_else(bad)?;
+        out.extend_from_slice(p.get(start..end).ok_or_else(bad)?);
+        if out.len() > MAX_BODY {
+            return Err("response too large".into());
+        }
+        // The chunk's own CRLF.
+        p = p
+            .get(end.checked_add(2).ok_or_else(bad)?..)
+            .ok_or_else(bad)?;
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 38's crash: a key server answering a chunk size of `ffffffffffffffff` panicked
+    /// a worker (`slice index starts at 18 but ends at 17`).
+    #[test]
+    fn hostile_chunked_bodies_are_errors_not_panics() {
+        assert_eq!(
+            decode_chunked(b"4\r\nabcd\r\n2\r\nef\r\n0\r\n\r\n").unwrap(),
+            b"abcdef"
+        );
+        assert_eq!(
+            decode_chunked(b"3;x=y\r\nabc\r\n0\r\n\r\n").unwrap(),
+            b"abc"
+        );
+        for hostile in [
+            &b"ffffffffffffffff\r\nx\r\n0\r\n\r\n"[..],
+            b"fffffffffffffffe\r\n",
+            b"10\r\nshort\r\n",
+            b"zz\r\nab\r\n",
+            b"2\r\nab",
+            b"",
+            b"\xff\xfe\r\n",
+        ] {
+            assert!(decode_chunked(hostile).is_err(), "{hostile:?}");
+        }
+    }
 
     #[test]
     fn urls() {
