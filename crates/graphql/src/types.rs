@@ -40,12 +40,12 @@ fn top(e: Error) -> GqlError {
 }
 
 /// A mutation's outcome: the value, or the input problems for the payload's `errors`.
-/// Refusals stay top-level errors, which do not say whether the target exists.
+/// Refusals and missing targets are one top-level error, "does not exist or you don't
+/// have permission", so no caller can probe which paths, users or secrets exist.
 fn payload<T>(r: strongroom_manager::Result<T>) -> Result<(Option<T>, Vec<String>)> {
     match r {
         Ok(v) => Ok((Some(v), Vec::new())),
         Err(Error::Invalid(m) | Error::Conflict(m)) => Ok((None, vec![m])),
-        Err(Error::NotFound(m)) if !m.is_empty() => Ok((None, vec![m])),
         Err(e) => Err(top(e)),
     }
 }

@@ -285,6 +285,24 @@ fn people_build_a_project_and_jobs_get_exactly_their_secrets() {
     let v = gql(&s, ROOT, intro, json!({}));
     assert!(v.get("errors").is_none(), "introspection: {v}");
 
+    // Probing tells nothing: a path that does not exist and one that exists but is not
+    // the caller's to change get the same answer.
+    let probe = |path: &str| {
+        let v = gql(
+            &s,
+            &bob,
+            MEMBER,
+            json!({ "p": path, "u": "alice", "l": "OWNER" }),
+        );
+        v["errors"][0]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let (missing, existing) = (probe("no/such/project"), probe("grp"));
+    assert!(missing.contains("permission"), "{missing}");
+    assert_eq!(missing, existing);
+
     // A revoked token stops working at once.
     let r = ok(&s, &bob, "mutation { personalAccessTokenRevoke(input: {username: \"bob\", name: \"t\"}) { revoked errors } }", json!({}));
     assert_eq!(r["revoked"], 1);
