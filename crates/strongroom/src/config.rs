@@ -570,19 +570,23 @@ fn parse_openbao(root: Value, base: &Path) -> Result<ServerConfig> {
 pub fn load(path: &Path) -> Result<ServerConfig> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading config file {}", path.display()))?;
+    // Our TOML resolves relative paths against the config file's folder; an OpenBao
+    // config against the working directory, as OpenBao does (hvac's test configs rely
+    // on it).
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let cwd = || std::env::current_dir().context("reading the working directory");
     let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
     match ext {
         "toml" => parse_toml(&text, &base),
         "json" => {
             let v: Value = serde_json::from_str(&text)
                 .map_err(|e| anyhow!("invalid JSON config {}: {e}", path.display()))?;
-            parse_openbao(v, &base)
+            parse_openbao(v, &cwd()?)
         }
         "hcl" => {
             let body: hcl::Body = hcl::from_str(&text)
                 .map_err(|e| anyhow!("invalid HCL config {}: {e}", path.display()))?;
-            parse_openbao(hcl_body_to_json(body)?, &base)
+            parse_openbao(hcl_body_to_json(body)?, &cwd()?)
         }
         _ => bail!(
             "config file {}: use a .toml file (Strongroom) or an OpenBao .hcl/.json file",
@@ -594,6 +598,43 @@ pub fn load(path: &Path) -> Result<ServerConfig> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// OpenBao's configs resolve relative paths against the working directory (hvac's
+    /// own test config: `tls_cert_file = "tests/config_files/server-cert.pem"`), and the
+    /// legacy `backend` block is `storage`; our TOML resolves against its own folder.
+    #[test]
+    fn openbao_configs_resolve_relative_paths_against_the_working_directory() {
+        let dir = std::env::temp_dir().join(format!("sr-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let hcl = dir.join("server.hcl");
+        std::fs::write(
+            &hcl,
+            "backend \"inmem\" {}\nlistener \"tcp\" {\n  address = \"127.0.0.1:8200\"\n  tls_cert_file = \"tests/config_files/server-cert.pem\"\n  tls_key_file = \"tests/config_files/server-key.pem\"\n}\n",
+        )
+        .unwrap();
+        let c = load(&hcl).unwrap();
+        let cwd = std::env::current_dir().unwrap();
+        assert!(
+            matches!(c.storage, StorageConfig::Memory),
+            "{:?}",
+            c.storage
+        );
+        assert_eq!(
+            c.listeners[0].tls,
+            Some((
+                cwd.join("tests/config_files/server-cert.pem"),
+                cwd.join("tests/config_files/server-key.pem")
+            ))
+        );
+        let toml = dir.join("strongroom.toml");
+        std::fs::write(&toml, "[storage.sqlite]\npath = \"data/x.db\"\n[[listener]]\naddress = \"127.0.0.1:0\"\ntls_cert_file = \"c.pem\"\ntls_key_file = \"k.pem\"\n").unwrap();
+        let c = load(&toml).unwrap();
+        assert_eq!(
+            c.listeners[0].tls,
+            Some((dir.join("c.pem"), dir.join("k.pem")))
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     /// The production config the README shows parses, `[ci]` and `[secrets_manager]`
     /// included.
