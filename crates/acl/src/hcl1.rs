@@ -144,7 +144,8 @@ impl<'a> Lexer<'a> {
             {
                 self.bump();
             }
-            let ident = String::from_utf8_lossy(&self.src[start..self.pos]).into_owned();
+            let ident = String::from_utf8_lossy(self.src.get(start..self.pos).unwrap_or_default())
+                .into_owned();
             return Ok((Tok::Ident(ident), at));
         }
         if c == b'<' && self.src.get(self.pos + 1) == Some(&b'<') {
@@ -208,7 +209,11 @@ impl<'a> Lexer<'a> {
         {
             self.bump();
         }
-        let text = std::str::from_utf8(&self.src[start..self.pos]).unwrap_or_default();
+        let text = self
+            .src
+            .get(start..self.pos)
+            .and_then(|b| std::str::from_utf8(b).ok())
+            .unwrap_or_default();
         if let Ok(i) = text.parse::<i64>() {
             return Ok(Number::from(i));
         }
@@ -341,10 +346,10 @@ impl<'a> Parser<'a> {
                 _ => {}
             }
             let (keys, value, at) = self.item()?;
-            if keys.len() != 1 {
+            let [key] = keys.as_slice() else {
                 return Err(format!("{at}: a nested block takes one name"));
-            }
-            insert(&mut out, &keys[0], value, &at)?;
+            };
+            insert(&mut out, key, value, &at)?;
             if self.tok == Tok::Comma {
                 self.advance()?;
             }

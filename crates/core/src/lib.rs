@@ -172,27 +172,8 @@ fn system_caller(active: &Active) -> Caller {
     // Built once: the same entry and ACL serve every such request.
     static ENTRY: std::sync::LazyLock<Arc<TokenEntry>> = std::sync::LazyLock::new(|| {
         Arc::new(TokenEntry {
-            hash: String::new(),
-            accessor: String::new(),
-            parent: None,
-            policies: vec!["root".into()],
-            meta: Default::default(),
-            display_name: "system:secrets-manager".into(),
-            num_uses: 0,
-            creation_time: 0,
-            ttl: 0,
-            explicit_max_ttl: 0,
-            max_ttl: 0,
-            period: 0,
-            renewable: false,
-            expire_time: 0,
-            namespace_id: "root".into(),
-            path: String::new(),
             batch: true,
-            orphan: true,
-            entity_id: String::new(),
-            role: String::new(),
-            bound_cidrs: Vec::new(),
+            ..TokenEntry::root_policy("system:secrets-manager")
         })
     });
     static ACL: std::sync::LazyLock<Arc<Acl>> = std::sync::LazyLock::new(|| Arc::new(Acl::root()));
@@ -217,7 +198,8 @@ async fn names_mount_without_slash(ns: &NsState, rel: &str) -> Result<bool> {
         let table = ns.auth_mounts().await?;
         return Ok(table
             .longest_match_index(auth_rel)
-            .is_some_and(|i| table.entries[i].path.len() > auth_rel.len()));
+            .and_then(|i| table.entries.get(i))
+            .is_some_and(|e| e.path.len() > auth_rel.len()));
     }
     Ok(ns.logical(rel).is_some_and(|m| m.path_len > rel.len()))
 }

@@ -101,6 +101,34 @@ fn is_zero(n: &i64) -> bool {
 }
 
 impl TokenEntry {
+    /// An orphan entry of the root namespace with the root policy, no TTL and no use
+    /// limit; callers set what differs (hash, accessor, creation time, path, batch).
+    pub(crate) fn root_policy(display_name: &str) -> TokenEntry {
+        TokenEntry {
+            hash: String::new(),
+            accessor: String::new(),
+            parent: None,
+            policies: vec!["root".into()],
+            meta: BTreeMap::new(),
+            display_name: display_name.into(),
+            num_uses: 0,
+            creation_time: 0,
+            ttl: 0,
+            explicit_max_ttl: 0,
+            max_ttl: 0,
+            period: 0,
+            renewable: false,
+            expire_time: 0,
+            namespace_id: "root".into(),
+            path: String::new(),
+            batch: false,
+            orphan: true,
+            entity_id: String::new(),
+            role: String::new(),
+            bound_cidrs: Vec::new(),
+        }
+    }
+
     /// Times are whole seconds; a token lives at least its full TTL.
     pub fn is_expired(&self, now: i64) -> bool {
         self.expire_time != 0 && now > self.expire_time
@@ -543,25 +571,9 @@ pub(crate) async fn create_root_token(
     let e = TokenEntry {
         hash: hash_token(active, &id),
         accessor: accessor.clone(),
-        parent: None,
-        policies: vec!["root".into()],
-        meta: BTreeMap::new(),
-        display_name: "root".into(),
-        num_uses: 0,
         creation_time: util::now_secs(),
-        ttl: 0,
-        explicit_max_ttl: 0,
-        max_ttl: 0,
-        period: 0,
-        renewable: false,
-        expire_time: 0,
-        namespace_id: "root".into(),
         path: "auth/token/root".into(),
-        batch: false,
-        orphan: true,
-        entity_id: String::new(),
-        role: String::new(),
-        bound_cidrs: Vec::new(),
+        ..TokenEntry::root_policy("root")
     };
     let _ = core;
     store_entry(&root, active, &e, &accessor).await?;

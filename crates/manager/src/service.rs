@@ -572,17 +572,16 @@ impl<A: CoreApi> Manager<A> {
         if !Self::is_admin(&st, actor) && actor != Actor::User(user) {
             return Err(Error::Forbidden);
         }
-        let hits: Vec<String> = st
+        let hits: Vec<(String, Pat)> = st
             .pats
             .iter()
             .filter(|(_, p)| p.user == user && p.name == name && !p.revoked)
-            .map(|(h, _)| h.clone())
+            .map(|(h, p)| (h.clone(), p.clone()))
             .collect();
-        for h in &hits {
-            let mut pat = st.pats[h].clone();
+        for (h, mut pat) in hits.iter().cloned() {
             pat.revoked = true;
             store::put(&self.api, &format!("pats/{h}"), &pat).await?;
-            st.pats.insert(h.clone(), pat);
+            st.pats.insert(h, pat);
         }
         if hits.is_empty() {
             return Err(Error::not_found(format!(

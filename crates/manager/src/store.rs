@@ -80,7 +80,9 @@ pub async fn load_all<A: CoreApi, T: DeserializeOwned>(
                     "record {key} does not parse: {e}"
                 )))
             })?;
-            out.push((key[prefix.len() + 1..].to_owned(), value));
+            // `key` was built as `{prefix}/…` above.
+            let rest = key.get(prefix.len() + 1..).unwrap_or_default();
+            out.push((rest.to_owned(), value));
         }
     }
     Ok(out)
