@@ -5,6 +5,8 @@
 //! both in the same run (alternating, several rounds, warm-up excluded), and writes
 //! `BENCHMARKS.md` and `bench.png`.
 
+#![forbid(unsafe_code)]
+
 mod client;
 mod product;
 mod report;

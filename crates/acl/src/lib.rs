@@ -23,6 +23,8 @@
 //! Architecture invariant: this crate is the only place that decides allow or deny; it does
 //! not know about HTTP, storage or tokens.
 
+#![forbid(unsafe_code)]
+
 pub mod duration;
 mod hcl1;
 mod parse;

@@ -30,6 +30,9 @@
 //! configuration (which holds no key). Key material lives in `Zeroizing` buffers or
 //! aws-lc key objects, never in a `Debug`-printable type.
 
+// Unsafe only in one test, which reads a wiped buffer's spare capacity.
+#![cfg_attr(not(test), forbid(unsafe_code))]
+
 pub mod cache;
 mod value_cache;
 

@@ -126,6 +126,7 @@ mod tests {
     use super::*;
 
     #[test]
+    #[allow(unsafe_code)] // reads the wiped buffer's spare capacity
     fn a_wipe_zeroes_contents_and_spare_capacity_and_empties() {
         let mut v = Vec::with_capacity(64);
         v.extend_from_slice(b"secret value");

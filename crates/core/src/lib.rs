@@ -13,6 +13,8 @@
 //! Architecture invariant: nothing here knows about HTTP; every persistent byte goes
 //! through the barrier via a [`view::View`]; no handler decides access on its own.
 
+#![forbid(unsafe_code)]
+
 pub mod api;
 mod auth;
 mod codec;

@@ -6,6 +6,8 @@
 //! (`strongroom_manager`). A refused action is a top-level error that does not say whether
 //! the target exists; invalid input is a payload's `errors`.
 
+#![forbid(unsafe_code)]
+
 mod types;
 
 use std::sync::Arc;

@@ -11,6 +11,8 @@
 //! Architecture invariant: handlers hold no policy and touch no storage; they translate
 //! and call [`strongroom_core::Core::handle`], nothing else.
 
+#![forbid(unsafe_code)]
+
 mod api;
 pub mod path;
 mod serve;

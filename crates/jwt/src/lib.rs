@@ -19,6 +19,8 @@
 //! Architecture invariant: pure — no I/O and no clock; the caller fetches keys and
 //! checks times.
 
+#![forbid(unsafe_code)]
+
 mod glob;
 mod scan;
 
@@ -330,7 +332,7 @@ impl PublicKey {
 
     /// A PEM public key (`BEGIN PUBLIC KEY` or `BEGIN RSA PUBLIC KEY`).
     pub fn from_pem(pem: &str) -> Result<PublicKey, JwtError> {
-        let der = pem_body(pem, &["PUBLIC KEY", "RSA PUBLIC KEY"])
+        let der = public_key_der(pem)
             .ok_or_else(|| JwtError::InvalidKey("not a PEM public key".into()))?;
         // Check it parses as some key type we support.
         let ok = ["RS256", "ES256", "ES384", "EdDSA"].iter().any(|a| {
@@ -380,24 +382,27 @@ impl PublicKey {
     }
 }
 
-fn pem_body(pem: &str, labels: &[&str]) -> Option<Vec<u8>> {
-    for label in labels {
-        let begin = format!("-----BEGIN {label}-----");
-        let end = format!("-----END {label}-----");
-        // The END line is looked for after the BEGIN line only: an END before it is
-        // malformed input, refused, never a slice out of order.
-        let Some(start) = pem.find(&begin).map(|b| b + begin.len()) else {
-            continue;
-        };
-        let e = start + pem.get(start..)?.find(&end)?;
-        let body: String = pem
-            .get(start..e)?
-            .chars()
-            .filter(|c| !c.is_whitespace())
-            .collect();
-        return STANDARD.decode(body).ok();
-    }
-    None
+/// The DER of a PEM public key, decoded by `rustls-pki-types`. A PKCS#1 `RSA PUBLIC KEY`
+/// (which that crate does not name) is read as the same base64 under the SPKI label: the
+/// DER is then checked against the key parsers, as OpenBao's `ParsePublicKeyPEM` tries
+/// PKIX then PKCS#1 whatever the label.
+fn public_key_der(pem: &str) -> Option<Vec<u8>> {
+    use rustls_pki_types::pem::PemObject;
+    let relabelled;
+    let pem = if pem.contains("-----BEGIN RSA PUBLIC KEY-----") {
+        relabelled = pem
+            .replace(
+                "-----BEGIN RSA PUBLIC KEY-----",
+                "-----BEGIN PUBLIC KEY-----",
+            )
+            .replace("-----END RSA PUBLIC KEY-----", "-----END PUBLIC KEY-----");
+        relabelled.as_str()
+    } else {
+        pem
+    };
+    rustls_pki_types::SubjectPublicKeyInfoDer::from_pem_slice(pem.as_bytes())
+        .ok()
+        .map(|d| d.as_ref().to_vec())
 }
 
 /// The keys a token may be signed with.
@@ -478,11 +483,13 @@ impl DevIssuer {
     }
 
     pub fn from_pem(pem: &str) -> Result<DevIssuer, JwtError> {
-        let der = zeroize::Zeroizing::new(
-            pem_body(pem, &["PRIVATE KEY"])
-                .ok_or_else(|| JwtError::InvalidKey("not a PKCS#8 PEM key".into()))?,
-        );
-        Self::from_pkcs8(&der)
+        use rustls_pki_types::pem::PemObject;
+        use zeroize::Zeroize;
+        let mut der = rustls_pki_types::PrivatePkcs8KeyDer::from_pem_slice(pem.as_bytes())
+            .map_err(|_| JwtError::InvalidKey("not a PKCS#8 PEM key".into()))?;
+        let issuer = Self::from_pkcs8(der.secret_pkcs8_der());
+        der.zeroize();
+        issuer
     }
 
     /// The public key as a JWKS document.
@@ -598,6 +605,12 @@ mod tests {
             .unwrap();
         let again = DevIssuer::from_pem(&iss.to_pem()).unwrap();
         assert_eq!(again.kid, iss.kid);
+        // The same key as PKCS#1 (`RSA PUBLIC KEY`), as OpenBao also accepts it.
+        let pkcs1 = STANDARD.encode(iss.key.public_key().as_ref());
+        let pem =
+            format!("-----BEGIN RSA PUBLIC KEY-----\n{pkcs1}\n-----END RSA PUBLIC KEY-----\n");
+        jwt.verify(&KeySet::from_pems(&[pem]).unwrap(), &["RS256"])
+            .unwrap();
     }
 
     #[test]

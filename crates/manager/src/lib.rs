@@ -9,6 +9,8 @@
 //! through the barrier, the ACL and the audit log); it never touches storage. Two
 //! functions decide: [`permissions::decide`] for people and [`scope::released`] for jobs.
 
+#![forbid(unsafe_code)]
+
 pub mod audit;
 pub mod directory;
 pub mod permissions;

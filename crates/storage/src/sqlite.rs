@@ -106,6 +106,7 @@ struct Prepared(std::ptr::NonNull<ffi::sqlite3_stmt>);
 // SAFETY: a statement belongs to one connection, opened without SQLite's mutex (one thread
 // at a time); like that connection it is only used by whoever holds the connection (the
 // writer thread, or a reader's lock).
+#[allow(unsafe_code)]
 unsafe impl Send for Prepared {}
 
 /// A parameter of a [`Prepared`] statement.
@@ -119,6 +120,7 @@ const CHECK_SQL: &str = "SELECT value FROM kv WHERE key = ?1";
 const UPSERT_SQL: &str = "INSERT INTO kv (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value";
 const DELETE_SQL: &str = "DELETE FROM kv WHERE key = ?1";
 
+#[allow(unsafe_code)] // SQLite's C API, each call with its SAFETY comment
 impl Prepared {
     fn new(conn: &Connection, sql: &str) -> rusqlite::Result<Prepared> {
         let mut stmt = std::ptr::null_mut();
@@ -204,6 +206,7 @@ impl Prepared {
     }
 }
 
+#[allow(unsafe_code)]
 impl Drop for Prepared {
     fn drop(&mut self) {
         // SAFETY: finalized once, before its connection closes (a reader's is declared
@@ -233,6 +236,7 @@ impl WriteStmts {
 
 /// The error SQLite reported for `rc` on `conn`.
 #[cold]
+#[allow(unsafe_code)]
 fn sqlite_failure(conn: &Connection, rc: i32) -> rusqlite::Error {
     // SAFETY: the handle is the live connection's; the message is copied at once.
     // The connection's message is this error's only if its code is `rc` (a bind refused

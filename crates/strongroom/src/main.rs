@@ -18,6 +18,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// allocation, which a call at the top of `main` would come after. Best effort: a kernel
 /// without the flag leaves THP as it is.
 #[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
 #[used]
 #[link_section = ".init_array.00101"]
 static NO_THP: extern "C" fn() = {

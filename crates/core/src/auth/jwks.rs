@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use serde_json::Value;
 use strongroom_jwt::KeySet;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
 use tokio_rustls::rustls::{ClientConfig, RootCertStore};
@@ -22,7 +21,10 @@ use crate::auth::jwt::JwtConfig;
 
 pub const REFRESH_INTERVAL: Duration = Duration::from_secs(10);
 const MAX_AGE: Duration = Duration::from_secs(3600);
+/// The largest key document accepted (a JWKS of a few dozen keys is a few KiB).
 const MAX_BODY: usize = 1024 * 1024;
+/// hyper's read buffer, which bounds a response's head.
+const MAX_HEAD: usize = 16 * 1024;
 const TIMEOUT: Duration = Duration::from_secs(10);
 
 struct Entry {
@@ -131,40 +133,50 @@ impl JwksCache {
     }
 }
 
+/// Where a key document lives: the scheme, host and port to connect to and the request
+/// target. Parsed by `http`'s URI parser (hyper's), not by hand.
 struct Url {
     https: bool,
+    /// The host as the URI spells it (`[::1]` keeps its brackets: it is also the `Host`).
+    authority: String,
     host: String,
     port: u16,
-    path: String,
+    target: String,
 }
 
 fn parse_url(url: &str) -> Result<Url, String> {
-    let (https, rest) = if let Some(r) = url.strip_prefix("https://") {
-        (true, r)
-    } else if let Some(r) = url.strip_prefix("http://") {
-        (false, r)
-    } else {
-        return Err(format!("unsupported URL {url:?}: use https://"));
+    let uri: hyper::Uri = url
+        .parse()
+        .map_err(|e| format!("invalid URL {url:?}: {e}"))?;
+    let https = match uri.scheme_str() {
+        Some("https") => true,
+        Some("http") => false,
+        _ => return Err(format!("unsupported URL {url:?}: use https://")),
     };
-    let (authority, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, "/"),
-    };
-    let (host, port) = match authority.rsplit_once(':') {
-        Some((h, p)) if !h.ends_with(']') || authority.starts_with('[') => match p.parse::<u16>() {
-            Ok(p) => (h.trim_matches(|c| c == '[' || c == ']').to_owned(), p),
-            Err(_) => (authority.to_owned(), if https { 443 } else { 80 }),
-        },
-        _ => (
-            authority.trim_matches(|c| c == '[' || c == ']').to_owned(),
-            if https { 443 } else { 80 },
-        ),
-    };
+    let authority = uri
+        .authority()
+        .ok_or_else(|| format!("invalid URL {url:?}: no host"))?;
+    if authority.as_str().contains('@') {
+        return Err(format!(
+            "invalid URL {url:?}: credentials in a URL are refused"
+        ));
+    }
+    let host = authority
+        .host()
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
+    if host.is_empty() {
+        return Err(format!("invalid URL {url:?}: no host"));
+    }
     Ok(Url {
         https,
+        authority: authority.as_str().to_owned(),
+        port: authority.port_u16().unwrap_or(if https { 443 } else { 80 }),
         host,
-        port,
-        path: path.to_owned(),
+        target: uri
+            .path_and_query()
+            .map_or_else(|| "/".to_owned(), |p| p.as_str().to_owned()),
     })
 }
 
@@ -181,7 +193,8 @@ async fn get_json(url: &str, ca_pem: &str, allow_http: bool) -> Result<Value, St
     }
     let body = tokio::time::timeout(TIMEOUT, fetch(&u, ca_pem))
         .await
-        .map_err(|_| format!("fetching {url:?} timed out"))??;
+        .map_err(|_| format!("fetching {url:?} timed out"))?
+        .map_err(|e| format!("fetching {url:?}: {e}"))?;
     serde_json::from_slice(&body).map_err(|e| format!("{url:?} did not return JSON: {e}"))
 }
 
@@ -214,115 +227,153 @@ async fn fetch(u: &Url, ca_pem: &str) -> Result<Vec<u8>, String> {
     request(tls, u).await
 }
 
-async fn request<S: AsyncRead + AsyncWrite + Unpin>(mut s: S, u: &Url) -> Result<Vec<u8>, String> {
-    let req = format!("GET {} HTTP/1.1\r\nHost: {}\r\nAccept: application/json\r\nConnection: close\r\nUser-Agent: strongroom\r\n\r\n", u.path, u.host);
-    s.write_all(req.as_bytes())
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut raw = Vec::new();
-    let mut buf = [0u8; 8192];
-    loop {
-        let n = s.read(&mut buf).await.map_err(|e| e.to_string())?;
-        if n == 0 {
-            break;
-        }
-        raw.extend_from_slice(&buf[..n]);
-        if raw.len() > MAX_BODY {
-            return Err("response too large".into());
-        }
+/// Aborts the connection's task when the request is done or abandoned (a timeout).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or("malformed HTTP response")?;
-    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
-    let status: u16 = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .ok_or("malformed status line")?;
-    if status != 200 {
-        return Err(format!("HTTP status {status}"));
-    }
-    let mut body = raw[split + 4..].to_vec();
-    if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        body = decode_chunked(&body)?;
-    }
-    Ok(body)
 }
 
-/// A chunked body, decoded with checked arithmetic: a chunk size that does not parse, or
-/// that runs past the bytes received (`ffffffffffffffff` included), is an error.
-fn decode_chunked(body: &[u8]) -> std::result::Result<Vec<u8>, String> {
-    let bad = || "malformed chunked body".to_owned();
-    let mut out = Vec::new();
-    let mut p = body;
-    loop {
-        let nl = p.windows(2).position(|w| w == b"\r\n").ok_or_else(bad)?;
-        let line = std::str::from_utf8(p.get(..nl).ok_or_else(bad)?).map_err(|_| bad())?;
-        // Chunk extensions (`;name=value`) are ignored.
-        let hex = line.split(';').next().unwrap_or_default().trim();
-        let size = usize::from_str_radix(hex, 16).map_err(|_| bad())?;
-        if size == 0 {
-            return Ok(out);
-        }
-        let start = nl.checked_add(2).ok_or_else(bad)?;
-        let end = start.checked_add(size).ok_or_else(bad)?;
-        out.extend_from_slice(p.get(start..end).ok_or_else(bad)?);
-        if out.len() > MAX_BODY {
-            return Err("response too large".into());
-        }
-        // The chunk's own CRLF.
-        p = p
-            .get(end.checked_add(2).ok_or_else(bad)?..)
-            .ok_or_else(bad)?;
+/// One GET over hyper's HTTP/1.1 client: the response head is bounded by hyper's buffer
+/// ([`MAX_HEAD`]), the body by [`MAX_BODY`] (chunked or not), a redirect is refused (a
+/// key URL that moves is a configuration to fix, not a hop to follow), and anything but
+/// 200 is an error.
+async fn request<S>(io: S, u: &Url) -> Result<Vec<u8>, String>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    use http_body_util::{BodyExt, Empty, Limited};
+    use hyper::body::Bytes;
+    use hyper::header;
+
+    let (mut sender, conn) = hyper::client::conn::http1::Builder::new()
+        .max_buf_size(MAX_HEAD)
+        .handshake::<_, Empty<Bytes>>(hyper_util::rt::TokioIo::new(io))
+        .await
+        .map_err(|e| e.to_string())?;
+    let _conn = AbortOnDrop(tokio::spawn(async move {
+        let _ = conn.await;
+    }));
+    let req = hyper::Request::get(u.target.as_str())
+        .header(header::HOST, u.authority.as_str())
+        .header(header::ACCEPT, "application/json")
+        .header(header::USER_AGENT, "strongroom")
+        .body(Empty::new())
+        .map_err(|e| e.to_string())?;
+    let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
+    let status = resp.status();
+    if status.is_redirection() {
+        return Err(format!("HTTP status {status}: redirects are refused"));
     }
+    if status != hyper::StatusCode::OK {
+        return Err(format!("HTTP status {status}"));
+    }
+    let body = Limited::new(resp.into_body(), MAX_BODY)
+        .collect()
+        .await
+        .map_err(|e| {
+            if e.is::<http_body_util::LengthLimitError>() {
+                format!("response larger than {MAX_BODY} bytes")
+            } else {
+                format!("reading the response: {e}")
+            }
+        })?;
+    Ok(body.to_bytes().to_vec())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// Serves `answer` once on a loopback port and returns its URL.
+    async fn one_shot(answer: &'static [u8]) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/jwks", l.local_addr().unwrap());
+        tokio::spawn(async move {
+            let (mut s, _) = l.accept().await.unwrap();
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf).await;
+            let _ = s.write_all(answer).await;
+            let _ = s.shutdown().await;
+        });
+        url
+    }
+
     /// Issue 38's crash: a key server answering a chunk size of `ffffffffffffffff` panicked
-    /// a worker (`slice index starts at 18 but ends at 17`).
+    /// a worker (`slice index starts at 18 but ends at 17`). Each hostile answer is now an
+    /// error from hyper's client; a good chunked answer still reads.
     #[test]
-    fn hostile_chunked_bodies_are_errors_not_panics() {
-        assert_eq!(
-            decode_chunked(b"4\r\nabcd\r\n2\r\nef\r\n0\r\n\r\n").unwrap(),
-            b"abcdef"
-        );
-        assert_eq!(
-            decode_chunked(b"3;x=y\r\nabc\r\n0\r\n\r\n").unwrap(),
-            b"abc"
-        );
-        for hostile in [
-            &b"ffffffffffffffff\r\nx\r\n0\r\n\r\n"[..],
-            b"fffffffffffffffe\r\n",
-            b"10\r\nshort\r\n",
-            b"zz\r\nab\r\n",
-            b"2\r\nab",
-            b"",
-            b"\xff\xfe\r\n",
-        ] {
-            assert!(decode_chunked(hostile).is_err(), "{hostile:?}");
-        }
+    fn hostile_key_servers_are_errors_not_panics() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let ok = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n4\r\n{\"a\"\r\n3;x=y\r\n:1}\r\n0\r\n\r\n";
+            let v = get_json(&one_shot(ok).await, "", true).await.unwrap();
+            assert_eq!(v, serde_json::json!({"a": 1}));
+            let big: &'static [u8] = Box::leak(
+                format!(
+                    "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{}",
+                    MAX_BODY + 1,
+                    "x".repeat(MAX_BODY + 1)
+                )
+                .into_bytes()
+                .into_boxed_slice(),
+            );
+            let long_head: &'static [u8] = Box::leak(
+                format!("HTTP/1.1 200 OK\r\nx: {}\r\n\r\n{{}}", "y".repeat(64 * 1024))
+                    .into_bytes()
+                    .into_boxed_slice(),
+            );
+            for (hostile, says) in [
+                (
+                    &b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nffffffffffffffff\r\nx\r\n0\r\n\r\n"[..],
+                    "",
+                ),
+                (b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nfffffffffffffffe\r\n", ""),
+                (b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\nab\r\n", ""),
+                (b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nshort", ""),
+                (b"\xff\xfe\r\n\r\n", ""),
+                (b"", ""),
+                (b"HTTP/1.1 302 Found\r\nlocation: http://127.0.0.1:1/\r\ncontent-length: 0\r\n\r\n", "redirects are refused"),
+                (b"HTTP/1.1 500 Oops\r\ncontent-length: 0\r\n\r\n", "500"),
+                (big, "larger than"),
+                (long_head, ""),
+            ] {
+                let e = get_json(&one_shot(hostile).await, "", true)
+                    .await
+                    .unwrap_err();
+                assert!(e.contains(says), "{e}");
+            }
+        });
     }
 
     #[test]
     fn urls() {
-        let u = parse_url("https://gitlab.example.com/oauth/discovery/keys").unwrap();
+        let u = parse_url("https://gitlab.example.com/oauth/discovery/keys?x=1").unwrap();
         assert!(
             u.https
                 && u.host == "gitlab.example.com"
                 && u.port == 443
-                && u.path == "/oauth/discovery/keys"
+                && u.target == "/oauth/discovery/keys?x=1"
         );
         let u = parse_url("http://127.0.0.1:8200").unwrap();
-        assert!(!u.https && u.port == 8200 && u.path == "/");
-        assert!(parse_url("ftp://x").is_err());
+        assert!(!u.https && u.port == 8200 && u.target == "/");
+        let u = parse_url("http://[::1]:8200/k").unwrap();
+        assert!(u.host == "::1" && u.authority == "[::1]:8200" && u.target == "/k");
+        for bad in [
+            "ftp://x",
+            "https://",
+            "https://u:p@host/",
+            "not a url",
+            "/relative",
+        ] {
+            assert!(parse_url(bad).is_err(), "{bad}");
+        }
         assert!(is_loopback("127.0.0.1") && is_loopback("::1") && !is_loopback("10.0.0.1"));
     }
 
