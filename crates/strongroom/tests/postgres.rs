@@ -1,6 +1,7 @@
-//! Many nodes on one PostgreSQL (the server on 127.0.0.1:5432), each test in a schema of
-//! its own that it drops afterwards. These tests run one at a time (see
-//! `.config/nextest.toml`): one of them restarts PostgreSQL.
+//! Many nodes on one PostgreSQL, each test in a schema of its own that it drops
+//! afterwards. The server is `STRONGROOM_TEST_PG_URL` (the test command's own cluster on a
+//! machine without one), else the one on 127.0.0.1:5432. These tests run one at a time
+//! (see `.config/nextest.toml`): one of them restarts PostgreSQL.
 
 mod common;
 
@@ -12,26 +13,52 @@ use std::time::{Duration, Instant};
 use common::*;
 use serde_json::{json, Value};
 
-const PG_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+fn pg_url() -> String {
+    std::env::var("STRONGROOM_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+fn psql_output(sql: &str) -> std::process::Output {
+    std::process::Command::new("psql")
+        .args([pg_url().as_str(), "-q", "-c", sql])
+        .output()
+        .expect("psql")
+}
 
 fn psql(sql: &str) {
-    let o = std::process::Command::new("psql")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-U",
-            "postgres",
-            "-d",
-            "postgres",
-            "-q",
-            "-c",
-            sql,
-        ])
-        .output()
-        .expect("psql");
+    let o = psql_output(sql);
     assert!(
         o.status.success(),
         "psql {sql}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// Stops or starts the PostgreSQL server: the test command's own cluster through the
+/// command it exported, else the system's cluster through Debian's `pg_ctlcluster`.
+fn pg_ctl(action: &str) {
+    let o = if let Ok(ctl) = std::env::var("STRONGROOM_TEST_PG_CTL") {
+        std::process::Command::new("sh")
+            .args(["-c", &format!("{ctl} {action}")])
+            .output()
+            .expect("sh")
+    } else {
+        let version = std::fs::read_dir("/etc/postgresql")
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .into_owned();
+        std::process::Command::new("pg_ctlcluster")
+            .args(["--skip-systemctl-redirect", &version, "main", action])
+            .output()
+            .expect("pg_ctlcluster")
+    };
+    assert!(
+        o.status.success(),
+        "PostgreSQL {action}: {}",
         String::from_utf8_lossy(&o.stderr)
     );
 }
@@ -49,19 +76,7 @@ impl Schema {
 
 impl Drop for Schema {
     fn drop(&mut self) {
-        let _ = std::process::Command::new("psql")
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-U",
-                "postgres",
-                "-d",
-                "postgres",
-                "-q",
-                "-c",
-                &format!("DROP SCHEMA IF EXISTS {} CASCADE", self.0),
-            ])
-            .output();
+        let _ = psql_output(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.0));
     }
 }
 
@@ -76,7 +91,7 @@ fn node_config(dir: &TempDir, name: &str, schema: &str) -> std::path::PathBuf {
         .unwrap();
     }
     let url_file = dir.path().join("pg-url");
-    std::fs::write(&url_file, PG_URL).unwrap();
+    std::fs::write(&url_file, pg_url()).unwrap();
     let cfg = dir.path().join(format!("{name}.toml"));
     std::fs::write(
         &cfg,
@@ -373,30 +388,10 @@ fn pg_restart_during_writes_gives_503_then_recovers_without_losing_acked_writes(
         }));
     }
     std::thread::sleep(Duration::from_secs(1));
-    let version = std::fs::read_dir("/etc/postgresql")
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .file_name()
-        .to_string_lossy()
-        .into_owned();
-    // stop, hold the outage long enough to be seen, start again
-    let ctl = |action: &str| {
-        let o = std::process::Command::new("pg_ctlcluster")
-            .args(["--skip-systemctl-redirect", &version, "main", action])
-            .output()
-            .expect("pg_ctlcluster");
-        assert!(
-            o.status.success(),
-            "pg_ctlcluster {action}: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-    };
-    ctl("stop");
+    pg_ctl("stop");
     std::thread::sleep(Duration::from_secs(2));
     let during = try_http("GET", &a.url("secret/data/w0/k0"), Some(&root), &[], None).unwrap();
-    ctl("start");
+    pg_ctl("start");
     assert_eq!(
         during.status, 503,
         "requests during the outage fail fast with 503: {}",
