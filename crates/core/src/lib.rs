@@ -472,6 +472,10 @@ impl Core {
         let Seal::Static(s) = &self.seal else {
             return Err(CoreError::bad("not an auto-unseal seal"));
         };
+        if self.active.load().is_some() {
+            // Unsealed meanwhile (by `sys/init` on this node): nothing to do.
+            return Ok(());
+        }
         let rewrapped = s.unseal(&self.barrier).await.map_err(CoreError::from)?;
         if rewrapped {
             tracing::info!(key_id = %s.current_key_id, "root key rewrapped under the current static seal key");

@@ -147,15 +147,20 @@ impl PostgresStorage {
     async fn migrate(&self) -> Result<()> {
         let c = self.connect().await?;
         let s = &self.opts.schema;
-        // Two nodes starting at once must not race on CREATE TABLE.
+        // Nodes starting at once must not race on CREATE: the set-up is one transaction
+        // holding a transaction-level advisory lock, released only by its commit. (A session
+        // lock released inside the same transaction let the next node in before the commit:
+        // its `IF NOT EXISTS` did not see the uncommitted schema and failed on the catalog's
+        // unique index, and the node exited.)
         c.batch_execute(&format!(
-            "SELECT pg_advisory_lock(hashtext('strongroom-migrate:{s}'));
+            "BEGIN;
+             SELECT pg_advisory_xact_lock(hashtext('strongroom-migrate:{s}'));
              CREATE SCHEMA IF NOT EXISTS {s};
              CREATE TABLE IF NOT EXISTS {s}.kv (key bytea PRIMARY KEY, value bytea NOT NULL);
              CREATE TABLE IF NOT EXISTS {s}.leases (name text PRIMARY KEY, holder text NOT NULL, expires_at timestamptz NOT NULL);
              CREATE TABLE IF NOT EXISTS {s}.schema_version (version integer NOT NULL);
              INSERT INTO {s}.schema_version (version) SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM {s}.schema_version);
-             SELECT pg_advisory_unlock(hashtext('strongroom-migrate:{s}'));"
+             COMMIT;"
         ))
         .await
         .map_err(classify)?;

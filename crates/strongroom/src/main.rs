@@ -284,11 +284,15 @@ async fn server(args: ServerArgs) -> Result<()> {
     if let Some(d) = &dev {
         dev_bootstrap(&core, d, args.dev_root_token_id.clone(), &api_addr, &cfg).await?;
     } else {
-        if matches!(cfg.seal, SealConfigFile::Static { .. }) && core.is_initialized().await? {
-            core.auto_unseal()
-                .await
-                .context("auto-unsealing with the static seal key")?;
-            tracing::info!("unsealed with the static seal key");
+        if matches!(cfg.seal, SealConfigFile::Static { .. }) {
+            if core.is_initialized().await? {
+                core.auto_unseal()
+                    .await
+                    .context("auto-unsealing with the static seal key")?;
+                tracing::info!("unsealed with the static seal key");
+            } else {
+                tokio::spawn(auto_unseal_once_initialized(core.clone()));
+            }
         }
         println!("==> Strongroom server started\n\n             Api Address: {api_addr}\n                 Storage: {}\n                 Version: {}\n", describe_storage(&cfg.storage), env!("CARGO_PKG_VERSION"));
         if !core.is_initialized().await? {
@@ -423,6 +427,45 @@ async fn server(args: ServerArgs) -> Result<()> {
     tracing::info!("stopped");
     Ok(())
 }
+
+/// A node with a static seal started before its cluster was initialized unseals itself as
+/// soon as another node (or this one) initializes the storage it shares, as OpenBao keeps
+/// retrying auto-unseal: it checks every [`AUTO_UNSEAL_RETRY`], so a rollout that starts
+/// every node at once needs no restart after `bao operator init`. The task ends at the
+/// first unseal; a node an operator seals afterwards stays sealed. A failure (a storage
+/// outage, a key that does not open the barrier) is logged and tried again.
+async fn auto_unseal_once_initialized(core: Arc<Core>) {
+    let mut failures = 0u32;
+    loop {
+        tokio::time::sleep(AUTO_UNSEAL_RETRY).await;
+        if !core.is_sealed() {
+            return;
+        }
+        match core.is_initialized().await {
+            Ok(false) => continue,
+            Ok(true) => {}
+            Err(e) => {
+                tracing::debug!(error = %e, "auto-unseal: checking initialization");
+                continue;
+            }
+        }
+        match core.auto_unseal().await {
+            Ok(()) => {
+                tracing::info!("the cluster was initialized: unsealed with the static seal key");
+                return;
+            }
+            Err(e) => {
+                failures += 1;
+                // every failure at first, then one in sixty (about a minute apart)
+                if failures <= 3 || failures % 60 == 0 {
+                    tracing::warn!(error = %e, failures, "auto-unseal failed; retrying");
+                }
+            }
+        }
+    }
+}
+
+const AUTO_UNSEAL_RETRY: Duration = Duration::from_secs(1);
 
 fn describe_storage(s: &StorageConfig) -> String {
     match s {

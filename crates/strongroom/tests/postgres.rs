@@ -673,3 +673,68 @@ fn pg_migrate_sqlite_to_postgres_and_back_and_snapshots() {
         .unwrap();
     assert!(!o.status.success(), "a damaged snapshot is refused");
 }
+
+/// Issue 38: a rollout starts every node at once on an empty schema. All three must come
+/// up (the schema set-up raced: one exited with `storage conflict`), and once one of them
+/// is initialized the other two unseal themselves with the static seal, without a
+/// restart, as OpenBao's auto-unseal retries.
+#[test]
+fn pg_three_nodes_started_at_once_all_unseal_after_one_init() {
+    let schema = Schema::new("rollout");
+    let dir = TempDir::new("pg-rollout");
+    let cfgs: Vec<_> = ["a", "b", "c"]
+        .iter()
+        .map(|n| node_config(&dir, n, &schema.0))
+        .collect();
+    let barrier = Arc::new(std::sync::Barrier::new(cfgs.len()));
+    let starts: Vec<_> = cfgs
+        .into_iter()
+        .map(|cfg| {
+            let barrier = barrier.clone();
+            std::thread::spawn(move || {
+                barrier.wait();
+                strongroom_config(&cfg)
+            })
+        })
+        .collect();
+    let nodes: Vec<Server> = starts.into_iter().map(|t| t.join().unwrap()).collect();
+    for n in &nodes {
+        let st = http("GET", &n.url("sys/seal-status"), None, &[], None).json();
+        assert_eq!(st["initialized"], false, "{st}");
+        assert_eq!(st["sealed"], true, "{st}");
+    }
+    let root = init(&nodes[0]);
+    let took = wait_until(
+        "all three unsealed and serving",
+        Duration::from_secs(10),
+        || {
+            nodes.iter().all(|n| {
+                try_http(
+                    "GET",
+                    &n.url("auth/token/lookup-self"),
+                    Some(&root),
+                    &[],
+                    None,
+                )
+                .is_ok_and(|r| r.status == 200)
+            })
+        },
+    );
+    eprintln!("all three serving {took:?} after the init");
+    // and they serve the same data
+    let r = http(
+        "POST",
+        &nodes[1].url("secret/data/rolled"),
+        Some(&root),
+        &[],
+        Some(br#"{"data": {"v": "1"}}"#),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    for n in &nodes {
+        let r = http("GET", &n.url("secret/data/rolled"), Some(&root), &[], None);
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    for n in &nodes {
+        assert!(!n.logs().contains("storage conflict"), "{}", n.logs());
+    }
+}
