@@ -457,7 +457,7 @@ async fn auto_unseal_once_initialized(core: Arc<Core>) {
             Err(e) => {
                 failures += 1;
                 // every failure at first, then one in sixty (about a minute apart)
-                if failures <= 3 || failures % 60 == 0 {
+                if failures <= 3 || failures.is_multiple_of(60) {
                     tracing::warn!(error = %e, failures, "auto-unseal failed; retrying");
                 }
             }
