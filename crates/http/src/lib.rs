@@ -37,13 +37,24 @@ pub use tls::{load_tls_config, TlsListener};
 /// What every handler answers.
 pub type HttpResponse = hyper::Response<Full<Bytes>>;
 
-/// Limits applied at the edge.
+/// Limits applied at the edge. Each is a config key under `[limits]`; README's "Limits"
+/// table gives them with the answer a client gets past each.
 #[derive(Clone, Debug)]
 pub struct HttpLimits {
-    /// Largest accepted request body, bytes (OpenBao's default is 32 MiB).
+    /// Largest accepted request body, bytes (OpenBao's default is 32 MiB): 413 past it.
     pub max_request_size: usize,
-    /// Requests taking longer are answered 503 and their work dropped.
+    /// Requests taking longer (body upload included) are answered 503 and their work dropped.
     pub request_timeout: Duration,
+    /// Largest request head (request line and headers), bytes: 431 past it.
+    pub max_header_size: usize,
+    /// A request head not complete within this is dropped with its connection, so
+    /// half-sent requests cannot pile up (OpenBao's `http_read_header_timeout`, 10 s).
+    pub read_header_timeout: Duration,
+    /// A keep-alive connection idle this long is closed (OpenBao's `http_idle_timeout`).
+    pub idle_timeout: Duration,
+    /// Connections served at once per listener; past it, accepting pauses (new clients
+    /// wait in the kernel's backlog) until one closes.
+    pub max_connections: usize,
 }
 
 impl Default for HttpLimits {
@@ -51,6 +62,10 @@ impl Default for HttpLimits {
         HttpLimits {
             max_request_size: 32 * 1024 * 1024,
             request_timeout: Duration::from_secs(90),
+            max_header_size: 64 * 1024,
+            read_header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(300),
+            max_connections: 4096,
         }
     }
 }
@@ -71,6 +86,10 @@ struct AppState {
 }
 
 impl App {
+    pub(crate) fn limits(&self) -> &HttpLimits {
+        &self.0.limits
+    }
+
     pub fn new(core: Arc<Core>, limits: HttpLimits) -> App {
         App(Arc::new(AppState {
             core,

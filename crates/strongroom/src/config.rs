@@ -92,8 +92,8 @@ pub struct ServerConfig {
     pub storage: StorageConfig,
     pub listeners: Vec<ListenerConfig>,
     pub seal: SealConfigFile,
-    pub max_request_size: usize,
-    pub request_timeout: Duration,
+    /// `[limits]`: what the HTTP edge accepts (body, head, time, connections).
+    pub limits: strongroom_http::HttpLimits,
     pub log_format: LogFormat,
     pub log_level: String,
     pub default_lease_ttl: i64,
@@ -134,8 +134,7 @@ impl Default for ServerConfig {
             storage: StorageConfig::Memory,
             listeners: Vec::new(),
             seal: SealConfigFile::Shamir,
-            max_request_size: 32 * 1024 * 1024,
-            request_timeout: Duration::from_secs(90),
+            limits: strongroom_http::HttpLimits::default(),
             log_format: LogFormat::Text,
             log_level: "info".into(),
             default_lease_ttl: 768 * 3600,
@@ -246,6 +245,10 @@ struct TomlSeal {
 struct TomlLimits {
     max_request_size: Option<usize>,
     request_timeout: Option<String>,
+    max_header_size: Option<usize>,
+    read_header_timeout: Option<String>,
+    idle_timeout: Option<String>,
+    max_connections: Option<usize>,
 }
 
 #[derive(Deserialize)]
@@ -328,15 +331,36 @@ fn parse_toml(text: &str, base: &Path) -> Result<ServerConfig> {
         )?;
     }
     if let Some(l) = t.limits {
-        if let Some(m) = l.max_request_size {
-            if m == 0 {
-                bail!("config key `limits.max_request_size`: must be greater than 0");
+        let positive = |key: &str, v: usize| -> Result<usize> {
+            if v == 0 {
+                bail!("config key `limits.{key}`: must be greater than 0");
             }
-            c.max_request_size = m;
+            Ok(v)
+        };
+        let seconds = |key: &str, v: &str| -> Result<Duration> {
+            Ok(Duration::from_secs(
+                duration_key(&format!("limits.{key}"), v)?.max(1) as u64,
+            ))
+        };
+        let limits = &mut c.limits;
+        if let Some(m) = l.max_request_size {
+            limits.max_request_size = positive("max_request_size", m)?;
         }
         if let Some(rt) = l.request_timeout {
-            c.request_timeout =
-                Duration::from_secs(duration_key("limits.request_timeout", &rt)?.max(1) as u64);
+            limits.request_timeout = seconds("request_timeout", &rt)?;
+        }
+        if let Some(m) = l.max_header_size {
+            // hyper's read buffer is at least 8 KiB; smaller heads are refused by size
+            limits.max_header_size = positive("max_header_size", m)?;
+        }
+        if let Some(t) = l.read_header_timeout {
+            limits.read_header_timeout = seconds("read_header_timeout", &t)?;
+        }
+        if let Some(t) = l.idle_timeout {
+            limits.idle_timeout = seconds("idle_timeout", &t)?;
+        }
+        if let Some(m) = l.max_connections {
+            limits.max_connections = positive("max_connections", m)?;
         }
     }
     if let Some(l) = t.log {
@@ -489,9 +513,26 @@ fn parse_openbao(root: Value, base: &Path) -> Result<ServerConfig> {
                         }
                     };
                     if let Value::Object(m) = &body {
-                        for k in m.keys() {
-                            if !["address", "tls_cert_file", "tls_key_file", "tls_disable"].contains(&k.as_str()) {
-                                c.notes.push(format!("ignoring listener option `{k}`: not supported"));
+                        for (k, v) in m {
+                            // OpenBao's per-listener limits; ours apply to every listener
+                            let secs = |v: &Value| -> Result<Duration> {
+                                let d = match v {
+                                    Value::Number(n) => n.as_i64().unwrap_or(0),
+                                    _ => strongroom_core::util::parse_duration(v).map_err(|e| anyhow!("config key `listener.tcp.{k}`: {e}"))?,
+                                };
+                                Ok(Duration::from_secs(d.max(1) as u64))
+                            };
+                            match k.as_str() {
+                                "address" | "tls_cert_file" | "tls_key_file" | "tls_disable" => {}
+                                "http_read_header_timeout" => c.limits.read_header_timeout = secs(v)?,
+                                "http_idle_timeout" => c.limits.idle_timeout = secs(v)?,
+                                "max_request_duration" => c.limits.request_timeout = secs(v)?,
+                                "max_request_size" => {
+                                    if let Some(n) = v.as_u64().filter(|n| *n > 0) {
+                                        c.limits.max_request_size = usize::try_from(n).unwrap_or(usize::MAX);
+                                    }
+                                }
+                                _ => c.notes.push(format!("ignoring listener option `{k}`: not supported")),
                             }
                         }
                     }
@@ -549,7 +590,7 @@ fn parse_openbao(root: Value, base: &Path) -> Result<ServerConfig> {
             }
             "max_request_size" => {
                 if let Some(n) = v.as_u64().filter(|n| *n > 0) {
-                    c.max_request_size = n as usize;
+                    c.limits.max_request_size = usize::try_from(n).unwrap_or(usize::MAX);
                 }
             }
             "disable_mlock" => c.notes.push("`disable_mlock` has no effect: Strongroom zeroizes key material instead of locking pages".into()),
@@ -672,6 +713,8 @@ mod tests {
             current_key = "file:///etc/strongroom/k2"
             [limits]
             max_request_size = 1024
+            read_header_timeout = "3s"
+            max_connections = 500
             "#,
             Path::new("/srv"),
         )
@@ -684,7 +727,9 @@ mod tests {
         );
         assert_eq!(c.listeners[0].tls, None);
         assert!(matches!(c.seal, SealConfigFile::Static { .. }));
-        assert_eq!(c.max_request_size, 1024);
+        assert_eq!(c.limits.max_request_size, 1024);
+        assert_eq!(c.limits.read_header_timeout, Duration::from_secs(3));
+        assert_eq!(c.limits.max_connections, 500);
 
         let e = parse_toml(
             "[storage.sqlite]\npath='x'\n[[listener]]\naddress='a'\n",

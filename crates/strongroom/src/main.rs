@@ -45,7 +45,6 @@ use clap::{Parser, Subcommand};
 use strongroom_barrier::seal::{load_key, StaticSeal};
 use strongroom_core::api::InProcess;
 use strongroom_core::{Core, CoreConfig, Seal};
-use strongroom_http::HttpLimits;
 use strongroom_manager::{CiConfig, Limits, Manager};
 use strongroom_storage::{MemoryStorage, SqliteOptions, SqliteStorage, Storage};
 use tokio::net::TcpListener;
@@ -303,11 +302,7 @@ async fn server(args: ServerArgs) -> Result<()> {
     }
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let limits = HttpLimits {
-        max_request_size: cfg.max_request_size,
-        request_timeout: cfg.request_timeout,
-    };
-    let mut app = strongroom_http::App::new(core.clone(), limits);
+    let mut app = strongroom_http::App::new(core.clone(), cfg.limits.clone());
     let dev_issuer = match &dev {
         Some(_) => Some(dev::load_or_create_issuer(&dev::issuer_key_path())?),
         None => None,
