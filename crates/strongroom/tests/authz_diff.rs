@@ -712,3 +712,65 @@ fn policy_syntax_is_read_as_openbao_reads_it() {
     assert!(ours.0.iter().any(|c| c.1 .0 == 204) && ours.0.iter().any(|c| c.1 .0 == 400));
     assert_eq!((ours.1, theirs.1), (400, 204), "two labels: ours refuses");
 }
+
+/// kv-v2's `options.cas` in every spelling a client sends, on a secret at version 1: the
+/// status, the error and the version afterwards are OpenBao's (which decodes it weakly:
+/// `null` and `""` are 0, `true` is 1, `"0x1"` is 1, a negative never matches).
+#[test]
+fn kv_v2_check_and_set_values_are_read_as_openbao_reads_them() {
+    let cases = [
+        json!(1),
+        json!(0),
+        json!(2),
+        json!(-1),
+        json!(1.0),
+        json!(1.9),
+        json!("1"),
+        json!("0x1"),
+        json!("01"),
+        json!(" 1"),
+        json!("abc"),
+        json!(""),
+        json!(null),
+        json!(true),
+        json!(false),
+        json!([1]),
+        json!({"v": 1}),
+        json!("-1"),
+        json!("99999999999999999999"),
+    ];
+    let (ours, theirs) = both(|s| {
+        cases
+            .iter()
+            .enumerate()
+            .map(|(i, cas)| {
+                let path = format!("secret/data/cas{i}");
+                ok(
+                    call(s, ROOT, "", "POST", &path, json!({"data": {"v": 0}})),
+                    "seed",
+                    s.name,
+                );
+                let r = call(
+                    s,
+                    ROOT,
+                    "",
+                    "POST",
+                    &path,
+                    json!({"options": {"cas": cas}, "data": {"v": 1}}),
+                );
+                let errors = if r.status >= 400 {
+                    r.json()["errors"].clone()
+                } else {
+                    Value::Null
+                };
+                let version = call(s, ROOT, "", "GET", &path, json!({})).json()["data"]["metadata"]
+                    ["version"]
+                    .clone();
+                (cas.to_string(), r.status, errors, version)
+            })
+            .collect::<Vec<_>>()
+    });
+    for (o, t) in ours.iter().zip(&theirs) {
+        assert_eq!(o, t, "cas {}: ours, then OpenBao's", o.0);
+    }
+}

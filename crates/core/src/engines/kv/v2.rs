@@ -470,6 +470,11 @@ pub async fn exists(view: &View, path: &str) -> Result<Option<bool>> {
     }
 }
 
+/// `options.cas`, read as OpenBao reads it (`mapstructure.WeakDecode` into an `int`, then
+/// compared as `uint64`): `null` and `""` are 0, a boolean 0 or 1, a number only if integral (`1.0` is not), a
+/// string parsed as Go's `ParseInt(s, 0, 64)`; anything else is "error parsing
+/// check-and-set parameter". A negative value wraps, so it never matches a version and is
+/// refused as a mismatch, as there.
 fn cas_option(fields: &Fields<'_>) -> Result<Option<u64>> {
     let Some(opts) = fields.map("options") else {
         return Ok(None);
@@ -477,13 +482,45 @@ fn cas_option(fields: &Fields<'_>) -> Result<Option<u64>> {
     let Some(cas) = opts.get("cas") else {
         return Ok(None);
     };
-    if cas.is_null() {
-        return Ok(None);
-    }
-    util::as_i64(cas)
-        .filter(|c| *c >= 0)
+    let parsed = match cas {
+        Value::Null => Some(0),
+        Value::Bool(b) => Some(i64::from(*b)),
+        // a JSON number reaches OpenBao as `json.Number`: only an integer's text decodes
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) if s.is_empty() => Some(0),
+        Value::String(s) => go_parse_int(s),
+        Value::Array(_) | Value::Object(_) => None,
+    };
+    parsed
         .map(|c| Some(c as u64))
-        .ok_or_else(|| CoreError::bad("cas must be a non-negative integer"))
+        .ok_or_else(|| CoreError::bad("error parsing check-and-set parameter"))
+}
+
+/// Go's `strconv.ParseInt(s, 0, 64)`: an optional sign, then `0x`/`0o`/`0b` or a leading
+/// `0` (octal) choose the base; no spaces.
+fn go_parse_int(s: &str) -> Option<i64> {
+    let (neg, digits) = match s.as_bytes().first() {
+        Some(b'-') => (true, s.get(1..)?),
+        Some(b'+') => (false, s.get(1..)?),
+        _ => (false, s),
+    };
+    let lower = digits.to_ascii_lowercase();
+    let (radix, body) = if let Some(r) = lower.strip_prefix("0x") {
+        (16, r.to_owned())
+    } else if let Some(r) = lower.strip_prefix("0o") {
+        (8, r.to_owned())
+    } else if let Some(r) = lower.strip_prefix("0b") {
+        (2, r.to_owned())
+    } else if lower.len() > 1 && lower.starts_with('0') {
+        (8, lower.get(1..)?.to_owned())
+    } else {
+        (10, lower)
+    };
+    if body.is_empty() || !body.chars().all(|c| c.is_digit(radix)) {
+        return None;
+    }
+    let magnitude = i128::from_str_radix(&body, radix).ok()?;
+    i64::try_from(if neg { -magnitude } else { magnitude }).ok()
 }
 
 fn versions_param(fields: &Fields<'_>) -> Result<Vec<u64>> {
