@@ -20,6 +20,8 @@ mod auth;
 mod codec;
 mod engines;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzz_entry;
 mod mounts;
 mod namespace;
 mod policy;

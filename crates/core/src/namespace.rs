@@ -16,7 +16,7 @@
 //! loaded [`NsState`]), so with 100k project namespaces a cold KV read is one storage
 //! lookup (the secret), not two.
 
-mod compact;
+pub(crate) mod compact;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -795,7 +795,7 @@ fn record_bytes(ns: &Namespace) -> Vec<u8> {
     b
 }
 
-fn parse_record(b: &[u8]) -> Result<Namespace> {
+pub(crate) fn parse_record(b: &[u8]) -> Result<Namespace> {
     match b.split_first() {
         Some((&RECORD_BINARY, rest)) => {
             let mut r = crate::codec::Reader::new(rest);

@@ -158,7 +158,7 @@ pub async fn seal_status(core: &Core) -> Result<Value> {
     Ok(v)
 }
 
-fn decode_share(s: &str) -> Result<Zeroizing<Vec<u8>>> {
+pub(crate) fn decode_share(s: &str) -> Result<Zeroizing<Vec<u8>>> {
     let s = s.trim();
     if let Ok(b) = hex::decode(s) {
         return Ok(Zeroizing::new(b));

@@ -199,7 +199,7 @@ fn encode_batch(e: &TokenEntry) -> Vec<u8> {
 
 /// The entry a batch token's plaintext holds: the compact form, or the JSON of tokens
 /// issued before it. `None` for anything else, trailing bytes included.
-fn decode_batch(plain: &[u8]) -> Option<TokenEntry> {
+pub(crate) fn decode_batch(plain: &[u8]) -> Option<TokenEntry> {
     use crate::codec::{unzigzag, Reader};
     match plain.first()? {
         b'{' => return serde_json::from_slice(plain).ok(),

@@ -607,33 +607,114 @@ fn parse_openbao(root: Value, base: &Path) -> Result<ServerConfig> {
     Ok(c)
 }
 
+/// Which language a config is written in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConfigFormat {
+    /// Strongroom's own TOML.
+    Toml,
+    /// OpenBao's JSON.
+    Json,
+    /// OpenBao's HCL.
+    Hcl,
+}
+
+/// The deepest nesting of braces and brackets a config may have. Real configs nest three
+/// or four levels; the parsers recurse per level, so an unbounded file could exhaust the
+/// stack.
+pub const MAX_CONFIG_NESTING: usize = 64;
+
 /// Load a config file: `.toml` is ours; `.hcl` and `.json` are OpenBao's.
 pub fn load(path: &Path) -> Result<ServerConfig> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading config file {}", path.display()))?;
-    // Our TOML resolves relative paths against the config file's folder; an OpenBao
-    // config against the working directory, as OpenBao does (hvac's test configs rely
-    // on it).
-    let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    let cwd = || std::env::current_dir().context("reading the working directory");
     let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
-    match ext {
-        "toml" => parse_toml(&text, &base),
-        "json" => {
-            let v: Value = serde_json::from_str(&text)
-                .map_err(|e| anyhow!("invalid JSON config {}: {e}", path.display()))?;
-            parse_openbao(v, &cwd()?)
-        }
-        "hcl" => {
-            let body: hcl::Body = hcl::from_str(&text)
-                .map_err(|e| anyhow!("invalid HCL config {}: {e}", path.display()))?;
-            parse_openbao(hcl_body_to_json(body)?, &cwd()?)
-        }
+    let format = match ext {
+        "toml" => ConfigFormat::Toml,
+        "json" => ConfigFormat::Json,
+        "hcl" => ConfigFormat::Hcl,
         _ => bail!(
             "config file {}: use a .toml file (Strongroom) or an OpenBao .hcl/.json file",
             path.display()
         ),
+    };
+    // Our TOML resolves relative paths against the config file's folder; an OpenBao
+    // config against the working directory, as OpenBao does (hvac's test configs rely
+    // on it).
+    let base = match format {
+        ConfigFormat::Toml => path.parent().map(Path::to_path_buf).unwrap_or_default(),
+        _ => std::env::current_dir().context("reading the working directory")?,
+    };
+    parse(&text, format, &base).with_context(|| format!("config file {}", path.display()))
+}
+
+/// Parse a config's text; relative paths in it are resolved against `base`.
+pub fn parse(text: &str, format: ConfigFormat, base: &Path) -> Result<ServerConfig> {
+    let depth = nesting(text);
+    if depth > MAX_CONFIG_NESTING {
+        bail!("nested {depth} levels deep: at most {MAX_CONFIG_NESTING} are accepted");
     }
+    match format {
+        ConfigFormat::Toml => parse_toml(text, base),
+        ConfigFormat::Json => {
+            let v: Value =
+                serde_json::from_str(text).map_err(|e| anyhow!("invalid JSON config: {e}"))?;
+            parse_openbao(v, base)
+        }
+        ConfigFormat::Hcl => {
+            let body: hcl::Body =
+                hcl::from_str(text).map_err(|e| anyhow!("invalid HCL config: {e}"))?;
+            parse_openbao(hcl_body_to_json(body)?, base)
+        }
+    }
+}
+
+/// The deepest nesting of `{`, `[` and `(` outside strings and comments (`#`, `//`,
+/// `/* */`), counted over TOML, JSON and HCL alike; an unbalanced text is left to the
+/// parser to refuse.
+fn nesting(text: &str) -> usize {
+    let b = text.as_bytes();
+    let (mut depth, mut max, mut i) = (0usize, 0usize, 0usize);
+    while let Some(&c) = b.get(i) {
+        match c {
+            b'"' | b'\'' => {
+                // to the closing quote on an escape-aware scan
+                i += 1;
+                while let Some(&d) = b.get(i) {
+                    if d == b'\\' && c == b'"' {
+                        i += 1;
+                    } else if d == c {
+                        break;
+                    }
+                    i += 1;
+                }
+            }
+            b'#' => {
+                while b.get(i).is_some_and(|&d| d != b'\n') {
+                    i += 1;
+                }
+            }
+            b'/' if b.get(i + 1) == Some(&b'/') => {
+                while b.get(i).is_some_and(|&d| d != b'\n') {
+                    i += 1;
+                }
+            }
+            b'/' if b.get(i + 1) == Some(&b'*') => {
+                i += 2;
+                while i < b.len() && !(b.get(i) == Some(&b'*') && b.get(i + 1) == Some(&b'/')) {
+                    i += 1;
+                }
+                i += 1;
+            }
+            b'{' | b'[' | b'(' => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            b'}' | b']' | b')' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        i += 1;
+    }
+    max
 }
 
 #[cfg(test)]

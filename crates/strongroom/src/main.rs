@@ -31,7 +31,6 @@ static NO_THP: extern "C" fn() = {
     no_thp
 };
 
-mod config;
 mod dev;
 mod operator;
 
@@ -50,7 +49,7 @@ use strongroom_storage::{MemoryStorage, SqliteOptions, SqliteStorage, Storage};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::config::{ListenerConfig, LogFormat, SealConfigFile, ServerConfig, StorageConfig};
+use strongroom::config::{ListenerConfig, LogFormat, SealConfigFile, ServerConfig, StorageConfig};
 
 #[derive(Parser)]
 #[command(
@@ -243,7 +242,7 @@ async fn server(args: ServerArgs) -> Result<()> {
             .config
             .as_ref()
             .expect("clap requires --config without --dev");
-        (config::load(path)?, None)
+        (strongroom::config::load(path)?, None)
     };
     init_logging(cfg.log_format, &cfg.log_level);
     for n in &cfg.notes {

@@ -59,7 +59,7 @@ pub enum SnapshotCmd {
 }
 
 async fn open(config: &std::path::Path) -> Result<Arc<dyn Storage>> {
-    let cfg = crate::config::load(config)?;
+    let cfg = strongroom::config::load(config)?;
     crate::open_storage(&cfg.storage).await
 }
 

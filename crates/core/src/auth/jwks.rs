@@ -111,18 +111,7 @@ impl JwksCache {
                 allow_http,
             )
             .await?;
-            if let Some(iss) = doc.get("issuer").and_then(Value::as_str) {
-                if iss.trim_end_matches('/') != base {
-                    return Err(format!(
-                        "issuer {iss:?} in the discovery document does not match {base:?}"
-                    ));
-                }
-            }
-            let uri = doc
-                .get("jwks_uri")
-                .and_then(Value::as_str)
-                .ok_or("discovery document has no jwks_uri")?;
-            (uri.to_owned(), cfg.oidc_discovery_ca_pem.clone())
+            (jwks_uri_of(&doc, base)?, cfg.oidc_discovery_ca_pem.clone())
         };
         let doc = get_json(&url, &ca, allow_http).await?;
         let keys = KeySet::from_jwks(&doc).map_err(|e| e.to_string())?;
@@ -131,6 +120,39 @@ impl JwksCache {
         }
         Ok(keys)
     }
+}
+
+/// The `jwks_uri` of an OIDC discovery document, whose `issuer` (when given) must be the
+/// discovery URL's base.
+pub(crate) fn jwks_uri_of(doc: &Value, base: &str) -> Result<String, String> {
+    if let Some(iss) = doc.get("issuer").and_then(Value::as_str) {
+        if iss.trim_end_matches('/') != base {
+            return Err(format!(
+                "issuer {iss:?} in the discovery document does not match {base:?}"
+            ));
+        }
+    }
+    doc.get("jwks_uri")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .ok_or_else(|| "discovery document has no jwks_uri".to_owned())
+}
+
+/// The JSON a key server's raw `answer` gives, read by the same client as a real fetch
+/// over an in-memory stream (the fuzzers' entry).
+pub(crate) async fn answer_to_json(answer: Vec<u8>) -> Result<Value, String> {
+    use tokio::io::AsyncWriteExt;
+    let (client, mut server) = tokio::io::duplex(64 * 1024);
+    let peer = tokio::spawn(async move {
+        let _ = server.write_all(&answer).await;
+        let _ = server.shutdown().await;
+        // keep the request's bytes flowing until the client is done
+        let _ = tokio::io::copy(&mut server, &mut tokio::io::sink()).await;
+    });
+    let u = parse_url("http://keys.example/jwks")?;
+    let body = request(client, &u).await;
+    peer.abort();
+    serde_json::from_slice(&body?).map_err(|e| e.to_string())
 }
 
 /// Where a key document lives: the scheme, host and port to connect to and the request

@@ -4,7 +4,7 @@
 //! it never sees tokens or policies (access was decided before it is called).
 
 mod v1;
-mod v2;
+pub(crate) mod v2;
 
 use std::collections::BTreeMap;
 

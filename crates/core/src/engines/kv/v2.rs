@@ -444,6 +444,11 @@ fn effective_max(cfg: &KvConfig, meta: &KeyMeta) -> usize {
 /// with `{`.
 const META_BINARY: u8 = 1;
 
+/// Whether `b` reads as a metadata record (the fuzzers' entry).
+pub(crate) fn parses_as_meta(b: &[u8]) -> bool {
+    parse_meta(b).is_ok()
+}
+
 fn parse_meta(b: &[u8]) -> Result<KeyMeta> {
     match b.split_first() {
         Some((&META_BINARY, rest)) => KeyMeta::decode(rest)
