@@ -30,6 +30,7 @@ pub mod request;
 mod route;
 mod sys;
 mod token;
+mod token_role;
 pub mod util;
 mod view;
 
@@ -692,6 +693,8 @@ impl Core {
                     &ns,
                     &caller,
                     m.spec.handler,
+                    op,
+                    &m.captures,
                     decision.sudo,
                     &fields,
                 ))

@@ -634,6 +634,14 @@ fn lookup_json(e: &TokenEntry, id: &str, ns: &NsState, now: i64) -> Value {
     v
 }
 
+/// The lesser of two durations where 0 means "none".
+fn lesser_nonzero(a: i64, b: i64) -> i64 {
+    match (a, b) {
+        (0, x) | (x, 0) => x,
+        (x, y) => x.min(y),
+    }
+}
+
 fn parse_ttl(fields: &Fields<'_>, k: &str) -> Result<i64> {
     let t = fields.duration(k).unwrap_or(0);
     if t < 0 {
@@ -669,6 +677,7 @@ static RENEW_ACCESSOR_FIELDS: &[Field] = &[
     field("increment", FieldType::Duration),
 ];
 
+#[allow(clippy::too_many_arguments)]
 async fn create(
     core: &Core,
     active: &Active,
@@ -677,6 +686,7 @@ async fn create(
     orphan_endpoint: bool,
     sudo: bool,
     fields: &Fields<'_>,
+    role: Option<crate::token_role::TokenRole>,
 ) -> Result<Response> {
     let parent = &caller.entry;
     if parent.batch {
@@ -704,16 +714,36 @@ async fn create(
         ));
     }
     // An entity alias names an identity for the token; OpenBao takes one only through a
-    // token role, and this server has no token roles: refused, not ignored.
-    if fields.str("entity_alias").is_some_and(|a| !a.is_empty()) {
+    // token role that allows it, and this server keeps no identity entities: refused,
+    // not ignored.
+    if let Some(alias) = fields.str("entity_alias").filter(|a| !a.is_empty()) {
+        let Some(r) = &role else {
+            return Err(CoreError::bad(
+                "'entity_alias' is only allowed in combination with token role",
+            ));
+        };
+        if !r
+            .allowed_entity_aliases
+            .iter()
+            .any(|a| strongroom_jwt::glob_match(a, &alias))
+        {
+            return Err(CoreError::bad("invalid 'entity_alias' value"));
+        }
         return Err(CoreError::bad(
-            "'entity_alias' is only allowed in combination with token role",
+            "'entity_alias' cannot be honoured: this server keeps no identity entities",
         ));
     }
     let parent_is_root = parent.is_root();
-    let no_parent = fields.bool("no_parent").unwrap_or(false);
-    let orphan = orphan_endpoint || no_parent;
-    let batch = match fields.str("type").as_deref() {
+    // A role decides orphan-ness itself (`no_parent` is not read through a role).
+    let orphan = match &role {
+        Some(r) => r.orphan,
+        None => orphan_endpoint || fields.bool("no_parent").unwrap_or(false),
+    };
+    let requested_type = match &role {
+        Some(r) => Some(r.token_type_for(fields.str("type").as_deref())?),
+        None => fields.str("type").map(|t| t.into_owned()),
+    };
+    let batch = match requested_type.as_deref() {
         None | Some("") | Some("service") | Some("default") => false,
         Some("batch") => true,
         Some(other) => {
@@ -727,8 +757,12 @@ async fn create(
         *p = p.trim().to_lowercase();
     }
     policies.retain(|p| !p.is_empty());
-    let no_default = fields.bool("no_default_policy").unwrap_or(false);
-    if policies.is_empty() {
+    let no_default = fields.bool("no_default_policy").unwrap_or(false)
+        || role.as_ref().is_some_and(|r| r.token_no_default_policy);
+    if let Some(r) = role.as_ref().filter(|r| r.governs_policies()) {
+        // The role sets the policies, apart from the parent's.
+        policies = r.resolve_policies(&policies, &parent.policies, no_default)?;
+    } else if policies.is_empty() {
         policies = parent.policies.clone();
     } else if !parent_is_root {
         let allowed: Vec<&String> = parent.policies.iter().collect();
@@ -743,7 +777,9 @@ async fn create(
             "root tokens may not be created by a non-root token",
         ));
     }
+    let role_governs = role.as_ref().is_some_and(|r| r.governs_policies());
     if !no_default
+        && !role_governs
         && !policies.iter().any(|p| p == "root")
         && !policies.iter().any(|p| p == "default")
     {
@@ -757,13 +793,27 @@ async fn create(
 
     let mut meta = BTreeMap::new();
     meta.extend(fields.kv_pairs("meta").unwrap_or_default());
-    let num_uses = fields.int("num_uses").unwrap_or(0);
+    let mut num_uses = fields.int("num_uses").unwrap_or(0);
     if num_uses < 0 {
         return Err(CoreError::bad("number of uses cannot be negative"));
     }
-    let renewable = fields.bool("renewable").unwrap_or(true) && !batch;
-    let period = parse_ttl(fields, "period")?;
-    let explicit_max_ttl = parse_ttl(fields, "explicit_max_ttl")?;
+    let mut renewable = fields.bool("renewable").unwrap_or(true) && !batch;
+    let mut period = parse_ttl(fields, "period")?;
+    let mut explicit_max_ttl = parse_ttl(fields, "explicit_max_ttl")?;
+    // The token records the period and explicit max TTL asked for; its TTL (here) and its
+    // renewals (in `renew`) also apply its role's, the lesser of each, as in OpenBao.
+    let (requested_period, requested_max) = (period, explicit_max_ttl);
+    if let Some(r) = &role {
+        renewable &= r.renewable;
+        // 0 is unlimited: the role's cap applies to an unlimited or larger request
+        if r.token_num_uses > 0 && (num_uses == 0 || r.token_num_uses < num_uses) {
+            num_uses = r.token_num_uses;
+        }
+        if !batch {
+            period = lesser_nonzero(period, r.token_period);
+            explicit_max_ttl = lesser_nonzero(explicit_max_ttl, r.token_explicit_max_ttl);
+        }
+    }
     let mut ttl = parse_ttl(fields, "ttl")?;
     // A batch token cannot be revoked on its own (it is not stored), so it never carries
     // root, as in OpenBao.
@@ -805,6 +855,21 @@ async fn create(
         expire_time = parent.expire_time;
         ttl = (expire_time - now).max(0);
     }
+    // A token that never expires (a root token) is not advertised as renewable, as
+    // renewing it is refused; and an expiring one cannot mint one that never expires.
+    let mut bound_cidrs = role
+        .as_ref()
+        .map(|r| r.token_bound_cidrs.clone())
+        .unwrap_or_default();
+    if ttl == 0 {
+        if parent.ttl != 0 {
+            return Err(CoreError::bad(
+                "expiring root tokens cannot create non-expiring root tokens",
+            ));
+        }
+        renewable = false;
+        bound_cidrs.clear();
+    }
     let display_name = match fields.str("display_name") {
         Some(n) if !n.is_empty() => {
             let clean: String = n
@@ -845,22 +910,23 @@ async fn create(
         num_uses,
         creation_time: now,
         ttl,
-        explicit_max_ttl,
+        explicit_max_ttl: requested_max,
         max_ttl: 0,
-        period,
+        period: requested_period,
         renewable,
         expire_time,
         namespace_id: ns.ns.id.clone(),
-        path: if orphan_endpoint {
-            "auth/token/create-orphan".into()
-        } else {
-            "auth/token/create".into()
+        path: match &role {
+            Some(r) if r.path_suffix.is_empty() => format!("auth/token/create/{}", r.name),
+            Some(r) => format!("auth/token/create/{}/{}", r.name, r.path_suffix),
+            None if orphan_endpoint => "auth/token/create-orphan".into(),
+            None => "auth/token/create".into(),
         },
         batch,
         orphan,
         entity_id: String::new(),
-        role: String::new(),
-        bound_cidrs: Vec::new(),
+        role: role.as_ref().map(|r| r.name.clone()).unwrap_or_default(),
+        bound_cidrs,
     };
     let id = issue(core, active, ns, &mut entry, custom_id, true).await?;
     let mut r = Response {
@@ -1063,8 +1129,23 @@ async fn renew(
     }
     let increment = parse_ttl(fields, "increment")?;
     let mut e = entry.clone();
-    let mut ttl = if e.period > 0 {
-        e.period
+    // A token made through a role renews by its role's period and explicit max TTL too.
+    let (period, explicit_max_ttl) = if e.role.is_empty() {
+        (e.period, e.explicit_max_ttl)
+    } else {
+        let role = crate::token_role::read(ns, &e.role).await?.ok_or_else(|| {
+            CoreError::bad(format!(
+                "original token role ({}) could not be found, not renewing",
+                e.role
+            ))
+        })?;
+        (
+            lesser_nonzero(e.period, role.token_period),
+            lesser_nonzero(e.explicit_max_ttl, role.token_explicit_max_ttl),
+        )
+    };
+    let mut ttl = if period > 0 {
+        period
     } else if increment > 0 {
         increment
     } else if e.ttl > 0 {
@@ -1073,8 +1154,8 @@ async fn renew(
         core.cfg.default_lease_ttl
     };
     let mut warnings = Vec::new();
-    if e.explicit_max_ttl > 0 {
-        let hard = e.creation_time + e.explicit_max_ttl;
+    if explicit_max_ttl > 0 {
+        let hard = e.creation_time + explicit_max_ttl;
         if now + ttl > hard {
             ttl = (hard - now).max(0);
             warnings.push("TTL of the token is capped by its explicit max TTL".to_owned());
@@ -1086,7 +1167,7 @@ async fn renew(
         (own, 0) => own,
         (own, server) => own.min(server),
     };
-    if e.period == 0 && max > 0 {
+    if period == 0 && max > 0 {
         let hard = e.creation_time + max;
         if now + ttl > hard {
             let asked = ttl;
@@ -1159,6 +1240,8 @@ fn refuse_batch_revocation(e: &TokenEntry) -> Result<()> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum TokenPath {
     Create,
+    CreateRole,
+    Role,
     CreateOrphan,
     LookupSelf,
     Lookup,
@@ -1190,10 +1273,11 @@ impl TokenPath {
 /// `PathsSpecial.Root` (`accessors*`); `create` with `no_parent` and `revoke-orphan` ask
 /// for sudo in their handlers, as OpenBao's do (a 400 that says so).
 pub(crate) static PATHS: &[PathSpec<TokenPath>] = {
-    use Operation::{List as L, Read as R, Update as W};
+    use Operation::{Delete as D, List as L, Read as R, Update as W};
     &[
         PathSpec::new("create", &[W], TokenPath::Create).fields(CREATE_FIELDS),
         PathSpec::new("create-orphan", &[W], TokenPath::CreateOrphan).fields(CREATE_FIELDS),
+        PathSpec::new("create/{role}", &[W], TokenPath::CreateRole).fields(CREATE_FIELDS),
         PathSpec::new("lookup-self", &[R, W], TokenPath::LookupSelf),
         PathSpec::new("lookup", &[R, W], TokenPath::Lookup).fields(TOKEN_FIELD),
         PathSpec::new("lookup-accessor", &[W], TokenPath::LookupAccessor).fields(ACCESSOR_FIELD),
@@ -1207,6 +1291,8 @@ pub(crate) static PATHS: &[PathSpec<TokenPath>] = {
         PathSpec::new("revoke-accessor", &[W], TokenPath::RevokeAccessor).fields(ACCESSOR_FIELD),
         PathSpec::new("accessors/?", &[L], TokenPath::Accessors).sudo(),
         PathSpec::new("roles/?", &[L], TokenPath::Roles),
+        PathSpec::new("roles/{role}", &[R, W, D], TokenPath::Role)
+            .fields(crate::token_role::ROLE_FIELDS),
         PathSpec::new("tidy", &[W], TokenPath::Tidy),
     ]
 };
@@ -1220,20 +1306,45 @@ pub(crate) async fn handle(
     ns: &Arc<NsState>,
     caller: &Caller,
     path: TokenPath,
+    op: Operation,
+    captures: &crate::route::Captures,
     sudo: bool,
     fields: &Fields<'_>,
 ) -> Result<Response> {
     let now = util::now_secs();
     match path {
+        TokenPath::CreateRole => {
+            let name = captures.get("role");
+            let role = crate::token_role::read(ns, name)
+                .await?
+                .ok_or_else(|| CoreError::bad(format!("unknown role {name}")))?;
+            create(core, active, ns, caller, false, sudo, fields, Some(role)).await
+        }
+        TokenPath::Role => {
+            let name = captures.get("role");
+            match op {
+                Operation::Read => Ok(Response::data(
+                    crate::token_role::read_json(ns, name).await?,
+                )),
+                Operation::Delete => {
+                    crate::token_role::delete(ns, name).await?;
+                    Ok(Response::none())
+                }
+                _ => {
+                    crate::token_role::write(ns, name, fields).await?;
+                    Ok(Response::none())
+                }
+            }
+        }
         TokenPath::Create => {
             if fields.bool("no_parent").unwrap_or(false) && !sudo {
                 return Err(CoreError::bad(
                     "root or sudo privileges required to create orphan token",
                 ));
             }
-            create(core, active, ns, caller, false, sudo, fields).await
+            create(core, active, ns, caller, false, sudo, fields, None).await
         }
-        TokenPath::CreateOrphan => create(core, active, ns, caller, true, sudo, fields).await,
+        TokenPath::CreateOrphan => create(core, active, ns, caller, true, sudo, fields, None).await,
         TokenPath::LookupSelf => Ok(Response::data(lookup_json(
             &caller.entry,
             &caller.token_id,
@@ -1344,7 +1455,7 @@ pub(crate) async fn handle(
             keys.sort();
             Ok(Response::list(keys))
         }
-        TokenPath::Roles => Err(CoreError::NotFound(String::new())),
+        TokenPath::Roles => Ok(Response::data(crate::token_role::list(ns).await?)),
         TokenPath::Tidy => {
             tidy(core, active).await?;
             Ok(Response::none().with_warning("Tidy operation successfully completed."))

@@ -774,3 +774,144 @@ fn kv_v2_check_and_set_values_are_read_as_openbao_reads_them() {
         assert_eq!(o, t, "cas {}: ours, then OpenBao's", o.0);
     }
 }
+
+/// Token roles: what a token made through a role gets (policies, path, orphan-ness,
+/// renewability, type, uses, period), and what a role refuses, compared with OpenBao on
+/// the same roles and requests.
+#[test]
+fn token_roles_issue_what_openbao_issues() {
+    let roles: &[(&str, Value)] = &[
+        ("plain", json!({})),
+        ("allowed", json!({"allowed_policies": ["a", "b"]})),
+        (
+            "allowed-glob",
+            json!({"allowed_policies": ["a"], "allowed_policies_glob": ["team-*"]}),
+        ),
+        (
+            "disallowed",
+            json!({"disallowed_policies": ["admin", "default"]}),
+        ),
+        (
+            "orphan",
+            json!({"orphan": true, "renewable": false, "path_suffix": "rev2"}),
+        ),
+        (
+            "batch",
+            json!({"token_type": "batch", "allowed_policies": ["a"], "orphan": true, "renewable": false}),
+        ),
+        ("batch-bad", json!({"orphan": true})),
+        (
+            "capped",
+            json!({"token_num_uses": 3, "token_period": "1h", "token_explicit_max_ttl": "2h"}),
+        ),
+        (
+            "no-default",
+            json!({"allowed_policies": ["a"], "token_no_default_policy": true}),
+        ),
+    ];
+    let requests: &[(&str, Value)] = &[
+        ("plain", json!({})),
+        ("plain", json!({"policies": ["a"]})),
+        ("allowed", json!({})),
+        ("allowed", json!({"policies": ["a"]})),
+        ("allowed", json!({"policies": ["c"]})),
+        ("allowed-glob", json!({"policies": ["team-x", "a"]})),
+        ("allowed-glob", json!({"policies": ["other"]})),
+        ("disallowed", json!({"policies": ["admin"]})),
+        ("disallowed", json!({"policies": ["dev"]})),
+        ("disallowed", json!({})),
+        ("orphan", json!({"policies": ["a"], "no_parent": false})),
+        ("batch", json!({})),
+        ("batch", json!({"type": "service"})),
+        ("capped", json!({"num_uses": 5, "policies": ["a"]})),
+        ("capped", json!({"num_uses": 2, "policies": ["a"]})),
+        ("no-default", json!({})),
+        ("missing", json!({})),
+    ];
+    let (ours, theirs) = both(|s| {
+        for (name, body) in roles {
+            ok(
+                call(
+                    s,
+                    ROOT,
+                    "",
+                    "POST",
+                    &format!("auth/token/roles/{name}"),
+                    body.clone(),
+                ),
+                "role",
+                s.name,
+            );
+        }
+        let listed =
+            call(s, ROOT, "", "LIST", "auth/token/roles", json!({})).json()["data"]["keys"].clone();
+        let read = call(
+            s,
+            ROOT,
+            "",
+            "GET",
+            "auth/token/roles/allowed-glob",
+            json!({}),
+        )
+        .json()["data"]
+            .clone();
+        let mut out = vec![
+            json!(listed),
+            json!([
+                read["allowed_policies"],
+                read["allowed_policies_glob"],
+                read["orphan"],
+                read["token_type"]
+            ]),
+        ];
+        for (role, body) in requests {
+            let r = call(
+                s,
+                ROOT,
+                "",
+                "POST",
+                &format!("auth/token/create/{role}"),
+                body.clone(),
+            );
+            if r.status >= 400 {
+                out.push(json!({"status": r.status}));
+                continue;
+            }
+            let auth = r.json()["auth"].clone();
+            let tok = auth["client_token"].as_str().unwrap().to_owned();
+            let look = call(
+                s,
+                ROOT,
+                "",
+                "POST",
+                "auth/token/lookup",
+                json!({"token": tok}),
+            )
+            .json()["data"]
+                .clone();
+            out.push(json!({
+                "status": r.status,
+                "policies": auth["policies"],
+                "orphan": auth["orphan"],
+                "renewable": auth["renewable"],
+                "type": auth["token_type"],
+                "path": look["path"],
+                "num_uses": look["num_uses"],
+                "period": look["period"],
+                "explicit_max_ttl": look["explicit_max_ttl"],
+            }));
+        }
+        ok(
+            call(s, ROOT, "", "DELETE", "auth/token/roles/plain", json!({})),
+            "delete",
+            s.name,
+        );
+        out.push(json!(
+            call(s, ROOT, "", "GET", "auth/token/roles/plain", json!({})).status
+        ));
+        out
+    });
+    for (i, (o, t)) in ours.iter().zip(&theirs).enumerate() {
+        assert_eq!(o, t, "case {i}: ours, then OpenBao's");
+    }
+}
