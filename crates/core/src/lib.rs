@@ -33,6 +33,7 @@ mod token;
 mod token_role;
 pub mod util;
 mod view;
+mod wrapping;
 
 use std::sync::Arc;
 
@@ -44,7 +45,7 @@ use strongroom_storage::Storage;
 use zeroize::Zeroizing;
 
 pub use error::{CoreError, Result};
-pub use request::{Auth, Body, InlineAuth, Operation, Request, Response};
+pub use request::{Auth, Body, InlineAuth, Operation, Request, Response, WrapInfo};
 pub use token::TokenEntry;
 
 use namespace::{NsState, Registry};
@@ -529,15 +530,6 @@ impl Core {
             }
         }
         let active = self.active()?;
-        // A client that asks for its response wrapped means the answer to reach it only as
-        // a single-use wrapping token. This server wraps no response, so it refuses the
-        // request before anything runs, rather than send the secret in clear or make a
-        // change whose answer the client would not get the way it asked for.
-        if req.wrap_ttl.is_some_and(|t| t > 0) {
-            return Err(CoreError::bad(
-                "response wrapping is not supported by this server: send the request without X-Vault-Wrap-TTL",
-            ));
-        }
         let (ns, rel) = active.namespaces.resolve(&req.namespace, path).await?;
         // A path no mount serves (`Err`, with its 404 message) is answered once the caller
         // is known, below.
@@ -718,7 +710,14 @@ impl Core {
         if last_use {
             Box::pin(token::revoke_tree(self, &active, &caller.entry)).await?;
         }
-        result
+        // A client that asked for its response wrapped gets it only as a single-use
+        // wrapping token; an answer with nothing in it (a 204) is not wrapped.
+        match (result, req.wrap_ttl.filter(|t| *t > 0)) {
+            (Ok(resp), Some(ttl)) if !resp.is_empty() && !matches!(resp.body, Body::Raw(_)) => {
+                Box::pin(wrapping::wrap(self, &active, &ns, &rel, resp, ttl)).await
+            }
+            (result, _) => result,
+        }
     }
 
     /// Run an inline login: the token exists for this request only and is never stored.

@@ -135,6 +135,31 @@ pub struct Response {
     pub legacy_top_level: bool,
     pub lease_duration: i64,
     pub renewable: bool,
+    /// Set when the response was wrapped: the envelope carries only this.
+    pub wrap_info: Option<WrapInfo>,
+}
+
+/// The envelope's `wrap_info`: the single-use token that unwraps a wrapped response.
+/// Its `Debug` does not show the token.
+#[derive(Clone, serde::Serialize)]
+pub struct WrapInfo {
+    pub token: String,
+    pub accessor: String,
+    pub ttl: i64,
+    pub creation_time: String,
+    pub creation_path: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub wrapped_accessor: String,
+}
+
+impl std::fmt::Debug for WrapInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WrapInfo")
+            .field("accessor", &self.accessor)
+            .field("ttl", &self.ttl)
+            .field("creation_path", &self.creation_path)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Response {
@@ -168,7 +193,10 @@ impl Response {
         }
     }
     pub fn is_empty(&self) -> bool {
-        matches!(self.body, Body::Empty) && self.auth.is_none() && self.warnings.is_empty()
+        matches!(self.body, Body::Empty)
+            && self.auth.is_none()
+            && self.warnings.is_empty()
+            && self.wrap_info.is_none()
     }
     /// The envelope's data as a value, whether it was built as one or written as text.
     pub fn data_value(&self) -> Option<Value> {

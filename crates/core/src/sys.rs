@@ -43,6 +43,10 @@ pub(crate) enum SysPath {
     Rotate,
     RotateConfig,
     KeyStatus,
+    WrappingWrap,
+    WrappingUnwrap,
+    WrappingLookup,
+    WrappingRewrap,
 }
 
 use Operation::{Delete as D, List as L, Patch as P, Read as R, Update as W};
@@ -71,6 +75,17 @@ pub(crate) static PATHS: &[PathSpec<SysPath>] = &[
             field("uninitcode", T::Int),
         ]),
     PathSpec::new("leader", &[R], SysPath::Leader).unauthenticated(),
+    // The wrapping token is the credential of an unwrap and a lookup (OpenBao lists
+    // `wrapping/lookup` as unauthenticated, and judges an unwrap's token itself).
+    PathSpec::new("wrapping/unwrap", &[W], SysPath::WrappingUnwrap)
+        .unauthenticated()
+        .fields(&[field("token", T::Str)]),
+    PathSpec::new("wrapping/lookup", &[R, W], SysPath::WrappingLookup)
+        .unauthenticated()
+        .fields(&[field("token", T::Str)]),
+    PathSpec::new("wrapping/wrap", &[W], SysPath::WrappingWrap),
+    PathSpec::new("wrapping/rewrap", &[W], SysPath::WrappingRewrap)
+        .fields(&[field("token", T::Str)]),
     PathSpec::new("mounts", &[R], SysPath::Mounts),
     PathSpec::new("mounts/{path+}/tune", &[R, W], SysPath::MountTune).fields(mounts::TUNE_FIELDS),
     PathSpec::new("mounts/{path+}", &[R, W, D], SysPath::Mount).fields(mounts::MOUNT_FIELDS),
@@ -292,6 +307,40 @@ pub async fn unauthenticated(
                 }),
             ))
         }
+        SysPath::WrappingUnwrap => {
+            let active = core.active()?;
+            let named = fields.str("token").filter(|t| !t.is_empty());
+            let id = match named {
+                // A third party unwraps with a token of its own, which must be allowed to.
+                Some(t) => {
+                    let caller =
+                        token::authenticate(core, &active, req.token.as_deref(), req.client_ip)
+                            .await?;
+                    if !caller
+                        .acl
+                        .check(Operation::Update, "sys/wrapping/unwrap", None)
+                        .allowed
+                    {
+                        return Err(CoreError::PermissionDenied);
+                    }
+                    t.into_owned()
+                }
+                None => req
+                    .token
+                    .clone()
+                    .filter(|t| !t.is_empty())
+                    .ok_or(CoreError::PermissionDenied)?,
+            };
+            crate::wrapping::unwrap(core, &active, &id).await
+        }
+        SysPath::WrappingLookup => {
+            let active = core.active()?;
+            let id = fields
+                .str("token")
+                .filter(|t| !t.is_empty())
+                .ok_or_else(|| CoreError::bad("missing \"token\" value in input"))?;
+            crate::wrapping::lookup(core, &active, &id).await
+        }
         other => Err(CoreError::Internal(format!(
             "sys path {other:?} is not an unauthenticated one"
         ))),
@@ -409,11 +458,28 @@ pub(crate) async fn handle(
                 req.path.rsplit_once("sys/").map_or("", |(_, r)| r)
             )))
         }
+        SysPath::WrappingWrap => {
+            if req.wrap_ttl.is_none_or(|t| t <= 0) {
+                return Err(CoreError::bad(
+                    "endpoint requires response wrapping to be used",
+                ));
+            }
+            Ok(Response::data(Value::Object(req.data.clone())))
+        }
+        SysPath::WrappingRewrap => {
+            let id = fields
+                .str("token")
+                .filter(|t| !t.is_empty())
+                .ok_or_else(|| CoreError::bad("missing \"token\" value in input"))?;
+            crate::wrapping::rewrap(core, active, &id).await
+        }
         SysPath::Init
         | SysPath::SealStatus
         | SysPath::Unseal
         | SysPath::Health
-        | SysPath::Leader => unauthenticated(core, path, req, fields).await,
+        | SysPath::Leader
+        | SysPath::WrappingUnwrap
+        | SysPath::WrappingLookup => unauthenticated(core, path, req, fields).await,
     }
 }
 

@@ -358,7 +358,7 @@ async fn load_entry(active: &Active, ns: &NsState, hash: &str) -> Result<Option<
 }
 
 /// Find a live token entry by its value: `(entry, namespace)`.
-async fn resolve(
+pub(crate) async fn resolve(
     core: &Core,
     active: &Active,
     id: &str,
@@ -1012,7 +1012,7 @@ pub(crate) async fn revoke_tree(core: &Core, active: &Active, entry: &TokenEntry
     Ok(())
 }
 
-async fn revoke_one(active: &Active, ns: &NsState, hash: &str) -> Result<()> {
+pub(crate) async fn revoke_one(active: &Active, ns: &NsState, hash: &str) -> Result<()> {
     let key = format!("sys/token/id/{hash}");
     let Some(e) = ns.view.get_json::<TokenEntry>(&key).await? else {
         active.tokens.remove(hash);
@@ -1030,6 +1030,10 @@ async fn revoke_one(active: &Active, ns: &NsState, hash: &str) -> Result<()> {
         if *pns == ns.ns.id {
             ops.push(BarrierOp::Delete(format!("sys/token/parent/{ph}/{hash}")));
         }
+    }
+    if crate::wrapping::is_wrapping_token(&e) {
+        // the response it wraps goes with it (unwrapped, revoked or expired)
+        ops.push(BarrierOp::Delete(crate::wrapping::record_key(hash)));
     }
     let mut ops: Vec<BarrierOp> = ops.into_iter().map(|op| ns.view.absolute(op)).collect();
     if e.expire_time > 0 {
@@ -1130,20 +1134,23 @@ async fn renew(
     let increment = parse_ttl(fields, "increment")?;
     let mut e = entry.clone();
     // A token made through a role renews by its role's period and explicit max TTL too.
-    let (period, explicit_max_ttl) = if e.role.is_empty() {
-        (e.period, e.explicit_max_ttl)
-    } else {
-        let role = crate::token_role::read(ns, &e.role).await?.ok_or_else(|| {
-            CoreError::bad(format!(
-                "original token role ({}) could not be found, not renewing",
-                e.role
-            ))
-        })?;
-        (
-            lesser_nonzero(e.period, role.token_period),
-            lesser_nonzero(e.explicit_max_ttl, role.token_explicit_max_ttl),
-        )
-    };
+    // (`role` also names the auth role of a login's token: only the token store's own
+    // roles issue under `auth/token/create/`.)
+    let (period, explicit_max_ttl) =
+        if e.role.is_empty() || !e.path.starts_with("auth/token/create/") {
+            (e.period, e.explicit_max_ttl)
+        } else {
+            let role = crate::token_role::read(ns, &e.role).await?.ok_or_else(|| {
+                CoreError::bad(format!(
+                    "original token role ({}) could not be found, not renewing",
+                    e.role
+                ))
+            })?;
+            (
+                lesser_nonzero(e.period, role.token_period),
+                lesser_nonzero(e.explicit_max_ttl, role.token_explicit_max_ttl),
+            )
+        };
     let mut ttl = if period > 0 {
         period
     } else if increment > 0 {

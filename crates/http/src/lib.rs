@@ -592,7 +592,7 @@ fn success_response(r: Response) -> HttpResponse {
         renewable: r.renewable,
         request_id: &strongroom_core::util::request_id(),
         warnings: (!r.warnings.is_empty()).then_some(&r.warnings),
-        wrap_info: None,
+        wrap_info: &r.wrap_info,
     };
     if !r.legacy_top_level {
         return json_response(status, &env);
@@ -617,7 +617,7 @@ struct Envelope<'a> {
     renewable: bool,
     request_id: &'a str,
     warnings: Option<&'a Vec<String>>,
-    wrap_info: Option<()>,
+    wrap_info: &'a Option<strongroom_core::WrapInfo>,
 }
 
 /// A response's data: built as a value, or JSON text written as it is.

@@ -277,9 +277,10 @@ fn an_undeleted_version_is_deleted_again_after_delete_version_after_on_both_serv
     }
 }
 
-/// A client that asks for its response wrapped (`-wrap-ttl`, `X-Vault-Wrap-TTL`) must not get
-/// the secret in clear: OpenBao answers with a single-use wrapping token only; Strongroom,
-/// which wraps no response, refuses the request with 400 and changes nothing.
+/// A client that asks for its response wrapped (`-wrap-ttl`, `X-Vault-Wrap-TTL`) never gets
+/// the secret in clear: both servers answer with a single-use wrapping token only, which
+/// `bao unwrap` opens once; a second unwrap, or one after the TTL, is refused; lookup
+/// tells the creation path and TTL without using the token; rewrap gives a new token.
 #[test]
 fn a_request_asking_for_a_wrapped_response_never_gets_the_secret_in_clear_on_either_server() {
     let ours = strongroom_dev();
@@ -308,11 +309,66 @@ fn a_request_asking_for_a_wrapped_response_never_gets_the_secret_in_clear_on_eit
             String::from_utf8_lossy(&get.stdout),
             String::from_utf8_lossy(&get.stderr),
         );
+        assert!(get.status.success(), "{}: {err}", s.name);
         assert!(
             !out.contains(VALUE) && !err.contains(VALUE),
             "{}: {out} {err}",
             s.name
         );
+        let v: Value = serde_json::from_str(&out).unwrap();
+        assert!(v["data"].is_null(), "{v}");
+        assert_eq!(v["wrap_info"]["ttl"], 300, "{}: {v}", s.name);
+        assert_eq!(
+            v["wrap_info"]["creation_path"], "secret/data/w",
+            "{}: {v}",
+            s.name
+        );
+        let wrapping = v["wrap_info"]["token"].as_str().unwrap().to_owned();
+        // lookup (no token needed) does not use it
+        let look = http(
+            "POST",
+            &s.url("sys/wrapping/lookup"),
+            None,
+            &[],
+            Some(json!({ "token": wrapping }).to_string().as_bytes()),
+        );
+        assert_eq!(look.status, 200, "{}: {}", s.name, look.body);
+        assert_eq!(look.json()["data"]["creation_ttl"], 300, "{}", look.body);
+        // rewrap: a new token; the old one is dead
+        let rewrap = http(
+            "POST",
+            &s.url("sys/wrapping/rewrap"),
+            t,
+            &[],
+            Some(json!({ "token": wrapping }).to_string().as_bytes()),
+        );
+        assert_eq!(rewrap.status, 200, "{}: {}", s.name, rewrap.body);
+        let wrapping2 = rewrap.json()["wrap_info"]["token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert_ne!(wrapping2, wrapping);
+        let unwrap = |tok: &str| bao(a, Some(tok), &["unwrap", "-format=json"]);
+        assert!(
+            !unwrap(&wrapping).status.success(),
+            "{}: the old token",
+            s.name
+        );
+        let opened = unwrap(&wrapping2);
+        assert!(
+            opened.status.success(),
+            "{}",
+            String::from_utf8_lossy(&opened.stderr)
+        );
+        let opened: Value = serde_json::from_slice(&opened.stdout).unwrap();
+        assert_eq!(opened["data"]["data"]["v"], VALUE, "{}: {opened}", s.name);
+        // once only
+        assert!(
+            !unwrap(&wrapping2).status.success(),
+            "{}: unwrapped twice",
+            s.name
+        );
+
         let read = || {
             let r = http("GET", &s.url("secret/data/w"), t, &[], None);
             assert_eq!(r.status, 200, "{}: {}", s.name, r.body);
@@ -336,28 +392,27 @@ fn a_request_asking_for_a_wrapped_response_never_gets_the_secret_in_clear_on_eit
         }
         let put = put("300");
         assert!(!put.body.contains(VALUE), "{}: {}", s.name, put.body);
-        if s.name == "openbao" {
-            assert!(get.status.success(), "{err}");
-            let v: Value = serde_json::from_str(&out).unwrap();
-            assert!(v["wrap_info"]["token"].is_string(), "{v}");
-            assert!(v["data"].is_null(), "{v}");
-            assert_eq!(put.status, 200, "{}", put.body);
-            assert!(put.json()["wrap_info"]["token"].is_string(), "{}", put.body);
-            assert_eq!(read(), "changed");
-        } else {
-            assert!(!get.status.success(), "{out}");
-            assert!(err.contains("response wrapping is not supported"), "{err}");
-            assert_eq!(put.status, 400, "{}", put.body);
-            assert!(
-                put.body.contains("response wrapping is not supported"),
-                "{}",
-                put.body
-            );
-            // Refused before anything ran: the secret is as it was, still one version.
-            assert_eq!(read(), VALUE);
-            let m = http("GET", &s.url("secret/metadata/w"), t, &[], None).json();
-            assert_eq!(m["data"]["current_version"], 1, "{m}");
-        }
+        assert_eq!(put.status, 200, "{}", put.body);
+        assert!(put.json()["wrap_info"]["token"].is_string(), "{}", put.body);
+        assert_eq!(read(), "changed");
+        // a wrapping token expires with its TTL
+        let short = http(
+            "GET",
+            &s.url("secret/data/w"),
+            t,
+            &[("X-Vault-Wrap-TTL", "1")],
+            None,
+        );
+        let short = short.json()["wrap_info"]["token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        std::thread::sleep(std::time::Duration::from_millis(2100));
+        assert!(
+            !unwrap(&short).status.success(),
+            "{}: unwrapped after its TTL",
+            s.name
+        );
         // A zero TTL asks for no wrapping: both answer in clear.
         let r = http(
             "GET",
