@@ -41,7 +41,6 @@ NOT_OURS = {
     "test_system_backend.py::TestSystemBackend::test_audit_hash_1_audit_backend_not_enabled": "audit",
     # still open in issue 38
     "test_system_backend.py::TestSystemBackend::test_get_backed_up_keys": "sys/rekey (issue 38)",
-    "test_system_backend.py::TestSystemBackend::test_secret_backend_manipulation": "sys/remount (issue 38)",
     "test_system_backend.py::TestSystemBackend::test_tune_auth_backend": "approle (issue 38)",
     "test_system_backend.py::TestSystemBackend::test_wrap_write": "approle (issue 38)",
 }

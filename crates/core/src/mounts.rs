@@ -406,6 +406,99 @@ async fn disable_mount(ns: &Arc<NsState>, path: &str) -> Result<()> {
     Ok(())
 }
 
+/// `sys/remount`: moves a secrets engine (`from` → `to`) or an auth method (`auth/a` →
+/// `auth/b`) within the request's namespace. The mount keeps its uuid, so its data, which
+/// lives under the uuid, moves with it at once; the tokens an auth method issued at its
+/// old path are revoked, as OpenBao's stop working.
+/// Answers a migration id, whose status `sys/remount/status/<id>` gives (always
+/// `success`: the move is done when this returns).
+pub(crate) async fn remount(core: &Core, ns: &Arc<NsState>, from: &str, to: &str) -> Result<Value> {
+    let (from_auth, to_auth) = (from.starts_with("auth/"), to.starts_with("auth/"));
+    if from_auth != to_auth {
+        return Err(CoreError::bad(
+            "cannot remount between an auth method and a secrets engine",
+        ));
+    }
+    // A move into another namespace (`ns1/secret` → `ns2/secret`) names a namespace by a
+    // path prefix; every mount here is moved within its own namespace.
+    let active = core.active()?;
+    for p in [from, to] {
+        let first = p
+            .trim_start_matches("auth/")
+            .split('/')
+            .next()
+            .unwrap_or_default();
+        if active.namespaces.child(ns, first).await?.is_some() {
+            return Err(CoreError::bad(format!(
+                "cannot remount across namespaces ({p:?} is in namespace {first}/): move a mount within its namespace"
+            )));
+        }
+    }
+    let src = normalize_path(from.strip_prefix("auth/").unwrap_or(from))?;
+    let dst = normalize_path(to.strip_prefix("auth/").unwrap_or(to))?;
+    if !from_auth {
+        for p in [&src, &dst] {
+            if RESERVED_MOUNTS.iter().any(|r| p.starts_with(r)) {
+                return Err(CoreError::bad(format!("cannot remount {p:?}")));
+            }
+        }
+    } else if src == "token/" || dst == "token/" {
+        return Err(CoreError::bad("cannot remount the token auth method"));
+    }
+    {
+        let _g = ns.admin().lock().await;
+        let mut table = if from_auth {
+            MountTable::load_auth(&ns.view).await?
+        } else {
+            MountTable::load_secrets(&ns.view).await?
+        };
+        let i = table
+            .entries
+            .iter()
+            .position(|e| e.path == src)
+            .ok_or_else(|| CoreError::bad(format!("no matching mount at {src:?}")))?;
+        let mut entry = table.entries.remove(i);
+        check_conflict(&table, &dst)?;
+        entry.path = dst.clone();
+        table.entries.push(entry);
+        if from_auth {
+            ns.view.put_json("sys/auth", &table).await?;
+            ns.set_auth_mounts(table);
+        } else {
+            ns.save_secrets_table(table).await?;
+        }
+    }
+    if from_auth {
+        // The tokens the method issued at its old path die with the move, as OpenBao's
+        // do: none outlives the mount it names.
+        crate::token::revoke_issued_by(core, &active, ns, &src).await?;
+        core.forget_jwt_logins();
+    }
+    let id = util::uuid4();
+    let status = serde_json::json!({
+        "source_mount": from,
+        "target_mount": to,
+        "status": "success",
+    });
+    ns.view
+        .put_json(&format!("sys/remount-status/{id}"), &status)
+        .await?;
+    Ok(serde_json::json!({ "migration_id": id }))
+}
+
+/// `sys/remount/status/<id>`.
+pub(crate) async fn remount_status(ns: &NsState, id: &str) -> Result<Value> {
+    if id.is_empty() || id.contains('/') {
+        return Err(CoreError::bad("invalid migration id"));
+    }
+    let info: Value = ns
+        .view
+        .get_json(&format!("sys/remount-status/{id}"))
+        .await?
+        .ok_or_else(|| CoreError::NotFound(String::new()))?;
+    Ok(serde_json::json!({ "migration_id": id, "migration_info": info }))
+}
+
 fn tune_json(core: &Core, e: &MountEntry) -> Value {
     let or_default = |v: i64, d: i64| if v == 0 { d } else { v };
     json!({

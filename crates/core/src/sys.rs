@@ -43,6 +43,8 @@ pub(crate) enum SysPath {
     Rotate,
     RotateConfig,
     KeyStatus,
+    Remount,
+    RemountStatus,
     WrappingWrap,
     WrappingUnwrap,
     WrappingLookup,
@@ -84,6 +86,9 @@ pub(crate) static PATHS: &[PathSpec<SysPath>] = &[
         .unauthenticated()
         .fields(&[field("token", T::Str)]),
     PathSpec::new("wrapping/wrap", &[W], SysPath::WrappingWrap),
+    PathSpec::new("remount", &[W], SysPath::Remount)
+        .fields(&[field("from", T::Str), field("to", T::Str)]),
+    PathSpec::new("remount/status/{id}", &[R], SysPath::RemountStatus),
     PathSpec::new("wrapping/rewrap", &[W], SysPath::WrappingRewrap)
         .fields(&[field("token", T::Str)]),
     PathSpec::new("mounts", &[R], SysPath::Mounts),
@@ -458,6 +463,21 @@ pub(crate) async fn handle(
                 req.path.rsplit_once("sys/").map_or("", |(_, r)| r)
             )))
         }
+        SysPath::Remount => {
+            let from = fields.str("from").unwrap_or_default();
+            let to = fields.str("to").unwrap_or_default();
+            if from.is_empty() || to.is_empty() {
+                return Err(CoreError::bad("both 'from' and 'to' are required"));
+            }
+            // The id is repeated at the top level, as OpenBao's legacy envelope does.
+            let mut r = Response::data(mounts::remount(core, ns, &from, &to).await?)
+                .with_warning("Mount move is complete; sys/remount/status gives it under the returned migration_id");
+            r.legacy_top_level = true;
+            Ok(r)
+        }
+        SysPath::RemountStatus => Ok(Response::data(
+            mounts::remount_status(ns, captures.get("id")).await?,
+        )),
         SysPath::WrappingWrap => {
             if req.wrap_ttl.is_none_or(|t| t <= 0) {
                 return Err(CoreError::bad(

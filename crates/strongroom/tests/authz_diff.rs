@@ -915,3 +915,118 @@ fn token_roles_issue_what_openbao_issues() {
         assert_eq!(o, t, "case {i}: ours, then OpenBao's");
     }
 }
+
+/// `sys/remount`: a secrets engine moves with its data, an auth method moves, and the
+/// moves OpenBao refuses are refused, on both servers.
+#[test]
+fn remount_moves_mounts_as_openbao_does() {
+    let (ours, theirs) = both(|s| {
+        let mut out = Vec::new();
+        ok(
+            call(
+                s,
+                ROOT,
+                "",
+                "POST",
+                "sys/mounts/src",
+                json!({"type": "kv", "options": {"version": "2"}}),
+            ),
+            "mount",
+            s.name,
+        );
+        ok(
+            call(
+                s,
+                ROOT,
+                "",
+                "POST",
+                "src/data/k",
+                json!({"data": {"v": "1"}}),
+            ),
+            "write",
+            s.name,
+        );
+        let r = call(
+            s,
+            ROOT,
+            "",
+            "POST",
+            "sys/remount",
+            json!({"from": "src", "to": "dst"}),
+        );
+        out.push(json!(r.status));
+        let id = r.json()["migration_id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        // the move may be asynchronous: wait for its status
+        let mut status = Value::Null;
+        for _ in 0..50 {
+            let st = call(
+                s,
+                ROOT,
+                "",
+                "GET",
+                &format!("sys/remount/status/{id}"),
+                json!({}),
+            );
+            status = st.json()["data"]["migration_info"]["status"].clone();
+            if status == "success" {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        out.push(status);
+        out.push(call(s, ROOT, "", "GET", "dst/data/k", json!({})).json()["data"]["data"].clone());
+        out.push(json!(
+            call(s, ROOT, "", "GET", "src/data/k", json!({})).status
+        ));
+        let mounts = call(s, ROOT, "", "GET", "sys/mounts", json!({})).json()["data"].clone();
+        out.push(json!([
+            mounts.get("src/").is_some(),
+            mounts.get("dst/").is_some()
+        ]));
+        // refused: onto an existing mount, from nothing, auth to secrets, reserved paths
+        for (from, to) in [
+            ("dst", "secret"),
+            ("nothing", "x"),
+            ("auth/token", "auth/t2"),
+            ("dst", "sys/x"),
+            ("dst", "auth/x"),
+        ] {
+            let r = call(
+                s,
+                ROOT,
+                "",
+                "POST",
+                "sys/remount",
+                json!({"from": from, "to": to}),
+            );
+            out.push(json!([from, to, r.status >= 400]));
+        }
+        ok(
+            call(s, ROOT, "", "POST", "sys/auth/j1", json!({"type": "jwt"})),
+            "auth",
+            s.name,
+        );
+        let r = call(
+            s,
+            ROOT,
+            "",
+            "POST",
+            "sys/remount",
+            json!({"from": "auth/j1", "to": "auth/j2"}),
+        );
+        out.push(json!(r.status));
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let auths = call(s, ROOT, "", "GET", "sys/auth", json!({})).json()["data"].clone();
+        out.push(json!([
+            auths.get("j1/").is_some(),
+            auths.get("j2/").is_some()
+        ]));
+        out
+    });
+    for (i, (o, t)) in ours.iter().zip(&theirs).enumerate() {
+        assert_eq!(o, t, "step {i}: ours, then OpenBao's");
+    }
+}

@@ -1296,3 +1296,66 @@ fn non_string_claims_are_judged_as_openbao_judges_them() {
         "{report}"
     );
 }
+
+/// An auth method moved with `sys/remount` takes its logins' tokens with it: they stop
+/// working at the move, on both servers (none outlives the mount it names), and the
+/// moved method logs in at its new path.
+#[test]
+fn tokens_of_a_moved_auth_method_stop_working() {
+    let setup = Setup::new();
+    for s in [strongroom_dev(), openbao_dev()] {
+        let (tok, _) = job_token(&setup, &s, &ci_role());
+        let r = http(
+            "POST",
+            &s.url("sys/remount"),
+            Some(ROOT),
+            &[],
+            Some(br#"{"from": "auth/jwt", "to": "auth/moved"}"#),
+        );
+        assert_eq!(r.status, 200, "{}: {}", s.name, r.body);
+        let mut status = 0;
+        for _ in 0..50 {
+            status = http(
+                "GET",
+                &s.url("auth/token/lookup-self"),
+                Some(&tok),
+                &[],
+                None,
+            )
+            .status;
+            if status == 403 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        assert_eq!(
+            status, 403,
+            "{}: a token outlived the move of its method",
+            s.name
+        );
+        let jwt = setup.issuer.sign(&gitlab_claims()).unwrap();
+        let body = json!({"role": "ci", "jwt": jwt}).to_string();
+        // (OpenBao moves in the background: its new path answers once the move is done)
+        let mut r = http(
+            "POST",
+            &s.url("auth/moved/login"),
+            None,
+            &[],
+            Some(body.as_bytes()),
+        );
+        for _ in 0..50 {
+            if r.status == 200 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            r = http(
+                "POST",
+                &s.url("auth/moved/login"),
+                None,
+                &[],
+                Some(body.as_bytes()),
+            );
+        }
+        assert_eq!(r.status, 200, "{}: {}", s.name, r.body);
+    }
+}
