@@ -40,7 +40,6 @@ NOT_OURS = {
     # audit devices: the audit issue
     "test_system_backend.py::TestSystemBackend::test_audit_hash_1_audit_backend_not_enabled": "audit",
     # still open in issue 38
-    "test_system_backend.py::TestSystemBackend::test_get_backed_up_keys": "sys/rekey (issue 38)",
     "test_system_backend.py::TestSystemBackend::test_tune_auth_backend": "approle (issue 38)",
     "test_system_backend.py::TestSystemBackend::test_wrap_write": "approle (issue 38)",
 }

@@ -557,6 +557,26 @@ impl Barrier {
         Ok(())
     }
 
+    /// Re-wrap the root key under `new_unseal` and store `also` (the new seal
+    /// configuration) in one transaction: a rekey either takes whole or not at all, so the
+    /// root key is never wrapped under a key whose configuration is not stored.
+    pub async fn rekey_root_key(
+        &self,
+        new_unseal: &UnsealKey,
+        also: Vec<strongroom_storage::Op>,
+    ) -> Result<()> {
+        let ring = self.keyring.load_full().ok_or(BarrierError::Sealed)?;
+        let wrapped = wrap(
+            new_unseal.expose(),
+            ROOT_KEY_PATH.as_bytes(),
+            &ring.root_key,
+        );
+        let mut ops = vec![strongroom_storage::Op::put(ROOT_KEY_PATH, wrapped)];
+        ops.extend(also);
+        self.storage.transact(ops).await?;
+        Ok(())
+    }
+
     async fn load_keyring(&self, root_key: Zeroizing<Vec<u8>>) -> Result<Keyring> {
         let ct = self
             .storage

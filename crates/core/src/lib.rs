@@ -25,6 +25,7 @@ pub mod fuzz_entry;
 mod mounts;
 mod namespace;
 mod policy;
+mod rekey;
 pub mod release;
 pub mod request;
 mod route;
@@ -111,6 +112,8 @@ pub struct Core {
     pub(crate) cfg: CoreConfig,
     pub(crate) seal: Seal,
     unseal: parking_lot::Mutex<UnsealProgress>,
+    /// A `sys/rekey` attempt in progress on this node.
+    pub(crate) rekey: parking_lot::Mutex<Option<rekey::Attempt>>,
     pub(crate) active: ArcSwapOption<Active>,
     lifecycle: tokio::sync::Mutex<()>,
     pub(crate) version: &'static str,
@@ -221,6 +224,7 @@ impl Core {
             cfg,
             seal,
             unseal: parking_lot::Mutex::new(UnsealProgress::default()),
+            rekey: parking_lot::Mutex::new(None),
             active: ArcSwapOption::empty(),
             lifecycle: tokio::sync::Mutex::new(()),
             version: env!("CARGO_PKG_VERSION"),

@@ -45,6 +45,9 @@ pub(crate) enum SysPath {
     KeyStatus,
     Remount,
     RemountStatus,
+    RekeyInit,
+    RekeyUpdate,
+    RekeyBackup,
     WrappingWrap,
     WrappingUnwrap,
     WrappingLookup,
@@ -86,6 +89,22 @@ pub(crate) static PATHS: &[PathSpec<SysPath>] = &[
         .unauthenticated()
         .fields(&[field("token", T::Str)]),
     PathSpec::new("wrapping/wrap", &[W], SysPath::WrappingWrap),
+    // Rekey needs a token with sudo here as well as the shares: OpenBao's unauthenticated
+    // rekey let anyone start or cancel an attempt (CVE-2025-52894), and OpenBao 2.7 turns
+    // it off by default (405) unless a listener sets `disable_unauthed_rekey_endpoints`.
+    PathSpec::new("rekey/init", &[R, W, D], SysPath::RekeyInit)
+        .sudo()
+        .fields(&[
+            field("secret_shares", T::Int),
+            field("secret_threshold", T::Int),
+            field("pgp_keys", T::StrList),
+            field("backup", T::Bool),
+            field("require_verification", T::Bool),
+        ]),
+    PathSpec::new("rekey/update", &[W], SysPath::RekeyUpdate)
+        .sudo()
+        .fields(&[field("key", T::Str), field("nonce", T::Str)]),
+    PathSpec::new("rekey/backup", &[R, D], SysPath::RekeyBackup).sudo(),
     PathSpec::new("remount", &[W], SysPath::Remount)
         .fields(&[field("from", T::Str), field("to", T::Str)]),
     PathSpec::new("remount/status/{id}", &[R], SysPath::RemountStatus),
@@ -463,6 +482,16 @@ pub(crate) async fn handle(
                 req.path.rsplit_once("sys/").map_or("", |(_, r)| r)
             )))
         }
+        SysPath::RekeyInit => match op {
+            Operation::Delete => crate::rekey::cancel(core).await,
+            Operation::Read => crate::rekey::read(core).await,
+            _ => crate::rekey::start(core, fields).await,
+        },
+        SysPath::RekeyUpdate => crate::rekey::update(core, fields).await,
+        SysPath::RekeyBackup => match op {
+            Operation::Delete => Ok(Response::none()),
+            _ => crate::rekey::backup(),
+        },
         SysPath::Remount => {
             let from = fields.str("from").unwrap_or_default();
             let to = fields.str("to").unwrap_or_default();

@@ -205,3 +205,183 @@ fn key_rotation_and_status() {
     );
     assert_eq!(r.status, 400, "too-short interval refused");
 }
+
+/// `bao status` as JSON, whatever its exit code (2 when sealed).
+fn status_json(addr: &str) -> Value {
+    let o = bao(addr, None, &["status", "-format=json"]);
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("bao status: {e}: {o:?}"))
+}
+
+/// `bao operator rekey` on both servers (OpenBao with its listener's rekey endpoints
+/// re-enabled; ours asks for a sudo token as well): init 3/2, rekey to 5/3 with two old shares, seal,
+/// and the new shares (three of them) unseal while the old ones no longer do; the rekey
+/// outputs have the same shape. A wrong nonce, a cancelled attempt and PGP keys are refused.
+#[test]
+fn operator_rekey_matches_openbao() {
+    fn run(s: &Server) -> Vec<(String, Value)> {
+        let a = &s.addr;
+        let mut out = Vec::new();
+        let init = bao_json(
+            a,
+            None,
+            &["operator", "init", "-key-shares=3", "-key-threshold=2"],
+        );
+        let old: Vec<String> = init["unseal_keys_b64"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k.as_str().unwrap().to_owned())
+            .collect();
+        let root = init["root_token"].as_str().unwrap().to_owned();
+        for k in &old[..2] {
+            bao_ok(a, None, &["operator", "unseal", k]);
+        }
+        let t = Some(root.as_str());
+        let started = bao_json(
+            a,
+            t,
+            &[
+                "operator",
+                "rekey",
+                "-init",
+                "-key-shares=5",
+                "-key-threshold=3",
+                "-format=json",
+            ],
+        );
+        out.push(("init".into(), shape(&started)));
+        let nonce = started["nonce"].as_str().unwrap().to_owned();
+        let status = bao_json(a, t, &["operator", "rekey", "-status", "-format=json"]);
+        out.push(("status".into(), shape(&status)));
+        assert_eq!(status["started"], true, "{}", s.name);
+        assert_eq!(status["required"], 2, "{}", s.name);
+        // a wrong nonce is refused
+        let err = bao_err(a, t, &["operator", "rekey", "-nonce=nope", &old[0]]);
+        assert!(err.contains("nonce"), "{}: {err}", s.name);
+        let first = bao_json(
+            a,
+            t,
+            &[
+                "operator",
+                "rekey",
+                &format!("-nonce={nonce}"),
+                "-format=json",
+                &old[0],
+            ],
+        );
+        assert_ne!(first["complete"], true, "{}: {first}", s.name);
+        out.push(("first".into(), shape(&first)));
+        let done = bao_json(
+            a,
+            t,
+            &[
+                "operator",
+                "rekey",
+                &format!("-nonce={nonce}"),
+                "-format=json",
+                &old[1],
+            ],
+        );
+        out.push(("done".into(), shape(&done)));
+        let new: Vec<String> = done["keys_base64"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k.as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(new.len(), 5, "{}: {done}", s.name);
+        bao_ok(a, t, &["operator", "seal"]);
+        let st = status_json(a);
+        assert_eq!(
+            (st["t"].clone(), st["n"].clone()),
+            (3.into(), 5.into()),
+            "{}: {st}",
+            s.name
+        );
+        // the old shares no longer unseal
+        for k in &old[..2] {
+            let _ = bao(a, None, &["operator", "unseal", k]);
+        }
+        let st = status_json(a);
+        assert_eq!(st["sealed"], true, "{}: old shares unsealed: {st}", s.name);
+        bao_ok(a, None, &["operator", "unseal", "-reset"]);
+        for k in &new[..3] {
+            let _ = bao(a, None, &["operator", "unseal", k]);
+        }
+        let st = status_json(a);
+        assert_eq!(
+            st["sealed"], false,
+            "{}: new shares did not unseal: {st}",
+            s.name
+        );
+        // cancel, and a backup that does not exist
+        bao_ok(
+            a,
+            t,
+            &[
+                "operator",
+                "rekey",
+                "-init",
+                "-key-shares=1",
+                "-key-threshold=1",
+            ],
+        );
+        bao_ok(a, t, &["operator", "rekey", "-cancel"]);
+        let st = bao_json(a, t, &["operator", "rekey", "-status", "-format=json"]);
+        assert_eq!(st["started"], false, "{}", s.name);
+        let r = http("GET", &s.url("sys/rekey/backup"), t, &[], None);
+        assert_eq!(r.status, 400, "{}: {}", s.name, r.body);
+        out
+    }
+    let (d1, d2) = (TempDir::new("rekey-ours"), TempDir::new("rekey-bao"));
+    let ours = run(&our_server(&d1));
+    // OpenBao 2.7 serves rekey only on a listener that re-enables it
+    let port = free_port();
+    let cfg = d2.path().join("openbao.hcl");
+    std::fs::write(
+        &cfg,
+        format!("storage \"inmem\" {{}}\nlistener \"tcp\" {{\n  address = \"127.0.0.1:{port}\"\n  tls_disable = true\n  disable_unauthed_rekey_endpoints = false\n}}\ndisable_mlock = true\n"),
+    )
+    .unwrap();
+    let theirs = run(&openbao_config(&cfg, port));
+    assert_eq!(ours.len(), theirs.len());
+    for ((what, o), (_, t)) in ours.iter().zip(&theirs) {
+        assert_same_shape(what, o, t);
+    }
+}
+
+/// A server with a static (auto-unseal) seal has no shares to rekey: refused with a reason
+/// that says where its key is rotated, and nothing changes.
+#[test]
+fn rekey_with_a_static_seal_is_refused_clearly() {
+    let dir = TempDir::new("rekey-static");
+    let key = dir.path().join("seal.key");
+    std::fs::write(&key, "cd".repeat(32)).unwrap();
+    let cfg = dir.path().join("s.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[storage.sqlite]\npath = \"{}\"\n[[listener]]\naddress = \"127.0.0.1:0\"\ntls_disable = true\n[seal]\ntype = \"static\"\ncurrent_key_id = \"k\"\ncurrent_key = \"file://{}\"\n",
+            dir.path().join("db").display(),
+            key.display()
+        ),
+    )
+    .unwrap();
+    let s = strongroom_config(&cfg);
+    let init = http("PUT", &s.url("sys/init"), None, &[], Some(b"{}")).json();
+    let root = init["root_token"].as_str().unwrap().to_owned();
+    let err = bao_err(
+        &s.addr,
+        Some(&root),
+        &[
+            "operator",
+            "rekey",
+            "-init",
+            "-key-shares=3",
+            "-key-threshold=2",
+        ],
+    );
+    assert!(err.contains("static key"), "{err}");
+    let st = http("GET", &s.url("sys/rekey/init"), Some(&root), &[], None);
+    assert_eq!(st.status, 400, "{}", st.body);
+}
