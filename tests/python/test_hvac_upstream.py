@@ -34,14 +34,11 @@ NOT_OURS = {
     # OpenBao's identity OIDC provider (identity/oidc/...), which this server does not offer
     "test_jwt.py::TestJWT::test_configure_0_configure_using_vault_identity_OIDC": "identity OIDC",
     "test_jwt.py::TestJWT::test_read_config_0_configure_using_vault_identity_OIDC": "identity OIDC",
-    "test_jwt.py::TestJWT::test_jwt_login_0_success": "identity OIDC (and approle)",
+    "test_jwt.py::TestJWT::test_jwt_login_0_success": "identity OIDC",
     # the PKI secrets engine
     "test_system_backend.py::TestSystemBackend::test_read_lease": "PKI engine",
     # audit devices: the audit issue
     "test_system_backend.py::TestSystemBackend::test_audit_hash_1_audit_backend_not_enabled": "audit",
-    # still open in issue 38
-    "test_system_backend.py::TestSystemBackend::test_tune_auth_backend": "approle (issue 38)",
-    "test_system_backend.py::TestSystemBackend::test_wrap_write": "approle (issue 38)",
 }
 
 

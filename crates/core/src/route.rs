@@ -181,7 +181,7 @@ impl<'a> Fields<'a> {
         self.raw(name)
     }
 
-    fn raw(&self, name: &str) -> Option<&'a Value> {
+    pub fn raw(&self, name: &str) -> Option<&'a Value> {
         self.data.get(name).filter(|v| !v.is_null())
     }
 

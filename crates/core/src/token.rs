@@ -303,7 +303,7 @@ fn mac(active: &Active, id: &str) -> String {
 /// The stored hash of a token id or accessor: its HMAC, prefixed with its creation time
 /// when it has one (`time_prefix`), which orders storage keys by creation and reveals
 /// nothing the id did not already show.
-fn hash_token(active: &Active, id: &str) -> String {
+pub(crate) fn hash_token(active: &Active, id: &str) -> String {
     match time_prefix(id) {
         Some(t) => format!("{t}{}", mac(active, id)),
         None => mac(active, id),

@@ -1023,72 +1023,34 @@ async fn login_checked(
         return Err(CoreError::bad("auth methods cannot create root tokens"));
     }
 
-    let batch = matches!(role.token_type.as_str(), "batch" | "default-batch");
-    let mounted_default = if mount.config.default_lease_ttl > 0 {
-        mount.config.default_lease_ttl
-    } else {
-        core.cfg.default_lease_ttl
+    let display_name = format!(
+        "{}{}",
+        mount.path.trim_end_matches('/').replace('/', "-"),
+        if user.is_empty() {
+            String::new()
+        } else {
+            format!("-{user}")
+        }
+    );
+    let params = super::TokenParams {
+        ttl: role.token_ttl,
+        max_ttl: role.token_max_ttl,
+        explicit_max_ttl: role.token_explicit_max_ttl,
+        period: role.token_period,
+        num_uses: role.token_num_uses,
+        token_type: &role.token_type,
+        bound_cidrs: &role.token_bound_cidrs,
     };
-    let mounted_max = if mount.config.max_lease_ttl > 0 {
-        mount.config.max_lease_ttl
-    } else {
-        core.cfg.max_lease_ttl
-    };
-    let mut ttl = if role.token_period > 0 {
-        role.token_period
-    } else if role.token_ttl > 0 {
-        role.token_ttl
-    } else {
-        mounted_default
-    };
-    let max = if role.token_max_ttl > 0 {
-        role.token_max_ttl.min(mounted_max)
-    } else {
-        mounted_max
-    };
-    if role.token_period == 0 && max > 0 {
-        ttl = ttl.min(max);
-    }
-    if role.token_explicit_max_ttl > 0 {
-        ttl = ttl.min(role.token_explicit_max_ttl);
-    }
-    let now = util::now_secs();
-    let mut entry = TokenEntry {
-        hash: String::new(),
-        accessor: String::new(),
-        parent: None,
+    let mut entry = super::login_entry(
+        core,
+        ns,
+        mount,
+        &params,
         policies,
         meta,
-        display_name: format!(
-            "{}{}",
-            mount.path.trim_end_matches('/').replace('/', "-"),
-            if user.is_empty() {
-                String::new()
-            } else {
-                format!("-{user}")
-            }
-        ),
-        num_uses: if batch { 0 } else { role.token_num_uses },
-        creation_time: now,
-        ttl,
-        explicit_max_ttl: role.token_explicit_max_ttl,
-        // Renewals stop at the role's (or the mount's) max TTL, as in OpenBao.
-        max_ttl: if batch || role.token_period > 0 {
-            0
-        } else {
-            max
-        },
-        period: if batch { 0 } else { role.token_period },
-        renewable: !batch,
-        expire_time: if ttl > 0 { now + ttl } else { 0 },
-        namespace_id: ns.ns.id.clone(),
-        path: format!("auth/{}login", mount.path),
-        batch,
-        orphan: true,
-        entity_id: String::new(),
-        role: role_name,
-        bound_cidrs: role.token_bound_cidrs.clone(),
-    };
+        display_name,
+        role_name,
+    );
     let id = token::issue(core, active, ns, &mut entry, None, persist).await?;
     Ok((id, entry, exp))
 }
