@@ -18,6 +18,7 @@
 pub mod api;
 mod auth;
 mod codec;
+pub mod cors;
 mod engines;
 pub mod error;
 #[doc(hidden)]

@@ -45,6 +45,7 @@ pub(crate) enum SysPath {
     KeyStatus,
     Remount,
     RemountStatus,
+    ConfigCors,
     RekeyInit,
     RekeyUpdate,
     RekeyBackup,
@@ -105,7 +106,15 @@ pub(crate) static PATHS: &[PathSpec<SysPath>] = &[
         .sudo()
         .fields(&[field("key", T::Str), field("nonce", T::Str)]),
     PathSpec::new("rekey/backup", &[R, D], SysPath::RekeyBackup).sudo(),
+    PathSpec::new("config/cors", &[R, W, D], SysPath::ConfigCors)
+        .sudo()
+        .fields(&[
+            field("allowed_origins", T::StrList),
+            field("allowed_headers", T::StrList),
+            field("allow_credentials", T::Bool),
+        ]),
     PathSpec::new("remount", &[W], SysPath::Remount)
+        .sudo()
         .fields(&[field("from", T::Str), field("to", T::Str)]),
     PathSpec::new("remount/status/{id}", &[R], SysPath::RemountStatus),
     PathSpec::new("wrapping/rewrap", &[W], SysPath::WrappingRewrap)
@@ -491,6 +500,13 @@ pub(crate) async fn handle(
         SysPath::RekeyBackup => match op {
             Operation::Delete => Ok(Response::none()),
             _ => crate::rekey::backup(),
+        },
+        // One CORS configuration for the server, as in OpenBao: root namespace only.
+        SysPath::ConfigCors if !ns.is_root() => Err(CoreError::NotFound(String::new())),
+        SysPath::ConfigCors => match op {
+            Operation::Read => crate::cors::read(core).await,
+            Operation::Delete => crate::cors::delete(core).await,
+            _ => crate::cors::write(core, fields).await,
         },
         SysPath::Remount => {
             let from = fields.str("from").unwrap_or_default();

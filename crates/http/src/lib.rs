@@ -117,6 +117,73 @@ impl App {
 
     /// Answer one request from `peer`.
     pub async fn call(&self, req: hyper::Request<Incoming>, peer: SocketAddr) -> HttpResponse {
+        // A browser's request carries an `Origin`: the core says what CORS allows it.
+        let Some(origin) = req
+            .headers()
+            .get(hyper::header::ORIGIN)
+            .and_then(|v| v.to_str().ok())
+            .filter(|o| !o.is_empty())
+        else {
+            return self.serve(req, peer).await;
+        };
+        let preflight = (req.method() == Method::OPTIONS).then(|| {
+            req.headers()
+                .get(hyper::header::ACCESS_CONTROL_REQUEST_METHOD)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+        });
+        use strongroom_core::cors::CorsAnswer;
+        match self.0.core.cors_answer(origin, preflight).await {
+            CorsAnswer::PassThrough => self.serve(req, peer).await,
+            CorsAnswer::OriginNotAllowed => json_response(
+                StatusCode::FORBIDDEN,
+                &strongroom_core::cors::origin_not_allowed(),
+            ),
+            CorsAnswer::MethodNotAllowed => {
+                let mut r = HttpResponse::new(Full::default());
+                *r.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
+                r
+            }
+            CorsAnswer::Allow {
+                origin,
+                credentials,
+                preflight,
+            } => {
+                let mut r = match &preflight {
+                    // a preflight is answered 200 with an empty body, as OpenBao does
+                    Some(_) => HttpResponse::new(Full::default()),
+                    None => self.serve(req, peer).await,
+                };
+                let h = r.headers_mut();
+                let value = |s: &str| HeaderValue::from_str(s).ok();
+                if let Some(v) = value(&origin) {
+                    h.insert(hyper::header::ACCESS_CONTROL_ALLOW_ORIGIN, v);
+                }
+                h.insert(hyper::header::VARY, HeaderValue::from_static("Origin"));
+                if credentials {
+                    h.insert(
+                        hyper::header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+                        HeaderValue::from_static("true"),
+                    );
+                }
+                if let Some((methods, headers)) = preflight {
+                    if let Some(v) = value(&methods) {
+                        h.insert(hyper::header::ACCESS_CONTROL_ALLOW_METHODS, v);
+                    }
+                    if let Some(v) = value(&headers) {
+                        h.insert(hyper::header::ACCESS_CONTROL_ALLOW_HEADERS, v);
+                    }
+                    h.insert(
+                        hyper::header::ACCESS_CONTROL_MAX_AGE,
+                        HeaderValue::from_static("300"),
+                    );
+                }
+                r
+            }
+        }
+    }
+
+    async fn serve(&self, req: hyper::Request<Incoming>, peer: SocketAddr) -> HttpResponse {
         let (parts, body) = req.into_parts();
         let path = parts.uri.path();
         // A request target starting `//` is read by Go as an authority and a path outside

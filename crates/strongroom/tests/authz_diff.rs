@@ -1290,3 +1290,113 @@ fn approle_logins_are_judged_as_openbao_judges_them() {
     }
     assert_eq!(ours.len(), theirs.len());
 }
+
+/// CORS (`sys/config/cors`) on both servers: off by default; when on, an allowed origin
+/// gets its headers, another origin is refused, a preflight is answered, a method the API
+/// does not have is refused; the configuration reads back the same; off again.
+#[test]
+fn cors_answers_as_openbao_does() {
+    let (ours, theirs) = both(|s| {
+        let mut out: Vec<Value> = Vec::new();
+        let ask = |method: &str, origin: &str, extra: &[(&str, &str)]| {
+            let mut h = vec![("Origin", origin)];
+            h.extend_from_slice(extra);
+            let r = http(method, &s.url("sys/mounts"), Some(ROOT), &h, None);
+            json!([
+                r.status,
+                r.header("access-control-allow-origin"),
+                r.header("vary"),
+                r.header("access-control-allow-methods"),
+                r.header("access-control-allow-headers").map(|h| {
+                    let mut v: Vec<&str> = h.split(',').collect();
+                    v.sort();
+                    v.join(",")
+                }),
+                r.header("access-control-max-age"),
+                if r.status == 403 {
+                    r.json()
+                } else {
+                    Value::Null
+                },
+            ])
+        };
+        out.push(ask("GET", "https://a.example", &[]));
+        // refused on both (OpenBao answers these client errors with a 500, we with a 400)
+        let r = call(
+            s,
+            ROOT,
+            "",
+            "PUT",
+            "sys/config/cors",
+            json!({"allowed_origins": ["*", "https://a.example"]}),
+        );
+        out.push(json!(r.status >= 400));
+        let r = call(
+            s,
+            ROOT,
+            "",
+            "PUT",
+            "sys/config/cors",
+            json!({"allowed_origins": []}),
+        );
+        out.push(json!(r.status >= 400));
+        ok(
+            call(
+                s,
+                ROOT,
+                "",
+                "PUT",
+                "sys/config/cors",
+                json!({"allowed_origins": ["https://a.example"], "allowed_headers": ["X-Custom"]}),
+            ),
+            "cors",
+            s.name,
+        );
+        let cfg = call(s, ROOT, "", "GET", "sys/config/cors", json!({})).json()["data"].clone();
+        let mut headers: Vec<String> =
+            serde_json::from_value(cfg["allowed_headers"].clone()).unwrap_or_default();
+        headers.sort();
+        out.push(json!([cfg["enabled"], cfg["allowed_origins"], headers]));
+        out.push(ask("GET", "https://a.example", &[]));
+        out.push(ask("GET", "https://evil.example", &[]));
+        out.push(ask(
+            "OPTIONS",
+            "https://a.example",
+            &[("Access-Control-Request-Method", "PUT")],
+        ));
+        out.push(ask(
+            "OPTIONS",
+            "https://a.example",
+            &[("Access-Control-Request-Method", "TRACE")],
+        ));
+        out.push(ask(
+            "OPTIONS",
+            "https://evil.example",
+            &[("Access-Control-Request-Method", "GET")],
+        ));
+        ok(
+            call(
+                s,
+                ROOT,
+                "",
+                "PUT",
+                "sys/config/cors",
+                json!({"allowed_origins": "*"}),
+            ),
+            "any",
+            s.name,
+        );
+        out.push(ask("GET", "https://any.example", &[]));
+        ok(
+            call(s, ROOT, "", "DELETE", "sys/config/cors", json!({})),
+            "off",
+            s.name,
+        );
+        out.push(call(s, ROOT, "", "GET", "sys/config/cors", json!({})).json()["data"].clone());
+        out.push(ask("GET", "https://evil.example", &[]));
+        out
+    });
+    for (i, (o, t)) in ours.iter().zip(&theirs).enumerate() {
+        assert_eq!(o, t, "step {i}: ours, then OpenBao's");
+    }
+}
