@@ -105,7 +105,7 @@ pub(crate) static PATHS: &[PathSpec<SysPath>] = &[
     PathSpec::new("rekey/update", &[W], SysPath::RekeyUpdate)
         .sudo()
         .fields(&[field("key", T::Str), field("nonce", T::Str)]),
-    PathSpec::new("rekey/backup", &[R, D], SysPath::RekeyBackup).sudo(),
+    PathSpec::new("rekey/backup", &[R, D], SysPath::RekeyBackup),
     PathSpec::new("config/cors", &[R, W, D], SysPath::ConfigCors)
         .sudo()
         .fields(&[

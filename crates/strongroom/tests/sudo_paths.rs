@@ -56,6 +56,20 @@ const CASES: &[Case] = &[
         Some(r#"{"no_parent":true,"ttl":"1h"}"#),
     ),
     case("POST", "auth/token/create-orphan", Some(r#"{"ttl":"1h"}"#)),
+    case("GET", "sys/config/cors", None),
+    case(
+        "PUT",
+        "sys/config/cors",
+        Some(r#"{"allowed_origins":["https://a.example"]}"#),
+    ),
+    case("DELETE", "sys/config/cors", None),
+    case("POST", "sys/mounts/sudomove", Some(r#"{"type":"kv"}"#)),
+    case(
+        "POST",
+        "sys/remount",
+        Some(r#"{"from":"sudomove","to":"sudomoved"}"#),
+    ),
+    case("GET", "sys/rekey/backup", None),
     case("POST", "sys/step-down", Some("{}")),
     case("POST", "sys/seal", Some("{}")),
 ];
