@@ -23,6 +23,7 @@ mod engines;
 pub mod error;
 #[doc(hidden)]
 pub mod fuzz_entry;
+mod leases;
 mod mounts;
 mod namespace;
 mod policy;

@@ -45,6 +45,11 @@ pub(crate) enum SysPath {
     KeyStatus,
     Remount,
     RemountStatus,
+    LeaseLookup,
+    LeaseList,
+    LeaseRevoke,
+    LeaseRevokePrefix,
+    RemovedSudo,
     ConfigCors,
     RekeyInit,
     RekeyUpdate,
@@ -106,6 +111,31 @@ pub(crate) static PATHS: &[PathSpec<SysPath>] = &[
         .sudo()
         .fields(&[field("key", T::Str), field("nonce", T::Str)]),
     PathSpec::new("rekey/backup", &[R, D], SysPath::RekeyBackup),
+    // Leases: this server's are tokens (see `leases`). Sudo as in OpenBao's
+    // `PathsSpecial.Root` (`leases/lookup/*`, `leases/revoke-prefix/*`, …).
+    PathSpec::new("leases/lookup", &[W], SysPath::LeaseLookup).fields(&[field("lease_id", T::Str)]),
+    PathSpec::new("leases/lookup/{prefix*}", &[L], SysPath::LeaseList).sudo(),
+    PathSpec::new("leases/revoke", &[W], SysPath::LeaseRevoke)
+        .fields(&[field("lease_id", T::Str), field("sync", T::Bool)]),
+    PathSpec::new("leases/revoke/{id+}", &[W], SysPath::LeaseRevoke)
+        .fields(&[field("sync", T::Bool)]),
+    PathSpec::new(
+        "leases/revoke-prefix/{prefix+}",
+        &[W],
+        SysPath::LeaseRevokePrefix,
+    )
+    .sudo()
+    .fields(&[field("sync", T::Bool)]),
+    PathSpec::new(
+        "leases/revoke-force/{prefix+}",
+        &[W],
+        SysPath::LeaseRevokePrefix,
+    )
+    .sudo(),
+    // Gone from OpenBao 2.x but still on its sudo list: a caller without sudo is refused
+    // (403) before it learns they are gone (404).
+    PathSpec::new("revoke-prefix/{prefix+}", &[W], SysPath::RemovedSudo).sudo(),
+    PathSpec::new("revoke-force/{prefix+}", &[W], SysPath::RemovedSudo).sudo(),
     PathSpec::new("config/cors", &[R, W, D], SysPath::ConfigCors)
         .sudo()
         .fields(&[
@@ -501,6 +531,29 @@ pub(crate) async fn handle(
             Operation::Delete => Ok(Response::none()),
             _ => crate::rekey::backup(),
         },
+        SysPath::RemovedSudo => Err(CoreError::NotFound(format!(
+            "no handler for route \"sys/{}\". route entry not found.",
+            req.path.rsplit_once("sys/").map_or("", |(_, r)| r)
+        ))),
+        SysPath::LeaseLookup => {
+            let id = fields
+                .str("lease_id")
+                .filter(|i| !i.is_empty())
+                .ok_or_else(|| CoreError::bad("missing param lease_id"))?;
+            crate::leases::lookup(core, ns, &id).await
+        }
+        SysPath::LeaseList => crate::leases::list(ns, captures.get("prefix")).await,
+        SysPath::LeaseRevoke => {
+            let id = match fields.str("lease_id").filter(|i| !i.is_empty()) {
+                Some(i) => i.into_owned(),
+                None if !captures.get("id").is_empty() => captures.get("id").to_owned(),
+                None => return Err(CoreError::bad("missing param lease_id")),
+            };
+            crate::leases::revoke(core, ns, &id).await
+        }
+        SysPath::LeaseRevokePrefix => {
+            crate::leases::revoke_prefix(core, ns, captures.get("prefix")).await
+        }
         // One CORS configuration for the server, as in OpenBao: root namespace only.
         SysPath::ConfigCors if !ns.is_root() => Err(CoreError::NotFound(String::new())),
         SysPath::ConfigCors => match op {

@@ -133,7 +133,7 @@ impl TokenEntry {
     pub fn is_expired(&self, now: i64) -> bool {
         self.expire_time != 0 && now > self.expire_time
     }
-    fn remaining(&self, now: i64) -> i64 {
+    pub(crate) fn remaining(&self, now: i64) -> i64 {
         if self.expire_time == 0 {
             0
         } else {
@@ -336,7 +336,11 @@ fn with_ns_suffix(base: String, ns: &NsState) -> String {
     }
 }
 
-async fn load_entry(active: &Active, ns: &NsState, hash: &str) -> Result<Option<Arc<TokenEntry>>> {
+pub(crate) async fn load_entry(
+    active: &Active,
+    ns: &NsState,
+    hash: &str,
+) -> Result<Option<Arc<TokenEntry>>> {
     if let Some(e) = active.tokens.get(hash) {
         return Ok(Some(e));
     }
@@ -1546,7 +1550,43 @@ pub(crate) async fn revoke_issued_by(
     ns: &NsState,
     mount_path: &str,
 ) -> Result<usize> {
-    let prefix = format!("auth/{mount_path}");
+    revoke_by_path_prefix(core, active, ns, &format!("auth/{mount_path}")).await
+}
+
+/// Whether a token of creation path `path` (its lease ID is `path/<hash>`) lies under
+/// `prefix`.
+fn under(path: &str, prefix: &str) -> bool {
+    path.starts_with(prefix)
+        || prefix
+            .strip_suffix('/')
+            .is_some_and(|p| path.trim_end_matches('/') == p)
+}
+
+/// Every stored token of `ns` whose creation path lies under `prefix`.
+pub(crate) async fn with_path_prefix(ns: &NsState, prefix: &str) -> Result<Vec<TokenEntry>> {
+    let mut after: Option<String> = None;
+    let mut out = Vec::new();
+    loop {
+        let page = ns.view.scan("sys/token/id/", after.as_deref(), 512).await?;
+        let Some((last, _)) = page.last() else { break };
+        after = Some(last.clone());
+        out.extend(
+            page.iter()
+                .filter_map(|(_, v)| serde_json::from_slice::<TokenEntry>(v).ok())
+                .filter(|e| under(&e.path, prefix)),
+        );
+    }
+    Ok(out)
+}
+
+/// Revoke (with their children) the tokens of `ns` whose creation path starts with
+/// `prefix`; how many.
+pub(crate) async fn revoke_by_path_prefix(
+    core: &Core,
+    active: &Active,
+    ns: &NsState,
+    prefix: &str,
+) -> Result<usize> {
     let mut after: Option<String> = None;
     let mut revoked = 0;
     loop {
@@ -1557,7 +1597,7 @@ pub(crate) async fn revoke_issued_by(
             let Ok(e) = serde_json::from_slice::<TokenEntry>(v) else {
                 continue;
             };
-            if e.path.starts_with(&prefix) {
+            if under(&e.path, prefix) {
                 revoke_tree(core, active, &e).await?;
                 revoked += 1;
             }

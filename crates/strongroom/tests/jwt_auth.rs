@@ -1359,3 +1359,122 @@ fn tokens_of_a_moved_auth_method_stop_working() {
         assert_eq!(r.status, 200, "{}: {}", s.name, r.body);
     }
 }
+
+/// An incident: every token a compromised auth method issued is listed, looked up and
+/// revoked by prefix (`sys/leases/*`), on both servers; revoking one lease ends one token.
+#[test]
+fn tokens_are_leases_listed_looked_up_and_revoked_by_prefix() {
+    let setup = Setup::new();
+    for s in [strongroom_dev(), openbao_dev()] {
+        let (a, _) = job_token(&setup, &s, &ci_role());
+        let jwt = setup.issuer.sign(&gitlab_claims()).unwrap();
+        let (status, body) = login(&s, "ci", &jwt);
+        assert_eq!(status, 200, "{}: {body}", s.name);
+        let b = body["auth"]["client_token"].as_str().unwrap().to_owned();
+        let (_, body) = login(&s, "ci", &jwt);
+        let c = body["auth"]["client_token"].as_str().unwrap().to_owned();
+        let listed = http(
+            "LIST",
+            &s.url("sys/leases/lookup/auth/jwt/login/"),
+            Some(ROOT),
+            &[],
+            None,
+        );
+        assert_eq!(listed.status, 200, "{}: {}", s.name, listed.body);
+        let keys = listed.json()["data"]["keys"].as_array().unwrap().clone();
+        assert_eq!(keys.len(), 3, "{}: {keys:?}", s.name);
+        let dirs = http(
+            "LIST",
+            &s.url("sys/leases/lookup/auth/"),
+            Some(ROOT),
+            &[],
+            None,
+        );
+        assert!(
+            dirs.json()["data"]["keys"]
+                .as_array()
+                .unwrap()
+                .contains(&json!("jwt/")),
+            "{}: {}",
+            s.name,
+            dirs.body
+        );
+        let id = format!("auth/jwt/login/{}", keys[0].as_str().unwrap());
+        let look = http(
+            "PUT",
+            &s.url("sys/leases/lookup"),
+            Some(ROOT),
+            &[],
+            Some(json!({ "lease_id": id }).to_string().as_bytes()),
+        );
+        assert_eq!(look.status, 200, "{}: {}", s.name, look.body);
+        let d = look.json()["data"].clone();
+        assert_eq!(d["id"], id, "{}", s.name);
+        assert!(d["ttl"].as_i64().unwrap() > 0, "{}: {d}", s.name);
+        assert_eq!(d["renewable"], true, "{}", s.name);
+        // one lease
+        let r = http(
+            "PUT",
+            &s.url("sys/leases/revoke"),
+            Some(ROOT),
+            &[],
+            Some(json!({ "lease_id": id }).to_string().as_bytes()),
+        );
+        assert_eq!(r.status, 204, "{}: {}", s.name, r.body);
+        let alive = |t: &str| {
+            http("GET", &s.url("auth/token/lookup-self"), Some(t), &[], None).status == 200
+        };
+        let mut wait = 0;
+        while [&a, &b, &c].iter().filter(|t| alive(t)).count() != 2 && wait < 50 {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            wait += 1;
+        }
+        assert_eq!(
+            [&a, &b, &c].iter().filter(|t| alive(t)).count(),
+            2,
+            "{}",
+            s.name
+        );
+        // the whole mount
+        // (a write to a path ending in `/` is refused on both)
+        let r = http(
+            "PUT",
+            &s.url("sys/leases/revoke-prefix/auth/jwt/"),
+            Some(ROOT),
+            &[],
+            Some(b"{}"),
+        );
+        assert_eq!(r.status, 400, "{}: {}", s.name, r.body);
+        bao_ok(
+            &s.addr,
+            Some(ROOT),
+            &["lease", "revoke", "-prefix", "auth/jwt"],
+        );
+        let mut wait = 0;
+        while [&a, &b, &c].iter().any(|t| alive(t)) && wait < 50 {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            wait += 1;
+        }
+        assert!(
+            ![&a, &b, &c].iter().any(|t| alive(t)),
+            "{}: a token outlived revoke-prefix",
+            s.name
+        );
+        let gone = http(
+            "LIST",
+            &s.url("sys/leases/lookup/auth/jwt/login/"),
+            Some(ROOT),
+            &[],
+            None,
+        );
+        assert_eq!(gone.status, 404, "{}: {}", s.name, gone.body);
+        let r = http(
+            "PUT",
+            &s.url("sys/leases/lookup"),
+            Some(ROOT),
+            &[],
+            Some(json!({ "lease_id": id }).to_string().as_bytes()),
+        );
+        assert_eq!(r.status, 400, "{}: {}", s.name, r.body);
+    }
+}

@@ -70,6 +70,10 @@ const CASES: &[Case] = &[
         Some(r#"{"from":"sudomove","to":"sudomoved"}"#),
     ),
     case("GET", "sys/rekey/backup", None),
+    case("LIST", "sys/leases/lookup/auth/", None),
+    case("PUT", "sys/leases/revoke-prefix/auth/nothing", Some("{}")),
+    case("PUT", "sys/leases/revoke-force/auth/nothing", Some("{}")),
+    case("PUT", "sys/revoke-prefix/auth/nothing", Some("{}")),
     case("POST", "sys/step-down", Some("{}")),
     case("POST", "sys/seal", Some("{}")),
 ];
