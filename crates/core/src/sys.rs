@@ -118,7 +118,7 @@ pub(crate) static PATHS: &[PathSpec<SysPath>] = &[
     PathSpec::new("leases/revoke", &[W], SysPath::LeaseRevoke)
         .fields(&[field("lease_id", T::Str), field("sync", T::Bool)]),
     PathSpec::new("leases/revoke/{id+}", &[W], SysPath::LeaseRevoke)
-        .fields(&[field("sync", T::Bool)]),
+        .fields(&[field("lease_id", T::Str), field("sync", T::Bool)]),
     PathSpec::new(
         "leases/revoke-prefix/{prefix+}",
         &[W],

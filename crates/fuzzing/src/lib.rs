@@ -30,8 +30,32 @@ pub const TARGETS: &[&str] = &[
     "storage_records",
 ];
 
-/// Runs target `name` on `data`. Unknown names panic (a harness error, not an input).
+/// Set when any thread panics: a panic in a server task (which Tokio would catch and the
+/// client see only as a closed connection) is a finding too.
+static PANICKED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+fn watch_panics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            PANICKED.store(true, std::sync::atomic::Ordering::SeqCst);
+            previous(info);
+        }));
+    });
+}
+
+/// Runs target `name` on `data`; panics if anything panicked meanwhile, in any thread or
+/// task. Unknown names panic (a harness error, not an input).
 pub fn run(name: &str, data: &[u8]) {
+    watch_panics();
+    run_target(name, data);
+    if PANICKED.swap(false, std::sync::atomic::Ordering::SeqCst) {
+        panic!("{name}: a panic while serving this input (its message is above)");
+    }
+}
+
+fn run_target(name: &str, data: &[u8]) {
     match name {
         "http_request" => http_request(data),
         "jwt" => jwt(data),
