@@ -29,26 +29,15 @@ pub(crate) struct AppRole;
 
 use Operation::{Delete as D, List as L, Read as R, Update as W};
 
-static ROLE_FIELDS: &[Field] = &[
+static ROLE_FIELDS: &[Field] = super::token_setting_fields!(
     field("bind_secret_id", T::Bool),
     field("secret_id_bound_cidrs", T::StrList),
     field("bound_cidr_list", T::StrList),
     field("secret_id_num_uses", T::Int),
     field("secret_id_ttl", T::Duration),
     field("local_secret_ids", T::Bool),
-    field("token_policies", T::StrList),
-    field("policies", T::StrList),
-    field("token_ttl", T::Duration),
-    field("token_max_ttl", T::Duration),
-    field("token_explicit_max_ttl", T::Duration),
-    field("token_period", T::Duration),
-    field("period", T::Duration),
-    field("token_num_uses", T::Int),
-    field("token_type", T::Str),
-    field("token_bound_cidrs", T::StrList),
-    field("token_no_default_policy", T::Bool),
     field("role_id", T::Str),
-];
+);
 static SECRET_ID_FIELDS: &[Field] = &[
     field("metadata", T::Any),
     field("cidr_list", T::StrList),
@@ -103,46 +92,23 @@ struct Role {
     secret_id_ttl: i64,
     #[serde(default)]
     local_secret_ids: bool,
-    #[serde(default)]
-    token_policies: Vec<String>,
-    #[serde(default)]
-    token_ttl: i64,
-    #[serde(default)]
-    token_max_ttl: i64,
-    #[serde(default)]
-    token_explicit_max_ttl: i64,
-    #[serde(default)]
-    token_period: i64,
-    #[serde(default)]
-    token_num_uses: i64,
-    #[serde(default)]
-    token_type: String,
-    #[serde(default)]
-    token_bound_cidrs: Vec<String>,
-    #[serde(default)]
-    token_no_default_policy: bool,
+    #[serde(flatten)]
+    token: super::TokenSettings,
 }
 
 impl Role {
     fn json(&self) -> Value {
-        json!({
+        let mut v = json!({
             "bind_secret_id": self.bind_secret_id,
             "secret_id_bound_cidrs": self.secret_id_bound_cidrs,
             "secret_id_num_uses": self.secret_id_num_uses,
             "secret_id_ttl": self.secret_id_ttl,
             "local_secret_ids": self.local_secret_ids,
-            "token_policies": self.token_policies,
-            "policies": self.token_policies,
-            "token_ttl": self.token_ttl,
-            "token_max_ttl": self.token_max_ttl,
-            "token_explicit_max_ttl": self.token_explicit_max_ttl,
-            "token_period": self.token_period,
-            "period": self.token_period,
-            "token_num_uses": self.token_num_uses,
-            "token_type": if self.token_type.is_empty() { "default" } else { self.token_type.as_str() },
-            "token_bound_cidrs": self.token_bound_cidrs,
-            "token_no_default_policy": self.token_no_default_policy,
-        })
+        });
+        if let Value::Object(m) = &mut v {
+            self.token.write_json(m);
+        }
+        v
     }
 }
 
@@ -299,7 +265,7 @@ async fn login(
         )));
     }
     let mut meta = BTreeMap::from([("role_name".to_owned(), role.name.clone())]);
-    let mut token_cidrs = role.token_bound_cidrs.clone();
+    let mut token_cidrs = role.token.token_bound_cidrs.clone();
     if role.bind_secret_id {
         let secret = fields
             .str("secret_id")
@@ -317,29 +283,10 @@ async fn login(
         }
         meta.extend(s.metadata);
     }
-    let mut policies: Vec<String> = role
-        .token_policies
-        .iter()
-        .map(|p| p.trim().to_lowercase())
-        .filter(|p| !p.is_empty())
-        .collect();
-    if !role.token_no_default_policy && !policies.iter().any(|p| p == "default") {
-        policies.push("default".into());
-    }
-    policies.sort();
-    policies.dedup();
-    if policies.iter().any(|p| p == "root") {
-        return Err(CoreError::bad("auth methods cannot create root tokens"));
-    }
-    let params = super::TokenParams {
-        ttl: role.token_ttl,
-        max_ttl: role.token_max_ttl,
-        explicit_max_ttl: role.token_explicit_max_ttl,
-        period: role.token_period,
-        num_uses: role.token_num_uses,
-        token_type: &role.token_type,
-        bound_cidrs: &token_cidrs,
-    };
+    let policies = role
+        .token
+        .login_policies(role.token.token_policies.clone())?;
+    let params = role.token.params(&token_cidrs);
     Ok(super::login_entry(
         core,
         ns,
@@ -665,15 +612,7 @@ async fn write_role(view: &View, active: &Active, name: &str, f: &Fields<'_>) ->
         secret_id_num_uses: 0,
         secret_id_ttl: 0,
         local_secret_ids: false,
-        token_policies: Vec::new(),
-        token_ttl: 0,
-        token_max_ttl: 0,
-        token_explicit_max_ttl: 0,
-        token_period: 0,
-        token_num_uses: 0,
-        token_type: String::new(),
-        token_bound_cidrs: Vec::new(),
-        token_no_default_policy: false,
+        token: super::TokenSettings::default(),
     });
     f.set_bool("bind_secret_id", &mut role.bind_secret_id);
     if let Some(c) = f
@@ -691,65 +630,14 @@ async fn write_role(view: &View, active: &Active, name: &str, f: &Fields<'_>) ->
     }
     f.set_duration("secret_id_ttl", &mut role.secret_id_ttl);
     f.set_bool("local_secret_ids", &mut role.local_secret_ids);
-    if let Some(p) = f
-        .str_list("token_policies")
-        .or_else(|| f.str_list("policies"))
-    {
-        role.token_policies = p;
-    }
-    f.set_duration("token_ttl", &mut role.token_ttl);
-    f.set_duration("token_max_ttl", &mut role.token_max_ttl);
-    f.set_duration("token_explicit_max_ttl", &mut role.token_explicit_max_ttl);
-    if let Some(p) = f.duration("token_period").or_else(|| f.duration("period")) {
-        role.token_period = p;
-    }
-    if let Some(n) = f.int("token_num_uses") {
-        if n < 0 {
-            return Err(CoreError::bad("token_num_uses cannot be negative"));
-        }
-        role.token_num_uses = n;
-    }
-    if let Some(t) = f.str("token_type") {
-        let t = t.into_owned();
-        if ![
-            "",
-            "default",
-            "service",
-            "batch",
-            "default-service",
-            "default-batch",
-        ]
-        .contains(&t.as_str())
-        {
-            return Err(CoreError::bad(format!("invalid 'token_type' value {t:?}")));
-        }
-        role.token_type = if t == "default" { String::new() } else { t };
-    }
-    if let Some(c) = f.str_list("token_bound_cidrs") {
-        check_cidrs(&c, "token_bound_cidrs")?;
-        role.token_bound_cidrs = c;
-    }
-    f.set_bool("token_no_default_policy", &mut role.token_no_default_policy);
-    for (k, v) in [
-        ("secret_id_ttl", role.secret_id_ttl),
-        ("token_ttl", role.token_ttl),
-        ("token_max_ttl", role.token_max_ttl),
-        ("token_explicit_max_ttl", role.token_explicit_max_ttl),
-        ("token_period", role.token_period),
-    ] {
-        if v < 0 {
-            return Err(CoreError::bad(format!("{k} cannot be negative")));
-        }
-    }
-    if role.token_max_ttl > 0 && role.token_ttl > role.token_max_ttl {
-        return Err(CoreError::bad(
-            "token_ttl should not be greater than token_max_ttl",
-        ));
+    role.token.update(f)?;
+    if role.secret_id_ttl < 0 {
+        return Err(CoreError::bad("secret_id_ttl cannot be negative"));
     }
     // A role must bind its logins to something.
     if !role.bind_secret_id
         && role.secret_id_bound_cidrs.is_empty()
-        && role.token_bound_cidrs.is_empty()
+        && role.token.token_bound_cidrs.is_empty()
     {
         return Err(CoreError::bad(
             "at least one constraint should be enabled on the role",

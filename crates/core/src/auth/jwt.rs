@@ -65,26 +65,10 @@ pub struct JwtRole {
     pub claim_mappings: BTreeMap<String, String>,
     #[serde(default)]
     pub groups_claim: String,
-    #[serde(default)]
-    pub token_policies: Vec<String>,
+    #[serde(flatten)]
+    pub token: super::TokenSettings,
     #[serde(default)]
     pub token_policies_template_claims: bool,
-    #[serde(default)]
-    pub token_ttl: i64,
-    #[serde(default)]
-    pub token_max_ttl: i64,
-    #[serde(default)]
-    pub token_explicit_max_ttl: i64,
-    #[serde(default)]
-    pub token_period: i64,
-    #[serde(default)]
-    pub token_bound_cidrs: Vec<String>,
-    #[serde(default)]
-    pub token_num_uses: i64,
-    #[serde(default)]
-    pub token_type: String,
-    #[serde(default)]
-    pub token_no_default_policy: bool,
     #[serde(default)]
     pub clock_skew_leeway: i64,
     #[serde(default)]
@@ -119,7 +103,7 @@ static CONFIG_FIELDS: &[Field] = &[
 ];
 
 /// The fields of `auth/<jwt>/role/<name>` (OpenBao's names and their older aliases).
-static ROLE_FIELDS: &[Field] = &[
+static ROLE_FIELDS: &[Field] = super::token_setting_fields!(
     field("role_type", T::Str),
     field("user_claim", T::Str),
     field("user_claim_json_pointer", T::Bool),
@@ -129,27 +113,12 @@ static ROLE_FIELDS: &[Field] = &[
     field("bound_claims_type", T::Str),
     field("claim_mappings", T::Any),
     field("groups_claim", T::Str),
-    field("token_policies", T::StrList),
-    field("policies", T::StrList),
     field("token_policies_template_claims", T::Bool),
-    field("token_ttl", T::Duration),
-    field("ttl", T::Duration),
-    field("token_max_ttl", T::Duration),
-    field("max_ttl", T::Duration),
-    field("token_explicit_max_ttl", T::Duration),
-    field("token_period", T::Duration),
-    field("period", T::Duration),
-    field("token_bound_cidrs", T::StrList),
-    field("bound_cidrs", T::StrList),
-    field("token_num_uses", T::Int),
-    field("num_uses", T::Int),
-    field("token_type", T::Str),
-    field("token_no_default_policy", T::Bool),
     field("clock_skew_leeway", T::Duration),
     field("expiration_leeway", T::Duration),
     field("not_before_leeway", T::Duration),
     field("allowed_redirect_uris", T::StrList),
-];
+);
 
 impl JwtConfig {
     fn to_json(&self) -> Value {
@@ -181,7 +150,7 @@ impl JwtConfig {
 
 impl JwtRole {
     fn to_json(&self) -> Value {
-        json!({
+        let mut v = json!({
             "role_type": self.role_type,
             "user_claim": self.user_claim,
             "user_claim_json_pointer": self.user_claim_json_pointer,
@@ -191,22 +160,7 @@ impl JwtRole {
             "bound_claims_type": self.bound_claims_type,
             "claim_mappings": if self.claim_mappings.is_empty() { Value::Null } else { json!(self.claim_mappings) },
             "groups_claim": self.groups_claim,
-            "token_policies": self.token_policies,
-            "policies": self.token_policies,
             "token_policies_template_claims": self.token_policies_template_claims,
-            "token_ttl": self.token_ttl,
-            "ttl": self.token_ttl,
-            "token_max_ttl": self.token_max_ttl,
-            "max_ttl": self.token_max_ttl,
-            "token_explicit_max_ttl": self.token_explicit_max_ttl,
-            "token_period": self.token_period,
-            "period": self.token_period,
-            "token_bound_cidrs": self.token_bound_cidrs,
-            "bound_cidrs": self.token_bound_cidrs,
-            "token_num_uses": self.token_num_uses,
-            "num_uses": self.token_num_uses,
-            "token_type": if self.token_type.is_empty() { "default" } else { &self.token_type },
-            "token_no_default_policy": self.token_no_default_policy,
             "clock_skew_leeway": self.clock_skew_leeway,
             "expiration_leeway": self.expiration_leeway,
             "not_before_leeway": self.not_before_leeway,
@@ -214,7 +168,11 @@ impl JwtRole {
             "oidc_scopes": Value::Null,
             "verbose_oidc_logging": false,
             "max_age": 0,
-        })
+        });
+        if let Value::Object(m) = &mut v {
+            self.token.write_json(m);
+        }
+        v
     }
 
     fn update(&mut self, fields: &Fields<'_>) -> Result<()> {
@@ -286,82 +244,11 @@ impl JwtRole {
             }
         }
         fields.set_str("groups_claim", &mut self.groups_claim);
-        let pol_key = if fields.has("token_policies") {
-            "token_policies"
-        } else {
-            "policies"
-        };
-        fields.set_str_list(pol_key, &mut self.token_policies);
+        self.token.update(fields)?;
         fields.set_bool(
             "token_policies_template_claims",
             &mut self.token_policies_template_claims,
         );
-        fields.set_duration(
-            if fields.has("ttl") {
-                "ttl"
-            } else {
-                "token_ttl"
-            },
-            &mut self.token_ttl,
-        );
-        fields.set_duration(
-            if fields.has("max_ttl") {
-                "max_ttl"
-            } else {
-                "token_max_ttl"
-            },
-            &mut self.token_max_ttl,
-        );
-        fields.set_duration("token_explicit_max_ttl", &mut self.token_explicit_max_ttl);
-        fields.set_duration(
-            if fields.has("period") {
-                "period"
-            } else {
-                "token_period"
-            },
-            &mut self.token_period,
-        );
-        let cidr_key = if fields.has("bound_cidrs") {
-            "bound_cidrs"
-        } else {
-            "token_bound_cidrs"
-        };
-        fields.set_str_list(cidr_key, &mut self.token_bound_cidrs);
-        for c in &self.token_bound_cidrs {
-            if util::parse_cidr(c).is_none() {
-                return Err(CoreError::bad(format!(
-                    "invalid CIDR {c:?} in token_bound_cidrs"
-                )));
-            }
-        }
-        if let Some(n) = fields
-            .int("token_num_uses")
-            .or_else(|| fields.int("num_uses"))
-        {
-            if n < 0 {
-                return Err(CoreError::bad(
-                    "token_num_uses must be a non-negative integer",
-                ));
-            }
-            self.token_num_uses = n;
-        }
-        fields.set_str("token_type", &mut self.token_type);
-        if ![
-            "",
-            "default",
-            "service",
-            "batch",
-            "default-service",
-            "default-batch",
-        ]
-        .contains(&self.token_type.as_str())
-        {
-            return Err(CoreError::bad(format!(
-                "invalid 'token_type' value {:?}",
-                self.token_type
-            )));
-        }
-        fields.set_bool("token_no_default_policy", &mut self.token_no_default_policy);
         fields.set_duration("clock_skew_leeway", &mut self.clock_skew_leeway);
         fields.set_duration("expiration_leeway", &mut self.expiration_leeway);
         fields.set_duration("not_before_leeway", &mut self.not_before_leeway);
@@ -382,9 +269,6 @@ impl JwtRole {
             return Err(CoreError::bad(
                 "must have at least one bound constraint when creating/updating a role",
             ));
-        }
-        if self.token_max_ttl > 0 && self.token_ttl > self.token_max_ttl {
-            return Err(CoreError::bad("ttl should not be greater than max ttl"));
         }
         Ok(())
     }
@@ -929,8 +813,8 @@ async fn login_checked(
     if role.role_type == "oidc" {
         return Err(CoreError::bad("role with oidc role_type is not allowed"));
     }
-    if !role.token_bound_cidrs.is_empty()
-        && !client_ip.is_some_and(|ip| util::ip_in_cidrs(ip, &role.token_bound_cidrs))
+    if !role.token.token_bound_cidrs.is_empty()
+        && !client_ip.is_some_and(|ip| util::ip_in_cidrs(ip, &role.token.token_bound_cidrs))
     {
         return Err(CoreError::PermissionDenied);
     }
@@ -1000,28 +884,19 @@ async fn login_checked(
             meta.insert(m.clone(), v);
         }
     }
-    let mut policies: Vec<String> = Vec::new();
-    for p in &role.token_policies {
-        let p = if role.token_policies_template_claims {
-            render_template(p, claims)
-                .map_err(|e| CoreError::bad(format!("error rendering policy templates: {e}")))?
-        } else {
-            p.clone()
-        };
-        let p = p.trim().to_lowercase();
-        if !p.is_empty() && !policies.contains(&p) {
-            policies.push(p);
-        }
-    }
-    if !role.token_no_default_policy && !policies.iter().any(|p| p == "default") {
-        policies.push("default".into());
-    }
-    policies.sort();
-    // No login grants the root policy, whether the role names it or a templated policy
-    // renders it from a claim (a project called "root"), as in OpenBao.
-    if policies.iter().any(|p| p == "root") {
-        return Err(CoreError::bad("auth methods cannot create root tokens"));
-    }
+    let policies = if role.token_policies_template_claims {
+        role.token
+            .token_policies
+            .iter()
+            .map(|p| {
+                render_template(p, claims)
+                    .map_err(|e| CoreError::bad(format!("error rendering policy templates: {e}")))
+            })
+            .collect::<Result<Vec<_>>>()?
+    } else {
+        role.token.token_policies.clone()
+    };
+    let policies = role.token.login_policies(policies)?;
 
     let display_name = format!(
         "{}{}",
@@ -1032,15 +907,7 @@ async fn login_checked(
             format!("-{user}")
         }
     );
-    let params = super::TokenParams {
-        ttl: role.token_ttl,
-        max_ttl: role.token_max_ttl,
-        explicit_max_ttl: role.token_explicit_max_ttl,
-        period: role.token_period,
-        num_uses: role.token_num_uses,
-        token_type: &role.token_type,
-        bound_cidrs: &role.token_bound_cidrs,
-    };
+    let params = role.token.params(&role.token.token_bound_cidrs);
     let mut entry = super::login_entry(
         core,
         ns,
