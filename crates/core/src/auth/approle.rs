@@ -508,28 +508,18 @@ async fn issue_secret_id(
         Some(_) => return Err(CoreError::bad("metadata must be a JSON object of strings")),
     };
     // The role's TTL and uses bound a secret ID's: it may ask for less, never more.
-    let ttl = match fields.duration("ttl") {
-        Some(t) if t < 0 => return Err(CoreError::bad("ttl cannot be negative")),
-        Some(t) if t > 0 && (role.secret_id_ttl == 0 || t <= role.secret_id_ttl) => t,
-        Some(t) if t > 0 => {
-            return Err(CoreError::bad(format!(
-                "ttl {t}s is greater than the role's secret_id_ttl of {}s",
-                role.secret_id_ttl
-            )))
-        }
-        _ => role.secret_id_ttl,
-    };
-    let num_uses = match fields.int("num_uses") {
-        Some(n) if n < 0 => return Err(CoreError::bad("num_uses cannot be negative")),
-        Some(n) if n > 0 && (role.secret_id_num_uses == 0 || n <= role.secret_id_num_uses) => n,
-        Some(n) if n > 0 => {
-            return Err(CoreError::bad(format!(
-                "num_uses {n} is greater than the role's secret_id_num_uses of {}",
-                role.secret_id_num_uses
-            )))
-        }
-        _ => role.secret_id_num_uses,
-    };
+    let ttl = within_role(
+        fields.duration("ttl"),
+        role.secret_id_ttl,
+        "ttl",
+        "secret_id_ttl",
+    )?;
+    let num_uses = within_role(
+        fields.int("num_uses"),
+        role.secret_id_num_uses,
+        "num_uses",
+        "secret_id_num_uses",
+    )?;
     let now = util::now_secs();
     let s = SecretId {
         accessor: util::uuid4(),
@@ -565,6 +555,19 @@ async fn issue_secret_id(
         "secret_id_ttl": s.ttl,
         "secret_id_num_uses": s.num_uses,
     })))
+}
+
+/// What a secret ID asks for (`asked`, 0 or absent: the role's) within the role's `bound`
+/// (0: unbounded).
+fn within_role(asked: Option<i64>, bound: i64, what: &str, role_key: &str) -> Result<i64> {
+    match asked {
+        Some(n) if n < 0 => Err(CoreError::bad(format!("{what} cannot be negative"))),
+        Some(n) if n > 0 && (bound == 0 || n <= bound) => Ok(n),
+        Some(n) if n > 0 => Err(CoreError::bad(format!(
+            "{what} {n} is greater than the role's {role_key} of {bound}"
+        ))),
+        _ => Ok(bound),
+    }
 }
 
 /// Whether network `c` lies within one of `outer`.
