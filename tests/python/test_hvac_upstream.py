@@ -1,7 +1,8 @@
 """hvac's own integration suite, run unchanged against Strongroom and against OpenBao.
 
 The five files issue 38 names (kv v2, kv v1, system backend, jwt, token) come from hvac's
-source distribution on PyPI, with its own config files (`vault-tls.hcl`: TLS, `backend
+source distribution on PyPI (downloaded by scripts/test, never by a test), with its own
+config files (`vault-tls.hcl`: TLS, `backend
 "inmem"`, relative certificate paths). hvac's harness starts `vault server -config=...`
 from PATH; a `vault` shim on PATH starts either server. Both runs are in this test, and
 every hvac test that passes on OpenBao must pass on Strongroom, except those named below
@@ -14,7 +15,6 @@ import sys
 import tarfile
 import tempfile
 
-import hvac
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BIN = os.environ.get("STRONGROOM_BIN") or os.path.join(ROOT, "target", "debug", "strongroom")
@@ -43,21 +43,16 @@ NOT_OURS = {
 
 
 def _hvac_source(work):
-    """hvac's sdist, of the version installed, unpacked under `work`."""
-    version = hvac.__version__ if hasattr(hvac, "__version__") else None
-    if version is None:
-        from importlib.metadata import version as v
-
-        version = v("hvac")
-    subprocess.run(
-        [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", ":all:",
-         f"hvac=={version}", "-d", work],
-        check=True,
+    """hvac's sdist (fetched by scripts/test, named by STRONGROOM_HVAC_SDIST), unpacked."""
+    sdist = os.environ.get("STRONGROOM_HVAC_SDIST")
+    assert sdist and os.path.exists(sdist), (
+        "hvac's source distribution is missing: run scripts/test, which downloads it "
+        "(or set STRONGROOM_HVAC_SDIST to hvac-<version>.tar.gz)"
     )
-    sdist = next(f for f in os.listdir(work) if f.endswith(".tar.gz"))
-    with tarfile.open(os.path.join(work, sdist)) as t:
+    with tarfile.open(sdist) as t:
         t.extractall(work, filter="data")
-    return os.path.join(work, sdist[: -len(".tar.gz")])
+    name = os.path.basename(sdist)[: -len(".tar.gz")]
+    return os.path.join(work, name)
 
 
 def _shim(work, name, server_cmd):
