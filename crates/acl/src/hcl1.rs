@@ -1,5 +1,5 @@
-//! The HCL1 subset policies are written in, parsed as OpenBao parses them (it uses
-//! HashiCorp's HCL version 1, not HCL2): several attributes may share a line, items of an
+//! The HCL1 subset policies and OpenBao server configs are written in, parsed as OpenBao
+//! parses them (it uses HashiCorp's HCL version 1, not HCL2), in one pass: several attributes may share a line, items of an
 //! object may be separated by commas or nothing, keys may be quoted, and a nested object
 //! may be written as a block (`allowed_parameters { "a" = [] }`).
 //!
@@ -376,8 +376,7 @@ fn insert(out: &mut Map<String, Value>, key: &str, value: Value, at: &str) -> Re
     }
 }
 
-/// Parse policy text into `{"path": {...}, "name": ...}`.
-pub(crate) fn to_json(text: &str) -> Res<Value> {
+fn parser(text: &str) -> Res<Parser<'_>> {
     let mut p = Parser {
         lex: Lexer {
             src: text.as_bytes(),
@@ -390,6 +389,47 @@ pub(crate) fn to_json(text: &str) -> Res<Value> {
         depth: 0,
     };
     p.advance()?;
+    Ok(p)
+}
+
+/// A whole HCL1 document (an OpenBao server config) as JSON, in one pass with no
+/// backtracking: `key = value` is a key (set once); a block `name "l1" "l2" { … }` is
+/// appended to the array at `name` as `{"l1": {"l2": {…}}}` (a block without labels, as
+/// its body).
+pub fn document_to_json(text: &str) -> Result<Value, String> {
+    let mut p = parser(text)?;
+    let mut root = Map::new();
+    while p.tok != Tok::Eof {
+        let (keys, value, at) = p.item()?;
+        let Some((name, labels)) = keys.split_first() else {
+            return Err(format!("{at}: expected a key"));
+        };
+        if labels.is_empty() && !value.is_object() {
+            insert(&mut root, name, value, &at)?;
+        } else {
+            let block = labels.iter().rev().fold(value, |inner, label| {
+                let mut m = Map::new();
+                m.insert(label.clone(), inner);
+                Value::Object(m)
+            });
+            match root
+                .entry(name.clone())
+                .or_insert_with(|| Value::Array(Vec::new()))
+            {
+                Value::Array(a) => a.push(block),
+                _ => return Err(format!("{at}: {name:?} is both a value and a block")),
+            }
+        }
+        if p.tok == Tok::Comma {
+            p.advance()?;
+        }
+    }
+    Ok(Value::Object(root))
+}
+
+/// Parse policy text into `{"path": {...}, "name": ...}`.
+pub(crate) fn to_json(text: &str) -> Res<Value> {
+    let mut p = parser(text)?;
     let mut paths = Map::new();
     let mut root = Map::new();
     while p.tok != Tok::Eof {
@@ -433,6 +473,28 @@ pub(crate) fn to_json(text: &str) -> Res<Value> {
 mod tests {
     use super::to_json;
     use serde_json::json;
+
+    #[test]
+    fn server_configs_as_json() {
+        let v = super::document_to_json(
+            "backend \"inmem\" {}\nlistener \"tcp\" {\n  address = \"127.0.0.1:8200\"\n  tls_disable = 1\n}\nlistener \"tcp\" { address = \"b\" }\ntelemetry { x = true }\ndisable_mlock = true\ndefault_lease_ttl = \"768h\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            v,
+            json!({
+                "backend": [{"inmem": {}}],
+                "listener": [{"tcp": {"address": "127.0.0.1:8200", "tls_disable": 1}}, {"tcp": {"address": "b"}}],
+                "telemetry": [{"x": true}],
+                "disable_mlock": true,
+                "default_lease_ttl": "768h",
+            })
+        );
+        assert!(super::document_to_json("a = 1\na = 2").is_err());
+        assert!(super::document_to_json("a = 1\na { }").is_err());
+        // the fuzzer's slow input for hcl-rs: refused at once
+        assert!(super::document_to_json("r=n[n][kr[n][n[n][n][kr[n]").is_err());
+    }
 
     #[test]
     fn hcl1_forms_openbao_accepts() {

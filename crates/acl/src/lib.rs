@@ -26,7 +26,7 @@
 #![forbid(unsafe_code)]
 
 pub mod duration;
-mod hcl1;
+pub mod hcl1;
 mod parse;
 
 use std::cmp::Reverse;

@@ -424,34 +424,6 @@ fn seal_from(
 
 // ---- OpenBao HCL / JSON ----
 
-/// HCL body → JSON: `block "label" { … }` becomes `{"block": [{"label": {…}}]}`.
-fn hcl_body_to_json(body: hcl::Body) -> Result<Value> {
-    let mut out = serde_json::Map::new();
-    for s in body.into_inner() {
-        match s {
-            hcl::Structure::Attribute(a) => {
-                let v: hcl::Value = a.expr.into();
-                out.insert(a.key.as_str().to_owned(), serde_json::to_value(v)?);
-            }
-            hcl::Structure::Block(b) => {
-                let mut inner = hcl_body_to_json(b.body)?;
-                for label in b.labels.iter().rev() {
-                    let mut m = serde_json::Map::new();
-                    m.insert(label.as_str().to_owned(), inner);
-                    inner = Value::Object(m);
-                }
-                let entry = out
-                    .entry(b.identifier.as_str().to_owned())
-                    .or_insert_with(|| Value::Array(Vec::new()));
-                if let Value::Array(a) = entry {
-                    a.push(inner);
-                }
-            }
-        }
-    }
-    Ok(Value::Object(out))
-}
-
 /// `{"tcp": {...}}`, `[{"tcp": {...}}]` → `[("tcp", {...})]`.
 fn typed_blocks(v: &Value) -> Vec<(String, Value)> {
     let items: Vec<&Value> = match v {
@@ -661,9 +633,11 @@ pub fn parse(text: &str, format: ConfigFormat, base: &Path) -> Result<ServerConf
             parse_openbao(v, base)
         }
         ConfigFormat::Hcl => {
-            let body: hcl::Body =
-                hcl::from_str(text).map_err(|e| anyhow!("invalid HCL config: {e}"))?;
-            parse_openbao(hcl_body_to_json(body)?, base)
+            // OpenBao reads its configs as HCL1, as our policies are read: one pass, no
+            // backtracking, nesting bounded.
+            let v = strongroom_acl::hcl1::document_to_json(text)
+                .map_err(|e| anyhow!("invalid HCL config: {e}"))?;
+            parse_openbao(v, base)
         }
     }
 }
@@ -824,7 +798,7 @@ mod tests {
 
     #[test]
     fn openbao_hcl_maps_what_it_can() {
-        let body: hcl::Body = hcl::from_str(
+        let body = strongroom_acl::hcl1::document_to_json(
             r#"
             ui = true
             disable_mlock = true
@@ -847,7 +821,7 @@ mod tests {
             "#,
         )
         .unwrap();
-        let c = parse_openbao(hcl_body_to_json(body).unwrap(), Path::new("/")).unwrap();
+        let c = parse_openbao(body, Path::new("/")).unwrap();
         assert_eq!(
             c.storage,
             StorageConfig::Sqlite {
@@ -869,8 +843,8 @@ mod tests {
         );
         assert!(c.notes.iter().any(|n| n.contains("disable_mlock")));
 
-        let bad: hcl::Body = hcl::from_str("storage \"consul\" {\n address = \"x\"\n}\nlistener \"tcp\" {\n tls_disable = true\n}\n").unwrap();
-        let e = parse_openbao(hcl_body_to_json(bad).unwrap(), Path::new("/")).unwrap_err();
+        let bad = strongroom_acl::hcl1::document_to_json("storage \"consul\" {\n address = \"x\"\n}\nlistener \"tcp\" {\n tls_disable = true\n}\n").unwrap();
+        let e = parse_openbao(bad, Path::new("/")).unwrap_err();
         assert!(e.to_string().contains("consul"), "{e}");
     }
 
