@@ -169,6 +169,14 @@ fn validate_name(raw: &str) -> Result<String> {
     if name == "root" {
         return Err(CoreError::bad("cannot update root policy"));
     }
+    // The one policy every wrapping token carries: writing it would grant every wrapping
+    // token in flight, so it is immutable, as in OpenBao.
+    if name == crate::wrapping::POLICY {
+        return Err(CoreError::bad(format!(
+            "cannot update {:?} policy",
+            crate::wrapping::POLICY
+        )));
+    }
     if name.contains('/') || name.contains("..") || name.len() > 256 {
         return Err(CoreError::bad(format!("invalid policy name {raw:?}")));
     }
@@ -291,6 +299,12 @@ pub async fn handle_sys(
             match lname.as_str() {
                 "root" => return Err(CoreError::bad("cannot delete root policy")),
                 "default" => return Err(CoreError::bad("cannot delete default policy")),
+                crate::wrapping::POLICY => {
+                    return Err(CoreError::bad(format!(
+                        "cannot delete {:?} policy",
+                        crate::wrapping::POLICY
+                    )))
+                }
                 _ => {}
             }
             ns.view.delete(&format!("sys/policy/{lname}")).await?;

@@ -776,6 +776,13 @@ async fn create(
             }
         }
     }
+    // Only the server gives a token the wrapping policy, as in OpenBao.
+    if policies.iter().any(|p| p == crate::wrapping::POLICY) {
+        return Err(CoreError::bad(format!(
+            "cannot assign policy {:?}",
+            crate::wrapping::POLICY
+        )));
+    }
     if policies.iter().any(|p| p == "root") && !parent_is_root {
         return Err(CoreError::bad(
             "root tokens may not be created by a non-root token",

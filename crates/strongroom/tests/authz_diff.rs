@@ -1400,3 +1400,42 @@ fn cors_answers_as_openbao_does() {
         assert_eq!(o, t, "step {i}: ours, then OpenBao's");
     }
 }
+
+/// The wrapping tokens' policy cannot be written, deleted or given to a token: a policy
+/// written under that name would grant every wrapping token in flight.
+#[test]
+fn the_response_wrapping_policy_is_the_servers_alone() {
+    let (ours, theirs) = both(|s| {
+        let write = call(
+            s,
+            ROOT,
+            "",
+            "PUT",
+            "sys/policies/acl/response-wrapping",
+            json!({"policy": "path \"*\" { capabilities = [\"sudo\", \"read\"] }"}),
+        );
+        let delete = call(
+            s,
+            ROOT,
+            "",
+            "DELETE",
+            "sys/policies/acl/response-wrapping",
+            json!({}),
+        );
+        let assign = call(
+            s,
+            ROOT,
+            "",
+            "POST",
+            "auth/token/create",
+            json!({"policies": ["response-wrapping"]}),
+        );
+        vec![
+            write.status >= 400,
+            delete.status >= 400,
+            assign.status >= 400,
+        ]
+    });
+    assert_eq!(ours, vec![true, true, true]);
+    assert_eq!(ours, theirs);
+}
