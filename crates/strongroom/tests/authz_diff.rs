@@ -1039,6 +1039,20 @@ fn remount_moves_mounts_as_openbao_does() {
 fn approle_logins_are_judged_as_openbao_judges_them() {
     let (ours, theirs) = both(|s| {
         let mut out: Vec<Value> = Vec::new();
+        let role_id_of = |role: &str| {
+            call(
+                s,
+                ROOT,
+                "",
+                "GET",
+                &format!("auth/approle/role/{role}/role-id"),
+                json!({}),
+            )
+            .json()["data"]["role_id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        };
         ok(
             call(
                 s,
@@ -1073,18 +1087,7 @@ fn approle_logins_are_judged_as_openbao_judges_them() {
             role["secret_id_num_uses"],
             role["bind_secret_id"]
         ]));
-        let role_id = call(
-            s,
-            ROOT,
-            "",
-            "GET",
-            "auth/approle/role/app/role-id",
-            json!({}),
-        )
-        .json()["data"]["role_id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let role_id = role_id_of("app");
         let login = |sid: &str| {
             let r = call(
                 s,
@@ -1194,18 +1197,7 @@ fn approle_logins_are_judged_as_openbao_judges_them() {
             json!({"bind_secret_id": false, "secret_id_bound_cidrs": ["127.0.0.0/8"], "token_policies": ["x"]}),
         );
         out.push(json!(r.status));
-        let local_id = call(
-            s,
-            ROOT,
-            "",
-            "GET",
-            "auth/approle/role/local/role-id",
-            json!({}),
-        )
-        .json()["data"]["role_id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let local_id = role_id_of("local");
         let r = call(
             s,
             "",
@@ -1224,18 +1216,7 @@ fn approle_logins_are_judged_as_openbao_judges_them() {
             json!({"bind_secret_id": false, "secret_id_bound_cidrs": ["10.0.0.0/8"]}),
         );
         out.push(json!(r.status));
-        let far_id = call(
-            s,
-            ROOT,
-            "",
-            "GET",
-            "auth/approle/role/far/role-id",
-            json!({}),
-        )
-        .json()["data"]["role_id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let far_id = role_id_of("far");
         let r = call(
             s,
             "",

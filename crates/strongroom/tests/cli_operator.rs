@@ -355,18 +355,13 @@ fn operator_rekey_matches_openbao() {
 #[test]
 fn rekey_with_a_static_seal_is_refused_clearly() {
     let dir = TempDir::new("rekey-static");
-    let key = dir.path().join("seal.key");
-    std::fs::write(&key, "cd".repeat(32)).unwrap();
-    let cfg = dir.path().join("s.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[storage.sqlite]\npath = \"{}\"\n[[listener]]\naddress = \"127.0.0.1:0\"\ntls_disable = true\n[seal]\ntype = \"static\"\ncurrent_key_id = \"k\"\ncurrent_key = \"file://{}\"\n",
-            dir.path().join("db").display(),
-            key.display()
-        ),
-    )
-    .unwrap();
+    let db = dir.path().join("db");
+    let cfg = static_seal_config(
+        &dir,
+        "s",
+        &format!("[storage.sqlite]\npath = \"{}\"", db.display()),
+        "",
+    );
     let s = strongroom_config(&cfg);
     let init = http("PUT", &s.url("sys/init"), None, &[], Some(b"{}")).json();
     let root = init["root_token"].as_str().unwrap().to_owned();

@@ -12,41 +12,13 @@ use common::*;
 
 /// A production-style config: SQLite under `data/`, static seal key outside it.
 fn config(dir: &TempDir) -> std::path::PathBuf {
-    let key = dir.path().join("seal.key");
-    std::fs::write(
-        &key,
-        "f00dfeedf00dfeedf00dfeedf00dfeedf00dfeedf00dfeedf00dfeedf00dfeed",
+    let db = dir.path().join("data/strongroom.db");
+    static_seal_config(
+        dir,
+        "strongroom",
+        &format!("[storage.sqlite]\npath = \"{}\"", db.display()),
+        "",
     )
-    .unwrap();
-    let cfg = dir.path().join("strongroom.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[storage.sqlite]\npath = \"{}\"\n[[listener]]\naddress = \"127.0.0.1:0\"\ntls_disable = true\n[seal]\ntype = \"static\"\ncurrent_key_id = \"k1\"\ncurrent_key = \"file://{}\"\n",
-            dir.path().join("data/strongroom.db").display(),
-            key.display()
-        ),
-    )
-    .unwrap();
-    cfg
-}
-
-fn init(s: &Server) -> String {
-    let r = http("PUT", &s.url("sys/init"), None, &[], Some(b"{}"));
-    assert_eq!(r.status, 200, "{}", r.body);
-    let root = r.json()["root_token"].as_str().unwrap().to_owned();
-    assert_eq!(
-        http(
-            "POST",
-            &s.url("sys/mounts/secret"),
-            Some(&root),
-            &[],
-            Some(br#"{"type": "kv", "options": {"version": "2"}}"#)
-        )
-        .status,
-        204
-    );
-    root
 }
 
 fn files_under(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
@@ -94,7 +66,7 @@ fn no_secret_or_token_on_disk() {
     let dir = TempDir::new("atrest");
     let cfg = config(&dir);
     let mut s = strongroom_config(&cfg);
-    let root = init(&s);
+    let root = init_with_kv2(&s);
     let mut needles = vec![root.clone()];
     for i in 0..20 {
         let v = format!("PLAINTEXT-SECRET-{i}-{}", "x".repeat(i));
@@ -151,7 +123,7 @@ fn acknowledged_writes_survive_kill_9() {
     let dir = TempDir::new("crash");
     let cfg = config(&dir);
     let mut s = strongroom_config(&cfg);
-    let root = init(&s);
+    let root = init_with_kv2(&s);
     let acked: Arc<Mutex<Vec<(String, String)>>> = Arc::new(Mutex::new(Vec::new()));
     let stop = Arc::new(AtomicBool::new(false));
     let mut writers = Vec::new();
@@ -214,7 +186,7 @@ fn a_database_in_use_is_refused_to_another_process() {
     let dir = TempDir::new("in-use");
     let cfg = config(&dir);
     let mut s = strongroom_config(&cfg);
-    let root = init(&s);
+    let root = init_with_kv2(&s);
     let put = http(
         "POST",
         &s.url("secret/data/app"),

@@ -19,34 +19,21 @@ const MAX_CONNECTIONS: usize = 240;
 const MAX_REQUEST_SIZE: usize = 256 * 1024;
 
 fn server(dir: &TempDir) -> (Server, String) {
-    let key = dir.path().join("seal.key");
-    std::fs::write(&key, "ab".repeat(32)).unwrap();
-    let cfg = dir.path().join("limits.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[storage.sqlite]\npath = \"{}\"\n[[listener]]\naddress = \"127.0.0.1:0\"\ntls_disable = true\n\
-             [seal]\ntype = \"static\"\ncurrent_key_id = \"k\"\ncurrent_key = \"file://{}\"\n\
-             [limits]\nmax_request_size = {MAX_REQUEST_SIZE}\nrequest_timeout = \"{REQUEST_TIMEOUT}s\"\n\
-             read_header_timeout = \"{READ_HEADER_TIMEOUT}s\"\nidle_timeout = \"{IDLE_TIMEOUT}s\"\n\
-             max_connections = {MAX_CONNECTIONS}\n",
-            dir.path().join("db.sqlite").display(),
-            key.display()
+    let cfg = static_seal_config(
+        dir,
+        "limits",
+        &format!(
+            "[storage.sqlite]\npath = \"{}\"",
+            dir.path().join("db.sqlite").display()
         ),
-    )
-    .unwrap();
-    let s = strongroom_config(&cfg);
-    let r = http("PUT", &s.url("sys/init"), None, &[], Some(b"{}"));
-    assert_eq!(r.status, 200, "{}", r.body);
-    let root = r.json()["root_token"].as_str().unwrap().to_owned();
-    let r = http(
-        "POST",
-        &s.url("sys/mounts/secret"),
-        Some(&root),
-        &[],
-        Some(br#"{"type": "kv-v2"}"#),
+        &format!(
+            "[limits]\nmax_request_size = {MAX_REQUEST_SIZE}\nrequest_timeout = \"{REQUEST_TIMEOUT}s\"\n\
+             read_header_timeout = \"{READ_HEADER_TIMEOUT}s\"\nidle_timeout = \"{IDLE_TIMEOUT}s\"\n\
+             max_connections = {MAX_CONNECTIONS}\n"
+        ),
     );
-    assert_eq!(r.status, 204, "{}", r.body);
+    let s = strongroom_config(&cfg);
+    let root = init_with_kv2(&s);
     (s, root)
 }
 

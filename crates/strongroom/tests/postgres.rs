@@ -82,42 +82,17 @@ impl Drop for Schema {
 
 /// A node config on the shared schema; the URL comes from a file, as in production.
 fn node_config(dir: &TempDir, name: &str, schema: &str) -> std::path::PathBuf {
-    let key = dir.path().join("seal.key");
-    if !key.exists() {
-        std::fs::write(
-            &key,
-            "c0ffeec0ffeec0ffeec0ffeec0ffeec0ffeec0ffeec0ffeec0ffeec0ffeec0ff",
-        )
-        .unwrap();
-    }
     let url_file = dir.path().join("pg-url");
     std::fs::write(&url_file, pg_url()).unwrap();
-    let cfg = dir.path().join(format!("{name}.toml"));
-    std::fs::write(
-        &cfg,
-        format!(
-            "[storage.postgres]\nurl_file = \"{}\"\nschema = \"{schema}\"\nstatement_timeout = \"3s\"\n[[listener]]\naddress = \"127.0.0.1:0\"\ntls_disable = true\n[seal]\ntype = \"static\"\ncurrent_key_id = \"k1\"\ncurrent_key = \"file://{}\"\n",
-            url_file.display(),
-            key.display()
+    static_seal_config(
+        dir,
+        name,
+        &format!(
+            "[storage.postgres]\nurl_file = \"{}\"\nschema = \"{schema}\"\nstatement_timeout = \"3s\"",
+            url_file.display()
         ),
+        "",
     )
-    .unwrap();
-    cfg
-}
-
-fn init(s: &Server) -> String {
-    let r = http("PUT", &s.url("sys/init"), None, &[], Some(b"{}"));
-    assert_eq!(r.status, 200, "{}", r.body);
-    let root = r.json()["root_token"].as_str().unwrap().to_owned();
-    let r = http(
-        "POST",
-        &s.url("sys/mounts/secret"),
-        Some(&root),
-        &[],
-        Some(br#"{"type": "kv-v2"}"#),
-    );
-    assert_eq!(r.status, 204, "{}", r.body);
-    root
 }
 
 fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) -> Duration {
@@ -134,7 +109,7 @@ fn pg_two_nodes_share_data_and_cas_has_one_winner_per_version() {
     let schema = Schema::new("nodes");
     let dir = TempDir::new("pg-nodes");
     let a = strongroom_config(&node_config(&dir, "a", &schema.0));
-    let root = init(&a);
+    let root = init_with_kv2(&a);
     let b = strongroom_config(&node_config(&dir, "b", &schema.0));
     // written through A, read through B
     let r = http(
@@ -320,7 +295,7 @@ fn pg_background_lease_moves_when_its_node_dies() {
     let schema = Schema::new("lease");
     let dir = TempDir::new("pg-lease");
     let a = strongroom_config(&node_config(&dir, "a", &schema.0));
-    init(&a);
+    init_with_kv2(&a);
     let b = strongroom_config(&node_config(&dir, "b", &schema.0));
     let mut nodes = [a, b];
     wait_until("one leader", Duration::from_secs(15), || {
@@ -351,7 +326,7 @@ fn pg_restart_during_writes_gives_503_then_recovers_without_losing_acked_writes(
     let schema = Schema::new("restart");
     let dir = TempDir::new("pg-restart");
     let a = strongroom_config(&node_config(&dir, "a", &schema.0));
-    let root = init(&a);
+    let root = init_with_kv2(&a);
     let acked: Arc<Mutex<Vec<(String, String)>>> = Arc::new(Mutex::new(Vec::new()));
     let statuses: Arc<Mutex<HashMap<u16, u64>>> = Arc::new(Mutex::new(HashMap::new()));
     let stop = Arc::new(AtomicBool::new(false));
@@ -511,7 +486,7 @@ fn pg_migrate_sqlite_to_postgres_and_back_and_snapshots() {
     let restored = sqlite_config(&dir, "restored");
     let (root, before, token) = {
         let mut s = strongroom_config(&src);
-        let root = init(&s);
+        let root = init_with_kv2(&s);
         for (k, v) in [("a", "1"), ("b/c", "2")] {
             http(
                 "POST",
@@ -703,7 +678,7 @@ fn pg_three_nodes_started_at_once_all_unseal_after_one_init() {
         assert_eq!(st["initialized"], false, "{st}");
         assert_eq!(st["sealed"], true, "{st}");
     }
-    let root = init(&nodes[0]);
+    let root = init_with_kv2(&nodes[0]);
     let took = wait_until(
         "all three unsealed and serving",
         Duration::from_secs(10),

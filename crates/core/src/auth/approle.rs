@@ -47,6 +47,9 @@ static SECRET_ID_FIELDS: &[Field] = &[
     field("secret_id", T::Str),
 ];
 
+static SECRET_ID: &[Field] = &[field("secret_id", T::Str)];
+static ACCESSOR: &[Field] = &[field("secret_id_accessor", T::Str)];
+
 static PATHS: &[PathSpec<&str>] = &[
     PathSpec::new("login", &[W], "login")
         .unauthenticated()
@@ -57,26 +60,25 @@ static PATHS: &[PathSpec<&str>] = &[
     PathSpec::new("role/{name}/secret-id/?", &[W, L], "secret-id").fields(SECRET_ID_FIELDS),
     PathSpec::new("role/{name}/custom-secret-id", &[W], "custom-secret-id")
         .fields(SECRET_ID_FIELDS),
-    PathSpec::new("role/{name}/secret-id/lookup", &[W], "secret-id-lookup")
-        .fields(&[field("secret_id", T::Str)]),
+    PathSpec::new("role/{name}/secret-id/lookup", &[W], "secret-id-lookup").fields(SECRET_ID),
     PathSpec::new(
         "role/{name}/secret-id/destroy",
         &[W, D],
         "secret-id-destroy",
     )
-    .fields(&[field("secret_id", T::Str)]),
+    .fields(SECRET_ID),
     PathSpec::new(
         "role/{name}/secret-id-accessor/lookup",
         &[W],
         "accessor-lookup",
     )
-    .fields(&[field("secret_id_accessor", T::Str)]),
+    .fields(ACCESSOR),
     PathSpec::new(
         "role/{name}/secret-id-accessor/destroy",
         &[W, D],
         "accessor-destroy",
     )
-    .fields(&[field("secret_id_accessor", T::Str)]),
+    .fields(ACCESSOR),
 ];
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

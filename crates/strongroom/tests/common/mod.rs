@@ -535,3 +535,40 @@ pub fn assert_acked_present(s: &Server, token: &str, acked: &[(String, String)],
         );
     }
 }
+
+/// A production-style config in `dir`: `storage` (a TOML storage section), a loopback
+/// listener, a static seal whose key file (`seal.key`, shared by every config of `dir`)
+/// is made on first use, then `extra` (more TOML sections). Returns its path.
+pub fn static_seal_config(dir: &TempDir, name: &str, storage: &str, extra: &str) -> PathBuf {
+    let key = dir.path().join("seal.key");
+    if !key.exists() {
+        std::fs::write(&key, "c0ffee".repeat(10) + "c0ff").expect("seal key");
+    }
+    let cfg = dir.path().join(format!("{name}.toml"));
+    std::fs::write(
+        &cfg,
+        format!(
+            "{storage}\n[[listener]]\naddress = \"127.0.0.1:0\"\ntls_disable = true\n\
+             [seal]\ntype = \"static\"\ncurrent_key_id = \"k1\"\ncurrent_key = \"file://{}\"\n{extra}",
+            key.display()
+        ),
+    )
+    .expect("config");
+    cfg
+}
+
+/// `sys/init` on a server with a static seal, then kv-v2 at `secret/`; the root token.
+pub fn init_with_kv2(s: &Server) -> String {
+    let r = http("PUT", &s.url("sys/init"), None, &[], Some(b"{}"));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let root = r.json()["root_token"].as_str().unwrap().to_owned();
+    let r = http(
+        "POST",
+        &s.url("sys/mounts/secret"),
+        Some(&root),
+        &[],
+        Some(br#"{"type": "kv-v2"}"#),
+    );
+    assert_eq!(r.status, 204, "{}", r.body);
+    root
+}
